@@ -1,0 +1,61 @@
+/*
+ * index.h - the DRAM index of the flash engine: (namespace, key) -> where
+ * the block's record lies. 16 bytes per entry, open addressing, kept
+ * between 53% and 80% full, so 20-30 bytes of DRAM per indexed block.
+ *
+ * The index keeps a 64-bit fingerprint of (ns, key), not the key: two
+ * blocks whose fingerprints collide share one entry (the later wins) and
+ * a read always compares the full key stored on flash, so a collision is a
+ * miss, never another block's bytes. Single-threaded: one per store.
+ */
+#ifndef GPC_STORE_INDEX_H
+#define GPC_STORE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define INDEX_F_REF 0x01u    /* read since written (CLOCK bit) */
+#define INDEX_F_PINNED 0x02u /* survives eviction (reinserted) */
+
+#define INDEX_MAX_SLOT ((1u << 24) - 1)
+#define INDEX_MAX_OFF4K ((1u << 18) - 1)
+#define INDEX_MAX_LEN4K (1u << 14)
+
+struct index_hkey {
+	uint64_t tag; /* fingerprint of (ns, key); never 0 */
+};
+
+struct index_loc {
+	uint32_t slot;  /* stripe slot of the segment */
+	uint32_t off4k; /* record offset in the logical space / 4096 */
+	uint32_t len4k; /* data sectors, 1..INDEX_MAX_LEN4K */
+	uint8_t flags;  /* INDEX_F_* */
+};
+
+struct store_index;
+
+int index_create(size_t expect, struct store_index **out);
+void index_destroy(struct store_index *ix);
+
+struct index_hkey index_hash(uint64_t ns, const uint8_t *key);
+
+/* 0 and *out, or -GPC_ENOTFOUND. */
+int index_lookup(const struct store_index *ix, struct index_hkey hk,
+		 struct index_loc *out);
+/* Insert or replace; returns 0 or -ENOMEM (index unchanged). */
+int index_upsert(struct store_index *ix, struct index_hkey hk,
+		 const struct index_loc *loc);
+/* Remove; 0 or -GPC_ENOTFOUND. */
+int index_remove(struct store_index *ix, struct index_hkey hk);
+/* Remove only while the entry still points at (slot, off4k). */
+int index_remove_at(struct store_index *ix, struct index_hkey hk,
+		    uint32_t slot, uint32_t off4k);
+/* OR flags into / clear flags of an entry; -GPC_ENOTFOUND if absent. */
+int index_set_flags(struct store_index *ix, struct index_hkey hk,
+		    uint8_t set, uint8_t clear);
+
+size_t index_count(const struct store_index *ix);
+/* DRAM bytes the index holds (table and header). */
+size_t index_bytes(const struct store_index *ix);
+
+#endif

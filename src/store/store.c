@@ -1,0 +1,915 @@
+/*
+ * store.c - the flash engine's lifecycle: format, open with recovery,
+ * close; the completion queue that runs user callbacks from store_poll;
+ * synchronous I/O for the rare paths (recovery, eviction, reconstruction,
+ * rebuild, fsck); device mapping and failure; statistics.
+ *
+ * Recovery trusts only what checks out: a slot's segment is the newest
+ * sequence number that at least k of its chunk headers agree on (the
+ * others are stale or torn and marked bad for this segment), and its
+ * summary must pass the footer and summary CRCs, reconstructed around bad
+ * chunks if need be. Segments are replayed oldest first, so later puts and
+ * tombstones win. Nothing that is not in a sealed segment comes back.
+ *
+ * Threads: one store, one thread (see store.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/crc.h"
+#include "common/log.h"
+#include "gpucache/gpucache.h"
+#include "store_int.h"
+
+#define NO_DEV (~0u)
+#define RECOVER_BATCH 64u
+
+int
+ringq_init(struct ringq *q, uint64_t cap)
+{
+	q->v = calloc(cap, sizeof(*q->v));
+	if (q->v == NULL)
+		return -ENOMEM;
+	q->cap = cap;
+	q->head = q->tail = 0;
+	return 0;
+}
+
+void
+ringq_push(struct ringq *q, uint64_t v)
+{
+	q->v[q->tail++ % q->cap] = v;
+}
+
+int
+ringq_pop(struct ringq *q, uint64_t *v)
+{
+	if (q->head == q->tail)
+		return -1;
+	*v = q->v[q->head++ % q->cap];
+	return 0;
+}
+
+void
+store_done_push(struct store *st, struct store_done *d)
+{
+	d->next = NULL;
+	if (st->done_tail)
+		st->done_tail->next = d;
+	else
+		st->done_head = d;
+	st->done_tail = d;
+}
+
+void
+store_complete(struct store *st, store_cb cb, void *arg, int rc)
+{
+	struct store_done *d = malloc(sizeof(*d));
+
+	if (d == NULL) { /* cannot queue: run it now rather than lose it */
+		if (cb != NULL)
+			cb(arg, rc);
+		st->pending--;
+		return;
+	}
+	d->cb = cb;
+	d->arg = arg;
+	d->rc = rc;
+	store_done_push(st, d);
+}
+
+unsigned
+store_slot_dev(const struct store *st, uint64_t slot, unsigned i,
+	       uint64_t *off)
+{
+	unsigned dev;
+
+	store_geom_chunk(&st->g, slot, i, &dev, off);
+	return dev;
+}
+
+/* Submit r asynchronously; r->dev is a store device, translated here. */
+int
+store_submit(struct store *st, struct store_io_req *r)
+{
+	unsigned sdev = r->dev;
+
+	if (sdev >= st->g.ndev || st->devmap[sdev] == NO_DEV)
+		return -ENODEV;
+	r->dev = (uint16_t)st->devmap[sdev];
+	return store_io_submit(st->io, r);
+}
+
+/* The store device of a request submitted by store_submit. */
+unsigned
+store_req_sdev(const struct store *st, const struct store_io_req *r)
+{
+	return st->rdevmap[r->dev];
+}
+
+void
+store_fail_dev_io(struct store *st, unsigned dev, int err)
+{
+	if (dev >= st->g.ndev || st->dev_failed[dev])
+		return;
+	log_warn("store", "device %u failed (%s): reads reconstruct around it",
+		 dev, gpc_strerror(err));
+	st->dev_failed[dev] = 1;
+}
+
+static void
+sync_cb(struct store_io_req *r)
+{
+	unsigned *left = r->arg;
+
+	(*left)--;
+}
+
+/* Submit the n requests (io device indices) and wait for all of them. */
+static int
+raw_sync_io(struct store_io *io, struct store_io_req **reqs, unsigned n)
+{
+	unsigned left = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		int rc;
+
+		reqs[i]->cb = sync_cb;
+		reqs[i]->arg = &left;
+		rc = store_io_submit(io, reqs[i]);
+		if (rc < 0)
+			reqs[i]->res = rc;
+		else
+			left++;
+	}
+	while (left > 0) {
+		int rc = store_io_poll(io, 1);
+
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN)
+			return rc; /* the backend is broken: give up */
+	}
+	return 0;
+}
+
+/*
+ * Submit n requests whose dev is a STORE device index and wait for all.
+ * Requests to unmapped devices, and reads from failed ones, are not sent:
+ * -ENODEV. Returns 0 or the first error; each req->res tells its own.
+ */
+int
+store_sync_io(struct store *st, struct store_io_req *reqs, unsigned n)
+{
+	struct store_io_req *send[64];
+	unsigned sdev[64];
+	int first = 0;
+
+	for (unsigned base = 0; base < n; base += 64) {
+		unsigned cnt = n - base < 64 ? n - base : 64, ns = 0;
+		int rc;
+
+		for (unsigned i = 0; i < cnt; i++) {
+			struct store_io_req *r = &reqs[base + i];
+
+			if (r->dev >= st->g.ndev || st->devmap[r->dev] == NO_DEV ||
+			    (st->dev_failed[r->dev] && r->op == STORE_IO_READ)) {
+				r->res = -ENODEV;
+				continue;
+			}
+			sdev[ns] = r->dev;
+			r->dev = (uint16_t)st->devmap[r->dev];
+			send[ns++] = r;
+		}
+		rc = raw_sync_io(st->io, send, ns);
+		for (unsigned i = 0; i < ns; i++)
+			send[i]->dev = (uint16_t)sdev[i];
+		if (rc < 0)
+			return rc;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (reqs[i].res < 0 && first == 0)
+			first = reqs[i].res;
+	return first;
+}
+
+void *
+store_zalloc(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, STORE_IO_ALIGN, len) != 0)
+		return NULL;
+	memset(p, 0, len);
+	return p;
+}
+
+/* Write sector 0 (a superblock) of io device j and flush it. */
+static int
+write_sb(struct store_io *io, unsigned j, const struct sb_disk *sb)
+{
+	uint8_t *buf = store_zalloc(STORE_SECTOR);
+	struct iovec iov = { .iov_base = buf, .iov_len = STORE_SECTOR };
+	struct store_io_req w = { .op = STORE_IO_WRITE, .dev = (uint16_t)j,
+				  .buf_index = -1, .iov = &iov, .iovcnt = 1 };
+	struct store_io_req f = { .op = STORE_IO_FLUSH, .dev = (uint16_t)j,
+				  .buf_index = -1 };
+	struct store_io_req *p = &w;
+	int rc;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	sb_encode(sb, buf);
+	rc = raw_sync_io(io, &p, 1);
+	if (rc == 0)
+		rc = w.res < 0 ? w.res : 0;
+	p = &f;
+	if (rc == 0)
+		rc = raw_sync_io(io, &p, 1);
+	if (rc == 0)
+		rc = f.res < 0 ? f.res : 0;
+	free(buf);
+	return rc;
+}
+
+int
+store_format(struct store_io *io, const struct store_format_opts *fo)
+{
+	struct sb_disk sb = { .k = (uint16_t)fo->k, .m = (uint16_t)fo->m };
+	struct store_geom g;
+	uint64_t rows = UINT64_MAX;
+	struct timespec ts;
+	int rc;
+
+	/* default: 32 MiB of data per segment, so 1 MiB blocks waste ~2% */
+	sb.chunk_size = fo->chunk_size ? fo->chunk_size
+				       : ((32u << 20) / (fo->k ? fo->k : 1) +
+					  STORE_SECTOR + STORE_SECTOR - 1) &
+						 ~(STORE_SECTOR - 1);
+	for (unsigned j = 0; j < io->ndev; j++) {
+		struct store_dev_info di;
+
+		rc = io->ops->dev_info(io, j, &di);
+		if (rc < 0)
+			return rc;
+		if (di.state != STORE_DEV_OK) {
+			log_err("store", "format: device %u (%s) missing: %s", j,
+				di.path, gpc_strerror(di.open_err));
+			return di.open_err ? di.open_err : -ENODEV;
+		}
+		if (di.size < STORE_DATA_OFF + 2ull * sb.chunk_size) {
+			log_err("store", "format: device %u (%s) too small: "
+				"%llu bytes", j, di.path,
+				(unsigned long long)di.size);
+			return -ENOSPC;
+		}
+		if ((di.size - STORE_DATA_OFF) / sb.chunk_size < rows)
+			rows = (di.size - STORE_DATA_OFF) / sb.chunk_size;
+	}
+	rc = store_geom_init(&g, io->ndev, fo->k, fo->m, sb.chunk_size, rows);
+	if (rc < 0)
+		return rc;
+	if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != sizeof(sb.uuid))
+		return -EIO;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sb.ndev = io->ndev;
+	sb.rows = rows;
+	sb.data_off = STORE_DATA_OFF;
+	sb.format_time = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	for (unsigned j = 0; j < io->ndev && rc == 0; j++) {
+		struct store_dev_info di;
+
+		io->ops->dev_info(io, j, &di);
+		sb.dev_index = j;
+		sb.dev_size = di.size;
+		rc = write_sb(io, j, &sb);
+	}
+	return rc;
+}
+
+static bool
+sb_compatible(const struct sb_disk *a, const struct sb_disk *b)
+{
+	return memcmp(a->uuid, b->uuid, 16) == 0 && a->ndev == b->ndev &&
+	       a->k == b->k && a->m == b->m && a->chunk_size == b->chunk_size &&
+	       a->rows == b->rows;
+}
+
+/*
+ * Map store device i to the io device whose superblock names it. A store
+ * device nobody claims is failed; it is mapped to io device i when that
+ * one holds no valid superblock of this store (a blank or foreign
+ * replacement, which store_rebuild can fill in).
+ */
+static void
+map_devs(struct store *st, const struct sb_disk *ref, const struct sb_disk *sb,
+	 const bool *ok, bool *claimed, unsigned n)
+{
+	for (unsigned i = 0; i < STORE_MAX_DEVS; i++)
+		st->devmap[i] = st->rdevmap[i] = NO_DEV;
+	for (unsigned j = 0; j < n; j++) {
+		unsigned i = sb[j].dev_index;
+
+		if (!ok[j] || !sb_compatible(&sb[j], ref) || i >= ref->ndev ||
+		    st->devmap[i] != NO_DEV)
+			continue;
+		st->devmap[i] = j;
+		st->rdevmap[j] = i;
+		st->sb_gen[i] = sb[j].sb_gen;
+		claimed[j] = true;
+	}
+	for (unsigned i = 0; i < ref->ndev; i++) {
+		if (st->devmap[i] != NO_DEV)
+			continue;
+		st->dev_failed[i] = 1;
+		if (i < n && !claimed[i]) {
+			st->devmap[i] = i;
+			st->rdevmap[i] = i;
+			claimed[i] = true;
+		}
+		log_warn("store", "open: device %u %s: running degraded", i,
+			 i < n ? "has no superblock of this store"
+			       : "is not configured");
+	}
+}
+
+/* Read every superblock; map store devices to io devices; mark failures. */
+static int
+open_devs(struct store *st, struct sb_disk *ref)
+{
+	unsigned n = st->io->ndev;
+	uint8_t *buf = store_zalloc((size_t)n * STORE_SECTOR);
+	struct store_io_req *reqs = calloc(n, sizeof(*reqs));
+	struct store_io_req **pp = calloc(n, sizeof(*pp));
+	struct iovec *iov = calloc(n, sizeof(*iov));
+	struct sb_disk *sb = calloc(n, sizeof(*sb));
+	bool *ok = calloc(n, sizeof(*ok)), *claimed = calloc(n, sizeof(bool));
+	int rc = -ENOMEM, refj = -1;
+
+	if (!buf || !reqs || !pp || !iov || !sb || !ok || !claimed)
+		goto out;
+	for (unsigned j = 0; j < n; j++) {
+		iov[j] = (struct iovec){ buf + (size_t)j * STORE_SECTOR,
+					 STORE_SECTOR };
+		reqs[j] = (struct store_io_req){ .op = STORE_IO_READ,
+			.dev = (uint16_t)j, .buf_index = -1, .iov = &iov[j],
+			.iovcnt = 1 };
+		pp[j] = &reqs[j];
+	}
+	rc = raw_sync_io(st->io, pp, n);
+	if (rc < 0)
+		goto out;
+	for (unsigned j = 0; j < n; j++) {
+		ok[j] = reqs[j].res >= 0 &&
+			sb_decode(iov[j].iov_base, &sb[j]) == 0;
+		if (ok[j] && refj < 0)
+			refj = (int)j;
+	}
+	rc = -GPC_ECORRUPT;
+	if (refj < 0) {
+		log_err("store", "open: no device has a valid superblock");
+		goto out;
+	}
+	*ref = sb[refj];
+	rc = -GPC_ECONFIG;
+	if (ref->ndev > STORE_MAX_DEVS || ref->ndev == 0) {
+		log_err("store", "open: superblock names %u devices", ref->ndev);
+		goto out;
+	}
+	map_devs(st, ref, sb, ok, claimed, n);
+	rc = 0;
+out:
+	free(buf), free(reqs), free(pp), free(iov), free(sb), free(ok);
+	free(claimed);
+	return rc;
+}
+
+/* Is h a valid chunk header for chunk i of slot s of this store? */
+static bool
+chunk_ok(const struct store *st, const struct chunk_disk *h, uint64_t s,
+	 unsigned i)
+{
+	return memcmp(h->uuid, st->uuid, 16) == 0 && h->slot == s &&
+	       h->chunk_idx == i && h->k == st->g.k && h->m == st->g.m &&
+	       h->chunk_size == st->g.chunk_size && h->seg_seq != 0;
+}
+
+static bool
+chunk_same_seg(const struct chunk_disk *a, const struct chunk_disk *b)
+{
+	return a->seg_seq == b->seg_seq && a->gen == b->gen &&
+	       a->data_len == b->data_len && a->nentries == b->nentries;
+}
+
+/*
+ * Choose the segment a slot holds from its chunk headers: the newest one
+ * that at least k headers agree on. Chunks that disagree are marked bad.
+ */
+static void
+pick_segment(struct store *st, uint32_t s, const struct chunk_disk *h,
+	     const bool *ok)
+{
+	struct slot *sl = &st->slots[s];
+	unsigned w = st->g.w, best = w;
+	bool newer_torn = false;
+
+	for (unsigned i = 0; i < w; i++) {
+		unsigned cnt = 0;
+
+		if (!ok[i])
+			continue;
+		for (unsigned j = 0; j < w; j++)
+			cnt += ok[j] && chunk_same_seg(&h[i], &h[j]);
+		if (cnt < st->g.k)
+			continue;
+		if (best == w || h[i].seg_seq > h[best].seg_seq)
+			best = i;
+	}
+	for (unsigned i = 0; i < w; i++)
+		if (ok[i] && (best == w || h[i].seg_seq > h[best].seg_seq))
+			newer_torn = true;
+	st->s.torn_segs += newer_torn;
+	if (best == w)
+		return;
+	if (h[best].data_len + store_sum_size(h[best].nentries) > st->g.cap ||
+	    (uint64_t)h[best].nentries * SUM_DISK_SIZE > st->g.cap) {
+		st->s.torn_segs++;
+		return;
+	}
+	sl->seq = h[best].seg_seq;
+	sl->gen = h[best].gen;
+	sl->data_len = h[best].data_len;
+	sl->nentries = h[best].nentries;
+	sl->badmask = 0;
+	for (unsigned i = 0; i < w; i++)
+		if (!ok[i] || !chunk_same_seg(&h[i], &h[best]))
+			sl->badmask |= 1ull << i;
+	sl->state = SLOT_SEALED;
+}
+
+/* Read the chunk headers of slots [s0, s0+n) and pick their segments. */
+static int
+scan_slots(struct store *st, uint32_t s0, unsigned n, uint8_t *buf,
+	   struct store_io_req *reqs, struct iovec *iov)
+{
+	unsigned w = st->g.w, cnt = n * w;
+	struct chunk_disk h[CODER_MAX_K + CODER_MAX_M];
+	bool ok[CODER_MAX_K + CODER_MAX_M];
+	int rc;
+
+	for (unsigned q = 0; q < cnt; q++) {
+		uint64_t off;
+		unsigned dev = store_slot_dev(st, s0 + q / w, q % w, &off);
+
+		iov[q] = (struct iovec){ buf + (size_t)q * STORE_SECTOR,
+					 STORE_SECTOR };
+		reqs[q] = (struct store_io_req){ .op = STORE_IO_READ,
+			.dev = (uint16_t)dev, .buf_index = -1, .off = off,
+			.iov = &iov[q], .iovcnt = 1 };
+	}
+	rc = store_sync_io(st, reqs, cnt);
+	if (rc < 0 && rc != -ENODEV && rc != -EIO)
+		return rc;
+	for (unsigned q = 0; q < cnt; q++) {
+		if (reqs[q].res < 0 && reqs[q].res != -ENODEV)
+			store_fail_dev_io(st, reqs[q].dev, reqs[q].res);
+		ok[q % w] = reqs[q].res >= 0 &&
+			    chunk_decode(iov[q].iov_base, &h[q % w]) == 0 &&
+			    chunk_ok(st, &h[q % w], s0 + q / w, q % w);
+		if (q % w == w - 1)
+			pick_segment(st, s0 + q / w, h, ok);
+	}
+	return 0;
+}
+
+struct sum_verify {
+	const struct store *st;
+	uint64_t seq;
+	uint32_t n, len;
+};
+
+/* Verify a summary area read into buf: footer last, entries first. */
+static int
+sum_verify(void *ctx, const uint8_t *buf)
+{
+	struct sum_verify *v = ctx;
+	struct foot_disk f;
+
+	if (foot_decode(buf + v->len - STORE_SECTOR, &f) < 0)
+		return -GPC_ECORRUPT;
+	if (f.seg_seq != v->seq || f.nentries != v->n ||
+	    f.sum_len != v->n * SUM_DISK_SIZE ||
+	    memcmp(f.uuid, v->st->uuid, 16) != 0 ||
+	    f.sum_crc != crc32c(buf, f.sum_len))
+		return -GPC_ECORRUPT;
+	return 0;
+}
+
+/*
+ * Read and verify the summary of the segment in slot s into a new buffer
+ * (*out, freed by the caller). Returns 0 or -errno.
+ */
+int
+store_read_summary(struct store *st, uint32_t s, uint8_t **out)
+{
+	struct slot *sl = &st->slots[s];
+	struct sum_verify v = { .st = st, .seq = sl->seq, .n = sl->nentries };
+	uint8_t *buf;
+	int rc;
+
+	v.len = store_sum_size(sl->nentries);
+	buf = store_zalloc(v.len);
+	if (buf == NULL)
+		return -ENOMEM;
+	rc = store_read_range(st, s, st->g.cap - v.len, v.len, buf, sum_verify,
+			      &v);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* Apply one segment's summary to the index, in append order. */
+static int
+replay(struct store *st, uint32_t s, const uint8_t *sum)
+{
+	const struct slot *sl = &st->slots[s];
+
+	for (uint32_t e = 0; e < sl->nentries; e++) {
+		struct sum_disk d;
+		struct index_hkey hk;
+		struct index_loc loc = { .slot = s };
+		int rc;
+
+		sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
+		hk = index_hash(d.ns, d.key);
+		if (d.flags & SUM_F_TOMBSTONE) {
+			index_remove(st->ix, hk);
+			continue;
+		}
+		if (d.len == 0 || d.len > STORE_MAX_BLOCK ||
+		    (uint64_t)d.off4k * STORE_SECTOR + store_rec_size(d.len) >
+			    sl->data_len)
+			continue; /* cannot be ours: skip the entry */
+		loc.off4k = d.off4k;
+		loc.len4k = (d.len + STORE_SECTOR - 1) / STORE_SECTOR;
+		rc = index_upsert(st->ix, hk, &loc);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct seqslot {
+	uint64_t seq;
+	uint32_t slot;
+};
+
+static int
+seqslot_cmp(const void *a, const void *b)
+{
+	const struct seqslot *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Replay the valid segments oldest first and build the slot queues. */
+static int
+replay_all(struct store *st)
+{
+	struct seqslot *v = calloc(st->g.nslots, sizeof(*v));
+	uint64_t n = 0;
+	int rc = 0;
+
+	if (v == NULL)
+		return -ENOMEM;
+	for (uint32_t s = 0; s < st->g.nslots; s++)
+		if (st->slots[s].state == SLOT_SEALED)
+			v[n++] = (struct seqslot){ st->slots[s].seq, s };
+	qsort(v, n, sizeof(*v), seqslot_cmp);
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		struct slot *sl = &st->slots[v[i].slot];
+		uint8_t *sum;
+
+		rc = store_read_summary(st, v[i].slot, &sum);
+		if (rc < 0) {
+			st->s.torn_segs++;
+			sl->state = SLOT_FREE;
+			sl->seq = 0;
+			rc = rc == -ENOMEM ? rc : 0;
+			continue;
+		}
+		rc = replay(st, v[i].slot, sum);
+		free(sum);
+		ringq_push(&st->fifo, (sl->seq << 24) | v[i].slot);
+		st->s.recovered_segs++;
+		if (sl->seq >= st->next_seq)
+			st->next_seq = sl->seq + 1;
+	}
+	for (uint32_t s = 0; s < st->g.nslots; s++)
+		if (st->slots[s].state == SLOT_FREE)
+			ringq_push(&st->freeq, s);
+	free(v);
+	return rc;
+}
+
+static int
+recover(struct store *st)
+{
+	unsigned w = st->g.w, batch = RECOVER_BATCH;
+	uint8_t *buf = store_zalloc((size_t)batch * w * STORE_SECTOR);
+	struct store_io_req *reqs = calloc((size_t)batch * w, sizeof(*reqs));
+	struct iovec *iov = calloc((size_t)batch * w, sizeof(*iov));
+	uint64_t t0 = clock_now_ns();
+	int rc = -ENOMEM;
+
+	if (buf == NULL || reqs == NULL || iov == NULL)
+		goto out;
+	rc = 0;
+	for (uint64_t s = 0; s < st->g.nslots && rc == 0; s += batch) {
+		unsigned n = st->g.nslots - s < batch ? st->g.nslots - s : batch;
+
+		rc = scan_slots(st, (uint32_t)s, n, buf, reqs, iov);
+	}
+	if (rc == 0)
+		rc = replay_all(st);
+	st->s.recovered_blocks = index_count(st->ix);
+	st->s.recovery_ns = clock_now_ns() - t0;
+out:
+	free(buf);
+	free(reqs);
+	free(iov);
+	return rc;
+}
+
+static int
+store_alloc(struct store *st, const struct sb_disk *ref)
+{
+	size_t expect = st->o.index_expect;
+	int rc;
+
+	rc = store_geom_init(&st->g, ref->ndev, ref->k, ref->m, ref->chunk_size,
+			     ref->rows);
+	if (rc < 0)
+		return rc;
+	memcpy(st->uuid, ref->uuid, 16);
+	rc = coder_create(CODER_ISAL, st->g.k, st->g.m, &st->coder);
+	if (rc < 0)
+		return rc;
+	if (expect == 0) /* grow with use: DRAM follows the blocks held */
+		expect = 1024;
+	rc = index_create(expect, &st->ix);
+	if (rc < 0)
+		return rc;
+	st->slots = calloc(st->g.nslots, sizeof(*st->slots));
+	if (st->slots == NULL)
+		return -ENOMEM;
+	for (uint64_t s = 0; s < st->g.nslots; s++)
+		st->slots[s].wbuf = -1;
+	rc = ringq_init(&st->fifo, st->g.nslots);
+	if (rc == 0)
+		rc = ringq_init(&st->freeq, st->g.nslots);
+	return rc;
+}
+
+static void
+store_free(struct store *st)
+{
+	store_read_fini(st);
+	store_wbufs_fini(st);
+	free(st->fifo.v);
+	free(st->freeq.v);
+	free(st->slots);
+	index_destroy(st->ix);
+	coder_destroy(st->coder);
+	free(st);
+}
+
+int
+store_open(struct store_io *io, const struct store_opts *o,
+	   struct store **out)
+{
+	struct sb_disk ref;
+	struct store *st;
+	int rc;
+
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return -ENOMEM;
+	st->io = io;
+	st->cur = -1;
+	st->next_seq = 1;
+	if (o != NULL)
+		st->o = *o;
+	if (st->o.wbuf_segs == 0)
+		st->o.wbuf_segs = 4;
+	if (st->o.reinsert_pct == 0 || st->o.reinsert_pct > 50)
+		st->o.reinsert_pct = 25;
+	rc = open_devs(st, &ref);
+	if (rc == 0)
+		rc = store_alloc(st, &ref);
+	st->sb = ref;
+	if (rc == 0)
+		rc = recover(st);
+	if (rc == 0 && !st->o.read_only)
+		rc = store_wbufs_init(st);
+	if (rc < 0) {
+		st->io = NULL;
+		store_free(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+/* Run the callbacks queued so far (not those they queue). */
+static int
+run_done(struct store *st)
+{
+	struct store_done *d = st->done_head;
+	int n = 0;
+
+	st->done_head = st->done_tail = NULL;
+	while (d != NULL) {
+		struct store_done *next = d->next;
+
+		st->pending--;
+		if (d->cb != NULL)
+			d->cb(d->arg, d->rc);
+		free(d);
+		d = next;
+		n++;
+	}
+	return n;
+}
+
+int
+store_poll(struct store *st, unsigned min)
+{
+	bool wait = min > 0 && st->done_head == NULL && st->degq == NULL &&
+		    st->io->inflight > 0;
+	int rc;
+
+	store_seal_pending(st);
+	rc = store_io_poll(st->io, wait ? 1 : 0);
+	if (rc < 0 && rc != -EINTR && rc != -EAGAIN)
+		return rc;
+	store_degraded_run(st);
+	store_seal_pending(st);
+	return run_done(st);
+}
+
+unsigned
+store_pending(const struct store *st)
+{
+	return st->pending;
+}
+
+/* Wait for every I/O in flight, then fail what still waits. */
+static void
+drain(struct store *st)
+{
+	while (st->io->inflight > 0 || st->degq != NULL)
+		if (store_poll(st, 1) < 0)
+			break;
+	run_done(st);
+}
+
+void
+store_abandon(struct store *st)
+{
+	if (st == NULL)
+		return;
+	st->abandoned = true;
+	drain(st);
+	store_io_close(st->io);
+	st->io = NULL;
+	store_free(st);
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (!st->o.read_only && st->wb != NULL) {
+		int rc = store_flush(st);
+
+		if (rc < 0)
+			log_warn("store", "close: final flush failed: %s",
+				 gpc_strerror(rc));
+	}
+	store_abandon(st);
+}
+
+void
+store_get_stats(struct store *st, struct store_stats *out)
+{
+	st->s.index_blocks = index_count(st->ix);
+	st->s.index_bytes = index_bytes(st->ix);
+	st->s.nslots = st->g.nslots;
+	st->s.slots_used = st->g.nslots - ringq_len(&st->freeq);
+	st->s.ndev = st->g.ndev;
+	st->s.ndev_failed = 0;
+	for (unsigned i = 0; i < st->g.ndev; i++)
+		st->s.ndev_failed += st->dev_failed[i];
+	st->s.k = st->g.k;
+	st->s.m = st->g.m;
+	st->s.chunk_size = st->g.chunk_size;
+	st->s.seg_cap = st->g.cap;
+	*out = st->s;
+}
+
+int
+store_dev_fail(struct store *st, unsigned dev)
+{
+	if (dev >= st->g.ndev)
+		return -EINVAL;
+	store_fail_dev_io(st, dev, -EIO);
+	return 0;
+}
+
+int
+store_dev_health(const struct store *st, unsigned dev)
+{
+	if (dev >= st->g.ndev)
+		return -EINVAL;
+	return st->dev_failed[dev] ? STORE_DEV_FAILED : STORE_DEV_HEALTHY;
+}
+
+struct waitv {
+	bool done;
+	int rc;
+};
+
+static void
+wait_cb(void *arg, int rc)
+{
+	struct waitv *w = arg;
+
+	w->done = true;
+	w->rc = rc;
+}
+
+static int
+wait_for(struct store *st, struct waitv *w)
+{
+	while (!w->done) {
+		int rc = store_poll(st, 1);
+
+		if (rc < 0)
+			return rc;
+	}
+	return w->rc;
+}
+
+int
+store_put(struct store *st, uint64_t ns, const uint8_t *key, const void *buf,
+	  size_t len, unsigned flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct waitv w = { 0 };
+	int rc;
+
+	for (;;) {
+		rc = store_put_submit(st, ns, key, &iov, 1, flags, wait_cb, &w);
+		if (rc != -EAGAIN)
+			break;
+		rc = store_poll(st, 1);
+		if (rc < 0)
+			return rc;
+	}
+	if (rc < 0)
+		return rc;
+	return wait_for(st, &w);
+}
+
+int
+store_get(struct store *st, uint64_t ns, const uint8_t *key, void *buf,
+	  size_t cap)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	struct waitv w = { 0 };
+	int rc;
+
+	rc = store_get_submit(st, ns, key, &iov, 1, wait_cb, &w);
+	if (rc < 0)
+		return rc;
+	return wait_for(st, &w);
+}
+
+int
+store_flush(struct store *st)
+{
+	struct waitv w = { 0 };
+	int rc;
+
+	rc = store_flush_submit(st, wait_cb, &w);
+	if (rc < 0)
+		return rc;
+	return wait_for(st, &w);
+}

@@ -1,0 +1,152 @@
+/*
+ * store.h - the flash engine: a log-structured, erasure-coded store of KV
+ * blocks on a set of devices (format: format.h, docs/format.md).
+ *
+ * One struct store is owned by one thread (a server shard): every call
+ * below is made from that thread. The API is asynchronous: *_submit()
+ * returns 0 and later runs the callback exactly once from store_poll() on
+ * the owning thread, or returns < 0 and never runs it. Callbacks may call
+ * *_submit() again but not store_poll() or the blocking wrappers. The
+ * blocking wrappers (store_put, store_get, store_flush) are for tools and
+ * tests.
+ *
+ * Semantics: a put is readable as soon as put_submit returns 0 (it sits in
+ * the DRAM write buffer); it is durable once its segment is sealed, written
+ * to every device of its stripe and flushed. STORE_PUT_DURABLE delays the
+ * callback until then. After a crash, sealed segments come back and
+ * nothing else does. A block whose checks fail reads as a miss.
+ */
+#ifndef GPC_STORE_STORE_H
+#define GPC_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "format.h"
+#include "io.h"
+
+#define STORE_PUT_DURABLE 0x1u
+
+struct store;
+
+struct store_format_opts {
+	unsigned k, m;          /* 1 <= k, k + m <= ndev */
+	uint32_t chunk_size;    /* bytes per chunk; 0 = default 8 MiB */
+};
+
+struct store_opts {
+	unsigned wbuf_segs;     /* write-buffer segments; 0 = 4 */
+	unsigned reinsert_pct;  /* per evicted segment, % of a segment; 0 = 25 */
+	size_t index_expect;    /* index pre-size in blocks; 0 = from capacity */
+	bool read_only;         /* fsck: no writes at all */
+};
+
+struct store_stats {
+	uint64_t puts, put_bytes, gets, hits, misses, deletes;
+	uint64_t flash_bytes_written, flash_bytes_read;
+	uint64_t segs_sealed, segs_evicted, blocks_evicted;
+	uint64_t blocks_reinserted, bytes_reinserted;
+	uint64_t degraded_reads, repaired_reads, check_failures;
+	uint64_t seg_write_failures;
+	uint64_t recovered_segs, recovered_blocks, torn_segs;
+	uint64_t ec_cpu_ns, crc_cpu_ns, copy_bytes;
+	uint64_t index_blocks, index_bytes;
+	uint64_t nslots, slots_used;
+	uint64_t data_bytes;    /* bytes of live block data */
+	unsigned ndev, ndev_failed, k, m;
+	uint32_t chunk_size, seg_cap;
+	uint64_t recovery_ns;
+};
+
+/* Completion callback; a NULL callback is allowed (fire and forget). */
+typedef void (*store_cb)(void *arg, int rc);
+
+/*
+ * Write a fresh store over every device of io (all must be present),
+ * destroying what was there. Synchronous. io stays the caller's.
+ */
+int store_format(struct store_io *io, const struct store_format_opts *fo);
+
+/*
+ * Open the store on io: read the superblocks, rebuild the index from the
+ * segment summaries. Devices that are missing or foreign count as failed.
+ * On success the store owns io (store_close closes it); on failure io
+ * stays the caller's.
+ */
+int store_open(struct store_io *io, const struct store_opts *o,
+	       struct store **out);
+/* Seal and flush what is buffered (best effort), then free everything. */
+void store_close(struct store *st);
+/* Free everything without sealing (simulated crash, tests). */
+void store_abandon(struct store *st);
+
+/*
+ * Put a block of 1..STORE_MAX_BLOCK bytes gathered from iov. The bytes
+ * are copied into the write buffer before return. -EAGAIN: the write
+ * buffer is full, poll and retry. -GPC_ETOOBIG: larger than a segment.
+ * cb(arg, 0) once accepted, or durable with STORE_PUT_DURABLE; cb(arg,
+ * -errno) if the segment could not be made durable.
+ */
+int store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
+		     const struct iovec *iov, unsigned iovcnt, unsigned flags,
+		     store_cb cb, void *arg);
+/*
+ * Read a block into iov (its total length must be >= the block's).
+ * cb(arg, len) on a hit, cb(arg, -GPC_ENOTFOUND) on a miss (including any
+ * failed check), cb(arg, -ENOBUFS) if iov is too small. iov must stay
+ * valid until the callback. 4096-aligned iov entries are read into
+ * directly; others go through a bounce buffer.
+ */
+int store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
+		     const struct iovec *iov, unsigned iovcnt, store_cb cb,
+		     void *arg);
+/* Seal the open segment; cb(arg, rc) when every earlier put is durable. */
+int store_flush_submit(struct store *st, store_cb cb, void *arg);
+
+/* 1 if present in the index, 0 if not (a later get may still miss). */
+int store_exists(struct store *st, uint64_t ns, const uint8_t *key);
+/* Number of leading keys of keys[0..n) (32 bytes each) present. */
+unsigned store_longest_prefix(struct store *st, uint64_t ns,
+			      const uint8_t *keys, unsigned n);
+/* Delete: 0 or -GPC_ENOTFOUND. Persists with the next sealed segment. */
+int store_delete(struct store *st, uint64_t ns, const uint8_t *key);
+
+/* Drive I/O and run callbacks; waits for one event if min > 0 and work is
+ * pending. Returns callbacks run or -errno. */
+int store_poll(struct store *st, unsigned min);
+/* Operations submitted whose callbacks have not run. */
+unsigned store_pending(const struct store *st);
+
+void store_get_stats(struct store *st, struct store_stats *out);
+
+/* Blocking wrappers. store_get returns the length (>= 0) or -errno. */
+int store_put(struct store *st, uint64_t ns, const uint8_t *key,
+	      const void *buf, size_t len, unsigned flags);
+int store_get(struct store *st, uint64_t ns, const uint8_t *key, void *buf,
+	      size_t cap);
+int store_flush(struct store *st);
+
+/* Administration. */
+enum store_dev_health { STORE_DEV_HEALTHY = 0, STORE_DEV_FAILED = 1 };
+/* Mark a device failed: reads reconstruct around it, writes avoid it. */
+int store_dev_fail(struct store *st, unsigned dev);
+int store_dev_health(const struct store *st, unsigned dev);
+/*
+ * Rebuild device dev (failed or replaced by a blank one) from the others:
+ * rewrite every chunk it holds and its superblock, then mark it healthy.
+ * Synchronous. Returns the number of chunks rebuilt or -errno.
+ */
+long store_rebuild(struct store *st, unsigned dev);
+
+struct store_fsck_report {
+	uint64_t segs, segs_bad, chunks_bad, blocks, blocks_bad;
+	uint64_t blocks_repairable;
+};
+/* Verify every segment, chunk and block. report(ctx, line) gets one
+ * human-readable line per problem. Synchronous. */
+int store_fsck(struct store *st, void (*report)(void *ctx, const char *line),
+	       void *ctx, struct store_fsck_report *out);
+
+#endif

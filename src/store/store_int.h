@@ -1,0 +1,142 @@
+/*
+ * store_int.h - private to the flash engine: the structures shared by
+ * store.c (lifecycle, recovery), store_write.c (write buffer, sealing,
+ * eviction), store_read.c (reads, reconstruction) and store_admin.c
+ * (rebuild, fsck). Single-threaded: every field belongs to the owning
+ * thread.
+ */
+#ifndef GPC_STORE_STORE_INT_H
+#define GPC_STORE_STORE_INT_H
+
+#include "coder/coder.h"
+#include "index.h"
+#include "store.h"
+
+#define STORE_MAX_IO (1u << 20) /* device I/O size cap */
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_OPEN = 1,    /* in a write buffer, accepting records */
+	SLOT_SEALING = 2, /* in a write buffer, being written */
+	SLOT_SEALED = 3,  /* on flash */
+};
+
+struct slot {
+	uint64_t seq;      /* segment in this slot, 0 when free */
+	uint64_t badmask;  /* chunks known stale or unwritten */
+	uint32_t gen;
+	uint32_t data_len;
+	uint32_t nentries;
+	uint8_t state;     /* enum slot_state */
+	int8_t wbuf;       /* write buffer holding it, or -1 */
+};
+
+/* A queued completion: the user callback runs from store_poll. */
+struct store_done {
+	struct store_done *next;
+	store_cb cb;
+	void *arg;
+	int rc;
+	uint64_t seq;      /* flush waiters: complete when all <= seq durable */
+};
+
+struct wbuf {
+	struct store *st;
+	uint8_t *mem;      /* w * chunk_size, 4096-aligned; chunk i at i*cs */
+	uint8_t *sum;      /* summary entries being built */
+	uint32_t sum_cap;  /* bytes of sum */
+	uint32_t slot;
+	uint32_t data_len;
+	uint32_t nentries;
+	unsigned pending;  /* I/Os in flight while sealing */
+	int err;           /* first failure while sealing */
+	bool busy;         /* holds a segment */
+	bool want_seal;    /* a durable put waits on it */
+	struct store_done *waiters;
+	struct store_io_req *reqs;
+	unsigned nreqs;
+};
+
+/* FIFO of (segment seq << 24 | slot) values; stale ones are skipped. */
+struct ringq {
+	uint64_t *v;
+	uint64_t head, tail, cap;
+};
+
+struct store {
+	struct store_io *io;
+	struct store_geom g;
+	struct coder *coder;
+	struct store_index *ix;
+	struct store_opts o;
+	struct sb_disk sb;     /* the store's superblock, as read at open */
+	uint8_t uuid[16];
+	uint64_t sb_gen[STORE_MAX_DEVS];
+	unsigned devmap[STORE_MAX_DEVS]; /* store device -> io device */
+	unsigned rdevmap[STORE_MAX_DEVS]; /* io device -> store device */
+	uint8_t dev_failed[STORE_MAX_DEVS];
+	struct slot *slots;
+	struct ringq fifo;     /* non-free slots, oldest segment first */
+	struct ringq freeq;    /* free slots */
+	struct wbuf *wb;
+	unsigned nwb;
+	int cur;               /* open write buffer, or -1 */
+	uint64_t next_seq;
+	struct store_done *done_head, *done_tail; /* callbacks to run */
+	struct store_done *flushq;                /* flush waiters */
+	struct store_get_op *degq;                /* gets to reconstruct */
+	struct reins *reinsq;                     /* blocks to reinsert */
+	bool abandoned;                           /* no more sealing */
+	unsigned pending;      /* user ops not yet completed */
+	unsigned sync_pending; /* sync_io requests in flight */
+	struct store_stats s;
+};
+
+/* store.c */
+void store_complete(struct store *st, store_cb cb, void *arg, int rc);
+void store_done_push(struct store *st, struct store_done *d);
+int store_sync_io(struct store *st, struct store_io_req *reqs, unsigned n);
+void *store_zalloc(size_t len);
+unsigned store_slot_dev(const struct store *st, uint64_t slot, unsigned i,
+			uint64_t *off);
+void store_fail_dev_io(struct store *st, unsigned dev, int err);
+int store_submit(struct store *st, struct store_io_req *r);
+unsigned store_req_sdev(const struct store *st, const struct store_io_req *r);
+int ringq_init(struct ringq *q, uint64_t cap);
+void ringq_push(struct ringq *q, uint64_t v);
+int ringq_pop(struct ringq *q, uint64_t *v);
+static inline uint64_t
+ringq_len(const struct ringq *q)
+{
+	return q->tail - q->head;
+}
+
+/* store_write.c */
+int store_wbufs_init(struct store *st);
+void store_wbufs_fini(struct store *st);
+void store_seal_pending(struct store *st);
+int store_seal_cur(struct store *st);
+int store_read_summary(struct store *st, uint32_t s, uint8_t **out);
+void store_flushq_check(struct store *st);
+uint8_t *store_wbuf_ptr(const struct store *st, const struct wbuf *w,
+			uint32_t loff, uint32_t *room);
+
+/* store_read.c */
+int store_read_range(struct store *st, uint32_t slot, uint32_t off,
+		     uint32_t len, uint8_t *buf,
+		     int (*verify)(void *ctx, const uint8_t *buf), void *ctx);
+void store_degraded_run(struct store *st);
+int store_reconstruct(struct store *st, uint32_t s, unsigned c, uint32_t coff,
+		      uint32_t len, uint8_t *dst, uint64_t *bad);
+int store_read_chunk(struct store *st, uint32_t s, unsigned c, uint32_t coff,
+		     uint32_t len, uint8_t *dst);
+uint64_t store_bad_chunks(const struct store *st, uint32_t s);
+int store_read_record(struct store *st, uint32_t slot, uint32_t off4k,
+		      uint32_t len, uint64_t ns, const uint8_t *key,
+		      uint8_t *buf);
+int store_rec_check(const struct store *st, const uint8_t *hdr,
+		    uint64_t ns, const uint8_t *key, uint64_t seq,
+		    uint32_t len4k, struct rec_disk *out);
+void store_read_fini(struct store *st);
+
+#endif

@@ -1,0 +1,848 @@
+/*
+ * store_write.c - the write side of the flash engine: the DRAM write
+ * buffer, appending records, sealing segments, slot allocation and
+ * eviction.
+ *
+ * A write buffer holds one segment laid out exactly as on flash (k data
+ * chunks then m parity chunks, each with its 4096-byte header), so sealing
+ * is: summary and footer into the tail of the logical space, chunk
+ * headers and CRCs, parity, then one write per chunk piece from the
+ * registered buffer, then a flush of each device; the segment is durable
+ * when the last flush completes. Readers find blocks of a buffered segment
+ * in DRAM through the slot's wbuf link.
+ *
+ * Eviction is segment-granular and oldest first. Blocks read since they
+ * were written (CLOCK bit) or pinned are copied into the new segment, up
+ * to reinsert_pct of a segment per evicted segment; that copy is the only
+ * write amplification and is counted in bytes_reinserted.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/crc.h"
+#include "common/log.h"
+#include "gpucache/gpucache.h"
+#include "store_int.h"
+
+/* A block read back from an evicted segment, waiting to be rewritten. */
+struct reins {
+	struct reins *next;
+	uint64_t ns;
+	uint8_t key[STORE_KEY_LEN];
+	uint32_t len;
+	uint8_t flags;
+	uint8_t *data;
+};
+
+int
+store_wbufs_init(struct store *st)
+{
+	size_t segsz = (size_t)st->g.w * st->g.chunk_size;
+	unsigned nreq = st->g.w * (st->g.chunk_size / STORE_MAX_IO + 2);
+	struct iovec *reg;
+	int rc;
+
+	st->nwb = st->o.wbuf_segs;
+	st->wb = calloc(st->nwb, sizeof(*st->wb));
+	reg = calloc(st->nwb, sizeof(*reg));
+	if (st->wb == NULL || reg == NULL) {
+		free(reg);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < st->nwb; i++) {
+		struct wbuf *w = &st->wb[i];
+
+		w->mem = store_zalloc(segsz);
+		w->sum_cap = 64u * SUM_DISK_SIZE;
+		w->sum = malloc(w->sum_cap);
+		w->reqs = calloc(nreq, sizeof(*w->reqs) + sizeof(struct iovec));
+		if (w->mem == NULL || w->sum == NULL || w->reqs == NULL) {
+			free(reg);
+			return -ENOMEM;
+		}
+		reg[i] = (struct iovec){ w->mem, segsz };
+	}
+	rc = st->io->ops->register_bufs(st->io, reg, st->nwb);
+	free(reg);
+	if (rc < 0)
+		log_warn("store", "registered buffers unavailable: %s",
+			 gpc_strerror(rc));
+	return 0;
+}
+
+void
+store_wbufs_fini(struct store *st)
+{
+	struct reins *r;
+
+	while ((r = st->reinsq) != NULL) {
+		st->reinsq = r->next;
+		free(r->data);
+		free(r);
+	}
+	for (unsigned i = 0; st->wb != NULL && i < st->nwb; i++) {
+		free(st->wb[i].mem);
+		free(st->wb[i].sum);
+		free(st->wb[i].reqs);
+	}
+	free(st->wb);
+	st->wb = NULL;
+}
+
+uint8_t *
+store_wbuf_ptr(const struct store *st, const struct wbuf *w, uint32_t loff,
+	       uint32_t *room)
+{
+	uint32_t c = loff / st->g.payload, o = loff % st->g.payload;
+
+	*room = st->g.payload - o;
+	return w->mem + (size_t)c * st->g.chunk_size + STORE_SECTOR + o;
+}
+
+/* Copy len bytes from src into the logical space of w at loff. */
+static void
+wbuf_write(const struct store *st, const struct wbuf *w, uint32_t loff,
+	   const uint8_t *src, uint32_t len)
+{
+	while (len > 0) {
+		uint32_t room;
+		uint8_t *p = store_wbuf_ptr(st, w, loff, &room);
+		uint32_t n = len < room ? len : room;
+
+		memcpy(p, src, n);
+		src += n;
+		loff += n;
+		len -= n;
+	}
+}
+
+/* Copy the iov into w at loff, returning the CRC32C of the bytes. */
+static uint32_t
+wbuf_write_iov(struct store *st, const struct wbuf *w, uint32_t loff,
+	       const struct iovec *iov, unsigned iovcnt)
+{
+	uint32_t crc = 0;
+	uint64_t t0, t1;
+
+	for (unsigned i = 0; i < iovcnt; i++) {
+		const uint8_t *src = iov[i].iov_base;
+		uint32_t len = (uint32_t)iov[i].iov_len;
+
+		while (len > 0) {
+			uint32_t room;
+			uint8_t *p = store_wbuf_ptr(st, w, loff, &room);
+			uint32_t n = len < room ? len : room;
+
+			memcpy(p, src, n);
+			t0 = clock_thread_cpu_ns();
+			crc = crc32c_extend(crc, p, n);
+			t1 = clock_thread_cpu_ns();
+			st->s.crc_cpu_ns += t1 - t0;
+			src += n;
+			loff += n;
+			len -= n;
+		}
+	}
+	return crc;
+}
+
+static void
+wbuf_zero(const struct store *st, const struct wbuf *w, uint32_t loff,
+	  uint32_t len)
+{
+	while (len > 0) {
+		uint32_t room;
+		uint8_t *p = store_wbuf_ptr(st, w, loff, &room);
+		uint32_t n = len < room ? len : room;
+
+		memset(p, 0, n);
+		loff += n;
+		len -= n;
+	}
+}
+
+static int
+sum_append(struct wbuf *w, const struct sum_disk *e)
+{
+	if ((w->nentries + 1) * SUM_DISK_SIZE > w->sum_cap) {
+		uint8_t *n = realloc(w->sum, (size_t)w->sum_cap * 2);
+
+		if (n == NULL)
+			return -ENOMEM;
+		w->sum = n;
+		w->sum_cap *= 2;
+	}
+	sum_encode(e, w->sum + (size_t)w->nentries * SUM_DISK_SIZE);
+	w->nentries++;
+	return 0;
+}
+
+/*
+ * Append one record to the open segment (room already checked) and point
+ * the index at it. Returns 0 or -errno (the record then stays unindexed).
+ */
+static int
+append_rec(struct store *st, uint64_t ns, const uint8_t *key,
+	   const struct iovec *iov, unsigned iovcnt, uint32_t len,
+	   uint8_t ixflags)
+{
+	struct wbuf *w = &st->wb[st->cur];
+	uint32_t off = w->data_len, rs = store_rec_size(len);
+	struct rec_disk r = { .ns = ns, .len = len,
+			      .seg_seq = st->slots[w->slot].seq };
+	struct sum_disk e = { .ns = ns, .off4k = off / STORE_SECTOR,
+			      .len = len };
+	uint8_t hdr[STORE_SECTOR] = { 0 };
+	struct index_loc loc = { .slot = w->slot, .off4k = off / STORE_SECTOR,
+				 .len4k = (rs - STORE_SECTOR) / STORE_SECTOR,
+				 .flags = ixflags };
+	int rc;
+
+	memcpy(r.key, key, STORE_KEY_LEN);
+	memcpy(e.key, key, STORE_KEY_LEN);
+	r.data_crc = wbuf_write_iov(st, w, off + STORE_SECTOR, iov, iovcnt);
+	wbuf_zero(st, w, off + STORE_SECTOR + len, rs - STORE_SECTOR - len);
+	rec_encode(&r, hdr);
+	wbuf_write(st, w, off, hdr, STORE_SECTOR);
+	e.data_crc = r.data_crc;
+	rc = sum_append(w, &e);
+	if (rc < 0)
+		return rc;
+	w->data_len += rs;
+	st->s.copy_bytes += len;
+	return index_upsert(st->ix, index_hash(ns, key), &loc);
+}
+
+static bool
+fits(const struct store *st, const struct wbuf *w, uint32_t need,
+     uint32_t nent)
+{
+	return (uint64_t)w->data_len + need +
+		       store_sum_size(w->nentries + nent) <=
+	       st->g.cap;
+}
+
+/* Chunks of slot s whose devices are failed. */
+static uint64_t
+slot_failed_mask(const struct store *st, uint32_t s)
+{
+	uint64_t mask = 0, off;
+
+	for (unsigned i = 0; i < st->g.w; i++)
+		if (st->dev_failed[store_slot_dev(st, s, i, &off)])
+			mask |= 1ull << i;
+	return mask;
+}
+
+/*
+ * Take a free slot: one on healthy devices if there is any, else one with
+ * at most m failed devices (a degraded write). -ENOENT: no free slot
+ * qualifies.
+ */
+static int
+take_free(struct store *st, uint32_t *out)
+{
+	uint64_t n = ringq_len(&st->freeq), v;
+	int best = -1;
+
+	for (int pass = 0; pass < 2 && best < 0; pass++) {
+		for (uint64_t i = 0; i < n; i++) {
+			uint32_t s;
+			int nf;
+
+			ringq_pop(&st->freeq, &v);
+			s = (uint32_t)(v & 0xffffff);
+			nf = __builtin_popcountll(slot_failed_mask(st, s));
+			if (best < 0 && (nf == 0 || (pass == 1 &&
+						     (unsigned)nf <= st->g.m))) {
+				best = (int)s;
+				continue;
+			}
+			ringq_push(&st->freeq, v);
+		}
+	}
+	if (best < 0)
+		return -ENOENT;
+	*out = (uint32_t)best;
+	return 0;
+}
+
+/* Decide the fate of one summary entry of an evicted segment. */
+static void
+evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
+	    uint64_t *budget)
+{
+	struct index_hkey hk = index_hash(d->ns, d->key);
+	struct index_loc loc;
+	struct reins *r;
+	uint32_t rs;
+
+	if ((d->flags & SUM_F_TOMBSTONE) || index_lookup(st->ix, hk, &loc) ||
+	    loc.slot != s || loc.off4k != d->off4k)
+		return;
+	index_remove(st->ix, hk);
+	st->s.blocks_evicted++;
+	rs = store_rec_size(d->len);
+	if (!(loc.flags & (INDEX_F_REF | INDEX_F_PINNED)) || rs > *budget)
+		return;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->data = store_zalloc(rs)) == NULL ||
+	    store_read_record(st, s, d->off4k, d->len, d->ns, d->key,
+			      r->data) < 0) {
+		if (r != NULL)
+			free(r->data);
+		free(r);
+		return;
+	}
+	*budget -= rs;
+	r->ns = d->ns;
+	memcpy(r->key, d->key, STORE_KEY_LEN);
+	r->len = d->len;
+	r->flags = loc.flags & INDEX_F_PINNED;
+	r->next = st->reinsq;
+	st->reinsq = r;
+}
+
+/*
+ * Evict the oldest sealed segment. -EAGAIN: the oldest is still being
+ * written; -ENOENT: nothing to evict.
+ */
+static int
+evict_one(struct store *st)
+{
+	uint64_t v, budget = (uint64_t)st->g.cap * st->o.reinsert_pct / 100;
+	uint8_t *sum = NULL;
+	struct slot *sl;
+	uint32_t s;
+
+	for (;;) {
+		if (ringq_len(&st->fifo) == 0)
+			return -ENOENT;
+		v = st->fifo.v[st->fifo.head % st->fifo.cap];
+		s = (uint32_t)(v & 0xffffff);
+		sl = &st->slots[s];
+		if (sl->seq == (v >> 24) && sl->state != SLOT_FREE)
+			break;
+		ringq_pop(&st->fifo, &v); /* stale: slot was lost */
+	}
+	if (sl->state != SLOT_SEALED)
+		return -EAGAIN;
+	ringq_pop(&st->fifo, &v);
+	if (store_read_summary(st, s, &sum) == 0) {
+		for (uint32_t e = 0; e < sl->nentries; e++) {
+			struct sum_disk d;
+
+			sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
+			evict_entry(st, s, &d, &budget);
+		}
+		free(sum);
+	}
+	/* entries we could not read stay in the index and read as misses */
+	sl->state = SLOT_FREE;
+	sl->seq = 0;
+	ringq_push(&st->freeq, s);
+	st->s.segs_evicted++;
+	return 0;
+}
+
+static int
+alloc_slot(struct store *st, uint32_t *out)
+{
+	for (;;) {
+		int rc = take_free(st, out);
+
+		if (rc == 0)
+			return 0;
+		rc = evict_one(st);
+		if (rc == -ENOENT)
+			return -GPC_ENOSPACE;
+		if (rc < 0)
+			return rc;
+	}
+}
+
+/* Rewrite stashed blocks into the open segment, as far as they fit. */
+static void
+reinsert(struct store *st)
+{
+	struct reins *r;
+
+	while ((r = st->reinsq) != NULL) {
+		struct iovec iov = { r->data + STORE_SECTOR, r->len };
+
+		st->reinsq = r->next;
+		if (fits(st, &st->wb[st->cur], store_rec_size(r->len), 1) &&
+		    append_rec(st, r->ns, r->key, &iov, 1, r->len, r->flags) ==
+			    0) {
+			st->s.blocks_reinserted++;
+			st->s.bytes_reinserted += r->len;
+		}
+		free(r->data);
+		free(r);
+	}
+}
+
+/* Open a new segment in a free write buffer. -EAGAIN: none is free. */
+static int
+open_seg(struct store *st)
+{
+	struct wbuf *w = NULL;
+	struct slot *sl;
+	uint32_t s;
+	int rc;
+
+	for (unsigned i = 0; i < st->nwb && w == NULL; i++)
+		if (!st->wb[i].busy)
+			w = &st->wb[i];
+	if (w == NULL)
+		return -EAGAIN;
+	rc = alloc_slot(st, &s);
+	if (rc < 0)
+		return rc;
+	sl = &st->slots[s];
+	sl->seq = st->next_seq++;
+	sl->gen++;
+	sl->state = SLOT_OPEN;
+	sl->badmask = slot_failed_mask(st, s);
+	sl->wbuf = (int8_t)(w - st->wb);
+	sl->data_len = sl->nentries = 0;
+	*w = (struct wbuf){ .mem = w->mem, .sum = w->sum, .sum_cap = w->sum_cap,
+			    .reqs = w->reqs, .slot = s, .busy = true };
+	ringq_push(&st->fifo, (sl->seq << 24) | s);
+	st->cur = (int)(w - st->wb);
+	reinsert(st);
+	return 0;
+}
+
+/* Make room for a record of need bytes and nent summary entries. */
+static int
+ensure_room(struct store *st, uint32_t need, uint32_t nent)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		int rc;
+
+		if (st->cur >= 0 && fits(st, &st->wb[st->cur], need, nent))
+			return 0;
+		if (st->cur >= 0) {
+			rc = store_seal_cur(st);
+			if (rc < 0)
+				return rc;
+		}
+		rc = open_seg(st);
+		if (rc < 0)
+			return rc;
+	}
+	return -GPC_ETOOBIG;
+}
+
+int
+store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
+		 const struct iovec *iov, unsigned iovcnt, unsigned flags,
+		 store_cb cb, void *arg)
+{
+	uint64_t len = 0;
+	int rc;
+
+	if (st->o.read_only || st->abandoned)
+		return -EROFS;
+	for (unsigned i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (len == 0)
+		return -EINVAL;
+	if (len > STORE_MAX_BLOCK ||
+	    store_rec_size((uint32_t)len) + store_sum_size(1) > st->g.cap)
+		return -GPC_ETOOBIG;
+	rc = ensure_room(st, store_rec_size((uint32_t)len), 1);
+	if (rc < 0)
+		return rc;
+	rc = append_rec(st, ns, key, iov, iovcnt, (uint32_t)len, 0);
+	if (rc < 0)
+		return rc;
+	st->s.puts++;
+	st->s.put_bytes += len;
+	st->pending++;
+	if (flags & STORE_PUT_DURABLE) {
+		struct wbuf *w = &st->wb[st->cur];
+		struct store_done *d = calloc(1, sizeof(*d));
+
+		if (d != NULL) {
+			d->cb = cb;
+			d->arg = arg;
+			d->next = w->waiters;
+			w->waiters = d;
+			w->want_seal = true;
+			return 0;
+		}
+		rc = store_seal_cur(st); /* no memory to wait: seal now */
+		store_complete(st, cb, arg, rc < 0 ? rc : -ENOMEM);
+		return 0;
+	}
+	store_complete(st, cb, arg, 0);
+	return 0;
+}
+
+int
+store_delete(struct store *st, uint64_t ns, const uint8_t *key)
+{
+	struct index_hkey hk = index_hash(ns, key);
+	struct sum_disk e = { .ns = ns, .flags = SUM_F_TOMBSTONE };
+	struct index_loc loc;
+	int rc;
+
+	if (st->o.read_only || st->abandoned)
+		return -EROFS;
+	if (index_lookup(st->ix, hk, &loc) < 0)
+		return -GPC_ENOTFOUND;
+	rc = ensure_room(st, 0, 1);
+	if (rc < 0)
+		return rc;
+	memcpy(e.key, key, STORE_KEY_LEN);
+	rc = sum_append(&st->wb[st->cur], &e);
+	if (rc < 0)
+		return rc;
+	index_remove(st->ix, hk);
+	st->s.deletes++;
+	return 0;
+}
+
+int
+store_exists(struct store *st, uint64_t ns, const uint8_t *key)
+{
+	struct index_loc loc;
+
+	return index_lookup(st->ix, index_hash(ns, key), &loc) == 0;
+}
+
+unsigned
+store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
+		     unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (!store_exists(st, ns, keys + (size_t)i * STORE_KEY_LEN))
+			break;
+	return i;
+}
+
+/* Summary, zeroed gap and footer into the tail of the logical space. */
+static void
+build_tail(struct store *st, struct wbuf *w, const struct slot *sl)
+{
+	uint32_t slen = w->nentries * SUM_DISK_SIZE;
+	uint32_t soff = st->g.cap - store_sum_size(w->nentries);
+	uint8_t foot[STORE_SECTOR] = { 0 };
+	struct foot_disk f = { .nentries = w->nentries, .seg_seq = sl->seq,
+			       .sum_off = soff, .sum_len = slen,
+			       .data_len = w->data_len };
+	uint64_t t0 = clock_thread_cpu_ns();
+
+	f.sum_crc = crc32c(w->sum, slen);
+	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+	memcpy(f.uuid, st->uuid, 16);
+	wbuf_zero(st, w, w->data_len, soff - w->data_len);
+	wbuf_write(st, w, soff, w->sum, slen);
+	wbuf_zero(st, w, soff + slen, st->g.cap - STORE_SECTOR - soff - slen);
+	foot_encode(&f, foot);
+	wbuf_write(st, w, st->g.cap - STORE_SECTOR, foot, STORE_SECTOR);
+}
+
+/* Parity, then the header (with payload CRC) of every chunk. */
+static void
+encode_chunks(struct store *st, struct wbuf *w, const struct slot *sl)
+{
+	const uint8_t *data[CODER_MAX_K];
+	uint8_t *par[CODER_MAX_M];
+	struct chunk_disk h = { .k = (uint8_t)st->g.k, .m = (uint8_t)st->g.m,
+				.seg_seq = sl->seq, .slot = w->slot,
+				.gen = sl->gen, .chunk_size = st->g.chunk_size,
+				.data_len = w->data_len,
+				.nentries = w->nentries };
+	struct timespec ts;
+	uint64_t t0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h.seal_time = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	memcpy(h.uuid, st->uuid, 16);
+	for (unsigned i = 0; i < st->g.w; i++) {
+		uint8_t *c = w->mem + (size_t)i * st->g.chunk_size;
+
+		if (i < st->g.k)
+			data[i] = c + STORE_SECTOR;
+		else
+			par[i - st->g.k] = c + STORE_SECTOR;
+	}
+	t0 = clock_thread_cpu_ns();
+	coder_encode(st->coder, st->g.payload, data, par);
+	st->s.ec_cpu_ns += clock_thread_cpu_ns() - t0;
+	for (unsigned i = 0; i < st->g.w; i++) {
+		uint8_t *c = w->mem + (size_t)i * st->g.chunk_size;
+
+		t0 = clock_thread_cpu_ns();
+		h.payload_crc = crc32c(c + STORE_SECTOR, st->g.payload);
+		st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+		h.chunk_idx = (uint16_t)i;
+		memset(c, 0, STORE_SECTOR);
+		chunk_encode(&h, c);
+	}
+}
+
+static unsigned
+wbuf_nreq(const struct store *st)
+{
+	return st->g.w * (st->g.chunk_size / STORE_MAX_IO + 2);
+}
+
+static struct iovec *
+wbuf_iovs(const struct store *st, const struct wbuf *w)
+{
+	return (struct iovec *)(w->reqs + wbuf_nreq(st));
+}
+
+static void seal_finish(struct store *st, struct wbuf *w);
+static void seal_flush(struct store *st, struct wbuf *w);
+
+/* Mark chunk bits of slot on store device dev bad. */
+static void
+mark_dev_bad(struct store *st, struct slot *sl, uint32_t s, unsigned dev)
+{
+	uint64_t off;
+
+	for (unsigned i = 0; i < st->g.w; i++)
+		if (store_slot_dev(st, s, i, &off) == dev)
+			sl->badmask |= 1ull << i;
+}
+
+static void
+seal_io_cb(struct store_io_req *r)
+{
+	struct wbuf *w = r->arg;
+	struct store *st = w->st;
+	struct slot *sl = &st->slots[w->slot];
+
+	if (r->res < 0) {
+		unsigned dev = store_req_sdev(st, r);
+
+		store_fail_dev_io(st, dev, r->res);
+		mark_dev_bad(st, sl, w->slot, dev);
+		if (w->err == 0)
+			w->err = r->res;
+	}
+	if (--w->pending > 0)
+		return;
+	if (r->op == STORE_IO_WRITE)
+		seal_flush(st, w);
+	else
+		seal_finish(st, w);
+}
+
+/* Phase 1: write every chunk on a working device, in pieces. */
+static void
+seal_write(struct store *st, struct wbuf *w)
+{
+	struct slot *sl = &st->slots[w->slot];
+	struct iovec *iov = wbuf_iovs(st, w);
+	unsigned n = 0;
+
+	w->pending = 1; /* held until every piece is submitted */
+	for (unsigned i = 0; i < st->g.w; i++) {
+		uint64_t off;
+		unsigned dev = store_slot_dev(st, w->slot, i, &off);
+
+		if (sl->badmask & (1ull << i))
+			continue;
+		for (uint32_t p = 0; p < st->g.chunk_size; p += STORE_MAX_IO) {
+			struct store_io_req *r = &w->reqs[n];
+			uint32_t len = st->g.chunk_size - p;
+
+			iov[n] = (struct iovec){
+				w->mem + (size_t)i * st->g.chunk_size + p,
+				len < STORE_MAX_IO ? len : STORE_MAX_IO };
+			*r = (struct store_io_req){ .op = STORE_IO_WRITE,
+				.dev = (uint16_t)dev, .off = off + p,
+				.buf_index = (int32_t)(w - st->wb),
+				.iov = &iov[n], .iovcnt = 1, .cb = seal_io_cb,
+				.arg = w };
+			if (store_submit(st, r) < 0) {
+				sl->badmask |= 1ull << i;
+				break;
+			}
+			st->s.flash_bytes_written += iov[n].iov_len;
+			w->pending++;
+			n++;
+		}
+	}
+	w->pending--;
+	if (w->pending == 0)
+		seal_flush(st, w);
+}
+
+/* Phase 2: flush every device that holds a good chunk. */
+static void
+seal_flush(struct store *st, struct wbuf *w)
+{
+	struct slot *sl = &st->slots[w->slot];
+	bool done[STORE_MAX_DEVS] = { false };
+	unsigned n = 0;
+
+	w->pending = 1;
+	for (unsigned i = 0; i < st->g.w; i++) {
+		uint64_t off;
+		unsigned dev = store_slot_dev(st, w->slot, i, &off);
+		struct store_io_req *r = &w->reqs[n];
+
+		if ((sl->badmask & (1ull << i)) || done[dev])
+			continue;
+		done[dev] = true;
+		*r = (struct store_io_req){ .op = STORE_IO_FLUSH,
+			.dev = (uint16_t)dev, .buf_index = -1,
+			.cb = seal_io_cb, .arg = w };
+		if (store_submit(st, r) < 0) {
+			mark_dev_bad(st, sl, w->slot, dev);
+			continue;
+		}
+		w->pending++;
+		n++;
+	}
+	if (--w->pending == 0)
+		seal_finish(st, w);
+}
+
+/* Forget the index entries of a segment that could not be written. */
+static void
+unindex(struct store *st, const struct wbuf *w)
+{
+	for (uint32_t e = 0; e < w->nentries; e++) {
+		struct sum_disk d;
+
+		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
+		if (!(d.flags & SUM_F_TOMBSTONE))
+			index_remove_at(st->ix, index_hash(d.ns, d.key),
+					w->slot, d.off4k);
+	}
+}
+
+/* Phase 3: the segment is durable, or lost if more than m chunks failed. */
+static void
+seal_finish(struct store *st, struct wbuf *w)
+{
+	struct slot *sl = &st->slots[w->slot];
+	int rc = 0;
+	struct store_done *d;
+
+	if ((unsigned)__builtin_popcountll(sl->badmask) > st->g.m) {
+		rc = w->err < 0 ? w->err : -EIO;
+		unindex(st, w);
+		sl->state = SLOT_FREE;
+		sl->seq = 0;
+		ringq_push(&st->freeq, w->slot);
+		st->s.seg_write_failures++;
+		for (d = st->flushq; d != NULL; d = d->next)
+			if (d->rc == 0)
+				d->rc = rc;
+	} else {
+		sl->state = SLOT_SEALED;
+		st->s.segs_sealed++;
+	}
+	sl->wbuf = -1;
+	w->busy = false;
+	while ((d = w->waiters) != NULL) {
+		w->waiters = d->next;
+		d->rc = rc;
+		store_done_push(st, d);
+	}
+	store_flushq_check(st);
+}
+
+int
+store_seal_cur(struct store *st)
+{
+	struct wbuf *w;
+	struct slot *sl;
+
+	if (st->cur < 0 || st->wb[st->cur].nentries == 0)
+		return 0;
+	w = &st->wb[st->cur];
+	sl = &st->slots[w->slot];
+	st->cur = -1;
+	w->st = st;
+	build_tail(st, w, sl);
+	encode_chunks(st, w, sl);
+	sl->data_len = w->data_len;
+	sl->nentries = w->nentries;
+	sl->state = SLOT_SEALING;
+	seal_write(st, w);
+	return 0;
+}
+
+void
+store_seal_pending(struct store *st)
+{
+	if (!st->abandoned && st->cur >= 0 && st->wb[st->cur].want_seal)
+		store_seal_cur(st);
+}
+
+/* Oldest segment still being written, or UINT64_MAX. */
+static uint64_t
+oldest_sealing(const struct store *st)
+{
+	uint64_t min = UINT64_MAX;
+
+	for (unsigned i = 0; i < st->nwb; i++) {
+		const struct slot *sl = &st->slots[st->wb[i].slot];
+
+		if (st->wb[i].busy && sl->state == SLOT_SEALING && sl->seq < min)
+			min = sl->seq;
+	}
+	return min;
+}
+
+void
+store_flushq_check(struct store *st)
+{
+	uint64_t min = oldest_sealing(st);
+	struct store_done **pp = &st->flushq, *d;
+
+	while ((d = *pp) != NULL) {
+		if (d->seq < min) {
+			*pp = d->next;
+			store_done_push(st, d);
+		} else {
+			pp = &d->next;
+		}
+	}
+}
+
+int
+store_flush_submit(struct store *st, store_cb cb, void *arg)
+{
+	struct store_done *d = calloc(1, sizeof(*d));
+	uint64_t newest = 0;
+	int rc;
+
+	if (d == NULL)
+		return -ENOMEM;
+	rc = store_seal_cur(st);
+	if (rc < 0) {
+		free(d);
+		return rc;
+	}
+	for (unsigned i = 0; i < st->nwb; i++) {
+		const struct slot *sl = &st->slots[st->wb[i].slot];
+
+		if (st->wb[i].busy && sl->state == SLOT_SEALING &&
+		    sl->seq > newest)
+			newest = sl->seq;
+	}
+	d->cb = cb;
+	d->arg = arg;
+	d->seq = newest;
+	st->pending++;
+	d->next = st->flushq;
+	st->flushq = d;
+	store_flushq_check(st);
+	return 0;
+}

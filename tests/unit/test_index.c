@@ -1,0 +1,96 @@
+/*
+ * test_index.c - the DRAM index against a plain reference (a dense array
+ * indexed by key number) under random upserts, removes, conditional
+ * removes and flag changes, across growth; and the DRAM cost per block.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpucache/gpucache.h"
+#include "store/index.h"
+#include "test.h"
+
+#define NKEYS 300000u
+
+struct ref {
+	uint8_t present;
+	struct index_loc loc;
+};
+
+static struct index_hkey
+hk_of(uint32_t i)
+{
+	uint8_t key[32];
+
+	test_key(i, key);
+	return index_hash(3, key);
+}
+
+int
+main(void)
+{
+	struct store_index *ix;
+	struct ref *ref = calloc(NKEYS, sizeof(*ref));
+	uint64_t seed = 42;
+	size_t count = 0, mism = 0;
+
+	REQUIRE(ref != NULL && index_create(0, &ix) == 0);
+	for (unsigned op = 0; op < 1500000; op++) {
+		uint32_t i = (uint32_t)(test_rand(&seed) % NKEYS);
+		unsigned what = (unsigned)(test_rand(&seed) % 10);
+		struct index_hkey hk = hk_of(i);
+		struct index_loc l = { .slot = (uint32_t)(test_rand(&seed) & 0xffffff),
+				       .off4k = (uint32_t)(test_rand(&seed) & 0x3ffff),
+				       .len4k = 1 + (uint32_t)(test_rand(&seed) % 16384) };
+
+		if (what < 6) {
+			CHECK_RC(index_upsert(ix, hk, &l), 0);
+			count += !ref[i].present;
+			ref[i].present = 1;
+			ref[i].loc = l;
+		} else if (what < 8) {
+			CHECK_RC(index_remove(ix, hk),
+				 ref[i].present ? 0 : -GPC_ENOTFOUND);
+			count -= ref[i].present;
+			ref[i].present = 0;
+		} else if (what < 9 && ref[i].present) {
+			/* conditional remove at a wrong place keeps it */
+			CHECK_RC(index_remove_at(ix, hk, ref[i].loc.slot,
+						 ref[i].loc.off4k ^ 1),
+				 -GPC_ENOTFOUND);
+		} else if (ref[i].present) {
+			CHECK_RC(index_set_flags(ix, hk, INDEX_F_REF, 0), 0);
+			ref[i].loc.flags |= INDEX_F_REF;
+		}
+	}
+	CHECK_RC(index_count(ix), count);
+	for (uint32_t i = 0; i < NKEYS; i++) {
+		struct index_loc l;
+		int rc = index_lookup(ix, hk_of(i), &l);
+
+		if (!ref[i].present) {
+			mism += rc != -GPC_ENOTFOUND;
+			continue;
+		}
+		mism += rc != 0 || l.slot != ref[i].loc.slot ||
+			l.off4k != ref[i].loc.off4k ||
+			l.len4k != ref[i].loc.len4k ||
+			l.flags != ref[i].loc.flags;
+	}
+	CHECK_RC(mism, 0);
+	printf("index: %zu blocks, %zu bytes, %.1f bytes per block\n",
+	       index_count(ix), index_bytes(ix),
+	       (double)index_bytes(ix) / (double)index_count(ix));
+	CHECK((double)index_bytes(ix) / (double)index_count(ix) <= 32.0);
+	/* out-of-range locations are refused */
+	{
+		struct index_loc bad = { .slot = 1u << 24, .len4k = 1 };
+		CHECK_RC(index_upsert(ix, hk_of(1), &bad), -EINVAL);
+		bad = (struct index_loc){ .len4k = 0 };
+		CHECK_RC(index_upsert(ix, hk_of(1), &bad), -EINVAL);
+	}
+	index_destroy(ix);
+	free(ref);
+	return test_summary("test_index");
+}

@@ -1,0 +1,224 @@
+/*
+ * test_store.c - the flash engine on in-memory devices: put/get from the
+ * write buffer and from flash, direct and bounce reads, flush and reopen,
+ * delete persistence, exists/longest_prefix, eviction with reinsertion,
+ * degraded reads with devices missing, rebuild, and that nothing returned
+ * is ever a wrong byte.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpucache/gpucache.h"
+#include "store/store.h"
+#include "test.h"
+
+#define NS 7
+#define DEVSZ (8u << 20)
+#define CHUNK (64u << 10)
+
+static struct store_memdisk *md;
+
+static struct store *
+reopen(void)
+{
+	struct store_io *io;
+	struct store *st;
+
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_open(io, NULL, &st) == 0);
+	return st;
+}
+
+static void
+mkstore(unsigned ndev, unsigned k, unsigned m)
+{
+	struct store_io *io;
+	struct store_format_opts fo = { .k = k, .m = m, .chunk_size = CHUNK };
+
+	store_memdisk_destroy(md);
+	REQUIRE(store_memdisk_create(ndev, DEVSZ, &md) == 0);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_format(io, &fo) == 0);
+	store_io_close(io);
+}
+
+/* Block i: present and bit-exact (1), absent (0), or wrong (-1). */
+static int
+verify(struct store *st, uint64_t i, size_t maxlen, int aligned)
+{
+	uint8_t key[32];
+	size_t len = test_len(i, maxlen);
+	uint8_t *want = malloc(len), *got;
+	int rc, res;
+
+	REQUIRE(posix_memalign((void **)&got, 4096, len + 8192) == 0);
+	test_key(i, key);
+	test_fill(i, want, len);
+	memset(got, 0xee, len + 8192);
+	rc = store_get(st, NS, key, got + (aligned ? 0 : 8), len + 4096);
+	if (rc == -GPC_ENOTFOUND)
+		res = 0;
+	else if (rc == (int)len && memcmp(want, got + (aligned ? 0 : 8), len) == 0)
+		res = 1;
+	else
+		res = -1;
+	if (res < 0)
+		fprintf(stderr, "block %llu: rc %d len %zu\n",
+			(unsigned long long)i, rc, len);
+	free(want);
+	free(got);
+	return res;
+}
+
+static int
+put(struct store *st, uint64_t i, size_t maxlen, unsigned flags)
+{
+	uint8_t key[32];
+	size_t len = test_len(i, maxlen);
+	uint8_t *buf = malloc(len);
+	int rc;
+
+	test_key(i, key);
+	test_fill(i, buf, len);
+	rc = store_put(st, NS, key, buf, len, flags);
+	free(buf);
+	return rc;
+}
+
+static void
+test_basic(void)
+{
+	struct store *st;
+	struct store_stats s;
+	uint8_t keys[5 * 32], key[32];
+	int wrong = 0, present = 0;
+
+	mkstore(6, 4, 2);
+	st = reopen();
+	for (uint64_t i = 0; i < 300; i++)
+		CHECK_RC(put(st, i, 50000, 0), 0);
+	for (uint64_t i = 0; i < 300; i++) /* some buffered, some on flash */
+		CHECK_RC(verify(st, i, 50000, i % 2), 1);
+	CHECK_RC(store_flush(st), 0);
+	for (uint64_t i = 0; i < 300; i++)
+		CHECK_RC(verify(st, i, 50000, i % 2), 1);
+	for (int j = 0; j < 5; j++)
+		test_key((uint64_t)(j < 3 ? j : 1000 + j), keys + j * 32);
+	CHECK_RC(store_longest_prefix(st, NS, keys, 5), 3);
+	CHECK_RC(store_exists(st, NS + 1, keys), 0);
+	test_key(5, key);
+	CHECK_RC(store_delete(st, NS, key), 0);
+	CHECK_RC(store_delete(st, NS, key), -GPC_ENOTFOUND);
+	CHECK_RC(verify(st, 5, 50000, 1), 0);
+	store_get_stats(st, &s);
+	CHECK(s.index_blocks == 299);
+	store_close(st);
+	st = reopen();
+	for (uint64_t i = 0; i < 300; i++) {
+		int r = verify(st, i, 50000, 1);
+		wrong += r < 0;
+		present += r > 0;
+	}
+	CHECK_RC(wrong, 0);
+	CHECK_RC(present, 299);
+	CHECK_RC(verify(st, 5, 50000, 1), 0);
+	/* a too-small buffer is refused, not overrun */
+	{
+		uint8_t small[16];
+		test_key(0, key);
+		CHECK_RC(store_get(st, NS, key, small, sizeof(small)), -ENOBUFS);
+	}
+	store_close(st);
+}
+
+static void
+test_evict(void)
+{
+	struct store *st;
+	struct store_stats s;
+	int wrong = 0, present = 0;
+
+	mkstore(3, 2, 1);
+	st = reopen();
+	/* ~1.6x the capacity; keep reading a hot set so it is reinserted */
+	for (uint64_t i = 0; i < 2400; i++) {
+		CHECK_RC(put(st, i, 12000, 0), 0);
+		if (i % 50 == 0) /* a hot set spread over segments */
+			for (uint64_t j = 0; j < 200 && j <= i; j += 20)
+				wrong += verify(st, j, 12000, 1) < 0;
+	}
+	store_get_stats(st, &s);
+	CHECK(s.segs_evicted > 0);
+	CHECK(s.blocks_reinserted > 0);
+	for (uint64_t i = 0; i < 2400; i++) {
+		int r = verify(st, i, 12000, i % 2);
+		wrong += r < 0;
+		present += r > 0;
+	}
+	CHECK_RC(wrong, 0);
+	CHECK(present > 100 && present < 2400);
+	for (uint64_t j = 0; j < 200; j += 20)
+		CHECK_RC(verify(st, j, 12000, 1), 1);
+	store_close(st);
+}
+
+static void
+test_degraded(void)
+{
+	struct store *st;
+	int wrong = 0, present = 0;
+	long n;
+
+	mkstore(6, 4, 2);
+	st = reopen();
+	for (uint64_t i = 0; i < 200; i++)
+		CHECK_RC(put(st, i, 40000, 0), 0);
+	store_close(st);
+	store_memdisk_set_missing(md, 1, true);
+	store_memdisk_set_missing(md, 4, true);
+	st = reopen();
+	for (uint64_t i = 0; i < 200; i++)
+		CHECK_RC(verify(st, i, 40000, i % 2), 1);
+	/* writes go on, degraded */
+	for (uint64_t i = 200; i < 260; i++)
+		CHECK_RC(put(st, i, 40000, 0), 0);
+	store_close(st);
+	store_memdisk_set_missing(md, 2, true);
+	st = reopen();
+	for (uint64_t i = 0; i < 260; i++) {
+		int r = verify(st, i, 40000, 1);
+		wrong += r < 0;
+		present += r > 0;
+	}
+	CHECK_RC(wrong, 0);
+	CHECK(present < 260);
+	store_close(st);
+	/* device 2 comes back as it was; 1 and 4 are blank replacements */
+	for (unsigned d = 1; d <= 4; d += 1)
+		store_memdisk_set_missing(md, d, false);
+	store_memdisk_wipe(md, 1);
+	store_memdisk_wipe(md, 4);
+	st = reopen();
+	for (unsigned d = 1; d <= 4; d += 3) {
+		n = store_rebuild(st, d);
+		CHECK(n > 0);
+	}
+	store_close(st);
+	st = reopen(); /* rebuilt superblocks make it whole again */
+	for (unsigned d = 0; d < 6; d++)
+		CHECK_RC(store_dev_health(st, d), STORE_DEV_HEALTHY);
+	for (uint64_t i = 0; i < 260; i++)
+		CHECK_RC(verify(st, i, 40000, i % 2), 1);
+	store_close(st);
+}
+
+int
+main(void)
+{
+	test_basic();
+	test_evict();
+	test_degraded();
+	store_memdisk_destroy(md);
+	return test_summary("test_store");
+}

@@ -1,0 +1,328 @@
+/*
+ * cli_bench.c - `gpucache bench`: the engine's own throughput on real
+ * devices, for comparison with fio on the same devices (scripts/bench-
+ * engine.sh). Put phase: blocks of --size until --bytes are written and
+ * flushed. Get phase: --qd gets kept in flight over random written keys,
+ * into 4096-aligned buffers (the direct O_DIRECT path), each one checked.
+ * --rebuild-blocks N instead fills the store with N 4 KiB blocks and
+ * times the index rebuild of a fresh open.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "gpucache/gpucache.h"
+#include "cli.h"
+
+struct bench {
+	struct cli_devs d;
+	unsigned k, m, qd, wbufs;
+	int64_t chunk, size, bytes, rebuild_blocks;
+	bool format;
+	struct store *st;
+	uint64_t nkeys, issued, done, errors, seed;
+	uint8_t **bufs;
+	struct iovec *iov;
+};
+
+static void
+bench_key(uint64_t i, uint8_t *key)
+{
+	memset(key, 0, 32);
+	memcpy(key, &i, 8);
+	key[31] = 0x5a;
+}
+
+static uint64_t
+next_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static int
+bench_format(struct bench *b)
+{
+	struct store_format_opts fo = { .k = b->k, .m = b->m,
+					.chunk_size = (uint32_t)b->chunk };
+	struct store_io *io;
+	int rc;
+
+	if (cli_io_open(&b->d, b->d.create_size > 0, &io) < 0)
+		return -1;
+	rc = store_format(io, &fo);
+	store_io_close(io);
+	if (rc < 0)
+		fprintf(stderr, "gpucache bench: format: %s\n", gpc_strerror(rc));
+	return rc;
+}
+
+static int
+put_phase(struct bench *b, double *secs)
+{
+	uint8_t *src, key[32];
+	uint64_t n = (uint64_t)b->bytes / (uint64_t)b->size, t0;
+	int rc = 0;
+
+	if (posix_memalign((void **)&src, 4096, (size_t)b->size))
+		return -ENOMEM;
+	for (int64_t i = 0; i < b->size; i++)
+		src[i] = (uint8_t)(i * 131 + 7);
+	t0 = clock_now_ns();
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		struct iovec iov = { src, (size_t)b->size };
+
+		bench_key(i, key);
+		memcpy(src, &i, 8);
+		do {
+			rc = store_put_submit(b->st, 1, key, &iov, 1, 0, NULL,
+					      NULL);
+			if (rc == -EAGAIN)
+				store_poll(b->st, 1);
+		} while (rc == -EAGAIN);
+		if ((i & 15) == 0)
+			store_poll(b->st, 0);
+	}
+	if (rc == 0)
+		rc = store_flush(b->st);
+	*secs = (clock_now_ns() - t0) / 1e9;
+	b->nkeys = n;
+	free(src);
+	return rc;
+}
+
+struct get_slot {
+	struct bench *b;
+	unsigned idx;
+	uint64_t key_id;
+};
+
+static void get_issue(struct get_slot *g);
+
+static void
+get_cb(void *arg, int rc)
+{
+	struct get_slot *g = arg;
+	struct bench *b = g->b;
+	uint64_t got;
+
+	memcpy(&got, b->bufs[g->idx], 8);
+	if (rc != b->size || got != g->key_id)
+		b->errors++;
+	b->done++;
+	if (b->issued < b->nkeys)
+		get_issue(g);
+}
+
+static void
+get_issue(struct get_slot *g)
+{
+	struct bench *b = g->b;
+	uint8_t key[32];
+
+	g->key_id = next_rand(&b->seed) % b->nkeys;
+	bench_key(g->key_id, key);
+	b->issued++;
+	if (store_get_submit(b->st, 1, key, &b->iov[g->idx], 1, get_cb, g) < 0) {
+		b->errors++;
+		b->done++;
+	}
+}
+
+static int
+get_phase(struct bench *b, double *secs)
+{
+	struct get_slot *g = calloc(b->qd, sizeof(*g));
+	uint64_t t0;
+
+	b->bufs = calloc(b->qd, sizeof(*b->bufs));
+	b->iov = calloc(b->qd, sizeof(*b->iov));
+	if (g == NULL || b->bufs == NULL || b->iov == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < b->qd; i++) {
+		if (posix_memalign((void **)&b->bufs[i], 4096, (size_t)b->size))
+			return -ENOMEM;
+		b->iov[i] = (struct iovec){ b->bufs[i], (size_t)b->size };
+		g[i] = (struct get_slot){ .b = b, .idx = i };
+	}
+	b->seed = 88172645463325252ull;
+	t0 = clock_now_ns();
+	for (unsigned i = 0; i < b->qd && b->issued < b->nkeys; i++)
+		get_issue(&g[i]);
+	while (b->done < b->issued)
+		if (store_poll(b->st, 1) < 0)
+			break;
+	*secs = (clock_now_ns() - t0) / 1e9;
+	for (unsigned i = 0; i < b->qd; i++)
+		free(b->bufs[i]);
+	free(b->bufs);
+	free(b->iov);
+	free(g);
+	return 0;
+}
+
+/* Fill with N 4 KiB blocks, close, and time a fresh open. */
+static int
+rebuild_phase(struct bench *b)
+{
+	struct store_opts o = { .wbuf_segs = b->wbufs };
+	struct store_stats s;
+	uint8_t *src = calloc(1, 4096), key[32];
+	uint64_t t0;
+	int rc = 0;
+
+	for (int64_t i = 0; i < b->rebuild_blocks && rc == 0; i++) {
+		bench_key((uint64_t)i, key);
+		memcpy(src, &i, 8);
+		do {
+			struct iovec iov = { src, 4096 };
+
+			rc = store_put_submit(b->st, 1, key, &iov, 1, 0, NULL,
+					      NULL);
+			if (rc == -EAGAIN)
+				store_poll(b->st, 1);
+		} while (rc == -EAGAIN);
+		if ((i & 255) == 0)
+			store_poll(b->st, 0);
+	}
+	free(src);
+	store_close(b->st);
+	b->st = NULL;
+	if (rc < 0)
+		return rc;
+	t0 = clock_now_ns();
+	rc = cli_store_open(&b->d, &o, &b->st);
+	if (rc < 0)
+		return rc;
+	store_get_stats(b->st, &s);
+	printf("rebuild: %" PRIu64 " blocks indexed in %.3f s (open %.3f s), "
+	       "%.1f index bytes per block\n", s.index_blocks,
+	       s.recovery_ns / 1e9, (clock_now_ns() - t0) / 1e9,
+	       (double)s.index_bytes / (s.index_blocks ? s.index_blocks : 1));
+	printf("RESULT rebuild_blocks=%" PRIu64 " rebuild_s=%.3f "
+	       "index_bytes_per_block=%.1f\n", s.index_blocks,
+	       s.recovery_ns / 1e9,
+	       (double)s.index_bytes / (s.index_blocks ? s.index_blocks : 1));
+	return 0;
+}
+
+static void
+bench_report(struct bench *b, double put_s, double get_s)
+{
+	struct store_stats s;
+	double gb = (double)b->nkeys * (double)b->size / 1e9;
+	double put_gbps = gb / put_s, get_gbps = gb / get_s;
+
+	store_get_stats(b->st, &s);
+	printf("bench: %u+%u over %u devices, blocks of %" PRId64 " bytes, "
+	       "qd %u\n", s.k, s.m, s.ndev, b->size, b->qd);
+	printf("put   %.2f GB in %.3f s: %.2f GB/s (write amplification "
+	       "%.3f incl. parity and metadata)\n", gb, put_s, put_gbps,
+	       (double)s.flash_bytes_written / (double)s.put_bytes);
+	printf("get   %.2f GB in %.3f s: %.2f GB/s, %" PRIu64 " errors\n", gb,
+	       get_s, get_gbps, b->errors);
+	printf("cpu   erasure coding %.4f s/GB, checksums %.4f s/GB\n",
+	       s.ec_cpu_ns / 1e9 / gb, s.crc_cpu_ns / 1e9 / gb);
+	printf("index %.1f bytes per block (%" PRIu64 " blocks)\n",
+	       (double)s.index_bytes / (double)(s.index_blocks ? s.index_blocks : 1),
+	       s.index_blocks);
+	printf("RESULT put_gbps=%.3f get_gbps=%.3f ec_cpu_s_per_gb=%.4f "
+	       "crc_cpu_s_per_gb=%.4f index_bytes_per_block=%.1f errors=%"
+	       PRIu64 "\n", put_gbps, get_gbps, s.ec_cpu_ns / 1e9 / gb,
+	       s.crc_cpu_ns / 1e9 / gb,
+	       (double)s.index_bytes / (double)(s.index_blocks ? s.index_blocks : 1),
+	       b->errors);
+}
+
+static int
+bench_parse(struct bench *b, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "qd", required_argument, NULL, 'q' },
+		{ "bytes", required_argument, NULL, 'B' },
+		{ "chunk", required_argument, NULL, 'c' },
+		{ "wbufs", required_argument, NULL, 'w' },
+		{ "format", no_argument, NULL, 'f' },
+		{ "create-size", required_argument, NULL, 'C' },
+		{ "rebuild-blocks", required_argument, NULL, 'r' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "k:m:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': b->k = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'm': b->m = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'v': log_set_level(LOG_INFO); break;
+		case 's': b->size = cli_parse_size(optarg); break;
+		case 'q': b->qd = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'B': b->bytes = cli_parse_size(optarg); break;
+		case 'c': b->chunk = cli_parse_size(optarg); break;
+		case 'w': b->wbufs = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'f': b->format = true; break;
+		case 'C': b->d.create_size = (uint64_t)cli_parse_size(optarg); break;
+		case 'r': b->rebuild_blocks = cli_parse_size(optarg); break;
+		case 'b': b->d.backend = optarg; break;
+		case 'h':
+			printf("usage: gpucache bench [--format -k K -m M --chunk "
+			       "SIZE --create-size SIZE] [--size 1M] [--qd 32] "
+			       "[--bytes 2G] [--wbufs N] [--rebuild-blocks N] "
+			       "DEV...\n");
+			exit(0);
+		default: return -1;
+		}
+	}
+	if (optind >= argc || b->size < 1 || b->bytes < b->size ||
+	    b->qd < 1 || b->chunk < 0 || b->rebuild_blocks < 0) {
+		fprintf(stderr, "gpucache bench: bad options or no devices "
+			"(see --help)\n");
+		return -1;
+	}
+	b->d.n = (unsigned)(argc - optind);
+	b->d.paths = (const char **)&argv[optind];
+	return 0;
+}
+
+int
+cli_bench(int argc, char **argv)
+{
+	struct bench b = { .k = 1, .qd = 32, .wbufs = 4, .size = 1 << 20,
+			   .bytes = 2ll << 30 };
+	struct store_opts o;
+	double put_s = 0, get_s = 0;
+	int rc;
+
+	if (bench_parse(&b, argc, argv) < 0)
+		return 2;
+	if (b.format && bench_format(&b) < 0)
+		return 1;
+	o = (struct store_opts){ .wbuf_segs = b.wbufs };
+	if (cli_store_open(&b.d, &o, &b.st) < 0)
+		return 1;
+	if (b.rebuild_blocks > 0) {
+		rc = rebuild_phase(&b);
+		store_close(b.st);
+		return rc < 0 ? 1 : 0;
+	}
+	rc = put_phase(&b, &put_s);
+	if (rc == 0)
+		rc = get_phase(&b, &get_s);
+	if (rc < 0) {
+		fprintf(stderr, "gpucache bench: %s\n", gpc_strerror(rc));
+		store_abandon(b.st);
+		return 1;
+	}
+	bench_report(&b, put_s, get_s);
+	store_close(b.st);
+	return b.errors ? 1 : 0;
+}
