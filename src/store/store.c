@@ -769,6 +769,19 @@ store_pending(const struct store *st)
 	return st->pending;
 }
 
+/* Fail a list of waiters with rc: their callbacks run once, now. */
+static void
+fail_waiters(struct store *st, struct store_done **list, int rc)
+{
+	struct store_done *d;
+
+	while ((d = *list) != NULL) {
+		*list = d->next;
+		d->rc = rc;
+		store_done_push(st, d);
+	}
+}
+
 /* Wait for every I/O in flight, then fail what still waits. */
 static void
 drain(struct store *st)
@@ -776,6 +789,9 @@ drain(struct store *st)
 	while (st->io->inflight > 0 || st->degq != NULL)
 		if (store_poll(st, 1) < 0)
 			break;
+	for (unsigned i = 0; st->wb != NULL && i < st->nwb; i++)
+		fail_waiters(st, &st->wb[i].waiters, -GPC_ECLOSED);
+	fail_waiters(st, &st->flushq, -GPC_ECLOSED);
 	run_done(st);
 }
 

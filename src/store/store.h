@@ -102,7 +102,11 @@ int store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 int store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		     const struct iovec *iov, unsigned iovcnt, store_cb cb,
 		     void *arg);
-/* Seal the open segment; cb(arg, rc) when every earlier put is durable. */
+/*
+ * Seal the open segment; cb(arg, 0) when every put accepted since the
+ * previous flush is durable. A segment that could not be written is
+ * reported (-EIO) to exactly one flush, like fsync's error reporting.
+ */
 int store_flush_submit(struct store *st, store_cb cb, void *arg);
 
 /* 1 if present in the index, 0 if not (a later get may still miss). */

@@ -87,6 +87,8 @@ struct store {
 	struct store_get_op *degq;                /* gets to reconstruct */
 	struct reins *reinsq;                     /* blocks to reinsert */
 	bool abandoned;                           /* no more sealing */
+	uint64_t lost_segs;    /* segments that could not be made durable */
+	uint64_t lost_seen;    /* lost_segs as last reported by a flush */
 	unsigned pending;      /* user ops not yet completed */
 	unsigned sync_pending; /* sync_io requests in flight */
 	struct store_stats s;

@@ -740,9 +740,7 @@ seal_finish(struct store *st, struct wbuf *w)
 		sl->seq = 0;
 		ringq_push(&st->freeq, w->slot);
 		st->s.seg_write_failures++;
-		for (d = st->flushq; d != NULL; d = d->next)
-			if (d->rc == 0)
-				d->rc = rc;
+		st->lost_segs++;
 	} else {
 		sl->state = SLOT_SEALED;
 		st->s.segs_sealed++;
@@ -809,6 +807,11 @@ store_flushq_check(struct store *st)
 	while ((d = *pp) != NULL) {
 		if (d->seq < min) {
 			*pp = d->next;
+			/* like fsync's errseq: report each loss to one flush */
+			if (st->lost_segs != st->lost_seen) {
+				d->rc = -EIO;
+				st->lost_seen = st->lost_segs;
+			}
 			store_done_push(st, d);
 		} else {
 			pp = &d->next;
