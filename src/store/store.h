@@ -103,6 +103,46 @@ int store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		     const struct iovec *iov, unsigned iovcnt, store_cb cb,
 		     void *arg);
 /*
+ * Zero-copy put, for a server that moves the bytes itself (RMA): reserve
+ * room for a len-byte block in the write buffer, fill r->iov (the block's
+ * bytes in DRAM, in order) by any means, then commit (checksum, header,
+ * index; the block becomes readable; cb as for put_submit) or abort
+ * (nothing is published). The segment is not sealed while reservations
+ * on it are open. -EAGAIN: the write buffer is full, poll and retry.
+ */
+#define STORE_RESV_MAXIOV 8
+struct store_resv {
+	uint64_t ns;
+	uint8_t key[STORE_KEY_LEN];
+	uint32_t len, off;
+	int wb;
+	struct iovec iov[STORE_RESV_MAXIOV];
+	unsigned iovcnt;
+};
+int store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
+		      uint32_t len, struct store_resv *r);
+int store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
+		     store_cb cb, void *arg);
+void store_put_abort(struct store *st, struct store_resv *r);
+
+/*
+ * Zero-copy get: buf (4096-aligned, cap bytes, >= the block rounded up to
+ * 4096) receives the block when it is on flash; a block still in the
+ * write buffer is handed out in place. cb(arg, rc, iov, iovcnt, ref): rc
+ * is the length or -errno; on success the bytes are in iov and stay valid
+ * until store_get_zc_release(st, ref), which the caller must call.
+ */
+struct store_zc_ref;
+typedef void (*store_zc_cb)(void *arg, int rc, const struct iovec *iov,
+			    unsigned iovcnt, struct store_zc_ref *ref);
+int store_get_zc_submit(struct store *st, uint64_t ns, const uint8_t *key,
+			void *buf, size_t cap, store_zc_cb cb, void *arg);
+void store_get_zc_release(struct store *st, struct store_zc_ref *ref);
+
+/* Pin a block so eviction keeps it (reinserted), or unpin it. */
+int store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin);
+
+/*
  * Seal the open segment; cb(arg, 0) when every put accepted since the
  * previous flush is durable. A segment that could not be written is
  * reported (-EIO) to exactly one flush, like fsync's error reporting.

@@ -52,6 +52,10 @@ struct wbuf {
 	int err;           /* first failure while sealing */
 	bool busy;         /* holds a segment */
 	bool want_seal;    /* a durable put waits on it */
+	bool seal_deferred; /* sealing waits for reservations to finish */
+	bool release_deferred; /* durable, but zero-copy readers hold it */
+	unsigned nresv;    /* reservations not yet committed or aborted */
+	unsigned refs;     /* zero-copy readers pinning the memory */
 	struct store_done *waiters;
 	struct store_io_req *reqs;
 	unsigned nreqs;
@@ -120,6 +124,11 @@ void store_seal_pending(struct store *st);
 int store_seal_cur(struct store *st);
 int store_read_summary(struct store *st, uint32_t s, uint8_t **out);
 void store_flushq_check(struct store *st);
+unsigned store_wbuf_pieces(const struct store *st, const struct wbuf *w,
+			   uint32_t off, uint32_t len, struct iovec *iov,
+			   unsigned max);
+void store_wbuf_pin(struct store *st, int wb);
+void store_wbuf_unpin(struct store *st, int wb);
 uint8_t *store_wbuf_ptr(const struct store *st, const struct wbuf *w,
 			uint32_t loff, uint32_t *room);
 

@@ -627,3 +627,94 @@ nomem:
 	rc = -ENOMEM;
 	return rc;
 }
+
+struct store_zc_ref {
+	struct store *st;
+	store_zc_cb cb;
+	void *arg;
+	int wb;            /* pinned write buffer, or -1 */
+	struct iovec ubuf; /* the caller's buffer (flash path) */
+	struct iovec iov[STORE_RESV_MAXIOV];
+	unsigned iovcnt;
+};
+
+static void
+zc_done(void *arg, int rc)
+{
+	struct store_zc_ref *ref = arg;
+
+	if (rc < 0) {
+		if (ref->wb >= 0)
+			store_wbuf_unpin(ref->st, ref->wb);
+		ref->cb(ref->arg, rc, NULL, 0, NULL);
+		free(ref);
+		return;
+	}
+	if (ref->wb < 0) {
+		ref->iov[0] = (struct iovec){ ref->ubuf.iov_base, (size_t)rc };
+		ref->iovcnt = 1;
+	}
+	ref->cb(ref->arg, rc, ref->iov, ref->iovcnt, ref);
+}
+
+/* A block in the write buffer: hand out its bytes in place, pinned. */
+static int
+zc_buffered(struct store *st, struct store_zc_ref *ref, uint64_t ns,
+	    const uint8_t *key, const struct index_loc *loc)
+{
+	const struct slot *sl = &st->slots[loc->slot];
+	const struct wbuf *w = &st->wb[sl->wbuf];
+	uint8_t hdr[STORE_SECTOR];
+	struct rec_disk r;
+	int rc;
+
+	wbuf_read(st, w, loc->off4k * STORE_SECTOR, hdr, STORE_SECTOR);
+	rc = store_rec_check(st, hdr, ns, key, sl->seq, loc->len4k, &r);
+	if (rc < 0)
+		return -GPC_ENOTFOUND;
+	ref->wb = sl->wbuf;
+	store_wbuf_pin(st, ref->wb);
+	ref->iovcnt = store_wbuf_pieces(st, w, loc->off4k * STORE_SECTOR +
+					STORE_SECTOR, r.len, ref->iov,
+					STORE_RESV_MAXIOV);
+	st->s.hits++;
+	return (int)r.len;
+}
+
+int
+store_get_zc_submit(struct store *st, uint64_t ns, const uint8_t *key,
+		    void *buf, size_t cap, store_zc_cb cb, void *arg)
+{
+	struct store_zc_ref *ref = calloc(1, sizeof(*ref));
+	struct index_loc loc;
+	int rc;
+
+	if (ref == NULL)
+		return -ENOMEM;
+	*ref = (struct store_zc_ref){ .st = st, .cb = cb, .arg = arg, .wb = -1,
+				      .ubuf = { buf, cap } };
+	if (index_lookup(st->ix, index_hash(ns, key), &loc) == 0 &&
+	    st->slots[loc.slot].wbuf >= 0) {
+		st->s.gets++;
+		st->pending++;
+		rc = zc_buffered(st, ref, ns, key, &loc);
+		if (rc < 0)
+			st->s.misses++;
+		store_complete(st, zc_done, ref, rc);
+		return 0;
+	}
+	rc = store_get_submit(st, ns, key, &ref->ubuf, 1, zc_done, ref);
+	if (rc < 0)
+		free(ref);
+	return rc;
+}
+
+void
+store_get_zc_release(struct store *st, struct store_zc_ref *ref)
+{
+	if (ref == NULL)
+		return;
+	if (ref->wb >= 0)
+		store_wbuf_unpin(st, ref->wb);
+	free(ref);
+}

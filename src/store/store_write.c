@@ -220,8 +220,9 @@ static bool
 fits(const struct store *st, const struct wbuf *w, uint32_t need,
      uint32_t nent)
 {
+	/* open reservations will each add one summary entry */
 	return (uint64_t)w->data_len + need +
-		       store_sum_size(w->nentries + nent) <=
+		       store_sum_size(w->nentries + w->nresv + nent) <=
 	       st->g.cap;
 }
 
@@ -438,6 +439,26 @@ ensure_room(struct store *st, uint32_t need, uint32_t nent)
 	return -GPC_ETOOBIG;
 }
 
+/*
+ * Make cb wait until w's segment is durable; the segment is sealed at the
+ * next poll (group commit). -ENOMEM: the caller completes cb itself.
+ */
+static int
+add_waiter(struct store *st, struct wbuf *w, store_cb cb, void *arg)
+{
+	struct store_done *d = calloc(1, sizeof(*d));
+
+	(void)st;
+	if (d == NULL)
+		return -ENOMEM;
+	d->cb = cb;
+	d->arg = arg;
+	d->next = w->waiters;
+	w->waiters = d;
+	w->want_seal = true;
+	return 0;
+}
+
 int
 store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		 const struct iovec *iov, unsigned iovcnt, unsigned flags,
@@ -464,22 +485,9 @@ store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 	st->s.puts++;
 	st->s.put_bytes += len;
 	st->pending++;
-	if (flags & STORE_PUT_DURABLE) {
-		struct wbuf *w = &st->wb[st->cur];
-		struct store_done *d = calloc(1, sizeof(*d));
-
-		if (d != NULL) {
-			d->cb = cb;
-			d->arg = arg;
-			d->next = w->waiters;
-			w->waiters = d;
-			w->want_seal = true;
-			return 0;
-		}
-		rc = store_seal_cur(st); /* no memory to wait: seal now */
-		store_complete(st, cb, arg, rc < 0 ? rc : -ENOMEM);
+	if ((flags & STORE_PUT_DURABLE) &&
+	    add_waiter(st, &st->wb[st->cur], cb, arg) == 0)
 		return 0;
-	}
 	store_complete(st, cb, arg, 0);
 	return 0;
 }
@@ -746,7 +754,10 @@ seal_finish(struct store *st, struct wbuf *w)
 		st->s.segs_sealed++;
 	}
 	sl->wbuf = -1;
-	w->busy = false;
+	if (w->refs > 0)
+		w->release_deferred = true; /* zero-copy readers still on it */
+	else
+		w->busy = false;
 	while ((d = w->waiters) != NULL) {
 		w->waiters = d->next;
 		d->rc = rc;
@@ -755,25 +766,65 @@ seal_finish(struct store *st, struct wbuf *w)
 	store_flushq_check(st);
 }
 
-int
-store_seal_cur(struct store *st)
+/* Write out a segment whose reservations are all done. */
+static void
+seal_now(struct store *st, struct wbuf *w)
 {
-	struct wbuf *w;
-	struct slot *sl;
+	struct slot *sl = &st->slots[w->slot];
 
-	if (st->cur < 0 || st->wb[st->cur].nentries == 0)
-		return 0;
-	w = &st->wb[st->cur];
-	sl = &st->slots[w->slot];
-	st->cur = -1;
-	w->st = st;
+	w->seal_deferred = false;
+	if (w->nentries == 0) { /* only aborted reservations: drop it */
+		sl->state = SLOT_FREE;
+		sl->seq = 0;
+		sl->wbuf = -1;
+		ringq_push(&st->freeq, w->slot);
+		w->busy = false;
+		store_flushq_check(st);
+		return;
+	}
 	build_tail(st, w, sl);
 	encode_chunks(st, w, sl);
 	sl->data_len = w->data_len;
 	sl->nentries = w->nentries;
-	sl->state = SLOT_SEALING;
 	seal_write(st, w);
+}
+
+int
+store_seal_cur(struct store *st)
+{
+	struct wbuf *w;
+
+	if (st->cur < 0)
+		return 0;
+	w = &st->wb[st->cur];
+	if (w->nentries == 0 && w->nresv == 0)
+		return 0;
+	st->cur = -1;
+	w->st = st;
+	st->slots[w->slot].state = SLOT_SEALING;
+	if (w->nresv > 0)
+		w->seal_deferred = true; /* the last commit or abort seals */
+	else
+		seal_now(st, w);
 	return 0;
+}
+
+/* Pin / unpin a write buffer for a zero-copy reader. */
+void
+store_wbuf_pin(struct store *st, int wb)
+{
+	st->wb[wb].refs++;
+}
+
+void
+store_wbuf_unpin(struct store *st, int wb)
+{
+	struct wbuf *w = &st->wb[wb];
+
+	if (--w->refs == 0 && w->release_deferred) {
+		w->release_deferred = false;
+		w->busy = false;
+	}
 }
 
 void
@@ -848,4 +899,123 @@ store_flush_submit(struct store *st, store_cb cb, void *arg)
 	st->flushq = d;
 	store_flushq_check(st);
 	return 0;
+}
+
+/* The wbuf pieces covering logical [off, off + len); returns the count. */
+unsigned
+store_wbuf_pieces(const struct store *st, const struct wbuf *w, uint32_t off,
+	    uint32_t len, struct iovec *iov, unsigned max)
+{
+	unsigned n = 0;
+
+	while (len > 0 && n < max) {
+		uint32_t room;
+		uint8_t *p = store_wbuf_ptr(st, w, off, &room);
+		uint32_t k = len < room ? len : room;
+
+		iov[n++] = (struct iovec){ p, k };
+		off += k;
+		len -= k;
+	}
+	return n;
+}
+
+int
+store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
+		  uint32_t len, struct store_resv *r)
+{
+	uint32_t rs = store_rec_size(len);
+	struct wbuf *w;
+	int rc;
+
+	if (st->o.read_only || st->abandoned)
+		return -EROFS;
+	if (len == 0)
+		return -EINVAL;
+	if (len > STORE_MAX_BLOCK || rs + store_sum_size(1) > st->g.cap)
+		return -GPC_ETOOBIG;
+	rc = ensure_room(st, rs, 1);
+	if (rc < 0)
+		return rc;
+	w = &st->wb[st->cur];
+	*r = (struct store_resv){ .ns = ns, .len = len, .wb = st->cur,
+				  .off = w->data_len };
+	memcpy(r->key, key, STORE_KEY_LEN);
+	r->iovcnt = store_wbuf_pieces(st, w, w->data_len + STORE_SECTOR, len, r->iov,
+				STORE_RESV_MAXIOV);
+	w->data_len += rs;
+	w->nresv++; /* counts toward the summary's room until done */
+	return 0;
+}
+
+/* A reservation is over: seal the segment if that was waiting on it. */
+static void
+resv_done(struct store *st, struct wbuf *w)
+{
+	if (--w->nresv == 0 && w->seal_deferred)
+		seal_now(st, w);
+}
+
+int
+store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
+		 store_cb cb, void *arg)
+{
+	struct wbuf *w = &st->wb[r->wb];
+	struct rec_disk rec = { .ns = r->ns, .len = r->len,
+				.seg_seq = st->slots[w->slot].seq };
+	struct sum_disk e = { .ns = r->ns, .off4k = r->off / STORE_SECTOR,
+			      .len = r->len };
+	struct index_loc loc = { .slot = w->slot, .off4k = r->off / STORE_SECTOR,
+				 .len4k = (r->len + STORE_SECTOR - 1) /
+					  STORE_SECTOR };
+	uint8_t hdr[STORE_SECTOR] = { 0 };
+	uint32_t crc = 0, rs = store_rec_size(r->len);
+	uint64_t t0 = clock_thread_cpu_ns();
+	int rc;
+
+	for (unsigned i = 0; i < r->iovcnt; i++)
+		crc = crc32c_extend(crc, r->iov[i].iov_base, r->iov[i].iov_len);
+	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+	memcpy(rec.key, r->key, STORE_KEY_LEN);
+	memcpy(e.key, r->key, STORE_KEY_LEN);
+	rec.data_crc = e.data_crc = crc;
+	wbuf_zero(st, w, r->off + STORE_SECTOR + r->len,
+		  rs - STORE_SECTOR - r->len);
+	rec_encode(&rec, hdr);
+	wbuf_write(st, w, r->off, hdr, STORE_SECTOR);
+	rc = sum_append(w, &e);
+	if (rc == 0)
+		rc = index_upsert(st->ix, index_hash(r->ns, r->key), &loc);
+	if (rc < 0) {
+		resv_done(st, w);
+		return rc;
+	}
+	st->s.puts++;
+	st->s.put_bytes += r->len;
+	st->pending++;
+	if ((flags & STORE_PUT_DURABLE) && add_waiter(st, w, cb, arg) == 0) {
+		resv_done(st, w);
+		return 0;
+	}
+	store_complete(st, cb, arg, 0);
+	resv_done(st, w);
+	return 0;
+}
+
+void
+store_put_abort(struct store *st, struct store_resv *r)
+{
+	struct wbuf *w = &st->wb[r->wb];
+	uint8_t zero[STORE_SECTOR] = { 0 };
+
+	wbuf_write(st, w, r->off, zero, STORE_SECTOR); /* no record here */
+	resv_done(st, w);
+}
+
+int
+store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
+{
+	return index_set_flags(st->ix, index_hash(ns, key),
+			       pin ? INDEX_F_PINNED : 0,
+			       pin ? 0 : INDEX_F_PINNED);
 }

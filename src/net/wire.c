@@ -1,0 +1,298 @@
+/*
+ * wire.c - encoders and checked decoders of the wire protocol (wire.h).
+ * Pure functions of their arguments, any thread. Every read goes through
+ * the bounded reader, whose error is sticky, so a decoder checks once at
+ * the end that nothing overran and that the body was consumed exactly.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "common/crc.h"
+#include "gpucache/gpucache.h"
+#include "wire.h"
+
+static const uint8_t WIRE_MAGIC[4] = "GPCW";
+
+uint32_t
+wire_body_crc(const uint8_t *body, size_t len)
+{
+	return len ? crc32c(body, len) : 0;
+}
+
+void
+wire_hdr_encode(const struct wire_hdr *h, uint8_t *b)
+{
+	memcpy(b, WIRE_MAGIC, 4);
+	put_le16(b + 4, WIRE_VERSION);
+	b[6] = h->opcode;
+	b[7] = h->flags;
+	put_le64(b + 8, h->req_id);
+	put_le32(b + 16, h->body_len);
+	put_le32(b + 20, h->count);
+	put_le32(b + 24, (uint32_t)h->status);
+	put_le32(b + 28, h->shard);
+	put_le64(b + 32, h->aux);
+	put_le32(b + 40, h->body_crc);
+	put_le32(b + 44, crc32c(b, 44));
+}
+
+int
+wire_msg_decode(const uint8_t *b, size_t len, struct wire_hdr *out)
+{
+	struct wire_hdr h;
+
+	if (len < WIRE_HDR_SIZE || memcmp(b, WIRE_MAGIC, 4) != 0 ||
+	    get_le32(b + 44) != crc32c(b, 44))
+		return -GPC_ECORRUPT;
+	h.version = get_le16(b + 4);
+	if (h.version != WIRE_VERSION)
+		return -GPC_EVERSION;
+	h.opcode = b[6];
+	h.flags = b[7];
+	h.req_id = get_le64(b + 8);
+	h.body_len = get_le32(b + 16);
+	h.count = get_le32(b + 20);
+	h.status = (int32_t)get_le32(b + 24);
+	h.shard = get_le32(b + 28);
+	h.aux = get_le64(b + 32);
+	h.body_crc = get_le32(b + 40);
+	if (h.body_len != len - WIRE_HDR_SIZE || h.body_len > WIRE_MAX_BODY ||
+	    h.body_crc != wire_body_crc(b + WIRE_HDR_SIZE, h.body_len))
+		return -GPC_ECORRUPT;
+	*out = h;
+	return 0;
+}
+
+void
+wire_rd_init(struct wire_rd *r, const uint8_t *p, size_t len)
+{
+	r->p = p;
+	r->left = len;
+	r->err = 0;
+}
+
+const uint8_t *
+wire_rd_bytes(struct wire_rd *r, size_t n)
+{
+	const uint8_t *p = r->p;
+
+	if (r->err || n > r->left) {
+		r->err = -GPC_ECORRUPT;
+		return NULL;
+	}
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+uint8_t
+wire_rd_u8(struct wire_rd *r)
+{
+	const uint8_t *p = wire_rd_bytes(r, 1);
+
+	return p ? p[0] : 0;
+}
+
+uint16_t
+wire_rd_u16(struct wire_rd *r)
+{
+	const uint8_t *p = wire_rd_bytes(r, 2);
+
+	return p ? get_le16(p) : 0;
+}
+
+uint32_t
+wire_rd_u32(struct wire_rd *r)
+{
+	const uint8_t *p = wire_rd_bytes(r, 4);
+
+	return p ? get_le32(p) : 0;
+}
+
+uint64_t
+wire_rd_u64(struct wire_rd *r)
+{
+	const uint8_t *p = wire_rd_bytes(r, 8);
+
+	return p ? get_le64(p) : 0;
+}
+
+void
+wire_wr_init(struct wire_wr *w)
+{
+	memset(w, 0, sizeof(*w));
+}
+
+void
+wire_wr_fini(struct wire_wr *w)
+{
+	free(w->buf);
+	memset(w, 0, sizeof(*w));
+}
+
+void
+wire_wr_bytes(struct wire_wr *w, const void *p, size_t n)
+{
+	if (w->err)
+		return;
+	if (w->len + n > WIRE_MAX_BODY) {
+		w->err = -E2BIG;
+		return;
+	}
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 256;
+		uint8_t *nb;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		nb = realloc(w->buf, cap);
+		if (nb == NULL) {
+			w->err = -ENOMEM;
+			return;
+		}
+		w->buf = nb;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+void
+wire_wr_u8(struct wire_wr *w, uint8_t v)
+{
+	wire_wr_bytes(w, &v, 1);
+}
+
+void
+wire_wr_u16(struct wire_wr *w, uint16_t v)
+{
+	uint8_t b[2];
+
+	put_le16(b, v);
+	wire_wr_bytes(w, b, 2);
+}
+
+void
+wire_wr_u32(struct wire_wr *w, uint32_t v)
+{
+	uint8_t b[4];
+
+	put_le32(b, v);
+	wire_wr_bytes(w, b, 4);
+}
+
+void
+wire_wr_u64(struct wire_wr *w, uint64_t v)
+{
+	uint8_t b[8];
+
+	put_le64(b, v);
+	wire_wr_bytes(w, b, 8);
+}
+
+/* One block's key, descriptor count and descriptors. */
+static int
+block_decode(struct wire_rd *r, struct wire_block *b, struct wire_desc *descs,
+	     size_t *used, size_t max_desc)
+{
+	const uint8_t *key = wire_rd_bytes(r, WIRE_KEY_LEN);
+
+	b->ndesc = wire_rd_u32(r);
+	(void)wire_rd_u32(r); /* reserved */
+	if (r->err || b->ndesc == 0 || b->ndesc > WIRE_MAX_IOV ||
+	    b->ndesc > max_desc - *used)
+		return -GPC_ECORRUPT;
+	memcpy(b->key, key, WIRE_KEY_LEN);
+	b->desc = &descs[*used];
+	b->total = 0;
+	for (uint32_t i = 0; i < b->ndesc; i++) {
+		struct wire_desc *d = &descs[(*used)++];
+
+		d->region = wire_rd_u32(r);
+		(void)wire_rd_u32(r);
+		d->addr = wire_rd_u64(r);
+		d->len = wire_rd_u64(r);
+		if (r->err || d->len == 0 || d->len > WIRE_MAX_BLOCK ||
+		    d->addr + d->len < d->addr)
+			return -GPC_ECORRUPT;
+		b->total += d->len;
+	}
+	return b->total <= WIRE_MAX_BLOCK ? 0 : -GPC_ECORRUPT;
+}
+
+int
+wire_batch_decode(const uint8_t *body, size_t len, uint32_t count,
+		  uint64_t *ns, struct wire_block *blocks,
+		  struct wire_desc *descs, size_t max_desc)
+{
+	struct wire_rd r;
+	size_t used = 0;
+
+	if (count == 0 || count > WIRE_MAX_BATCH)
+		return -GPC_ECORRUPT;
+	wire_rd_init(&r, body, len);
+	*ns = wire_rd_u64(&r);
+	for (uint32_t i = 0; i < count; i++)
+		if (block_decode(&r, &blocks[i], descs, &used, max_desc) < 0)
+			return -GPC_ECORRUPT;
+	return (r.err || r.left != 0) ? -GPC_ECORRUPT : 0;
+}
+
+int
+wire_keys_decode(const uint8_t *body, size_t len, uint32_t count,
+		 uint64_t *ns, const uint8_t **keys)
+{
+	struct wire_rd r;
+
+	if (count == 0 || count > WIRE_MAX_BATCH)
+		return -GPC_ECORRUPT;
+	wire_rd_init(&r, body, len);
+	*ns = wire_rd_u64(&r);
+	*keys = wire_rd_bytes(&r, (size_t)count * WIRE_KEY_LEN);
+	return (r.err || r.left != 0) ? -GPC_ECORRUPT : 0;
+}
+
+int
+wire_hello_decode(const uint8_t *body, size_t len, char *name)
+{
+	struct wire_rd r;
+	uint16_t n;
+	const uint8_t *p;
+
+	wire_rd_init(&r, body, len);
+	n = wire_rd_u16(&r);
+	if (r.err || n == 0 || n > WIRE_MAX_TENANT)
+		return -GPC_ECORRUPT;
+	p = wire_rd_bytes(&r, n);
+	if (r.err || r.left != 0)
+		return -GPC_ECORRUPT;
+	for (uint16_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return -GPC_ECORRUPT;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	return 0;
+}
+
+int
+wire_reg_decode(const uint8_t *body, size_t len, struct wire_reg *out)
+{
+	struct wire_rd r;
+	struct wire_reg g;
+
+	wire_rd_init(&r, body, len);
+	g.region = wire_rd_u32(&r);
+	g.rkey_len = wire_rd_u32(&r);
+	g.addr = wire_rd_u64(&r);
+	g.len = wire_rd_u64(&r);
+	if (r.err || g.rkey_len == 0 || g.rkey_len > WIRE_MAX_RKEY ||
+	    g.len == 0 || g.addr + g.len < g.addr)
+		return -GPC_ECORRUPT;
+	g.rkey = wire_rd_bytes(&r, g.rkey_len);
+	if (r.err || r.left != 0)
+		return -GPC_ECORRUPT;
+	*out = g;
+	return 0;
+}

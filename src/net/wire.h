@@ -1,0 +1,174 @@
+/*
+ * wire.h - the GPUCache wire protocol, version 1 (docs/protocol.md is the
+ * prose version; keep them in step).
+ *
+ * Every message is one UCX active message: a 48-byte header, then
+ * body_len bytes of body. All integers little-endian; encoders and
+ * decoders go field by field. Decoders check lengths before every read
+ * and never trust a count: a bad message is answered or dropped, never
+ * asserted on.
+ *
+ * Header
+ *  off size field
+ *    0    4 magic "GPCW"
+ *    4    2 version       1
+ *    6    1 opcode        enum wire_op; responses have WIRE_OP_RESP set
+ *    7    1 flags         WIRE_F_*
+ *    8    8 req_id        chosen by the client, echoed in the response
+ *   16    4 body_len      bytes after the header
+ *   20    4 count         items in the batch
+ *   24    4 status        responses: 0 or a negative error code
+ *   28    4 shard         shard the message is meant for
+ *   32    8 aux           op-specific (LOOKUP response: prefix length)
+ *   40    4 body_crc      CRC32C of the body
+ *   44    4 hdr_crc       CRC32C of bytes [0, 44)
+ */
+#ifndef GPC_NET_WIRE_H
+#define GPC_NET_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_VERSION 1u
+#define WIRE_HDR_SIZE 48u
+#define WIRE_KEY_LEN 32u
+#define WIRE_NONCE_LEN 32u
+#define WIRE_MAC_LEN 32u
+#define WIRE_MAX_TENANT 64u
+#define WIRE_MAX_BODY (1u << 20)
+#define WIRE_MAX_BATCH 1024u
+#define WIRE_MAX_IOV 64u
+#define WIRE_MAX_RKEY 4096u
+#define WIRE_MAX_BLOCK (64u << 20)
+
+enum wire_op {
+	WIRE_OP_HELLO = 1,   /* c->s: tenant name; s->c: challenge */
+	WIRE_OP_AUTH = 2,    /* c->s: HMAC of the challenge */
+	WIRE_OP_REG = 3,     /* c->s: register a memory region (rkey) */
+	WIRE_OP_DEREG = 4,
+	WIRE_OP_PUT = 5,
+	WIRE_OP_GET = 6,
+	WIRE_OP_LOOKUP = 7,
+	WIRE_OP_DELETE = 8,
+	WIRE_OP_PIN = 9,
+	WIRE_OP_UNPIN = 10,
+	WIRE_OP_STAT = 11,
+	WIRE_OP_MAX = 12,
+	WIRE_OP_RESP = 0x80,
+};
+
+#define WIRE_F_DURABLE 0x01u  /* PUT: acknowledge once on flash */
+#define WIRE_F_PREFETCH 0x02u /* LOOKUP: start reading the prefix */
+
+struct wire_hdr {
+	uint16_t version;
+	uint8_t opcode;
+	uint8_t flags;
+	uint64_t req_id;
+	uint32_t body_len;
+	uint32_t count;
+	int32_t status;
+	uint32_t shard;
+	uint64_t aux;
+	uint32_t body_crc;
+};
+
+/* A piece of client memory: inside a region registered on the connection. */
+struct wire_desc {
+	uint32_t region;
+	uint64_t addr;
+	uint64_t len;
+};
+#define WIRE_DESC_SIZE 24u /* region u32, reserved u32, addr u64, len u64 */
+
+/* One block of a PUT or GET batch, as decoded (descs point into a table). */
+struct wire_block {
+	uint8_t key[WIRE_KEY_LEN];
+	uint32_t ndesc;
+	const struct wire_desc *desc;
+	uint64_t total; /* sum of desc lengths */
+};
+
+/*
+ * Encode the header for a body of h->body_len bytes (body_crc must be set,
+ * see wire_body_crc). buf holds WIRE_HDR_SIZE bytes.
+ */
+void wire_hdr_encode(const struct wire_hdr *h, uint8_t *buf);
+/*
+ * Decode and check a message of len bytes: magic, header CRC, version,
+ * body length equal to what arrived, body CRC. Returns 0, -GPC_ECORRUPT
+ * or -GPC_EVERSION; *out is written only on success.
+ */
+int wire_msg_decode(const uint8_t *buf, size_t len, struct wire_hdr *out);
+uint32_t wire_body_crc(const uint8_t *body, size_t len);
+
+/* Bounded little-endian reader over a body. */
+struct wire_rd {
+	const uint8_t *p;
+	size_t left;
+	int err; /* sticky: -GPC_ECORRUPT after any overrun */
+};
+
+void wire_rd_init(struct wire_rd *r, const uint8_t *p, size_t len);
+uint8_t wire_rd_u8(struct wire_rd *r);
+uint16_t wire_rd_u16(struct wire_rd *r);
+uint32_t wire_rd_u32(struct wire_rd *r);
+uint64_t wire_rd_u64(struct wire_rd *r);
+const uint8_t *wire_rd_bytes(struct wire_rd *r, size_t n);
+
+/* Growable little-endian writer. */
+struct wire_wr {
+	uint8_t *buf;
+	size_t len, cap;
+	int err; /* sticky: -ENOMEM or -E2BIG past WIRE_MAX_BODY */
+};
+
+void wire_wr_init(struct wire_wr *w);
+void wire_wr_fini(struct wire_wr *w);
+void wire_wr_u8(struct wire_wr *w, uint8_t v);
+void wire_wr_u16(struct wire_wr *w, uint16_t v);
+void wire_wr_u32(struct wire_wr *w, uint32_t v);
+void wire_wr_u64(struct wire_wr *w, uint64_t v);
+void wire_wr_bytes(struct wire_wr *w, const void *p, size_t n);
+
+/*
+ * PUT / GET body: u64 ns, then count blocks, each: key[32], u32 ndesc,
+ * u32 reserved, then ndesc descriptors. Decodes into blocks[count] and
+ * descs[] (capacity max_desc); checks every count against the limits
+ * (WIRE_MAX_BATCH, WIRE_MAX_IOV, descriptor length >= 1, block total
+ * 1..WIRE_MAX_BLOCK, no addr + len overflow) and that the body is consumed
+ * exactly. Returns 0 or -GPC_ECORRUPT.
+ */
+int wire_batch_decode(const uint8_t *body, size_t len, uint32_t count,
+		      uint64_t *ns, struct wire_block *blocks,
+		      struct wire_desc *descs, size_t max_desc);
+/*
+ * Key-list body (LOOKUP, DELETE, PIN, UNPIN): u64 ns, then count keys.
+ * *keys points into body. 0 or -GPC_ECORRUPT.
+ */
+int wire_keys_decode(const uint8_t *body, size_t len, uint32_t count,
+		     uint64_t *ns, const uint8_t **keys);
+/*
+ * HELLO body: u16 name_len, name (1..WIRE_MAX_TENANT bytes, printable
+ * ASCII). Copies it NUL-terminated into name[WIRE_MAX_TENANT + 1].
+ */
+int wire_hello_decode(const uint8_t *body, size_t len, char *name);
+/* REG body: u32 region, u32 rkey_len, u64 addr, u64 len, rkey bytes. */
+struct wire_reg {
+	uint32_t region;
+	uint64_t addr, len;
+	const uint8_t *rkey;
+	uint32_t rkey_len;
+};
+int wire_reg_decode(const uint8_t *body, size_t len, struct wire_reg *out);
+
+/* Is [addr, addr + len) inside [base, base + size)? Overflow-safe. */
+static inline bool
+wire_range_inside(uint64_t addr, uint64_t len, uint64_t base, uint64_t size)
+{
+	return len > 0 && addr >= base && addr - base <= size &&
+	       len <= size - (addr - base);
+}
+
+#endif
