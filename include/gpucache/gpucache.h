@@ -10,6 +10,9 @@
 #ifndef GPUCACHE_GPUCACHE_H
 #define GPUCACHE_GPUCACHE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,6 +42,103 @@ enum gpc_error {
  * code with either sign; never returns NULL.
  */
 const char *gpc_strerror(int err);
+
+/*
+ * ---- Client library (libgpucache) ----
+ *
+ * Thread-safe: every call may come from any thread; one connection object
+ * serializes its own use. Handles are opaque; option structs start with
+ * their own size so they can grow without breaking older callers.
+ */
+
+#define GPC_KEY_LEN 32
+#define GPC_PUT_DURABLE 0x1u     /* acknowledge once on flash */
+#define GPC_LOOKUP_PREFETCH 0x2u /* start reading the found prefix */
+
+struct gpc_client;
+struct gpc_mr;
+struct gpc_req;
+
+struct gpc_connect_opts {
+	size_t struct_size;   /* sizeof(struct gpc_connect_opts) */
+	const char *tenant;
+	const void *secret;
+	size_t secret_len;
+	unsigned timeout_ms;  /* connect and authenticate; 0 = 10 s */
+};
+
+/* One block of a batch: its key, where its bytes are (an iovec over
+ * registered memory), and its result, written by the library (0 or a
+ * length on success, a negative error code otherwise). */
+struct gpc_iov {
+	void *addr;
+	size_t len;
+	struct gpc_mr *mr;    /* registration that contains [addr, addr+len) */
+};
+
+struct gpc_block {
+	const uint8_t *key;   /* GPC_KEY_LEN bytes */
+	const struct gpc_iov *iov;
+	unsigned iovcnt;
+	int status;           /* out */
+};
+
+/* Connect to "gpc://host:port" (port of shard 0) and authenticate on
+ * every shard. */
+int gpc_connect(const char *url, const struct gpc_connect_opts *opts,
+		struct gpc_client **out);
+void gpc_close(struct gpc_client *c);
+unsigned gpc_shards(const struct gpc_client *c);
+
+/* Register caller memory for transfers; or let UCX allocate it (one-sided
+ * RMA over shared memory needs UCX-allocated memory). */
+int gpc_mem_register(struct gpc_client *c, void *addr, size_t len,
+		     struct gpc_mr **out);
+int gpc_mem_alloc(struct gpc_client *c, size_t len, void **addr,
+		  struct gpc_mr **out);
+void gpc_mem_deregister(struct gpc_client *c, struct gpc_mr *mr);
+
+/*
+ * Asynchronous batch operations: submit returns 0 and a request, which
+ * gpc_test (non-blocking: 1 done, 0 not yet) or gpc_wait completes; the
+ * blocks' status fields are written before completion is reported. The
+ * request is freed by gpc_req_free after completion. Blocks and their
+ * iovecs must stay valid until then. Return values: 0 if the request
+ * completed (individual blocks may still have failed), or a negative code
+ * for the request as a whole.
+ */
+int gpc_put_submit(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+		   unsigned n, unsigned flags, struct gpc_req **req);
+int gpc_get_submit(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+		   unsigned n, struct gpc_req **req);
+int gpc_test(struct gpc_client *c, struct gpc_req *req);
+int gpc_wait(struct gpc_client *c, struct gpc_req *req);
+void gpc_req_free(struct gpc_req *req);
+
+/* Blocking helpers. */
+int gpc_put(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+	    unsigned n, unsigned flags);
+int gpc_get(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+	    unsigned n);
+/* How many leading keys of keys[0..n) (32 bytes each) are present. */
+int gpc_lookup(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
+	       unsigned n, unsigned flags, unsigned *present);
+/* status[i] gets 0 or a negative code per key (status may be NULL). */
+int gpc_delete(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
+	       unsigned n, int *status);
+int gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
+	    unsigned n, int pin, int *status);
+
+/*
+ * Chained block key, as engines with prefix caching compute them:
+ * SHA-256(parent[32] || u32 salt_len || salt || u32 n || n x u32 token),
+ * all integers little-endian; parent NULL means 32 zero bytes.
+ */
+int gpc_key_chain(const uint8_t *parent, const void *salt, size_t salt_len,
+		  const uint32_t *tokens, size_t ntokens, uint8_t *out);
+/* A namespace id from a description of model and KV layout (any bytes,
+ * e.g. "llama-3-8b/bf16/16tok/layers0-31/tp0"): XXH3-64 of them. */
+uint64_t gpc_namespace(const void *desc, size_t len);
 
 #ifdef __cplusplus
 }

@@ -122,6 +122,12 @@ void store_memdisk_set_missing(struct store_memdisk *md, unsigned dev,
 /* Zero a device's content (a blank replacement). */
 void store_memdisk_wipe(struct store_memdisk *md, unsigned dev);
 int store_io_mem_open(struct store_memdisk *md, struct store_io **out);
+/*
+ * A window [off, off+len) of every device of inner, seen as whole devices
+ * (one per server shard). Takes ownership of inner.
+ */
+int store_io_region_open(struct store_io *inner, uint64_t off, uint64_t len,
+			 struct store_io **out);
 
 /*
  * Shared by the backends (appended; not part of the vtable).

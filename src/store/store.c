@@ -449,6 +449,33 @@ pick_segment(struct store *st, uint32_t s, const struct chunk_disk *h,
 	sl->state = SLOT_SEALED;
 }
 
+static void
+note_damage(struct store *st, uint32_t slot, unsigned chunk, uint8_t kind)
+{
+	if (st->ndmg < STORE_MAX_DAMAGE)
+		st->dmg[st->ndmg++] = (struct open_dmg){ slot, (uint16_t)chunk,
+							  kind };
+}
+
+/* A header sector that is neither ours-and-valid nor blank or foreign. */
+static void
+check_damage(struct store *st, const uint8_t *sec, uint32_t s, unsigned i)
+{
+	struct chunk_disk h;
+
+	if (memcmp(sec, "GPCCHNK1", 8) != 0)
+		return; /* never written, or another store's: not damage */
+	if (chunk_decode(sec, &h) < 0)
+		note_damage(st, s, i, DMG_CHUNK_HDR);
+	else if (memcmp(h.uuid, st->uuid, 16) == 0 && !chunk_ok(st, &h, s, i)) {
+		note_damage(st, s, i, DMG_MISPLACED);
+		/* and where it should have gone, it is missing */
+		if (h.slot < st->g.nslots && h.chunk_idx < st->g.w &&
+		    (h.slot != s || h.chunk_idx != i))
+			note_damage(st, h.slot, h.chunk_idx, DMG_MISSING);
+	}
+}
+
 /* Read the chunk headers of slots [s0, s0+n) and pick their segments. */
 static int
 scan_slots(struct store *st, uint32_t s0, unsigned n, uint8_t *buf,
@@ -478,6 +505,8 @@ scan_slots(struct store *st, uint32_t s0, unsigned n, uint8_t *buf,
 		ok[q % w] = reqs[q].res >= 0 &&
 			    chunk_decode(iov[q].iov_base, &h[q % w]) == 0 &&
 			    chunk_ok(st, &h[q % w], s0 + q / w, q % w);
+		if (reqs[q].res >= 0 && !ok[q % w])
+			check_damage(st, iov[q].iov_base, s0 + q / w, q % w);
 		if (q % w == w - 1)
 			pick_segment(st, s0 + q / w, h, ok);
 	}
@@ -597,6 +626,7 @@ replay_all(struct store *st)
 
 		rc = store_read_summary(st, v[i].slot, &sum);
 		if (rc < 0) {
+			note_damage(st, v[i].slot, 0, DMG_SUMMARY);
 			st->s.torn_segs++;
 			sl->state = SLOT_FREE;
 			sl->seq = 0;

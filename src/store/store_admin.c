@@ -226,7 +226,7 @@ fsck_blocks(struct store *st, uint32_t s, const uint8_t *sum,
 	    void (*report)(void *, const char *), void *ctx)
 {
 	const struct slot *sl = &st->slots[s];
-	uint8_t *buf = store_zalloc(STORE_SECTOR + STORE_MAX_BLOCK);
+	uint8_t *buf = store_zalloc(st->g.cap); /* no record is larger */
 
 	if (buf == NULL)
 		return;
@@ -261,6 +261,37 @@ fsck_blocks(struct store *st, uint32_t s, const uint8_t *sum,
 	free(buf);
 }
 
+/* What open found on slots that did not come back. */
+static void
+fsck_open_damage(struct store *st, struct store_fsck_report *out,
+		 void (*report)(void *, const char *), void *ctx)
+{
+	static const char *const why[] = {
+		[DMG_CHUNK_HDR] = "damaged chunk header",
+		[DMG_MISPLACED] = "chunk of another place (misdirected write)",
+		[DMG_SUMMARY] = "segment summary failed its checks",
+		[DMG_MISSING] = "chunk missing (found written elsewhere)",
+	};
+
+	for (unsigned i = 0; i < st->ndmg; i++) {
+		const struct open_dmg *d = &st->dmg[i];
+		/* a summary ends in the last data chunk: name that one */
+		unsigned chunk = d->kind == DMG_SUMMARY ? st->g.k - 1 : d->chunk;
+		uint64_t off;
+		unsigned dev = store_slot_dev(st, d->slot, chunk, &off);
+
+		if (d->kind != DMG_SUMMARY &&
+		    st->slots[d->slot].state == SLOT_SEALED)
+			continue; /* the segment came back: checked below */
+		out->segs += d->kind == DMG_SUMMARY;
+		out->segs_bad += d->kind == DMG_SUMMARY;
+		out->chunks_bad++;
+		say(report, ctx, "segment 0 (slot %u) chunk %u on device %u at "
+		    "offset %llu: %s; dropped at open", d->slot, chunk, dev,
+		    (unsigned long long)off, why[d->kind]);
+	}
+}
+
 int
 store_fsck(struct store *st, void (*report)(void *ctx, const char *line),
 	   void *ctx, struct store_fsck_report *out)
@@ -270,6 +301,7 @@ store_fsck(struct store *st, void (*report)(void *ctx, const char *line),
 	memset(out, 0, sizeof(*out));
 	if (buf == NULL)
 		return -ENOMEM;
+	fsck_open_damage(st, out, report, ctx);
 	for (uint32_t s = 0; s < st->g.nslots; s++) {
 		const struct slot *sl = &st->slots[s];
 		uint8_t *sum;

@@ -40,6 +40,21 @@ struct store_done {
 	uint64_t seq;      /* flush waiters: complete when all <= seq durable */
 };
 
+/* Damage seen at open on slots that did not come back (fsck reports it). */
+enum open_damage {
+	DMG_CHUNK_HDR = 1,   /* our magic, bad CRC or fields */
+	DMG_MISPLACED = 2,   /* a valid header of another slot or chunk */
+	DMG_SUMMARY = 3,     /* headers agreed, summary failed its checks */
+	DMG_MISSING = 4,     /* its chunk was found written elsewhere */
+};
+#define STORE_MAX_DAMAGE 4096u
+
+struct open_dmg {
+	uint32_t slot;
+	uint16_t chunk;
+	uint8_t kind;
+};
+
 struct wbuf {
 	struct store *st;
 	uint8_t *mem;      /* w * chunk_size, 4096-aligned; chunk i at i*cs */
@@ -91,6 +106,10 @@ struct store {
 	struct store_get_op *degq;                /* gets to reconstruct */
 	struct reins *reinsq;                     /* blocks to reinsert */
 	bool abandoned;                           /* no more sealing */
+	uint64_t writable_mask;   /* failed devices when last checked */
+	bool writable_mask_valid, writable_cached;
+	struct open_dmg dmg[STORE_MAX_DAMAGE];
+	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */
 	uint64_t lost_seen;    /* lost_segs as last reported by a flush */
 	unsigned pending;      /* user ops not yet completed */

@@ -243,37 +243,64 @@ read_attempt(struct store *st, uint32_t s, uint32_t off, uint32_t len,
 	return 0;
 }
 
+/* Try reading with the chunks of extra also treated as lost. */
+static bool
+try_without(struct store *st, uint32_t s, uint32_t off, uint32_t len,
+	    uint8_t *buf, uint64_t extra,
+	    int (*verify)(void *ctx, const uint8_t *buf), void *ctx)
+{
+	uint64_t b = store_bad_chunks(st, s) | extra;
+
+	if ((unsigned)__builtin_popcountll(b) > st->g.m)
+		return false;
+	return read_attempt(st, s, off, len, buf, b) == 0 &&
+	       verify(ctx, buf) == 0;
+}
+
+/*
+ * Some chunk returned wrong bytes without an I/O error: find it by leaving
+ * out each readable chunk in turn (data or parity: a bad parity chunk
+ * spoils reconstruction), then each pair when m allows two.
+ */
+static bool
+find_culprit(struct store *st, uint32_t s, uint32_t off, uint32_t len,
+	     uint8_t *buf, int (*verify)(void *ctx, const uint8_t *buf),
+	     void *ctx)
+{
+	unsigned w = st->g.w;
+
+	for (unsigned a = 0; a < w; a++)
+		if (try_without(st, s, off, len, buf, 1ull << a, verify, ctx))
+			return true;
+	for (unsigned a = 0; a < w && w <= 16; a++)
+		for (unsigned b = a + 1; b < w; b++)
+			if (try_without(st, s, off, len, buf,
+					(1ull << a) | (1ull << b), verify, ctx))
+				return true;
+	return false;
+}
+
 int
 store_read_range(struct store *st, uint32_t s, uint32_t off, uint32_t len,
 		 uint8_t *buf, int (*verify)(void *ctx, const uint8_t *buf),
 		 void *ctx)
 {
 	struct slot *sl = &st->slots[s];
-	uint64_t bad = store_bad_chunks(st, s);
-	uint32_t first = off / st->g.payload, last;
 	int rc;
 
 	if (sl->wbuf >= 0) {
 		wbuf_read(st, &st->wb[sl->wbuf], off, buf, len);
 		return verify ? verify(ctx, buf) : 0;
 	}
-	rc = read_attempt(st, s, off, len, buf, bad);
+	rc = read_attempt(st, s, off, len, buf, store_bad_chunks(st, s));
 	if (rc == 0 && (verify == NULL || (rc = verify(ctx, buf)) == 0))
 		return 0;
 	if (rc == -GPC_ENOTFOUND)
 		return rc; /* consistent bytes, another key: no repair */
-	/* some chunk lies: try each touched data chunk as the culprit */
-	last = (off + len - 1) / st->g.payload;
-	for (unsigned c = first; c <= last && verify != NULL; c++) {
-		uint64_t b = store_bad_chunks(st, s) | (1ull << c);
-
-		if ((unsigned)__builtin_popcountll(b) > st->g.m)
-			continue;
-		if (read_attempt(st, s, off, len, buf, b) == 0 &&
-		    verify(ctx, buf) == 0) {
-			st->s.repaired_reads++;
-			return 0;
-		}
+	if (verify != NULL && st->g.m > 0 &&
+	    find_culprit(st, s, off, len, buf, verify, ctx)) {
+		st->s.repaired_reads++;
+		return 0;
 	}
 	st->s.check_failures++;
 	return rc < 0 ? rc : -GPC_ECORRUPT;

@@ -349,6 +349,27 @@ evict_one(struct store *st)
 	return 0;
 }
 
+/* Could any slot take a write with the devices failed now? Cached per
+ * set of failed devices, so a full store does not rescan every time. */
+static bool
+writable_somewhere(struct store *st)
+{
+	uint64_t mask = 0;
+
+	for (unsigned d = 0; d < st->g.ndev; d++)
+		mask |= (uint64_t)st->dev_failed[d] << d;
+	if (st->writable_mask_valid && st->writable_mask == mask)
+		return st->writable_cached;
+	st->writable_cached = false;
+	for (uint64_t s = 0; s < st->g.nslots && !st->writable_cached; s++)
+		if ((unsigned)__builtin_popcountll(slot_failed_mask(st,
+					(uint32_t)s)) <= st->g.m)
+			st->writable_cached = true;
+	st->writable_mask = mask;
+	st->writable_mask_valid = true;
+	return st->writable_cached;
+}
+
 static int
 alloc_slot(struct store *st, uint32_t *out)
 {
@@ -357,6 +378,8 @@ alloc_slot(struct store *st, uint32_t *out)
 
 		if (rc == 0)
 			return 0;
+		if (!writable_somewhere(st))
+			return -GPC_ENOSPACE; /* evicting would not help */
 		rc = evict_one(st);
 		if (rc == -ENOENT)
 			return -GPC_ENOSPACE;

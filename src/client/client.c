@@ -1,0 +1,391 @@
+/*
+ * client.c - libgpucache: connection set-up (HELLO/AUTH on every shard),
+ * request bookkeeping and the answers' parsing. Batch operations are in
+ * client_ops.c.
+ *
+ * Threads: every public entry point takes c->mu; completion is driven by
+ * whichever thread waits, with the lock released between rounds so other
+ * threads can submit meanwhile. Server answers are matched to requests by
+ * request id and checked (CRCs, counts, shard) before anything is written
+ * to the caller's blocks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/hash.h"
+#include "net/auth.h"
+#include "client_int.h"
+
+uint64_t
+gpc_namespace(const void *desc, size_t len)
+{
+	return XXH3_64bits(desc, len);
+}
+
+unsigned
+gpc_shards(const struct gpc_client *c)
+{
+	return c->nshards;
+}
+
+static struct cli_part *
+part_find(struct gpc_client *c, uint64_t id, struct gpc_req **reqp)
+{
+	for (struct gpc_req *r = c->reqs; r != NULL; r = r->next)
+		for (unsigned i = 0; i < r->nparts; i++)
+			if (r->parts[i].req_id == id && !r->parts[i].done) {
+				*reqp = r;
+				return &r->parts[i];
+			}
+	return NULL;
+}
+
+/* Per-item statuses of a batch answer into the caller's slots. */
+static void
+part_statuses(struct gpc_req *r, struct cli_part *p, const struct wire_hdr *h,
+	      const uint8_t *body)
+{
+	for (unsigned k = 0; k < p->cnt; k++) {
+		int st = h->status;
+
+		if (st == 0)
+			st = (h->count == p->cnt && h->body_len == 4 * p->cnt)
+				     ? (int)get_le32(body + 4 * k)
+				     : -GPC_ECORRUPT;
+		if (r->blocks)
+			r->blocks[p->idx[k]].status = st;
+		else if (r->status)
+			r->status[p->idx[k]] = st;
+	}
+}
+
+static void
+on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
+{
+	struct gpc_client *c = arg;
+	struct wire_hdr h;
+	struct gpc_req *r = NULL;
+	struct cli_part *p;
+
+	(void)ep;
+	if (wire_msg_decode(buf, len, &h) < 0 || !(h.opcode & WIRE_OP_RESP))
+		return;
+	p = part_find(c, h.req_id, &r);
+	if (p == NULL || h.shard != p->shard)
+		return;
+	if (h.status < 0 && r->rc == 0)
+		r->rc = h.status;
+	switch (r->op) {
+	case WIRE_OP_PUT: case WIRE_OP_GET: case WIRE_OP_DELETE:
+	case WIRE_OP_PIN: case WIRE_OP_UNPIN:
+		part_statuses(r, p, &h, buf + WIRE_HDR_SIZE);
+		if (h.status == -GPC_EBUSY)
+			r->rc = 0; /* per block: the caller may retry them */
+		break;
+	case WIRE_OP_LOOKUP:
+		p->found = h.aux < p->cnt ? (unsigned)h.aux : p->cnt;
+		break;
+	default:
+		r->aux = h.aux;
+		r->reply_len = h.body_len < sizeof(r->reply) ? h.body_len
+							      : sizeof(r->reply);
+		memcpy(r->reply, buf + WIRE_HDR_SIZE, r->reply_len);
+		break;
+	}
+	p->done = true;
+	if (--r->left == 0)
+		r->done = true;
+}
+
+static void
+on_err(void *arg, struct net_ep *ep, int err)
+{
+	struct gpc_client *c = arg;
+
+	for (unsigned i = 0; i < c->nshards; i++)
+		if (c->sh[i].ep == ep)
+			c->sh[i].up = false;
+	/* requests waiting on that shard fail */
+	for (struct gpc_req *r = c->reqs; r != NULL; r = r->next)
+		for (unsigned i = 0; i < r->nparts; i++) {
+			struct cli_part *p = &r->parts[i];
+
+			if (p->done || c->sh[p->shard].ep != ep)
+				continue;
+			if (r->blocks || r->status) {
+				struct wire_hdr h = { .status = err };
+
+				part_statuses(r, p, &h, NULL);
+			}
+			r->rc = r->rc ? r->rc : err;
+			p->done = true;
+			if (--r->left == 0)
+				r->done = true;
+		}
+}
+
+struct gpc_req *
+cli_req_new(struct gpc_client *c, uint8_t op, unsigned nparts)
+{
+	struct gpc_req *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->parts = calloc(nparts ? nparts : 1, sizeof(*r->parts));
+	if (r->parts == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->c = c;
+	r->op = op;
+	return r;
+}
+
+/* Send one part of r to shard s; the part gets a fresh request id. */
+int
+cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
+	 uint32_t count, const struct wire_wr *body, struct cli_part *p)
+{
+	uint8_t hb[WIRE_HDR_SIZE];
+	struct wire_hdr h = { .opcode = r->op, .flags = flags, .count = count,
+			      .shard = s };
+	int rc;
+
+	if (s >= c->nshards || !c->sh[s].up)
+		return -ENOTCONN;
+	if (body->err)
+		return body->err;
+	h.req_id = ++c->next_id;
+	h.body_len = (uint32_t)body->len;
+	h.body_crc = wire_body_crc(body->buf, body->len);
+	wire_hdr_encode(&h, hb);
+	p->req = r;
+	p->req_id = h.req_id;
+	p->shard = s;
+	rc = net_send_nb(c->sh[s].ep, NET_AM_TO_SERVER, hb, sizeof(hb),
+			 body->buf, body->len, NULL, NULL);
+	if (rc == 0) {
+		r->nparts++;
+		r->left++;
+	}
+	return rc;
+}
+
+/* Put r on the in-flight list (after its parts are sent). */
+void
+cli_req_track(struct gpc_client *c, struct gpc_req *r)
+{
+	if (r->left == 0)
+		r->done = true;
+	r->next = c->reqs;
+	c->reqs = r;
+}
+
+static void
+req_untrack(struct gpc_client *c, struct gpc_req *r)
+{
+	struct gpc_req **pp = &c->reqs;
+
+	while (*pp != NULL && *pp != r)
+		pp = &(*pp)->next;
+	if (*pp == r)
+		*pp = r->next;
+}
+
+void
+gpc_req_free(struct gpc_req *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->c->mu);
+	req_untrack(r->c, r);
+	pthread_mutex_unlock(&r->c->mu);
+	for (unsigned i = 0; i < r->nparts; i++)
+		free(r->parts[i].idx);
+	free(r->parts);
+	free(r);
+}
+
+int
+gpc_test(struct gpc_client *c, struct gpc_req *r)
+{
+	int done;
+
+	pthread_mutex_lock(&c->mu);
+	net_progress(c->w);
+	done = r->done;
+	pthread_mutex_unlock(&c->mu);
+	return done ? 1 : 0;
+}
+
+/*
+ * Drive progress until r is done (lim_ns 0: no limit; a data transfer
+ * only ends with its answer or with the connection). Called unlocked.
+ */
+int
+cli_wait(struct gpc_client *c, struct gpc_req *r, uint64_t lim_ns)
+{
+	uint64_t t0 = clock_now_ns();
+
+	pthread_mutex_lock(&c->mu);
+	while (!r->done) {
+		if (net_progress(c->w) != 0)
+			continue;
+		if (lim_ns && clock_now_ns() - t0 > lim_ns) {
+			pthread_mutex_unlock(&c->mu);
+			return -ETIMEDOUT;
+		}
+		pthread_mutex_unlock(&c->mu);
+		sched_yield();
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return r->rc;
+}
+
+int
+gpc_wait(struct gpc_client *c, struct gpc_req *r)
+{
+	return cli_wait(c, r, 0);
+}
+
+int
+cli_call(struct gpc_client *c, unsigned s, uint8_t op,
+	 const struct wire_wr *body, uint64_t lim_ns, struct gpc_req **out)
+{
+	struct gpc_req *r = cli_req_new(c, op, 1);
+	int rc;
+
+	if (r == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->mu);
+	rc = cli_send(c, r, s, 0, 0, body, &r->parts[0]);
+	if (rc == 0)
+		cli_req_track(c, r);
+	pthread_mutex_unlock(&c->mu);
+	if (rc == 0)
+		rc = cli_wait(c, r, lim_ns);
+	if (rc < 0 || out == NULL) {
+		gpc_req_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+/* Connect shard s and authenticate. */
+static int
+shard_up(struct gpc_client *c, unsigned s)
+{
+	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
+	uint8_t mac[AUTH_MAC_LEN];
+	struct wire_wr w;
+	struct gpc_req *r;
+	int rc;
+
+	rc = net_connect(c->w, c->host, (uint16_t)(c->port + s), &c->sh[s].ep);
+	if (rc < 0)
+		return rc;
+	c->sh[s].up = true;
+	wire_wr_init(&w);
+	wire_wr_u16(&w, (uint16_t)strlen(c->tenant));
+	wire_wr_bytes(&w, c->tenant, strlen(c->tenant));
+	rc = cli_call(c, s, WIRE_OP_HELLO, &w, lim, &r);
+	wire_wr_fini(&w);
+	if (rc < 0)
+		return rc;
+	if (r->reply_len < WIRE_NONCE_LEN + 8) {
+		gpc_req_free(r);
+		return -GPC_ECORRUPT;
+	}
+	if (s == 0)
+		c->nshards = get_le32(r->reply + WIRE_NONCE_LEN);
+	rc = auth_mac(c->secret, c->secret_len, r->reply, c->tenant, s, mac);
+	gpc_req_free(r);
+	if (rc < 0)
+		return rc;
+	if (c->nshards == 0 || c->nshards > CLI_MAX_SHARDS)
+		return -GPC_ECORRUPT;
+	wire_wr_init(&w);
+	wire_wr_bytes(&w, mac, sizeof(mac));
+	rc = cli_call(c, s, WIRE_OP_AUTH, &w, lim, NULL);
+	wire_wr_fini(&w);
+	return rc;
+}
+
+static int
+parse_url(const char *url, char *host, size_t hlen, uint16_t *port)
+{
+	const char *p = url, *colon;
+	char *end;
+	unsigned long v;
+
+	if (strncmp(p, "gpc://", 6) == 0)
+		p += 6;
+	colon = strrchr(p, ':');
+	if (colon == NULL || colon == p || (size_t)(colon - p) >= hlen)
+		return -EINVAL;
+	v = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || v == 0 || v > 65535)
+		return -EINVAL;
+	memcpy(host, p, (size_t)(colon - p));
+	host[colon - p] = '\0';
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int
+gpc_connect(const char *url, const struct gpc_connect_opts *o,
+	    struct gpc_client **out)
+{
+	struct gpc_client *c;
+	int rc;
+
+	if (url == NULL || o == NULL || o->struct_size < sizeof(*o) ||
+	    o->tenant == NULL || strlen(o->tenant) == 0 ||
+	    strlen(o->tenant) > WIRE_MAX_TENANT || o->secret_len > 256 ||
+	    (o->secret_len && o->secret == NULL))
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
+	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 10000;
+	snprintf(c->tenant, sizeof(c->tenant), "%s", o->tenant);
+	memcpy(c->secret, o->secret, o->secret_len);
+	c->secret_len = o->secret_len;
+	c->nshards = 1;
+	rc = parse_url(url, c->host, sizeof(c->host), &c->port);
+	if (rc == 0)
+		rc = net_ctx_create(false, &c->ctx);
+	if (rc == 0)
+		rc = net_worker_create(c->ctx, NET_AM_TO_CLIENT, on_msg, on_err,
+				       c, &c->w);
+	for (unsigned s = 0; rc == 0 && s < c->nshards; s++)
+		rc = shard_up(c, s);
+	if (rc < 0) {
+		gpc_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+gpc_close(struct gpc_client *c)
+{
+	if (c == NULL)
+		return;
+	while (c->mrs != NULL)
+		gpc_mem_deregister(c, c->mrs);
+	net_worker_destroy(c->w);
+	net_ctx_destroy(c->ctx);
+	pthread_mutex_destroy(&c->mu);
+	memset(c->secret, 0, sizeof(c->secret));
+	free(c);
+}

@@ -1,0 +1,90 @@
+/*
+ * client_int.h - libgpucache's private structures. One struct gpc_client
+ * is a UCX worker with one endpoint per server shard, guarded by one
+ * mutex: every public call takes it, and progress happens under it.
+ */
+#ifndef GPC_CLIENT_CLIENT_INT_H
+#define GPC_CLIENT_CLIENT_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gpucache/gpucache.h"
+#include "net/net.h"
+#include "net/wire.h"
+
+#define CLI_MAX_SHARDS 64
+
+struct gpc_mr {
+	struct gpc_mr *next;
+	uint8_t *addr;
+	size_t len;
+	uint32_t id;
+	bool allocated;
+	struct net_mem *mem;
+};
+
+struct cli_shard {
+	struct net_ep *ep;
+	bool up;
+};
+
+/* One message in flight to one shard. */
+struct cli_part {
+	struct gpc_req *req;
+	uint64_t req_id;
+	unsigned shard;
+	unsigned *idx;     /* block or key indices it carries */
+	unsigned cnt;
+	unsigned found;    /* LOOKUP: leading keys of idx[] present */
+	bool done;
+};
+
+struct gpc_req {
+	struct gpc_req *next;   /* client's in-flight list */
+	struct gpc_client *c;
+	uint8_t op;
+	struct gpc_block *blocks;
+	int *status;            /* key ops: per key */
+	unsigned n;
+	struct cli_part *parts;
+	unsigned nparts, left;
+	int rc;                 /* whole-request failure */
+	uint64_t aux;           /* LOOKUP: prefix length */
+	uint8_t reply[64];      /* small replies (HELLO, STAT) */
+	size_t reply_len;
+	bool done;
+};
+
+struct gpc_client {
+	pthread_mutex_t mu;
+	struct net_ctx *ctx;
+	struct net_worker *w;
+	struct cli_shard sh[CLI_MAX_SHARDS];
+	unsigned nshards;
+	char host[256];
+	uint16_t port;
+	char tenant[WIRE_MAX_TENANT + 1];
+	uint8_t secret[256];
+	size_t secret_len;
+	uint64_t next_id;
+	uint32_t next_region;
+	struct gpc_mr *mrs;
+	struct gpc_req *reqs;
+	unsigned timeout_ms;
+};
+
+struct gpc_req *cli_req_new(struct gpc_client *c, uint8_t op,
+			    unsigned nparts);
+int cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s,
+	     uint8_t flags, uint32_t count, const struct wire_wr *body,
+	     struct cli_part *p);
+void cli_req_track(struct gpc_client *c, struct gpc_req *r);
+int cli_wait(struct gpc_client *c, struct gpc_req *r, uint64_t lim_ns);
+/* One synchronous message to one shard; the answer's body in r->reply. */
+int cli_call(struct gpc_client *c, unsigned s, uint8_t op,
+	     const struct wire_wr *body, uint64_t lim_ns,
+	     struct gpc_req **out);
+
+#endif

@@ -1,0 +1,656 @@
+/*
+ * net_ucx.c - the transport over UCX's ucp layer (net.h).
+ *
+ * Every UCX operation is issued with UCP_OP_ATTR_FLAG_NO_IMM_CMPL, so its
+ * callback always runs later from ucp_worker_progress: the async contract
+ * of net.h holds without a second path for immediate completion. Incoming
+ * active messages arrive whole (UCP_AM_FLAG_WHOLE_MSG); rendezvous ones are
+ * fetched into a heap buffer first. Endpoints live in a per-worker list so
+ * the reply endpoint UCX hands to the message callback finds our net_ep;
+ * a closed endpoint stays allocated until UCX has finished closing it, so
+ * no late callback can touch freed memory.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <ucp/api/ucp.h>
+
+#include "common/log.h"
+#include "net.h"
+
+struct net_ctx {
+	ucp_context_h ucp;
+};
+
+struct net_worker {
+	struct net_ctx *ctx;
+	ucp_worker_h w;
+	ucp_listener_h listener;
+	unsigned am_id;
+	net_msg_cb on_msg;
+	net_error_cb on_err;
+	net_accept_cb on_accept;
+	void *arg;
+	struct net_ep *eps; /* live endpoints */
+	int efd;
+};
+
+struct net_ep {
+	struct net_ep *next;
+	struct net_worker *w;
+	ucp_ep_h ep;
+	void *user;
+	bool closed;
+};
+
+struct net_rkey {
+	ucp_rkey_h rk;
+};
+
+struct net_mem {
+	ucp_mem_h memh;
+};
+
+/* The one place UCX status codes become errno values. */
+static int
+net_status(ucs_status_t st)
+{
+	switch (st) {
+	case UCS_OK: return 0;
+	case UCS_INPROGRESS: case UCS_ERR_NO_RESOURCE: case UCS_ERR_BUSY:
+		return -EAGAIN;
+	case UCS_ERR_NO_MEMORY: return -ENOMEM;
+	case UCS_ERR_INVALID_PARAM: return -EINVAL;
+	case UCS_ERR_UNREACHABLE: return -EHOSTUNREACH;
+	case UCS_ERR_TIMED_OUT: return -ETIMEDOUT;
+	case UCS_ERR_CANCELED: return -ECANCELED;
+	case UCS_ERR_CONNECTION_RESET: case UCS_ERR_ENDPOINT_TIMEOUT:
+		return -ECONNRESET;
+	case UCS_ERR_NOT_CONNECTED: return -ENOTCONN;
+	case UCS_ERR_REJECTED: return -ECONNREFUSED;
+	case UCS_ERR_UNSUPPORTED: return -EOPNOTSUPP;
+	case UCS_ERR_BUFFER_TOO_SMALL: case UCS_ERR_MESSAGE_TRUNCATED:
+		return -EMSGSIZE;
+	case UCS_ERR_NO_ELEM: return -ENOENT;
+	default: return -EIO;
+	}
+}
+
+int
+net_ctx_create(bool multi_thread, struct net_ctx **out)
+{
+	ucp_params_t p = {
+		.field_mask = UCP_PARAM_FIELD_FEATURES |
+			      UCP_PARAM_FIELD_MT_WORKERS_SHARED,
+		.features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP,
+		.mt_workers_shared = multi_thread,
+	};
+	struct net_ctx *c = calloc(1, sizeof(*c));
+	ucp_config_t *cfg;
+	ucs_status_t st;
+
+	if (c == NULL)
+		return -ENOMEM;
+	st = ucp_config_read(NULL, NULL, &cfg);
+	if (st == UCS_OK) {
+		st = ucp_init(&p, cfg, &c->ucp);
+		ucp_config_release(cfg);
+	}
+	if (st != UCS_OK) {
+		log_err("net", "ucp_init: %s", ucs_status_string(st));
+		free(c);
+		return net_status(st);
+	}
+	*out = c;
+	return 0;
+}
+
+void
+net_ctx_destroy(struct net_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	ucp_cleanup(ctx->ucp);
+	free(ctx);
+}
+
+static struct net_ep *
+ep_find(struct net_worker *w, ucp_ep_h ep)
+{
+	for (struct net_ep *e = w->eps; e != NULL; e = e->next)
+		if (e->ep == ep && !e->closed)
+			return e;
+	return NULL;
+}
+
+struct rndv {
+	struct net_worker *w;
+	struct net_ep *ep;
+	uint8_t *buf;
+	size_t len;
+};
+
+static void
+rndv_done(void *req, ucs_status_t st, size_t len, void *user)
+{
+	struct rndv *r = user;
+
+	(void)len;
+	if (st == UCS_OK && !r->ep->closed)
+		r->w->on_msg(r->w->arg, r->ep, r->buf, r->len);
+	free(r->buf);
+	free(r);
+	ucp_request_free(req);
+}
+
+static ucs_status_t
+am_cb(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
+      const ucp_am_recv_param_t *param)
+{
+	struct net_worker *w = arg;
+	struct net_ep *ep = NULL;
+	ucp_request_param_t rp = {
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+				UCP_OP_ATTR_FIELD_USER_DATA |
+				UCP_OP_ATTR_FLAG_NO_IMM_CMPL,
+		.cb.recv_am = rndv_done,
+	};
+	struct rndv *r;
+	ucs_status_ptr_t sp;
+
+	(void)hdr;
+	(void)hlen;
+	if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
+		ep = ep_find(w, param->reply_ep);
+	if (ep == NULL)
+		return UCS_OK; /* from nobody we know: dropped */
+	if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) {
+		w->on_msg(w->arg, ep, data, len);
+		return UCS_OK;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->buf = malloc(len ? len : 1)) == NULL) {
+		free(r);
+		return UCS_OK;
+	}
+	*r = (struct rndv){ .w = w, .ep = ep, .buf = r->buf, .len = len };
+	rp.user_data = r;
+	sp = ucp_am_recv_data_nbx(w->w, data, r->buf, len, &rp);
+	if (UCS_PTR_IS_ERR(sp)) {
+		free(r->buf);
+		free(r);
+	}
+	return UCS_OK;
+}
+
+int
+net_worker_create(struct net_ctx *ctx, unsigned am_id, net_msg_cb on_msg,
+		  net_error_cb on_err, void *arg, struct net_worker **out)
+{
+	ucp_worker_params_t wp = {
+		.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+		.thread_mode = UCS_THREAD_MODE_SERIALIZED,
+	};
+	ucp_am_handler_param_t hp = {
+		.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID |
+			      UCP_AM_HANDLER_PARAM_FIELD_CB |
+			      UCP_AM_HANDLER_PARAM_FIELD_ARG |
+			      UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
+		.id = am_id,
+		.flags = UCP_AM_FLAG_WHOLE_MSG,
+		.cb = am_cb,
+	};
+	struct net_worker *w = calloc(1, sizeof(*w));
+	ucs_status_t st;
+
+	if (w == NULL)
+		return -ENOMEM;
+	*w = (struct net_worker){ .ctx = ctx, .am_id = am_id, .on_msg = on_msg,
+				  .on_err = on_err, .arg = arg, .efd = -1 };
+	st = ucp_worker_create(ctx->ucp, &wp, &w->w);
+	if (st != UCS_OK) {
+		free(w);
+		return net_status(st);
+	}
+	hp.arg = w;
+	st = ucp_worker_set_am_recv_handler(w->w, &hp);
+	if (st == UCS_OK && ucp_worker_get_efd(w->w, &w->efd) != UCS_OK)
+		w->efd = -1;
+	if (st != UCS_OK) {
+		ucp_worker_destroy(w->w);
+		free(w);
+		return net_status(st);
+	}
+	*out = w;
+	return 0;
+}
+
+void
+net_worker_destroy(struct net_worker *w)
+{
+	struct net_ep *e;
+
+	if (w == NULL)
+		return;
+	if (w->listener)
+		ucp_listener_destroy(w->listener);
+	for (e = w->eps; e != NULL;) {
+		struct net_ep *next = e->next; /* close may free e */
+
+		if (!e->closed)
+			net_ep_close(e);
+		e = next;
+	}
+	for (int i = 0; i < 1000 && w->eps != NULL; i++)
+		ucp_worker_progress(w->w); /* let closes finish */
+	while ((e = w->eps) != NULL) { /* stuck closes: free anyway */
+		w->eps = e->next;
+		free(e);
+	}
+	ucp_worker_destroy(w->w);
+	free(w);
+}
+
+unsigned
+net_progress(struct net_worker *w)
+{
+	return ucp_worker_progress(w->w);
+}
+
+void
+net_wait(struct net_worker *w, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
+
+	if (w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
+		return; /* events pending (or no fd): go round again */
+	poll(&pfd, 1, timeout_ms);
+}
+
+static void
+ep_err_cb(void *arg, ucp_ep_h uep, ucs_status_t st)
+{
+	struct net_ep *ep = arg;
+
+	(void)uep;
+	if (ep->closed)
+		return;
+	if (ep->w->on_err)
+		ep->w->on_err(ep->w->arg, ep, net_status(st));
+	net_ep_close(ep);
+}
+
+static struct net_ep *
+ep_new(struct net_worker *w)
+{
+	struct net_ep *ep = calloc(1, sizeof(*ep));
+
+	if (ep == NULL)
+		return NULL;
+	ep->w = w;
+	ep->next = w->eps;
+	w->eps = ep;
+	return ep;
+}
+
+static void
+ep_unlink_free(struct net_ep *ep)
+{
+	struct net_ep **pp = &ep->w->eps;
+
+	while (*pp != NULL && *pp != ep)
+		pp = &(*pp)->next;
+	if (*pp == ep)
+		*pp = ep->next;
+	free(ep);
+}
+
+static void
+conn_cb(ucp_conn_request_h req, void *arg)
+{
+	struct net_worker *w = arg;
+	struct net_ep *ep = ep_new(w);
+	ucp_ep_params_t p = {
+		.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST |
+			      UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+			      UCP_EP_PARAM_FIELD_ERR_HANDLER,
+		.conn_request = req,
+		.err_mode = UCP_ERR_HANDLING_MODE_PEER,
+		.err_handler = { .cb = ep_err_cb, .arg = ep },
+	};
+
+	if (ep == NULL) {
+		ucp_listener_reject(w->listener, req);
+		return;
+	}
+	if (ucp_ep_create(w->w, &p, &ep->ep) != UCS_OK) {
+		ep_unlink_free(ep);
+		return;
+	}
+	if (w->on_accept)
+		w->on_accept(w->arg, ep);
+}
+
+static int
+resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
+	socklen_t *len)
+{
+	struct addrinfo hints = { .ai_family = AF_INET,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *res;
+	char ps[8];
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	if (getaddrinfo(host, ps, &hints, &res) != 0)
+		return -EHOSTUNREACH;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int
+net_listen(struct net_worker *w, const char *addr, uint16_t port,
+	   net_accept_cb on_accept)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	ucp_listener_params_t p = {
+		.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR |
+			      UCP_LISTENER_PARAM_FIELD_CONN_HANDLER,
+		.conn_handler = { .cb = conn_cb, .arg = w },
+	};
+	int rc = resolve(addr, port, &ss, &sl);
+
+	if (rc < 0)
+		return rc;
+	p.sockaddr.addr = (struct sockaddr *)&ss;
+	p.sockaddr.addrlen = sl;
+	w->on_accept = on_accept;
+	return net_status(ucp_listener_create(w->w, &p, &w->listener));
+}
+
+int
+net_connect(struct net_worker *w, const char *host, uint16_t port,
+	    struct net_ep **out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct net_ep *ep;
+	ucp_ep_params_t p = {
+		.field_mask = UCP_EP_PARAM_FIELD_FLAGS |
+			      UCP_EP_PARAM_FIELD_SOCK_ADDR |
+			      UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+			      UCP_EP_PARAM_FIELD_ERR_HANDLER,
+		.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER,
+		.err_mode = UCP_ERR_HANDLING_MODE_PEER,
+	};
+	int rc = resolve(host, port, &ss, &sl);
+
+	if (rc < 0)
+		return rc;
+	ep = ep_new(w);
+	if (ep == NULL)
+		return -ENOMEM;
+	p.sockaddr.addr = (struct sockaddr *)&ss;
+	p.sockaddr.addrlen = sl;
+	p.err_handler.cb = ep_err_cb;
+	p.err_handler.arg = ep;
+	rc = net_status(ucp_ep_create(w->w, &p, &ep->ep));
+	if (rc < 0) {
+		ep_unlink_free(ep);
+		return rc;
+	}
+	*out = ep;
+	return 0;
+}
+
+static void
+close_done(void *req, ucs_status_t st, void *user)
+{
+	(void)st;
+	ep_unlink_free(user);
+	ucp_request_free(req);
+}
+
+void
+net_ep_close(struct net_ep *ep)
+{
+	ucp_request_param_t p = {
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+				UCP_OP_ATTR_FIELD_USER_DATA |
+				UCP_OP_ATTR_FIELD_FLAGS,
+		.cb.send = close_done,
+		.user_data = ep,
+		.flags = UCP_EP_CLOSE_FLAG_FORCE,
+	};
+	ucs_status_ptr_t sp;
+
+	if (ep == NULL || ep->closed)
+		return;
+	ep->closed = true;
+	sp = ucp_ep_close_nbx(ep->ep, &p);
+	if (sp == NULL || UCS_PTR_IS_ERR(sp))
+		ep_unlink_free(ep);
+}
+
+void
+net_ep_set_user(struct net_ep *ep, void *user)
+{
+	ep->user = user;
+}
+
+void *
+net_ep_user(const struct net_ep *ep)
+{
+	return ep->user;
+}
+
+struct op {
+	net_done_cb cb;
+	void *arg;
+	void *buf; /* send copy, freed at completion */
+};
+
+static void
+op_done(void *req, ucs_status_t st, void *user)
+{
+	struct op *o = user;
+
+	if (o->cb)
+		o->cb(o->arg, net_status(st));
+	free(o->buf);
+	free(o);
+	ucp_request_free(req);
+}
+
+/* Common tail of every operation: a request pointer or an error. */
+static int
+op_issued(struct op *o, ucs_status_ptr_t sp)
+{
+	if (UCS_PTR_IS_ERR(sp)) {
+		free(o->buf);
+		free(o);
+		return net_status(UCS_PTR_STATUS(sp));
+	}
+	return 0; /* NO_IMM_CMPL: never NULL; op_done runs later */
+}
+
+static struct op *
+op_new(net_done_cb cb, void *arg, ucp_request_param_t *p)
+{
+	struct op *o = calloc(1, sizeof(*o));
+
+	if (o == NULL)
+		return NULL;
+	o->cb = cb;
+	o->arg = arg;
+	*p = (ucp_request_param_t){
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+				UCP_OP_ATTR_FIELD_USER_DATA |
+				UCP_OP_ATTR_FLAG_NO_IMM_CMPL,
+		.cb.send = op_done,
+		.user_data = o,
+	};
+	return o;
+}
+
+int
+net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
+	    const void *body, size_t blen, net_done_cb cb, void *arg)
+{
+	ucp_request_param_t p;
+	struct op *o;
+
+	if (ep->closed)
+		return -ENOTCONN;
+	o = op_new(cb, arg, &p);
+	if (o == NULL || (o->buf = malloc(hlen + blen)) == NULL) {
+		free(o);
+		return -ENOMEM;
+	}
+	memcpy(o->buf, hdr, hlen);
+	if (blen)
+		memcpy((uint8_t *)o->buf + hlen, body, blen);
+	p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
+	p.flags = UCP_AM_SEND_FLAG_REPLY;
+	return op_issued(o, ucp_am_send_nbx(ep->ep, am_id, NULL, 0, o->buf,
+					    hlen + blen, &p));
+}
+
+int
+net_get_nb(struct net_ep *ep, void *local, size_t len, uint64_t raddr,
+	   struct net_rkey *rk, net_done_cb cb, void *arg)
+{
+	ucp_request_param_t p;
+	struct op *o;
+
+	if (ep->closed)
+		return -ENOTCONN;
+	o = op_new(cb, arg, &p);
+	if (o == NULL)
+		return -ENOMEM;
+	return op_issued(o, ucp_get_nbx(ep->ep, local, len, raddr, rk->rk, &p));
+}
+
+int
+net_put_nb(struct net_ep *ep, const void *local, size_t len, uint64_t raddr,
+	   struct net_rkey *rk, net_done_cb cb, void *arg)
+{
+	ucp_request_param_t p;
+	struct op *o;
+
+	if (ep->closed)
+		return -ENOTCONN;
+	o = op_new(cb, arg, &p);
+	if (o == NULL)
+		return -ENOMEM;
+	return op_issued(o, ucp_put_nbx(ep->ep, local, len, raddr, rk->rk, &p));
+}
+
+int
+net_flush_nb(struct net_ep *ep, net_done_cb cb, void *arg)
+{
+	ucp_request_param_t p;
+	struct op *o;
+
+	if (ep->closed)
+		return -ENOTCONN;
+	o = op_new(cb, arg, &p);
+	if (o == NULL)
+		return -ENOMEM;
+	return op_issued(o, ucp_ep_flush_nbx(ep->ep, &p));
+}
+
+int
+net_mem_map(struct net_ctx *ctx, void **addr, size_t len, struct net_mem **out)
+{
+	ucp_mem_map_params_t p = {
+		.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS |
+			      UCP_MEM_MAP_PARAM_FIELD_LENGTH |
+			      UCP_MEM_MAP_PARAM_FIELD_FLAGS,
+		.address = *addr,
+		.length = len,
+		.flags = *addr ? 0 : UCP_MEM_MAP_ALLOCATE,
+	};
+	ucp_mem_attr_t a = { .field_mask = UCP_MEM_ATTR_FIELD_ADDRESS };
+	struct net_mem *m = calloc(1, sizeof(*m));
+	ucs_status_t st;
+
+	if (m == NULL)
+		return -ENOMEM;
+	st = ucp_mem_map(ctx->ucp, &p, &m->memh);
+	if (st == UCS_OK && *addr == NULL) {
+		st = ucp_mem_query(m->memh, &a);
+		if (st == UCS_OK)
+			*addr = a.address;
+		else
+			ucp_mem_unmap(ctx->ucp, m->memh);
+	}
+	if (st != UCS_OK) {
+		free(m);
+		return net_status(st);
+	}
+	*out = m;
+	return 0;
+}
+
+void
+net_mem_unmap(struct net_ctx *ctx, struct net_mem *m)
+{
+	if (m == NULL)
+		return;
+	ucp_mem_unmap(ctx->ucp, m->memh);
+	free(m);
+}
+
+int
+net_mem_pack(struct net_ctx *ctx, struct net_mem *m, void **buf, size_t *len)
+{
+	void *rb;
+	size_t n;
+	ucs_status_t st = ucp_rkey_pack(ctx->ucp, m->memh, &rb, &n);
+
+	if (st != UCS_OK)
+		return net_status(st);
+	*buf = malloc(n);
+	if (*buf != NULL)
+		memcpy(*buf, rb, n);
+	ucp_rkey_buffer_release(rb);
+	if (*buf == NULL)
+		return -ENOMEM;
+	*len = n;
+	return 0;
+}
+
+int
+net_rkey_unpack(struct net_ep *ep, const void *buf, size_t len,
+		struct net_rkey **out)
+{
+	struct net_rkey *rk = calloc(1, sizeof(*rk));
+	ucs_status_t st;
+
+	(void)len; /* UCX parses the buffer itself; the length was bounded */
+	if (rk == NULL)
+		return -ENOMEM;
+	st = ucp_ep_rkey_unpack(ep->ep, buf, &rk->rk);
+	if (st != UCS_OK) {
+		free(rk);
+		return net_status(st);
+	}
+	*out = rk;
+	return 0;
+}
+
+void
+net_rkey_destroy(struct net_rkey *rk)
+{
+	if (rk == NULL)
+		return;
+	ucp_rkey_destroy(rk->rk);
+	free(rk);
+}

@@ -1,0 +1,996 @@
+/*
+ * metrics.c - per-shard counters and latency histograms, the seqlock that
+ * publishes each shard's engine figures, Prometheus text rendering, and
+ * the libmicrohttpd server that serves it.
+ *
+ * Ownership: struct srv_metrics owns one contiguous array of shard slots,
+ * each aligned to and a multiple of SRV_CACHELINE bytes, so no two shards
+ * ever write the same cache line. A slot has one writer (its shard) and
+ * any number of readers (renders). Writers use relaxed load + relaxed
+ * store on each counter: no lock, no locked instruction, whole 64-bit
+ * values for readers on every architecture, and no data race in the C11
+ * memory model (so nothing for TSan to report). Counters need no order
+ * among themselves; a render is a sum of per-counter snapshots, each
+ * monotonic, not a cut across counters.
+ *
+ * The engine snapshot is bigger than a word, so it is published under a
+ * seqlock (Boehm, "Can seqlocks get along with programming language
+ * memory models?", 2012): the payload is stored as relaxed atomic words;
+ * the writer makes seq odd, issues a release fence, stores the words and
+ * release-stores seq even; the reader acquire-loads seq, loads the words,
+ * issues an acquire fence and re-reads seq, retrying on a change.
+ *
+ * Rendering allocates its scratch per call and only reads the slots, so
+ * renders may run concurrently (the HTTP thread, `gpucache stat`, tests).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpucache/gpucache.h"
+#include "hist.h"
+#include "metrics.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SNAP_WORDS ((sizeof(struct srv_store_snap) + 7u) / 8u)
+#define SEQ_TRIES 1000u
+#define MAX_SHARDS 1024u
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics are lock-free");
+_Static_assert((SRV_CACHELINE & (SRV_CACHELINE - 1)) == 0,
+	       "cache line is a power of two");
+
+enum { OPC_REQ, OPC_ERR, OPC_BUSY, OPC_IN, OPC_OUT, OPC_N };
+enum { TC_PUTS, TC_HITS, TC_MISSES, TC_STORED, TC_SERVED, TC_USAGE, TC_N };
+#define TC_GETS TC_N /* rendered as hits + misses */
+
+struct op_ctr {
+	_Atomic uint64_t v[OPC_N];
+};
+
+struct tenant_ctr {
+	_Atomic uint64_t v[TC_N];
+};
+
+struct srv_shard_metrics {
+	/* set at create, before any thread starts; read-only after */
+	_Alignas(SRV_CACHELINE) unsigned ntenants;
+	struct op_ctr op[SRV_METRICS_OPS];
+	_Atomic uint64_t copy_bytes, auth_failures, conns_open, conns_total;
+	struct hist lat[SRV_METRICS_OPS];
+	/* seqlock'd engine snapshot: read by renders, so on its own lines */
+	_Alignas(SRV_CACHELINE) _Atomic uint32_t seq; /* 0: none yet */
+	_Atomic uint64_t snap[SNAP_WORDS];
+	_Alignas(SRV_CACHELINE) struct tenant_ctr tenant[];
+};
+
+struct srv_metrics {
+	unsigned nshards, ntenants;
+	size_t stride; /* bytes per slot, a multiple of SRV_CACHELINE */
+	unsigned char *slots;
+};
+
+static const char *const op_names[SRV_METRICS_OPS] = {
+	[0] = "unknown",
+	[WIRE_OP_HELLO] = "hello",
+	[WIRE_OP_AUTH] = "auth",
+	[WIRE_OP_REG] = "reg",
+	[WIRE_OP_DEREG] = "dereg",
+	[WIRE_OP_PUT] = "put",
+	[WIRE_OP_GET] = "get",
+	[WIRE_OP_LOOKUP] = "lookup",
+	[WIRE_OP_DELETE] = "delete",
+	[WIRE_OP_PIN] = "pin",
+	[WIRE_OP_UNPIN] = "unpin",
+	[WIRE_OP_STAT] = "stat",
+};
+_Static_assert(ARRAY_SIZE(op_names) == WIRE_OP_MAX,
+	       "one name per opcode slot; name any new opcode");
+
+/* Single-writer increment: see the file comment. */
+static inline void
+ctr_add(_Atomic uint64_t *c, uint64_t n)
+{
+	uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
+
+	atomic_store_explicit(c, v + n, memory_order_relaxed);
+}
+
+static inline uint64_t
+ctr_get(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+const char *
+srv_metrics_op_name(unsigned op)
+{
+	return op < SRV_METRICS_OPS ? op_names[op] : op_names[0];
+}
+
+/* ---- lifecycle ---- */
+
+static void
+shard_init(struct srv_shard_metrics *s, unsigned ntenants)
+{
+	s->ntenants = ntenants;
+	for (unsigned i = 0; i < SRV_METRICS_OPS; i++) {
+		for (unsigned j = 0; j < OPC_N; j++)
+			atomic_init(&s->op[i].v[j], 0);
+		hist_init(&s->lat[i]);
+	}
+	atomic_init(&s->copy_bytes, 0);
+	atomic_init(&s->auth_failures, 0);
+	atomic_init(&s->conns_open, 0);
+	atomic_init(&s->conns_total, 0);
+	atomic_init(&s->seq, 0);
+	for (unsigned i = 0; i < SNAP_WORDS; i++)
+		atomic_init(&s->snap[i], 0);
+	for (unsigned t = 0; t < ntenants; t++)
+		for (unsigned j = 0; j < TC_N; j++)
+			atomic_init(&s->tenant[t].v[j], 0);
+}
+
+int
+srv_metrics_create(unsigned nshards, unsigned ntenants,
+		   struct srv_metrics **out)
+{
+	struct srv_metrics *m;
+	size_t sz;
+
+	if (nshards == 0 || nshards > MAX_SHARDS || ntenants == 0 ||
+	    ntenants > SRV_METRICS_MAX_TENANTS)
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return -ENOMEM;
+	sz = sizeof(struct srv_shard_metrics) +
+	     (size_t)ntenants * sizeof(struct tenant_ctr);
+	m->stride = (sz + SRV_CACHELINE - 1) & ~(size_t)(SRV_CACHELINE - 1);
+	m->nshards = nshards;
+	m->ntenants = ntenants;
+	m->slots = aligned_alloc(SRV_CACHELINE, m->stride * nshards);
+	if (m->slots == NULL) {
+		free(m);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < nshards; i++)
+		shard_init(srv_metrics_shard(m, i), ntenants);
+	*out = m;
+	return 0;
+}
+
+void
+srv_metrics_destroy(struct srv_metrics *m)
+{
+	if (m == NULL)
+		return;
+	free(m->slots);
+	free(m);
+}
+
+struct srv_shard_metrics *
+srv_metrics_shard(struct srv_metrics *m, unsigned i)
+{
+	if (i >= m->nshards)
+		return NULL;
+	return (struct srv_shard_metrics *)(void *)(m->slots + m->stride * i);
+}
+
+/* ---- recording (the shard's thread only) ---- */
+
+void
+srv_metrics_op(struct srv_shard_metrics *s, unsigned op, int status,
+	       uint64_t latency_ns, uint64_t bytes_in, uint64_t bytes_out)
+{
+	struct op_ctr *c;
+
+	if (op >= SRV_METRICS_OPS)
+		op = 0;
+	c = &s->op[op];
+	ctr_add(&c->v[OPC_REQ], 1);
+	ctr_add(&c->v[OPC_IN], bytes_in);
+	ctr_add(&c->v[OPC_OUT], bytes_out);
+	if (status == -GPC_EBUSY || status == -EAGAIN) {
+		ctr_add(&c->v[OPC_BUSY], 1);
+		return;
+	}
+	if (status < 0)
+		ctr_add(&c->v[OPC_ERR], 1);
+	hist_record(&s->lat[op], latency_ns);
+}
+
+void
+srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
+		   enum srv_tenant_ev ev, uint64_t nblocks, uint64_t bytes)
+{
+	struct tenant_ctr *c;
+
+	if (t >= s->ntenants)
+		return;
+	c = &s->tenant[t];
+	switch (ev) {
+	case SRV_TENANT_PUT:
+		ctr_add(&c->v[TC_PUTS], nblocks);
+		ctr_add(&c->v[TC_STORED], bytes);
+		break;
+	case SRV_TENANT_HIT:
+		ctr_add(&c->v[TC_HITS], nblocks);
+		ctr_add(&c->v[TC_SERVED], bytes);
+		break;
+	case SRV_TENANT_MISS:
+		ctr_add(&c->v[TC_MISSES], nblocks);
+		break;
+	}
+}
+
+void
+srv_metrics_tenant_usage(struct srv_shard_metrics *s, unsigned t,
+			 uint64_t bytes)
+{
+	if (t < s->ntenants)
+		atomic_store_explicit(&s->tenant[t].v[TC_USAGE], bytes,
+				      memory_order_relaxed);
+}
+
+void
+srv_metrics_add_copy(struct srv_shard_metrics *s, uint64_t bytes)
+{
+	ctr_add(&s->copy_bytes, bytes);
+}
+
+void
+srv_metrics_conn(struct srv_shard_metrics *s, int delta)
+{
+	/* Two's complement: a shard may close more than it opened (a
+	 * connection migrated); the sum over shards is still right. */
+	ctr_add(&s->conns_open, (uint64_t)(int64_t)delta);
+	if (delta > 0)
+		ctr_add(&s->conns_total, (uint64_t)delta);
+}
+
+void
+srv_metrics_auth_fail(struct srv_shard_metrics *s)
+{
+	ctr_add(&s->auth_failures, 1);
+}
+
+/* ---- the engine snapshot seqlock ---- */
+
+void
+srv_metrics_publish_store(struct srv_shard_metrics *s,
+			  const struct srv_store_snap *snap)
+{
+	uint64_t w[SNAP_WORDS] = {0};
+	uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+
+	memcpy(w, snap, sizeof(*snap));
+	atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	for (unsigned i = 0; i < SNAP_WORDS; i++)
+		atomic_store_explicit(&s->snap[i], w[i], memory_order_relaxed);
+	atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+int
+srv_metrics_read_store(const struct srv_shard_metrics *s,
+		       struct srv_store_snap *out)
+{
+	uint64_t w[SNAP_WORDS];
+	uint32_t s1, s2;
+
+	for (unsigned tries = 0; tries < SEQ_TRIES; tries++) {
+		s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+		if (s1 == 0)
+			return -ENOENT;
+		if (s1 & 1u) {
+			sched_yield();
+			continue;
+		}
+		for (unsigned i = 0; i < SNAP_WORDS; i++)
+			w[i] = atomic_load_explicit(&s->snap[i],
+						    memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		s2 = atomic_load_explicit(&s->seq, memory_order_relaxed);
+		if (s1 == s2) {
+			memcpy(out, w, sizeof(*out));
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
+/* ---- text buffer ---- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int err; /* sticky -ENOMEM */
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->err)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->err = -EINVAL;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len)
+			break;
+		size_t ncap = b->cap * 2 + (size_t)n + 1;
+		char *np = realloc(b->p, ncap);
+		if (np == NULL) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	b->len += (size_t)n;
+}
+
+/* A label value with \, " and newline escaped as the format requires. */
+static void
+sb_label(struct sbuf *b, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\')
+			sb_printf(b, "\\\\");
+		else if (*v == '"')
+			sb_printf(b, "\\\"");
+		else if (*v == '\n')
+			sb_printf(b, "\\n");
+		else
+			sb_printf(b, "%c", *v);
+	}
+}
+
+static void
+sb_head(struct sbuf *b, const char *name, const char *type, const char *help)
+{
+	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+sb_secs(struct sbuf *b, uint64_t ns)
+{
+	sb_printf(b, "%.9g", (double)ns / 1e9);
+}
+
+/* ---- rendering: gather every slot, then emit family by family ---- */
+
+struct render {
+	struct srv_metrics *m;
+	const struct srv_metrics_src *src;
+	struct sbuf b;
+	uint64_t op[SRV_METRICS_OPS][OPC_N];
+	struct hist_snap lat[SRV_METRICS_OPS];
+	struct hist_snap tmp;
+	uint64_t copy, auth, conns_open, conns_total;
+	uint64_t *ten;               /* [ntenants][TC_N] */
+	const char **tname;          /* [ntenants]; NULL: not exported */
+	uint64_t *shard_req;         /* [nshards] */
+	struct srv_store_snap *snap; /* [nshards] */
+	unsigned char *snap_ok;      /* [nshards] */
+};
+
+struct fam {
+	const char *name, *type, *help;
+	unsigned idx;
+};
+
+static const struct fam op_fams[] = {
+	{"gpucache_requests_total", "counter",
+	 "Requests finished, by opcode.", OPC_REQ},
+	{"gpucache_request_errors_total", "counter",
+	 "Requests answered with an error other than busy.", OPC_ERR},
+	{"gpucache_busy_rejections_total", "counter",
+	 "Requests rejected as overload (BUSY/EAGAIN).", OPC_BUSY},
+	{"gpucache_received_bytes_total", "counter",
+	 "Payload bytes moved from clients to the server.", OPC_IN},
+	{"gpucache_sent_bytes_total", "counter",
+	 "Payload bytes moved from the server to clients.", OPC_OUT},
+};
+
+static const struct fam tenant_fams[] = {
+	{"gpucache_tenant_puts_total", "counter",
+	 "Blocks stored for the tenant.", TC_PUTS},
+	{"gpucache_tenant_gets_total", "counter",
+	 "Blocks the tenant asked for (hits + misses).", TC_GETS},
+	{"gpucache_tenant_hits_total", "counter",
+	 "Blocks the tenant asked for and got.", TC_HITS},
+	{"gpucache_tenant_misses_total", "counter",
+	 "Blocks the tenant asked for and did not get.", TC_MISSES},
+	{"gpucache_tenant_stored_bytes_total", "counter",
+	 "Bytes stored for the tenant.", TC_STORED},
+	{"gpucache_tenant_served_bytes_total", "counter",
+	 "Bytes served to the tenant.", TC_SERVED},
+	{"gpucache_tenant_quota_used_bytes", "gauge",
+	 "Bytes the tenant holds now (counted against its quota).", TC_USAGE},
+};
+
+static const uint64_t le_ns[] = {
+	10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+	5000000, 10000000, 25000000, 100000000, 1000000000,
+};
+
+static const struct {
+	const char *text;
+	double q;
+} quantiles[] = {{"0.5", 0.5}, {"0.99", 0.99}, {"0.999", 0.999}};
+
+static void
+gather_shard(struct render *r, unsigned i)
+{
+	const struct srv_shard_metrics *s = srv_metrics_shard(r->m, i);
+	unsigned nt = r->m->ntenants;
+
+	for (unsigned op = 0; op < SRV_METRICS_OPS; op++) {
+		for (unsigned j = 0; j < OPC_N; j++)
+			r->op[op][j] += ctr_get(&s->op[op].v[j]);
+		r->shard_req[i] += ctr_get(&s->op[op].v[OPC_REQ]);
+		hist_snapshot(&s->lat[op], &r->tmp);
+		hist_merge(&r->lat[op], &r->tmp);
+	}
+	for (unsigned t = 0; t < nt; t++)
+		for (unsigned j = 0; j < TC_N; j++)
+			r->ten[t * TC_N + j] += ctr_get(&s->tenant[t].v[j]);
+	r->copy += ctr_get(&s->copy_bytes);
+	r->auth += ctr_get(&s->auth_failures);
+	r->conns_open += ctr_get(&s->conns_open);
+	r->conns_total += ctr_get(&s->conns_total);
+	r->snap_ok[i] = srv_metrics_read_store(s, &r->snap[i]) == 0;
+}
+
+static int
+gather(struct render *r)
+{
+	unsigned nt = r->m->ntenants, ns = r->m->nshards;
+
+	r->ten = calloc((size_t)nt * TC_N, sizeof(*r->ten));
+	r->tname = calloc(nt, sizeof(*r->tname));
+	r->shard_req = calloc(ns, sizeof(*r->shard_req));
+	r->snap = calloc(ns, sizeof(*r->snap));
+	r->snap_ok = calloc(ns, sizeof(*r->snap_ok));
+	if (r->ten == NULL || r->tname == NULL || r->shard_req == NULL ||
+	    r->snap == NULL || r->snap_ok == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < ns; i++)
+		gather_shard(r, i);
+	if (r->src != NULL && r->src->tenant_name != NULL)
+		for (unsigned t = 0; t < nt; t++)
+			r->tname[t] = r->src->tenant_name(r->src->ctx, t);
+	return 0;
+}
+
+static void
+render_free(struct render *r)
+{
+	free(r->ten);
+	free(r->tname);
+	free(r->shard_req);
+	free(r->snap);
+	free(r->snap_ok);
+	free(r->b.p);
+	free(r);
+}
+
+static void
+emit_ops(struct render *r)
+{
+	struct sbuf *b = &r->b;
+
+	for (unsigned f = 0; f < ARRAY_SIZE(op_fams); f++) {
+		sb_head(b, op_fams[f].name, op_fams[f].type, op_fams[f].help);
+		for (unsigned op = 0; op < SRV_METRICS_OPS; op++)
+			sb_printf(b, "%s{op=\"%s\"} %" PRIu64 "\n",
+				  op_fams[f].name, op_names[op],
+				  r->op[op][op_fams[f].idx]);
+	}
+	sb_head(b, "gpucache_shard_requests_total", "counter",
+		"Requests finished, by shard.");
+	for (unsigned i = 0; i < r->m->nshards; i++)
+		sb_printf(b, "gpucache_shard_requests_total{shard=\"%u\"} "
+			  "%" PRIu64 "\n", i, r->shard_req[i]);
+}
+
+static void
+emit_summary(struct render *r)
+{
+	static const char name[] = "gpucache_request_latency_seconds";
+	struct sbuf *b = &r->b;
+
+	sb_head(b, name, "summary",
+		"Request latency by opcode, all shards merged (1.6% error).");
+	for (unsigned op = 0; op < SRV_METRICS_OPS; op++) {
+		const struct hist_snap *h = &r->lat[op];
+
+		for (unsigned i = 0; i < ARRAY_SIZE(quantiles); i++) {
+			sb_printf(b, "%s{op=\"%s\",quantile=\"%s\"} ", name,
+				  op_names[op], quantiles[i].text);
+			if (h->count == 0)
+				sb_printf(b, "NaN");
+			else
+				sb_secs(b, hist_quantile(h, quantiles[i].q));
+			sb_printf(b, "\n");
+		}
+		sb_printf(b, "%s_sum{op=\"%s\"} ", name, op_names[op]);
+		sb_secs(b, h->sum);
+		sb_printf(b, "\n%s_count{op=\"%s\"} %" PRIu64 "\n", name,
+			  op_names[op], h->count);
+	}
+}
+
+static void
+emit_histogram(struct render *r)
+{
+	static const char name[] = "gpucache_request_duration_seconds";
+	struct sbuf *b = &r->b;
+
+	sb_head(b, name, "histogram",
+		"Request latency by opcode, coarse buckets for aggregation.");
+	for (unsigned op = 0; op < SRV_METRICS_OPS; op++) {
+		const struct hist_snap *h = &r->lat[op];
+
+		for (unsigned i = 0; i < ARRAY_SIZE(le_ns); i++) {
+			sb_printf(b, "%s_bucket{op=\"%s\",le=\"", name,
+				  op_names[op]);
+			sb_secs(b, le_ns[i]);
+			sb_printf(b, "\"} %" PRIu64 "\n",
+				  hist_count_le(h, le_ns[i]));
+		}
+		sb_printf(b, "%s_bucket{op=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+			  name, op_names[op], h->count);
+		sb_printf(b, "%s_sum{op=\"%s\"} ", name, op_names[op]);
+		sb_secs(b, h->sum);
+		sb_printf(b, "\n%s_count{op=\"%s\"} %" PRIu64 "\n", name,
+			  op_names[op], h->count);
+	}
+}
+
+/* name{tenant="..."} for each exported tenant, then the value. */
+static void
+emit_tenant_sample(struct render *r, const char *name, unsigned t, uint64_t v)
+{
+	struct sbuf *b = &r->b;
+
+	sb_printf(b, "%s{tenant=\"", name);
+	if (r->tname[t] != NULL)
+		sb_label(b, r->tname[t]);
+	else
+		sb_printf(b, "%u", t);
+	sb_printf(b, "\"} %" PRIu64 "\n", v);
+}
+
+static bool
+tenant_exported(const struct render *r, unsigned t)
+{
+	bool named = r->src != NULL && r->src->tenant_name != NULL;
+
+	return !named || r->tname[t] != NULL;
+}
+
+static void
+emit_tenants(struct render *r)
+{
+	unsigned nt = r->m->ntenants;
+
+	for (unsigned f = 0; f < ARRAY_SIZE(tenant_fams); f++) {
+		const struct fam *fm = &tenant_fams[f];
+
+		sb_head(&r->b, fm->name, fm->type, fm->help);
+		for (unsigned t = 0; t < nt; t++) {
+			const uint64_t *v = &r->ten[t * TC_N];
+
+			if (!tenant_exported(r, t))
+				continue;
+			emit_tenant_sample(r, fm->name, t, fm->idx == TC_GETS ?
+				v[TC_HITS] + v[TC_MISSES] : v[fm->idx]);
+		}
+	}
+	if (r->src == NULL || r->src->tenant_quota == NULL)
+		return;
+	sb_head(&r->b, "gpucache_tenant_quota_limit_bytes", "gauge",
+		"The tenant's quota (0: none).");
+	for (unsigned t = 0; t < nt; t++) {
+		if (!tenant_exported(r, t))
+			continue;
+		emit_tenant_sample(r, "gpucache_tenant_quota_limit_bytes", t,
+				   r->src->tenant_quota(r->src->ctx, t));
+	}
+}
+
+static void
+emit_misc(struct render *r)
+{
+	struct sbuf *b = &r->b;
+
+	sb_head(b, "gpucache_build_info", "gauge", "Version of gpucached.");
+	sb_printf(b, "gpucache_build_info{version=\"%d.%d\"} 1\n",
+		  GPC_VERSION_MAJOR, GPC_VERSION_MINOR);
+	sb_head(b, "gpucache_shards", "gauge", "Shard threads.");
+	sb_printf(b, "gpucache_shards %u\n", r->m->nshards);
+	sb_head(b, "gpucache_payload_copy_bytes_total", "counter",
+		"Payload bytes copied by the server's CPU (should stay 0).");
+	sb_printf(b, "gpucache_payload_copy_bytes_total %" PRIu64 "\n",
+		  r->copy);
+	sb_head(b, "gpucache_auth_failures_total", "counter",
+		"Connections that failed authentication.");
+	sb_printf(b, "gpucache_auth_failures_total %" PRIu64 "\n", r->auth);
+	sb_head(b, "gpucache_connections_open", "gauge",
+		"Client connections open now.");
+	sb_printf(b, "gpucache_connections_open %" PRId64 "\n",
+		  (int64_t)r->conns_open);
+	sb_head(b, "gpucache_connections_total", "counter",
+		"Client connections accepted.");
+	sb_printf(b, "gpucache_connections_total %" PRIu64 "\n",
+		  r->conns_total);
+}
+
+#define SF(f)                                                                \
+	offsetof(struct store_stats, f), sizeof(((struct store_stats *)0)->f)
+
+static const struct store_fam {
+	const char *name, *type, *help;
+	size_t off, size;
+	bool ns; /* nanoseconds, exported as seconds */
+} store_fams[] = {
+	{"gpucache_store_puts_total", "counter",
+	 "Blocks put into the engine.",
+	 SF(puts), false},
+	{"gpucache_store_put_bytes_total", "counter",
+	 "Bytes put into the engine.",
+	 SF(put_bytes), false},
+	{"gpucache_store_gets_total", "counter",
+	 "Engine reads.",
+	 SF(gets), false},
+	{"gpucache_store_hits_total", "counter",
+	 "Engine reads that found the block.",
+	 SF(hits), false},
+	{"gpucache_store_misses_total", "counter",
+	 "Engine reads that missed.",
+	 SF(misses), false},
+	{"gpucache_store_deletes_total", "counter",
+	 "Engine deletes.",
+	 SF(deletes), false},
+	{"gpucache_store_flash_written_bytes_total", "counter",
+	 "Bytes written to flash.",
+	 SF(flash_bytes_written), false},
+	{"gpucache_store_flash_read_bytes_total", "counter",
+	 "Bytes read from flash.",
+	 SF(flash_bytes_read), false},
+	{"gpucache_store_sealed_segments_total", "counter",
+	 "Segments sealed and written.",
+	 SF(segs_sealed), false},
+	{"gpucache_store_evicted_segments_total", "counter",
+	 "Segments evicted.",
+	 SF(segs_evicted), false},
+	{"gpucache_store_evicted_blocks_total", "counter",
+	 "Blocks dropped by eviction.",
+	 SF(blocks_evicted), false},
+	{"gpucache_store_reinserted_blocks_total", "counter",
+	 "Hot blocks rewritten on eviction.",
+	 SF(blocks_reinserted), false},
+	{"gpucache_store_reinserted_bytes_total", "counter",
+	 "Bytes rewritten on eviction.",
+	 SF(bytes_reinserted), false},
+	{"gpucache_store_degraded_reads_total", "counter",
+	 "Reads reconstructed from parity.",
+	 SF(degraded_reads), false},
+	{"gpucache_store_repaired_reads_total", "counter",
+	 "Reads repaired after a failed check.",
+	 SF(repaired_reads), false},
+	{"gpucache_store_check_failures_total", "counter",
+	 "Chunk or block checks that failed.",
+	 SF(check_failures), false},
+	{"gpucache_store_segment_write_failures_total", "counter",
+	 "Segments that could not be written.",
+	 SF(seg_write_failures), false},
+	{"gpucache_store_copy_bytes_total", "counter",
+	 "Bytes the engine copied (write buffer, bounce buffers).",
+	 SF(copy_bytes), false},
+	{"gpucache_store_ec_cpu_seconds_total", "counter",
+	 "CPU time spent erasure coding.",
+	 SF(ec_cpu_ns), true},
+	{"gpucache_store_crc_cpu_seconds_total", "counter",
+	 "CPU time spent on checksums.",
+	 SF(crc_cpu_ns), true},
+	{"gpucache_store_index_blocks", "gauge",
+	 "Blocks in the DRAM index.",
+	 SF(index_blocks), false},
+	{"gpucache_store_index_bytes", "gauge",
+	 "DRAM bytes held by the index.",
+	 SF(index_bytes), false},
+	{"gpucache_store_data_bytes", "gauge",
+	 "Bytes of live block data.",
+	 SF(data_bytes), false},
+	{"gpucache_store_slots", "gauge",
+	 "Segment slots (stripes).",
+	 SF(nslots), false},
+	{"gpucache_store_slots_used", "gauge",
+	 "Segment slots holding a segment.",
+	 SF(slots_used), false},
+	{"gpucache_store_recovered_segments", "gauge",
+	 "Segments recovered at open.",
+	 SF(recovered_segs), false},
+	{"gpucache_store_recovered_blocks", "gauge",
+	 "Blocks recovered at open.",
+	 SF(recovered_blocks), false},
+	{"gpucache_store_torn_segments", "gauge",
+	 "Torn segments dropped at open.",
+	 SF(torn_segs), false},
+	{"gpucache_store_recovery_seconds", "gauge",
+	 "Time the last open spent recovering.",
+	 SF(recovery_ns), true},
+	{"gpucache_devices", "gauge",
+	 "Devices of the shard's store.",
+	 SF(ndev), false},
+	{"gpucache_devices_failed", "gauge",
+	 "Devices marked failed.",
+	 SF(ndev_failed), false},
+};
+
+static uint64_t
+stats_field(const struct store_stats *st, size_t off, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)st + off;
+	uint64_t v64;
+	uint32_t v32;
+
+	if (size == sizeof(v64)) {
+		memcpy(&v64, p, sizeof(v64));
+		return v64;
+	}
+	memcpy(&v32, p, sizeof(v32));
+	return v32;
+}
+
+static void
+emit_store(struct render *r)
+{
+	struct sbuf *b = &r->b;
+	unsigned ns = r->m->nshards;
+
+	for (unsigned f = 0; f < ARRAY_SIZE(store_fams); f++) {
+		const struct store_fam *sf = &store_fams[f];
+
+		sb_head(b, sf->name, sf->type, sf->help);
+		for (unsigned i = 0; i < ns; i++) {
+			uint64_t v;
+
+			if (!r->snap_ok[i])
+				continue;
+			v = stats_field(&r->snap[i].stats, sf->off, sf->size);
+			sb_printf(b, "%s{shard=\"%u\"} ", sf->name, i);
+			if (sf->ns)
+				sb_secs(b, v);
+			else
+				sb_printf(b, "%" PRIu64, v);
+			sb_printf(b, "\n");
+		}
+	}
+	sb_head(b, "gpucache_device_healthy", "gauge",
+		"1 if the device is healthy, 0 if failed.");
+	for (unsigned i = 0; i < ns; i++) {
+		unsigned nd = r->snap[i].stats.ndev;
+
+		if (!r->snap_ok[i])
+			continue;
+		for (unsigned d = 0; d < nd && d < STORE_MAX_DEVS; d++)
+			sb_printf(b, "gpucache_device_healthy{shard=\"%u\","
+				  "device=\"%u\"} %d\n", i, d,
+				  r->snap[i].dev_failed[d] ? 0 : 1);
+	}
+}
+
+int
+srv_metrics_render(struct srv_metrics *m, const struct srv_metrics_src *src,
+		   char **out, size_t *len)
+{
+	struct render *r;
+	int rc;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	r->m = m;
+	r->src = src;
+	rc = gather(r);
+	if (rc < 0)
+		goto err_free;
+	sb_printf(&r->b, "# gpucached metrics (text format 0.0.4)\n");
+	emit_misc(r);
+	emit_ops(r);
+	emit_summary(r);
+	emit_histogram(r);
+	emit_tenants(r);
+	emit_store(r);
+	rc = r->b.err;
+	if (rc < 0)
+		goto err_free;
+	*out = r->b.p;
+	*len = r->b.len;
+	r->b.p = NULL;
+	render_free(r);
+	return 0;
+
+err_free:
+	render_free(r);
+	return rc;
+}
+
+/* ---- HTTP ---- */
+
+struct srv_metrics_http {
+	struct MHD_Daemon *d;
+	struct srv_metrics *m;
+	struct srv_metrics_src src;
+	bool have_src;
+	uint16_t port;
+};
+
+static enum MHD_Result
+http_text(struct MHD_Connection *c, unsigned code, const char *text,
+	  bool allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	/* PERSISTENT: MHD neither writes nor frees text (a literal) */
+	resp = MHD_create_response_from_buffer(strlen(text), (void *)text,
+					       MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; charset=utf-8");
+	if (allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+					"GET, HEAD");
+	ret = MHD_queue_response(c, code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* libmicrohttpd's access handler; runs on its internal thread. */
+static enum MHD_Result
+http_answer(void *cls, struct MHD_Connection *c, const char *url,
+	    const char *method, const char *version, const char *upload,
+	    size_t *upload_size, void **con_cls)
+{
+	struct srv_metrics_http *h = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *buf;
+	size_t len;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)con_cls;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return http_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				 "method not allowed\n", true);
+	if (strcmp(url, "/metrics") != 0)
+		return http_text(c, MHD_HTTP_NOT_FOUND, "not found\n", false);
+	if (srv_metrics_render(h->m, h->have_src ? &h->src : NULL, &buf,
+			       &len) < 0)
+		return http_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 "out of memory\n", false);
+	resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Parse addr (NULL: 127.0.0.1) and port into *ss; 0 or -EINVAL. */
+static int
+http_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+	  bool *v6)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (addr == NULL)
+		addr = "127.0.0.1";
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		*v6 = false;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		*v6 = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int
+srv_metrics_http_start(struct srv_metrics *m, const struct srv_metrics_src *src,
+		       const char *addr, uint16_t port,
+		       struct srv_metrics_http **out)
+{
+	struct srv_metrics_http *h;
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *di;
+	bool v6;
+	int rc;
+
+	rc = http_addr(addr, port, &ss, &v6);
+	if (rc < 0)
+		return rc;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -ENOMEM;
+	h->m = m;
+	if (src != NULL) {
+		h->src = *src;
+		h->have_src = true;
+	}
+	errno = 0;
+	h->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD |
+				(v6 ? MHD_USE_IPv6 : 0),
+				port, NULL, NULL, http_answer, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_CONNECTION_LIMIT, 64u,
+				MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+				MHD_OPTION_END);
+	if (h->d == NULL) {
+		rc = errno != 0 ? -errno : -EIO;
+		goto err_free;
+	}
+	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = di != NULL && di->port != 0 ? di->port : port;
+	*out = h;
+	return 0;
+
+err_free:
+	free(h);
+	return rc;
+}
+
+uint16_t
+srv_metrics_http_port(const struct srv_metrics_http *h)
+{
+	return h->port;
+}
+
+void
+srv_metrics_http_stop(struct srv_metrics_http *h)
+{
+	if (h == NULL)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,280 @@
+/*
+ * shard.c - one gpucached shard: a thread that owns a UCX worker and
+ * listener (port + shard index), an I/O context over its own region of
+ * every device, and the flash engine on it. It runs to completion: every
+ * callback (network, storage) runs on this thread from its loop, so
+ * nothing in here takes a lock. It sleeps in the UCX worker's event fd
+ * only when the engine has nothing in flight.
+ *
+ * Connections: created on accept, dropped on a protocol error or when the
+ * peer goes away. A dropped connection stays allocated until its last
+ * request has finished (their RMA fails, reservations are aborted, so
+ * nothing is published and nothing leaks), then its rkeys are released.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "gpucache/gpucache.h"
+#include "server.h"
+
+int
+srv_shard_of(const uint8_t *key, unsigned nshards)
+{
+	return (int)(get_le64(key) % nshards);
+}
+
+static void
+conn_free(struct srv_conn *c)
+{
+	struct srv_conn **pp = &c->sh->conns;
+
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp == c)
+		*pp = c->next;
+	for (unsigned i = 0; i < SRV_MAX_REGIONS; i++)
+		net_rkey_destroy(c->regs[i].rk);
+	srv_metrics_conn(c->sh->m, -1);
+	free(c);
+}
+
+void
+srv_conn_drop(struct srv_conn *c)
+{
+	if (!c->dead) {
+		c->dead = true;
+		net_ep_set_user(c->ep, NULL);
+		net_ep_close(c->ep);
+	}
+	if (c->inflight == 0)
+		conn_free(c);
+}
+
+int
+srv_reply(struct srv_conn *c, const struct wire_hdr *req, int status,
+	  uint32_t count, uint64_t aux, const void *body, size_t blen)
+{
+	uint8_t hb[WIRE_HDR_SIZE];
+	struct wire_hdr h = { .opcode = (uint8_t)(req->opcode | WIRE_OP_RESP),
+			      .req_id = req->req_id, .body_len = (uint32_t)blen,
+			      .count = count, .status = status,
+			      .shard = c->sh->idx, .aux = aux };
+
+	if (c->dead)
+		return -ENOTCONN;
+	h.body_crc = wire_body_crc(body, blen);
+	wire_hdr_encode(&h, hb);
+	return net_send_nb(c->ep, NET_AM_TO_CLIENT, hb, sizeof(hb), body, blen,
+			   NULL, NULL);
+}
+
+static void
+on_accept(void *arg, struct net_ep *ep)
+{
+	struct srv_shard *sh = arg;
+	struct srv_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		net_ep_close(ep);
+		return;
+	}
+	c->sh = sh;
+	c->ep = ep;
+	c->tenant = -1;
+	c->next = sh->conns;
+	sh->conns = c;
+	net_ep_set_user(ep, c);
+	srv_metrics_conn(sh->m, 1);
+}
+
+static void
+on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
+{
+	struct srv_conn *c = net_ep_user(ep);
+
+	(void)arg;
+	if (c != NULL && !c->dead)
+		srv_dispatch(c, buf, len);
+}
+
+static void
+on_err(void *arg, struct net_ep *ep, int err)
+{
+	struct srv_conn *c = net_ep_user(ep);
+
+	(void)arg;
+	if (c == NULL)
+		return;
+	log_info("shard", "connection of tenant %s lost: %s",
+		 c->tenant_name[0] ? c->tenant_name : "-", gpc_strerror(err));
+	c->dead = true; /* the net layer closes the endpoint */
+	net_ep_set_user(ep, NULL);
+	if (c->inflight == 0)
+		conn_free(c);
+}
+
+/* This shard's window of every device, as an I/O context. */
+static int
+shard_io(struct srv_shard *sh, struct store_io **out)
+{
+	struct srv *s = sh->srv;
+	const char *paths[64];
+	struct store_io_cfg cfg = { .ndev = s->cfg.ndev, .paths = paths,
+				    .create = true,
+				    .create_size = s->cfg.device_size };
+	struct store_io *io;
+	int rc;
+
+	for (unsigned i = 0; i < s->cfg.ndev; i++)
+		paths[i] = s->cfg.devices[i];
+	rc = store_io_uring_open(&cfg, &io);
+	if (rc == -ENOSYS || rc == -EPERM) {
+		log_warn("shard", "io_uring unavailable (%s): plain pread/pwrite",
+			 gpc_strerror(rc));
+		rc = store_io_psync_open(&cfg, &io);
+	}
+	if (rc < 0)
+		return rc;
+	rc = store_io_region_open(io, (uint64_t)sh->idx * s->region_len,
+				  s->region_len, out);
+	if (rc < 0)
+		store_io_close(io);
+	return rc;
+}
+
+/* Open the shard's store, formatting its regions on first start. */
+static int
+shard_store(struct srv_shard *sh)
+{
+	struct srv *s = sh->srv;
+	uint64_t wb = (uint64_t)s->cfg.k * (s->cfg.chunk_size ? s->cfg.chunk_size
+							       : (32u << 20) / s->cfg.k);
+	struct store_opts o = { .wbuf_segs = (unsigned)(s->cfg.dram_buffer / wb) };
+	struct store_io *io;
+	int rc;
+
+	if (o.wbuf_segs < 2)
+		o.wbuf_segs = 2;
+	rc = shard_io(sh, &io);
+	if (rc < 0)
+		return rc;
+	rc = store_open(io, &o, &sh->st);
+	if (rc == -GPC_ECORRUPT) { /* no superblock anywhere: a new tier */
+		struct store_format_opts fo = { .k = s->cfg.k, .m = s->cfg.m,
+						.chunk_size = s->cfg.chunk_size };
+
+		log_info("shard", "shard %u: formatting %u devices as %u+%u",
+			 sh->idx, s->cfg.ndev, s->cfg.k, s->cfg.m);
+		rc = store_format(io, &fo);
+		if (rc == 0)
+			rc = store_open(io, &o, &sh->st);
+	}
+	if (rc < 0) {
+		log_err("shard", "shard %u: cannot open its store: %s", sh->idx,
+			gpc_strerror(rc));
+		store_io_close(io);
+	}
+	return rc;
+}
+
+static void
+publish(struct srv_shard *sh)
+{
+	uint64_t now = clock_now_ns();
+	struct srv_store_snap snap;
+
+	if (now - sh->last_publish < 100000000ull)
+		return;
+	sh->last_publish = now;
+	memset(&snap, 0, sizeof(snap));
+	store_get_stats(sh->st, &snap.stats);
+	for (unsigned i = 0; i < snap.stats.ndev && i < STORE_MAX_DEVS; i++)
+		snap.dev_failed[i] = store_dev_health(sh->st, i) != 0;
+	srv_metrics_publish_store(sh->m, &snap);
+}
+
+/* Finish in-flight work, seal and flush, then leave. */
+static void
+shard_drain(struct srv_shard *sh)
+{
+	uint64_t t0 = clock_now_ns();
+
+	while (sh->inflight > 0 && clock_now_ns() - t0 < 10000000000ull) {
+		net_progress(sh->w);
+		store_poll(sh->st, 0);
+		srv_retry(sh);
+	}
+	store_close(sh->st);
+	sh->st = NULL;
+	while (sh->conns != NULL) {
+		struct srv_conn *c = sh->conns;
+
+		c->inflight = 0;
+		srv_conn_drop(c);
+	}
+}
+
+static void *
+shard_main(void *arg)
+{
+	struct srv_shard *sh = arg;
+	struct srv *s = sh->srv;
+	int rc;
+
+	rc = shard_store(sh);
+	if (rc == 0)
+		rc = net_worker_create(s->net, NET_AM_TO_SERVER, on_msg, on_err,
+				       sh, &sh->w);
+	if (rc == 0)
+		rc = net_listen(sh->w, s->cfg.listen_addr,
+				(uint16_t)(s->cfg.port + sh->idx), on_accept);
+	sh->start_rc = rc;
+	if (rc < 0) {
+		log_err("shard", "shard %u: cannot listen on %s:%u: %s", sh->idx,
+			s->cfg.listen_addr, s->cfg.port + sh->idx,
+			gpc_strerror(rc));
+		net_worker_destroy(sh->w);
+		store_close(sh->st);
+		atomic_store(&sh->ready, -1);
+		return NULL;
+	}
+	atomic_store(&sh->ready, 1);
+	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+		unsigned n = net_progress(sh->w);
+
+		n += (unsigned)store_poll(sh->st, 0);
+		srv_retry(sh);
+		publish(sh);
+		if (n == 0 && store_pending(sh->st) == 0 && sh->retry == NULL)
+			net_wait(sh->w, 50);
+	}
+	shard_drain(sh);
+	net_worker_destroy(sh->w);
+	return NULL;
+}
+
+int
+srv_shard_start(struct srv *s, unsigned idx)
+{
+	struct srv_shard *sh = &s->sh[idx];
+
+	sh->srv = s;
+	sh->idx = idx;
+	sh->m = srv_metrics_shard(s->metrics, idx);
+	if (pthread_create(&sh->th, NULL, shard_main, sh) != 0)
+		return -EAGAIN;
+	while (atomic_load(&sh->ready) == 0)
+		sched_yield();
+	return atomic_load(&sh->ready) < 0 ? sh->start_rc : 0;
+}
+
+void
+srv_shard_join(struct srv_shard *sh)
+{
+	atomic_store(&sh->stop, true);
+	pthread_join(sh->th, NULL);
+}
