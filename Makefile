@@ -2,7 +2,9 @@
 # installs missing Debian packages (scripts/deps.sh, idempotent).
 #   make demo          install, build, format a store under ./var, run the
 #                      engine benchmark on it
-#   make test          build twice (plain, ASan+UBSan) and run every test
+#   make test          build three times (plain, ASan+UBSan, aarch64) and run
+#                      every test (aarch64 under qemu-user), plus the
+#                      portability check
 #   make bench-engine  engine vs fio on files and zram (needs root for zram)
 #   make soak / crash-long / fault-long   longer campaigns, bounded defaults
 
@@ -37,8 +39,10 @@ test-plain: build
 test-asan: build-asan
 	scripts/run-tests.sh $(ASAN_BUILD)
 
-test: build build-asan
-	scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)
+test: build build-asan cross
+	scripts/run-tests.sh --check "scripts/check-portable.sh --self-test" \
+		--check scripts/check-portable.sh \
+		$(BUILD) $(ASAN_BUILD) $(AARCH64_BUILD)
 
 demo: build
 	@scripts/deps.sh bench
@@ -53,3 +57,36 @@ crash-long: build-asan
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# aarch64 (BlueField-3 Arm cores): cross build with Debian's cross toolchain
+# and multiarch arm64 -dev packages (scripts/cross-deps.sh installs what is
+# missing and extracts ISA-L into $(AARCH64_BUILD)/sysroot), tests under
+# qemu-user; see cross/aarch64-linux-gnu.ini and docs/deploy-bluefield.md.
+#   make cross           build every library, binary and test for aarch64
+#   make test-aarch64    run the unit/crash/fault/func suites under qemu
+#   make check-portable  no x86-only code (scripts/check-portable.sh)
+AARCH64_BUILD ?= build-aarch64
+CROSS_FILE    ?= cross/aarch64-linux-gnu.ini
+
+.PHONY: cross-deps cross test-aarch64 check-portable clean-cross
+
+cross-deps:
+	@scripts/cross-deps.sh $(AARCH64_BUILD)
+
+$(AARCH64_BUILD)/build.ninja: | cross-deps
+	meson setup $(AARCH64_BUILD) $(MESON_OPTS) --buildtype=debugoptimized \
+		--cross-file $(AARCH64_BUILD)/cross-paths.ini \
+		--cross-file $(CROSS_FILE)
+
+cross: cross-deps $(AARCH64_BUILD)/build.ninja
+	ninja -C $(AARCH64_BUILD)
+
+test-aarch64: cross
+	scripts/run-tests.sh $(AARCH64_BUILD)
+
+check-portable:
+	@scripts/check-portable.sh --self-test
+	scripts/check-portable.sh
+
+clean-cross:
+	rm -rf $(AARCH64_BUILD)

@@ -2,11 +2,38 @@
 # Run the whole Meson test suite in each build directory given; print one
 # closing line "make test: N passed, N failed, N skipped" over all of them.
 # Exit non-zero if anything failed or nothing ran.
+# Usage: run-tests.sh [--check CMD]... BUILDDIR...
+#   --check CMD  also run CMD (a whole-tree check such as
+#                scripts/check-portable.sh); it counts as one test.
+# A cross build dir (e.g. build-aarch64) runs through its cross file's
+# exe_wrapper (qemu-user), with timeouts scaled by GPC_CROSS_TIMEOUT_MULT
+# (default 3).
 set -uo pipefail
 pass=0 fail=0 skip=0
+checks=()
+while [ $# -gt 0 ] && [ "$1" = "--check" ]; do
+  checks+=("$2")
+  shift 2
+done
+for c in ${checks[@]+"${checks[@]}"}; do
+  echo "== check: $c"
+  if $c; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+done
+is_cross() {
+  grep -q '^cross_file = ' "$1/meson-private/cmd_line.txt" 2>/dev/null
+}
 for b in "$@"; do
-  echo "== tests in $b"
-  meson test -C "$b" --print-errorlogs --num-processes 2 | tee "$b/test-run.log"
+  extra=()
+  if is_cross "$b"; then
+    extra=(--timeout-multiplier "${GPC_CROSS_TIMEOUT_MULT:-3}")
+    echo "== tests in $b (cross: under its exe_wrapper)"
+  else
+    echo "== tests in $b"
+  fi
+  start=$SECONDS
+  meson test -C "$b" --print-errorlogs --num-processes 2 ${extra[@]+"${extra[@]}"} |
+    tee "$b/test-run.log"
+  echo "== $b: $((SECONDS - start)) s"
   log="$b/test-run.log"
   p=$(awk '/^Ok:/{print $2}' "$log"); f=$(awk '/^Fail:/{print $2}' "$log")
   s=$(awk '/^Skipped:/{print $2}' "$log"); t=$(awk '/^Timeout:/{print $2}' "$log")

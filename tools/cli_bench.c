@@ -23,9 +23,10 @@ struct bench {
 	struct cli_devs d;
 	unsigned k, m, qd, wbufs;
 	int64_t chunk, size, bytes, rebuild_blocks;
-	bool format;
+	bool format, random_data;
 	struct store *st;
 	uint64_t nkeys, issued, done, errors, seed;
+	double put_cpu, get_cpu; /* this thread's CPU seconds per phase */
 	uint8_t **bufs;
 	struct iovec *iov;
 };
@@ -45,6 +46,26 @@ next_rand(uint64_t *s)
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
+}
+
+/*
+ * The payload every put writes: a 256-byte pattern (byte i is i*131+7,
+ * what fio writes with --buffer_pattern of the same bytes) or, with
+ * --data random, xorshift bytes that no compressor shrinks (fio's default
+ * buffers). The pattern matters on zram, which compresses what it stores.
+ */
+static void
+fill_payload(const struct bench *b, uint8_t *src, size_t len)
+{
+	uint64_t s = 0x9e3779b97f4a7c15ull;
+
+	for (size_t i = 0; i < len; i++)
+		src[i] = (uint8_t)(i * 131 + 7);
+	for (size_t i = 0; b->random_data && i + 8 <= len; i += 8) {
+		uint64_t r = next_rand(&s);
+
+		memcpy(src + i, &r, 8);
+	}
 }
 
 static int
@@ -68,13 +89,13 @@ static int
 put_phase(struct bench *b, double *secs)
 {
 	uint8_t *src, key[32];
-	uint64_t n = (uint64_t)b->bytes / (uint64_t)b->size, t0;
+	uint64_t n = (uint64_t)b->bytes / (uint64_t)b->size, t0, c0;
 	int rc = 0;
 
 	if (posix_memalign((void **)&src, 4096, (size_t)b->size))
 		return -ENOMEM;
-	for (int64_t i = 0; i < b->size; i++)
-		src[i] = (uint8_t)(i * 131 + 7);
+	fill_payload(b, src, (size_t)b->size);
+	c0 = clock_thread_cpu_ns();
 	t0 = clock_now_ns();
 	for (uint64_t i = 0; i < n && rc == 0; i++) {
 		struct iovec iov = { src, (size_t)b->size };
@@ -87,12 +108,12 @@ put_phase(struct bench *b, double *secs)
 			if (rc == -EAGAIN)
 				store_poll(b->st, 1);
 		} while (rc == -EAGAIN);
-		if ((i & 15) == 0)
-			store_poll(b->st, 0);
+		store_poll(b->st, 0);
 	}
 	if (rc == 0)
 		rc = store_flush(b->st);
 	*secs = (clock_now_ns() - t0) / 1e9;
+	b->put_cpu = (clock_thread_cpu_ns() - c0) / 1e9;
 	b->nkeys = n;
 	free(src);
 	return rc;
@@ -140,7 +161,7 @@ static int
 get_phase(struct bench *b, double *secs)
 {
 	struct get_slot *g = calloc(b->qd, sizeof(*g));
-	uint64_t t0;
+	uint64_t t0, c0;
 
 	b->bufs = calloc(b->qd, sizeof(*b->bufs));
 	b->iov = calloc(b->qd, sizeof(*b->iov));
@@ -153,6 +174,7 @@ get_phase(struct bench *b, double *secs)
 		g[i] = (struct get_slot){ .b = b, .idx = i };
 	}
 	b->seed = 88172645463325252ull;
+	c0 = clock_thread_cpu_ns();
 	t0 = clock_now_ns();
 	for (unsigned i = 0; i < b->qd && b->issued < b->nkeys; i++)
 		get_issue(&g[i]);
@@ -160,6 +182,7 @@ get_phase(struct bench *b, double *secs)
 		if (store_poll(b->st, 1) < 0)
 			break;
 	*secs = (clock_now_ns() - t0) / 1e9;
+	b->get_cpu = (clock_thread_cpu_ns() - c0) / 1e9;
 	for (unsigned i = 0; i < b->qd; i++)
 		free(b->bufs[i]);
 	free(b->bufs);
@@ -218,27 +241,34 @@ bench_report(struct bench *b, double put_s, double get_s)
 {
 	struct store_stats s;
 	double gb = (double)b->nkeys * (double)b->size / 1e9;
-	double put_gbps = gb / put_s, get_gbps = gb / get_s;
+	double put_gbps = gb / put_s, get_gbps = gb / get_s, ipb;
 
 	store_get_stats(b->st, &s);
+	ipb = (double)s.index_bytes /
+	      (double)(s.index_blocks ? s.index_blocks : 1);
 	printf("bench: %u+%u over %u devices, blocks of %" PRId64 " bytes, "
-	       "qd %u\n", s.k, s.m, s.ndev, b->size, b->qd);
+	       "qd %u, %s data\n", s.k, s.m, s.ndev, b->size, b->qd,
+	       b->random_data ? "random" : "pattern");
 	printf("put   %.2f GB in %.3f s: %.2f GB/s (write amplification "
 	       "%.3f incl. parity and metadata)\n", gb, put_s, put_gbps,
 	       (double)s.flash_bytes_written / (double)s.put_bytes);
-	printf("get   %.2f GB in %.3f s: %.2f GB/s, %" PRIu64 " errors\n", gb,
-	       get_s, get_gbps, b->errors);
-	printf("cpu   erasure coding %.4f s/GB, checksums %.4f s/GB\n",
-	       s.ec_cpu_ns / 1e9 / gb, s.crc_cpu_ns / 1e9 / gb);
-	printf("index %.1f bytes per block (%" PRIu64 " blocks)\n",
-	       (double)s.index_bytes / (double)(s.index_blocks ? s.index_blocks : 1),
-	       s.index_blocks);
+	printf("get   %.2f GB in %.3f s: %.2f GB/s, %" PRIu64 " errors, "
+	       "%.2f GB read from flash\n", gb, get_s, get_gbps, b->errors,
+	       s.flash_bytes_read / 1e9);
+	printf("cpu   erasure coding %.4f s/GB, checksums %.4f s/GB; thread "
+	       "busy %.0f%% of put, %.0f%% of get (%.3f, %.3f s/GB)\n",
+	       s.ec_cpu_ns / 1e9 / gb, s.crc_cpu_ns / 1e9 / gb,
+	       100 * b->put_cpu / put_s, 100 * b->get_cpu / get_s,
+	       b->put_cpu / gb, b->get_cpu / gb);
+	printf("index %.1f bytes per block (%" PRIu64 " blocks), %" PRIu64
+	       " segments evicted\n", ipb, s.index_blocks, s.segs_evicted);
 	printf("RESULT put_gbps=%.3f get_gbps=%.3f ec_cpu_s_per_gb=%.4f "
-	       "crc_cpu_s_per_gb=%.4f index_bytes_per_block=%.1f errors=%"
-	       PRIu64 "\n", put_gbps, get_gbps, s.ec_cpu_ns / 1e9 / gb,
-	       s.crc_cpu_ns / 1e9 / gb,
-	       (double)s.index_bytes / (double)(s.index_blocks ? s.index_blocks : 1),
-	       b->errors);
+	       "crc_cpu_s_per_gb=%.4f put_cpu_s_per_gb=%.4f "
+	       "get_cpu_s_per_gb=%.4f index_bytes_per_block=%.1f errors=%"
+	       PRIu64 " segs_evicted=%" PRIu64 "\n", put_gbps, get_gbps,
+	       s.ec_cpu_ns / 1e9 / gb, s.crc_cpu_ns / 1e9 / gb,
+	       b->put_cpu / gb, b->get_cpu / gb, ipb, b->errors,
+	       s.segs_evicted);
 }
 
 static int
@@ -254,6 +284,7 @@ bench_parse(struct bench *b, int argc, char **argv)
 		{ "create-size", required_argument, NULL, 'C' },
 		{ "rebuild-blocks", required_argument, NULL, 'r' },
 		{ "backend", required_argument, NULL, 'b' },
+		{ "data", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -273,11 +304,16 @@ bench_parse(struct bench *b, int argc, char **argv)
 		case 'C': b->d.create_size = (uint64_t)cli_parse_size(optarg); break;
 		case 'r': b->rebuild_blocks = cli_parse_size(optarg); break;
 		case 'b': b->d.backend = optarg; break;
+		case 'd':
+			b->random_data = strcmp(optarg, "random") == 0;
+			if (!b->random_data && strcmp(optarg, "pattern") != 0)
+				return -1;
+			break;
 		case 'h':
 			printf("usage: gpucache bench [--format -k K -m M --chunk "
 			       "SIZE --create-size SIZE] [--size 1M] [--qd 32] "
-			       "[--bytes 2G] [--wbufs N] [--rebuild-blocks N] "
-			       "DEV...\n");
+			       "[--bytes 2G] [--wbufs N] [--data pattern|random] "
+			       "[--rebuild-blocks N] DEV...\n");
 			exit(0);
 		default: return -1;
 		}

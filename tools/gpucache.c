@@ -27,6 +27,9 @@ usage(FILE *f)
 "  fsck    DEV...           verify every segment, chunk and block\n"
 "  rebuild --dev N DEV...   rebuild device N from the others\n"
 "  bench   [options] DEV... engine throughput (gpucache bench --help)\n"
+"  replay  --config FILE TRACE  drive a running gpucached with a trace\n"
+"  stat    --server HOST:PORT   a running gpucached's metrics, summarized\n"
+"  reload  --pidfile FILE       make gpucached re-read its tenants\n"
 "common options: --backend uring|psync, -v (verbose logs)\n");
 }
 
@@ -276,6 +279,12 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "bench") == 0)
 		return cli_bench(argc - 1, argv + 1);
+	if (strcmp(cmd, "replay") == 0)
+		return cli_replay(argc - 1, argv + 1);
+	if (strcmp(cmd, "stat") == 0 && argc > 2 && strncmp(argv[2], "--server", 8) == 0)
+		return cli_stat_server(argc - 1, argv + 1);
+	if (strcmp(cmd, "reload") == 0)
+		return cli_stat_server(argc - 1, argv + 1);
 	if (parse_common(argc - 1, argv + 1, &d, &k, &m, &chunk, &dev) < 0) {
 		usage(stderr);
 		return 2;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "coder/coder.h"
+#include "common/cacheline.h"
 
 #define CODER_MAX_N (CODER_MAX_K + CODER_MAX_M)
 
@@ -41,7 +42,7 @@ struct coder {
 	/* generator, row-major: rows 0..k-1 identity, k..k+m-1 Cauchy */
 	uint8_t matrix[CODER_MAX_N * CODER_MAX_K];
 	/* ISA-L: ec_init_tables() of the m parity rows (unused by ref) */
-	_Alignas(64) uint8_t enc_tbls[32 * CODER_MAX_K * CODER_MAX_M];
+	_Alignas(GPC_CACHELINE) uint8_t enc_tbls[32 * CODER_MAX_K * CODER_MAX_M];
 };
 
 extern const struct coder_ops coder_isal_ops;

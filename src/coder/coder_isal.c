@@ -200,7 +200,7 @@ static int
 coder_isal_decode(const struct coder *c, size_t len, uint8_t *const *frags,
 		  const unsigned *lost, unsigned nlost)
 {
-	_Alignas(64) uint8_t tbls[32 * CODER_MAX_K * CODER_MAX_M];
+	_Alignas(GPC_CACHELINE) uint8_t tbls[32 * CODER_MAX_K * CODER_MAX_M];
 	uint8_t sub[CODER_MAX_K * CODER_MAX_K];
 	uint8_t inv[CODER_MAX_K * CODER_MAX_K];
 	uint8_t rows[CODER_MAX_M * CODER_MAX_K];

@@ -365,13 +365,16 @@ net_listen(struct net_worker *w, const char *addr, uint16_t port,
 		.conn_handler = { .cb = conn_cb, .arg = w },
 	};
 	int rc = resolve(addr, port, &ss, &sl);
+	ucs_status_t st;
 
 	if (rc < 0)
 		return rc;
 	p.sockaddr.addr = (struct sockaddr *)&ss;
 	p.sockaddr.addrlen = sl;
 	w->on_accept = on_accept;
-	return net_status(ucp_listener_create(w->w, &p, &w->listener));
+	st = ucp_listener_create(w->w, &p, &w->listener);
+	/* the one place BUSY is not retryable: the port is taken */
+	return st == UCS_ERR_BUSY ? -EADDRINUSE : net_status(st);
 }
 
 int

@@ -418,6 +418,7 @@ apply_secret(struct srv_tenant *t, const char *v, char *why, size_t wl)
 			 n, SRV_SECRET_MIN, SRV_SECRET_MAX);
 		return -1;
 	}
+	memset(t->secret, 0, sizeof(t->secret)); /* no stale tail */
 	memcpy(t->secret, buf, n);
 	t->secret_len = n;
 	return 0;

@@ -272,6 +272,27 @@ reload(struct srv *s, const char *path, struct srv_config **old,
 	log_warn("main", "reloaded %u tenants from %s", c->ntenants, path);
 }
 
+/* DATA_DIR/gpucached.pid, for `gpucache reload --pidfile`. */
+static void
+write_pidfile(const struct srv *s, bool create)
+{
+	char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/gpucached.pid", s->cfg.data_dir);
+	if (!create) {
+		unlink(path);
+		return;
+	}
+	f = fopen(path, "w");
+	if (f == NULL) {
+		log_warn("main", "cannot write %s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
 static int
 run(struct srv *s, const char *path)
 {
@@ -297,6 +318,8 @@ run(struct srv *s, const char *path)
 			s->cfg.metrics_addr, s->cfg.metrics_port, gpc_strerror(rc));
 	for (; rc == 0 && started < s->nsh; started++)
 		rc = srv_shard_start(s, started);
+	if (rc == 0)
+		write_pidfile(s, true);
 	if (rc == 0) {
 		log_warn("main", "gpucached ready: %u shards on %s:%u-%u, %u "
 			 "devices as %u+%u", s->nsh, s->cfg.listen_addr,
@@ -314,6 +337,7 @@ run(struct srv *s, const char *path)
 	for (unsigned i = 0; i < started; i++)
 		if (atomic_load(&s->sh[i].ready) > 0)
 			srv_shard_join(&s->sh[i]);
+	write_pidfile(s, false);
 	srv_metrics_http_stop(http);
 	srv_metrics_destroy(s->metrics);
 	for (unsigned i = 0; i < nold; i++)

@@ -22,11 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cacheline.h"
 #include "net/wire.h"
 #include "store/store.h"
 
 /* Alignment and size granule of every shard's struct (false sharing). */
-#define SRV_CACHELINE 64u
+#define SRV_CACHELINE GPC_CACHELINE
 /* Opcode slots: the wire opcodes 1..WIRE_OP_MAX-1; slot 0 counts invalid
  * opcodes. */
 #define SRV_METRICS_OPS WIRE_OP_MAX
