@@ -36,6 +36,7 @@ struct net_worker {
 	net_accept_cb on_accept;
 	void *arg;
 	struct net_ep *eps; /* live endpoints */
+	struct op *dhead, *dtail; /* completions to deliver at progress */
 	int efd;
 };
 
@@ -54,6 +55,33 @@ struct net_rkey {
 struct net_mem {
 	ucp_mem_h memh;
 };
+
+struct op {
+	struct op *next;        /* worker's deferred list */
+	struct net_worker *w;
+	net_done_cb cb;
+	void *arg;
+	void *buf; /* send copy, freed at completion */
+	int rc;
+};
+
+/*
+ * Set while an operation is being issued: UCX may run the completion
+ * callback inside the issuing call even with NO_IMM_CMPL, and net.h
+ * promises callbacks only from net_progress, so such a completion is
+ * queued and delivered at the next progress.
+ */
+static _Thread_local bool in_issue;
+
+static void
+op_finish(struct op *o)
+{
+	if (o->cb)
+		o->cb(o->arg, o->rc);
+	free(o->buf);
+	free(o);
+}
+
 
 /* The one place UCX status codes become errno values. */
 static int
@@ -258,7 +286,18 @@ net_worker_destroy(struct net_worker *w)
 unsigned
 net_progress(struct net_worker *w)
 {
-	return ucp_worker_progress(w->w);
+	struct op *o = w->dhead;
+	unsigned n = 0;
+
+	w->dhead = w->dtail = NULL;
+	while (o != NULL) { /* callbacks may queue more: those wait */
+		struct op *next = o->next;
+
+		op_finish(o);
+		o = next;
+		n++;
+	}
+	return n + ucp_worker_progress(w->w);
 }
 
 void
@@ -266,7 +305,7 @@ net_wait(struct net_worker *w, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
 
-	if (w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
+	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
 		return; /* events pending (or no fd): go round again */
 	poll(&pfd, 1, timeout_ms);
 }
@@ -453,22 +492,23 @@ net_ep_user(const struct net_ep *ep)
 	return ep->user;
 }
 
-struct op {
-	net_done_cb cb;
-	void *arg;
-	void *buf; /* send copy, freed at completion */
-};
-
 static void
 op_done(void *req, ucs_status_t st, void *user)
 {
 	struct op *o = user;
 
-	if (o->cb)
-		o->cb(o->arg, net_status(st));
-	free(o->buf);
-	free(o);
+	o->rc = net_status(st);
 	ucp_request_free(req);
+	if (!in_issue) {
+		op_finish(o);
+		return;
+	}
+	o->next = NULL;
+	if (o->w->dtail)
+		o->w->dtail->next = o;
+	else
+		o->w->dhead = o;
+	o->w->dtail = o;
 }
 
 /* Common tail of every operation: a request pointer or an error. */
@@ -484,12 +524,13 @@ op_issued(struct op *o, ucs_status_ptr_t sp)
 }
 
 static struct op *
-op_new(net_done_cb cb, void *arg, ucp_request_param_t *p)
+op_new(struct net_ep *ep, net_done_cb cb, void *arg, ucp_request_param_t *p)
 {
 	struct op *o = calloc(1, sizeof(*o));
 
 	if (o == NULL)
 		return NULL;
+	o->w = ep->w;
 	o->cb = cb;
 	o->arg = arg;
 	*p = (ucp_request_param_t){
@@ -507,11 +548,12 @@ net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
 	    const void *body, size_t blen, net_done_cb cb, void *arg)
 {
 	ucp_request_param_t p;
+	ucs_status_ptr_t sp;
 	struct op *o;
 
 	if (ep->closed)
 		return -ENOTCONN;
-	o = op_new(cb, arg, &p);
+	o = op_new(ep, cb, arg, &p);
 	if (o == NULL || (o->buf = malloc(hlen + blen)) == NULL) {
 		free(o);
 		return -ENOMEM;
@@ -521,8 +563,10 @@ net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
 		memcpy((uint8_t *)o->buf + hlen, body, blen);
 	p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS;
 	p.flags = UCP_AM_SEND_FLAG_REPLY;
-	return op_issued(o, ucp_am_send_nbx(ep->ep, am_id, NULL, 0, o->buf,
-					    hlen + blen, &p));
+	in_issue = true;
+	sp = ucp_am_send_nbx(ep->ep, am_id, NULL, 0, o->buf, hlen + blen, &p);
+	in_issue = false;
+	return op_issued(o, sp);
 }
 
 int
@@ -530,14 +574,18 @@ net_get_nb(struct net_ep *ep, void *local, size_t len, uint64_t raddr,
 	   struct net_rkey *rk, net_done_cb cb, void *arg)
 {
 	ucp_request_param_t p;
+	ucs_status_ptr_t sp;
 	struct op *o;
 
 	if (ep->closed)
 		return -ENOTCONN;
-	o = op_new(cb, arg, &p);
+	o = op_new(ep, cb, arg, &p);
 	if (o == NULL)
 		return -ENOMEM;
-	return op_issued(o, ucp_get_nbx(ep->ep, local, len, raddr, rk->rk, &p));
+	in_issue = true;
+	sp = ucp_get_nbx(ep->ep, local, len, raddr, rk->rk, &p);
+	in_issue = false;
+	return op_issued(o, sp);
 }
 
 int
@@ -545,28 +593,36 @@ net_put_nb(struct net_ep *ep, const void *local, size_t len, uint64_t raddr,
 	   struct net_rkey *rk, net_done_cb cb, void *arg)
 {
 	ucp_request_param_t p;
+	ucs_status_ptr_t sp;
 	struct op *o;
 
 	if (ep->closed)
 		return -ENOTCONN;
-	o = op_new(cb, arg, &p);
+	o = op_new(ep, cb, arg, &p);
 	if (o == NULL)
 		return -ENOMEM;
-	return op_issued(o, ucp_put_nbx(ep->ep, local, len, raddr, rk->rk, &p));
+	in_issue = true;
+	sp = ucp_put_nbx(ep->ep, local, len, raddr, rk->rk, &p);
+	in_issue = false;
+	return op_issued(o, sp);
 }
 
 int
 net_flush_nb(struct net_ep *ep, net_done_cb cb, void *arg)
 {
 	ucp_request_param_t p;
+	ucs_status_ptr_t sp;
 	struct op *o;
 
 	if (ep->closed)
 		return -ENOTCONN;
-	o = op_new(cb, arg, &p);
+	o = op_new(ep, cb, arg, &p);
 	if (o == NULL)
 		return -ENOMEM;
-	return op_issued(o, ucp_ep_flush_nbx(ep->ep, &p));
+	in_issue = true;
+	sp = ucp_ep_flush_nbx(ep->ep, &p);
+	in_issue = false;
+	return op_issued(o, sp);
 }
 
 int
