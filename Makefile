@@ -1,7 +1,8 @@
 # GPUCache top-level Makefile: thin wrapper over Meson + Ninja that also
 # installs missing Debian packages (scripts/deps.sh, idempotent).
-#   make demo          install, build, format a store under ./var, run the
-#                      engine benchmark on it
+#   make demo          install, build, start gpucached on file devices under
+#                      ./var, replay the Mooncake trace through libgpucache,
+#                      show the metrics, stop it cleanly
 #   make test          build three times (plain, ASan+UBSan, aarch64) and run
 #                      every test (aarch64 under qemu-user), plus the
 #                      portability check
@@ -12,7 +13,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: all deps build build-asan test test-plain test-asan demo \
+.PHONY: demo-engine all deps build build-asan test test-plain test-asan demo \
 	bench-engine crash-long clean
 
 all: build
@@ -45,7 +46,9 @@ test: build build-asan cross
 		$(BUILD) $(ASAN_BUILD) $(AARCH64_BUILD)
 
 demo: build
-	@scripts/deps.sh bench
+	scripts/demo-daemon.sh $(BUILD)
+
+demo-engine: build
 	scripts/demo.sh $(BUILD)
 
 bench-engine: build

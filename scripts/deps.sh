@@ -4,9 +4,10 @@
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc clang make pkg-config meson ninja-build liburing-dev libisal-dev
-      libxxhash-dev libinih-dev python3)
+      libxxhash-dev libinih-dev libucx-dev ucx-utils libmicrohttpd-dev
+      libssl-dev curl python3)
 case "$what" in
-  bench|all) pkgs+=(fio util-linux) ;;
+  bench|all) pkgs+=(fio util-linux redis-server redis-tools) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
