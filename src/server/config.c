@@ -1230,8 +1230,8 @@ value_writable(const char *s)
 	if (n == 0 || isspace((unsigned char)s[0]) ||
 	    isspace((unsigned char)s[n - 1]) || strpbrk(s, "\r\n"))
 		return false;
-	for (size_t i = 1; i < n; i++)
-		if (s[i] == ';' && isspace((unsigned char)s[i - 1]))
+	for (size_t i = 0; i < n; i++) /* written after "= ": blank before */
+		if (s[i] == ';' && (i == 0 || isspace((unsigned char)s[i - 1])))
 			return false;
 	return true;
 }

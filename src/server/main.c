@@ -269,6 +269,7 @@ reload(struct srv *s, const char *path, struct srv_config **old,
 	}
 	if (*nold < 64)
 		old[(*nold)++] = atomic_exchange(&s->tenants, c);
+	atomic_fetch_add(&s->tenants_gen, 1);
 	log_warn("main", "reloaded %u tenants from %s", c->ntenants, path);
 }
 

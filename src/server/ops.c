@@ -31,10 +31,18 @@
 typedef void (*op_fn)(struct srv_conn *c, const struct wire_hdr *h,
 		      const uint8_t *body);
 
+/*
+ * The engine's namespace: the tenant's class (config index + 1) in the
+ * top 16 bits, for quotas; a hash of tenant name and client namespace
+ * below, so tenants never alias.
+ */
 static uint64_t
 ns_of(const struct srv_conn *c, uint64_t client_ns)
 {
-	return XXH3_64bits_withSeed(&client_ns, sizeof(client_ns), c->ns_seed);
+	uint64_t h = XXH3_64bits_withSeed(&client_ns, sizeof(client_ns),
+					  c->ns_seed);
+
+	return ((uint64_t)(c->tenant + 1) << 48) | (h & ((1ull << 48) - 1));
 }
 
 static const struct srv_config *

@@ -90,6 +90,7 @@ struct srv_shard {
 	int start_rc;           /* set before the thread signals ready */
 	atomic_int ready;       /* 0 starting, 1 running, -1 failed */
 	uint64_t last_publish;
+	unsigned tenants_gen;   /* quotas applied for this generation */
 };
 
 struct srv {
@@ -100,6 +101,7 @@ struct srv {
 	unsigned nsh;
 	uint64_t region_len;    /* bytes of each device per shard */
 	_Atomic(struct srv_config *) tenants; /* current tenant table */
+	atomic_uint tenants_gen;              /* bumped by each reload */
 };
 
 /* shard.c */

@@ -181,6 +181,18 @@ shard_store(struct srv_shard *sh)
 	return rc;
 }
 
+/* Each tenant's quota, split evenly over the shards, as engine quotas. */
+static void
+apply_quotas(struct srv_shard *sh)
+{
+	struct srv *s = sh->srv;
+	const struct srv_config *c = atomic_load(&s->tenants);
+
+	sh->tenants_gen = atomic_load(&s->tenants_gen);
+	for (unsigned t = 0; t < c->ntenants && t + 1 < STORE_MAX_CLASSES; t++)
+		store_set_quota(sh->st, t + 1, c->tenants[t].quota_bytes / s->nsh);
+}
+
 static void
 publish(struct srv_shard *sh)
 {
@@ -195,6 +207,11 @@ publish(struct srv_shard *sh)
 	for (unsigned i = 0; i < snap.stats.ndev && i < STORE_MAX_DEVS; i++)
 		snap.dev_failed[i] = store_dev_health(sh->st, i) != 0;
 	srv_metrics_publish_store(sh->m, &snap);
+	for (unsigned t = 0; t < SRV_MAX_TENANTS; t++)
+		srv_metrics_tenant_usage(sh->m, t,
+					 store_class_usage(sh->st, t + 1));
+	if (atomic_load(&sh->srv->tenants_gen) != sh->tenants_gen)
+		apply_quotas(sh);
 }
 
 /* Finish in-flight work, seal and flush, then leave. */
@@ -242,6 +259,7 @@ shard_main(void *arg)
 		atomic_store(&sh->ready, -1);
 		return NULL;
 	}
+	apply_quotas(sh);
 	atomic_store(&sh->ready, 1);
 	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
 		unsigned n = net_progress(sh->w);

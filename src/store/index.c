@@ -140,8 +140,17 @@ int
 index_upsert(struct store_index *ix, struct index_hkey hk,
 	     const struct index_loc *loc)
 {
+	int rc = index_swap(ix, hk, loc, NULL);
+
+	return rc < 0 ? rc : 0;
+}
+
+int
+index_swap(struct store_index *ix, struct index_hkey hk,
+	   const struct index_loc *loc, struct index_loc *old)
+{
 	size_t i;
-	int rc;
+	int rc, had;
 
 	if (loc->slot > INDEX_MAX_SLOT || loc->off4k > INDEX_MAX_OFF4K ||
 	    loc->len4k < 1 || loc->len4k > INDEX_MAX_LEN4K)
@@ -152,12 +161,15 @@ index_upsert(struct store_index *ix, struct index_hkey hk,
 			return rc;
 	}
 	i = probe(ix, hk);
-	if (ix->tab[i].tag == 0)
+	had = ix->tab[i].tag != 0;
+	if (!had)
 		ix->count++;
+	else if (old != NULL)
+		ent_to_loc(&ix->tab[i], old);
 	ix->tab[i].tag = hk.tag;
 	ix->tab[i].slotf = loc->slot | ((uint32_t)loc->flags << 24);
 	ix->tab[i].offlen = (loc->off4k << 14) | (loc->len4k - 1);
-	return 0;
+	return had;
 }
 
 /* Backward-shift deletion of the entry at i. */

@@ -45,6 +45,10 @@ int index_lookup(const struct store_index *ix, struct index_hkey hk,
 /* Insert or replace; returns 0 or -ENOMEM (index unchanged). */
 int index_upsert(struct store_index *ix, struct index_hkey hk,
 		 const struct index_loc *loc);
+/* Insert or replace; 1 and *old (if not NULL) when an entry was replaced,
+ * 0 when inserted, -ENOMEM. */
+int index_swap(struct store_index *ix, struct index_hkey hk,
+	       const struct index_loc *loc, struct index_loc *old);
 /* Remove; 0 or -GPC_ENOTFOUND. */
 int index_remove(struct store_index *ix, struct index_hkey hk);
 /* Remove only while the entry still points at (slot, off4k). */

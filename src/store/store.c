@@ -562,6 +562,49 @@ store_read_summary(struct store *st, uint32_t s, uint8_t **out)
 	return 0;
 }
 
+int
+store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
+	     const struct index_loc *loc)
+{
+	unsigned cls = store_ns_class(ns);
+	struct index_loc old;
+	int rc = index_swap(st->ix, index_hash(ns, key), loc, &old);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		st->usage[cls] -= store_foot(old.len4k) < st->usage[cls]
+					  ? store_foot(old.len4k) : st->usage[cls];
+	st->usage[cls] += store_foot(loc->len4k);
+	return 0;
+}
+
+void
+store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
+	     uint32_t len4k)
+{
+	unsigned cls = store_ns_class(ns);
+
+	if (index_remove(st->ix, hk) == 0)
+		st->usage[cls] -= store_foot(len4k) < st->usage[cls]
+					  ? store_foot(len4k) : st->usage[cls];
+}
+
+int
+store_set_quota(struct store *st, unsigned cls, uint64_t bytes)
+{
+	if (cls >= STORE_MAX_CLASSES)
+		return -EINVAL;
+	st->quota[cls] = bytes;
+	return 0;
+}
+
+uint64_t
+store_class_usage(const struct store *st, unsigned cls)
+{
+	return cls < STORE_MAX_CLASSES ? st->usage[cls] : 0;
+}
+
 /* Apply one segment's summary to the index, in append order. */
 static int
 replay(struct store *st, uint32_t s, const uint8_t *sum)
@@ -577,7 +620,10 @@ replay(struct store *st, uint32_t s, const uint8_t *sum)
 		sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
 		hk = index_hash(d.ns, d.key);
 		if (d.flags & SUM_F_TOMBSTONE) {
-			index_remove(st->ix, hk);
+			struct index_loc old;
+
+			if (index_lookup(st->ix, hk, &old) == 0)
+				store_ix_del(st, d.ns, hk, old.len4k);
 			continue;
 		}
 		if (d.len == 0 || d.len > STORE_MAX_BLOCK ||
@@ -586,7 +632,7 @@ replay(struct store *st, uint32_t s, const uint8_t *sum)
 			continue; /* cannot be ours: skip the entry */
 		loc.off4k = d.off4k;
 		loc.len4k = (d.len + STORE_SECTOR - 1) / STORE_SECTOR;
-		rc = index_upsert(st->ix, hk, &loc);
+		rc = store_ix_put(st, d.ns, d.key, &loc);
 		if (rc < 0)
 			return rc;
 	}

@@ -139,6 +139,25 @@ int store_get_zc_submit(struct store *st, uint64_t ns, const uint8_t *key,
 			void *buf, size_t cap, store_zc_cb cb, void *arg);
 void store_get_zc_release(struct store *st, struct store_zc_ref *ref);
 
+/*
+ * Namespace classes: the top 16 bits of a namespace id name its class (the
+ * server puts the tenant there). Eviction does not take a class below its
+ * quota: while a class holds no more than its quota, its blocks in an
+ * evicted segment are rewritten instead of dropped. The sum of the quotas
+ * must leave room for everyone else's writes.
+ */
+#define STORE_MAX_CLASSES 1024u
+static inline unsigned
+store_ns_class(uint64_t ns)
+{
+	unsigned c = (unsigned)(ns >> 48);
+
+	return c < STORE_MAX_CLASSES ? c : 0;
+}
+int store_set_quota(struct store *st, unsigned cls, uint64_t bytes);
+/* Flash bytes the class's live blocks take (headers included). */
+uint64_t store_class_usage(const struct store *st, unsigned cls);
+
 /* Pin a block so eviction keeps it (reinserted), or unpin it. */
 int store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin);
 

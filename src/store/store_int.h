@@ -108,6 +108,8 @@ struct store {
 	bool abandoned;                           /* no more sealing */
 	uint64_t writable_mask;   /* failed devices when last checked */
 	bool writable_mask_valid, writable_cached;
+	uint64_t usage[STORE_MAX_CLASSES]; /* flash bytes per namespace class */
+	uint64_t quota[STORE_MAX_CLASSES]; /* bytes eviction leaves alone */
 	struct open_dmg dmg[STORE_MAX_DAMAGE];
 	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */
@@ -117,7 +119,18 @@ struct store {
 	struct store_stats s;
 };
 
+/* Flash footprint of a record of len4k data sectors (header included). */
+static inline uint64_t
+store_foot(uint32_t len4k)
+{
+	return (1ull + len4k) * STORE_SECTOR;
+}
+
 /* store.c */
+int store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
+		 const struct index_loc *loc);
+void store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
+		  uint32_t len4k);
 void store_complete(struct store *st, store_cb cb, void *arg, int rc);
 void store_done_push(struct store *st, struct store_done *d);
 int store_sync_io(struct store *st, struct store_io_req *reqs, unsigned n);

@@ -30,6 +30,7 @@
 /* A block read back from an evicted segment, waiting to be rewritten. */
 struct reins {
 	struct reins *next;
+	bool quota;          /* kept for its class's quota: goes first */
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
 	uint32_t len;
@@ -213,7 +214,7 @@ append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 		return rc;
 	w->data_len += rs;
 	st->s.copy_bytes += len;
-	return index_upsert(st->ix, index_hash(ns, key), &loc);
+	return store_ix_put(st, ns, key, &loc);
 }
 
 static bool
@@ -274,21 +275,32 @@ take_free(struct store *st, uint32_t *out)
 /* Decide the fate of one summary entry of an evicted segment. */
 static void
 evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
-	    uint64_t *budget)
+	    uint64_t *budget, uint64_t *qbudget)
 {
 	struct index_hkey hk = index_hash(d->ns, d->key);
 	struct index_loc loc;
 	struct reins *r;
 	uint32_t rs;
 
+	unsigned cls = store_ns_class(d->ns);
+	bool keep;
+
 	if ((d->flags & SUM_F_TOMBSTONE) || index_lookup(st->ix, hk, &loc) ||
 	    loc.slot != s || loc.off4k != d->off4k)
 		return;
-	index_remove(st->ix, hk);
-	st->s.blocks_evicted++;
+	/* a class at or under its quota is not evicted: its block moves */
+	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls];
+	store_ix_del(st, d->ns, hk, loc.len4k);
 	rs = store_rec_size(d->len);
-	if (!(loc.flags & (INDEX_F_REF | INDEX_F_PINNED)) || rs > *budget)
+	if (keep && rs <= *qbudget) {
+		*qbudget -= rs;
+	} else if ((loc.flags & (INDEX_F_REF | INDEX_F_PINNED)) &&
+		   rs <= *budget) {
+		*budget -= rs;
+	} else {
+		st->s.blocks_evicted++;
 		return;
+	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL || (r->data = store_zalloc(rs)) == NULL ||
 	    store_read_record(st, s, d->off4k, d->len, d->ns, d->key,
@@ -296,13 +308,14 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		if (r != NULL)
 			free(r->data);
 		free(r);
+		st->s.blocks_evicted++;
 		return;
 	}
-	*budget -= rs;
 	r->ns = d->ns;
 	memcpy(r->key, d->key, STORE_KEY_LEN);
 	r->len = d->len;
 	r->flags = loc.flags & INDEX_F_PINNED;
+	r->quota = keep;
 	r->next = st->reinsq;
 	st->reinsq = r;
 }
@@ -315,6 +328,9 @@ static int
 evict_one(struct store *st)
 {
 	uint64_t v, budget = (uint64_t)st->g.cap * st->o.reinsert_pct / 100;
+	/* blocks under quota may fill a whole segment (quotas must leave
+	 * room for others: that is what makes eviction progress) */
+	uint64_t qbudget = (uint64_t)st->g.cap * 9 / 10;
 	uint8_t *sum = NULL;
 	struct slot *sl;
 	uint32_t s;
@@ -337,7 +353,7 @@ evict_one(struct store *st)
 			struct sum_disk d;
 
 			sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
-			evict_entry(st, s, &d, &budget);
+			evict_entry(st, s, &d, &budget, &qbudget);
 		}
 		free(sum);
 	}
@@ -388,12 +404,22 @@ alloc_slot(struct store *st, uint32_t *out)
 	}
 }
 
-/* Rewrite stashed blocks into the open segment, as far as they fit. */
+/* Rewrite stashed blocks into the open segment, as far as they fit:
+ * blocks kept for a quota first, then those read since written. */
 static void
 reinsert(struct store *st)
 {
-	struct reins *r;
+	struct reins *r, **pp = &st->reinsq;
 
+	while ((r = *pp) != NULL) { /* quota blocks to the front */
+		if (r->quota && pp != &st->reinsq) {
+			*pp = r->next;
+			r->next = st->reinsq;
+			st->reinsq = r;
+			continue;
+		}
+		pp = &r->next;
+	}
 	while ((r = st->reinsq) != NULL) {
 		struct iovec iov = { r->data + STORE_SECTOR, r->len };
 
@@ -403,6 +429,8 @@ reinsert(struct store *st)
 			    0) {
 			st->s.blocks_reinserted++;
 			st->s.bytes_reinserted += r->len;
+		} else {
+			st->s.blocks_evicted++;
 		}
 		free(r->data);
 		free(r);
@@ -441,11 +469,15 @@ open_seg(struct store *st)
 	return 0;
 }
 
-/* Make room for a record of need bytes and nent summary entries. */
+/*
+ * Make room for a record of need bytes and nent summary entries. A new
+ * segment can come back full of blocks kept for their quota, hence a few
+ * rounds; -EAGAIN when the write buffers are all busy.
+ */
 static int
 ensure_room(struct store *st, uint32_t need, uint32_t nent)
 {
-	for (int tries = 0; tries < 3; tries++) {
+	for (int tries = 0; tries < 64; tries++) {
 		int rc;
 
 		if (st->cur >= 0 && fits(st, &st->wb[st->cur], need, nent))
@@ -459,7 +491,7 @@ ensure_room(struct store *st, uint32_t need, uint32_t nent)
 		if (rc < 0)
 			return rc;
 	}
-	return -GPC_ETOOBIG;
+	return -GPC_ENOSPACE; /* quotas leave no room for this write */
 }
 
 /*
@@ -534,7 +566,7 @@ store_delete(struct store *st, uint64_t ns, const uint8_t *key)
 	rc = sum_append(&st->wb[st->cur], &e);
 	if (rc < 0)
 		return rc;
-	index_remove(st->ix, hk);
+	store_ix_del(st, ns, hk, loc.len4k);
 	st->s.deletes++;
 	return 0;
 }
@@ -750,9 +782,15 @@ unindex(struct store *st, const struct wbuf *w)
 		struct sum_disk d;
 
 		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
-		if (!(d.flags & SUM_F_TOMBSTONE))
-			index_remove_at(st->ix, index_hash(d.ns, d.key),
-					w->slot, d.off4k);
+		if (!(d.flags & SUM_F_TOMBSTONE) &&
+		    index_remove_at(st->ix, index_hash(d.ns, d.key), w->slot,
+				    d.off4k) == 0) {
+			unsigned cls = store_ns_class(d.ns);
+			uint64_t f = store_foot((d.len + STORE_SECTOR - 1) /
+						STORE_SECTOR);
+
+			st->usage[cls] -= f < st->usage[cls] ? f : st->usage[cls];
+		}
 	}
 }
 
@@ -1008,7 +1046,7 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 	wbuf_write(st, w, r->off, hdr, STORE_SECTOR);
 	rc = sum_append(w, &e);
 	if (rc == 0)
-		rc = index_upsert(st->ix, index_hash(r->ns, r->key), &loc);
+		rc = store_ix_put(st, r->ns, r->key, &loc);
 	if (rc < 0) {
 		resv_done(st, w);
 		return rc;

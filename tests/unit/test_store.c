@@ -308,6 +308,48 @@ test_zero_copy(void)
 	store_close(st);
 }
 
+/* One class's flood never evicts another class below its quota. */
+static void
+test_quota(void)
+{
+	const uint64_t nsa = (1ull << 48) | 5, nsb = (2ull << 48) | 5;
+	struct store *st;
+	struct store_stats s;
+	uint8_t key[32], *buf = malloc(16384), *got = malloc(16384);
+	uint64_t cap;
+	int lost = 0;
+
+	mkstore(3, 2, 1);
+	st = reopen();
+	store_get_stats(st, &s);
+	cap = s.nslots * s.seg_cap;
+	CHECK_RC(store_set_quota(st, 1, cap * 3 / 10), 0);
+	for (uint64_t i = 0; i < cap / 4 / 20480; i++) { /* A: ~25% */
+		test_key(i, key);
+		test_fill(i, buf, 16384);
+		CHECK_RC(store_put(st, nsa, key, buf, 16384, 0), 0);
+	}
+	CHECK(store_class_usage(st, 1) > cap / 5);
+	for (uint64_t i = 0; i < 3 * cap / 20480; i++) { /* B: 3x capacity */
+		test_key(100000 + i, key);
+		test_fill(100000 + i, buf, 16384);
+		CHECK_RC(store_put(st, nsb, key, buf, 16384, 0), 0);
+	}
+	store_get_stats(st, &s);
+	CHECK(s.segs_evicted > s.nslots); /* the store turned over */
+	for (uint64_t i = 0; i < cap / 4 / 20480; i++) {
+		test_key(i, key);
+		test_fill(i, buf, 16384);
+		lost += !(store_get(st, nsa, key, got, 16384) == 16384 &&
+			  memcmp(buf, got, 16384) == 0);
+	}
+	CHECK_RC(lost, 0);
+	CHECK(store_class_usage(st, 2) < cap);
+	store_close(st);
+	free(buf);
+	free(got);
+}
+
 int
 main(void)
 {
@@ -315,6 +357,7 @@ main(void)
 	test_evict();
 	test_degraded();
 	test_zero_copy();
+	test_quota();
 	store_memdisk_destroy(md);
 	return test_summary("test_store");
 }
