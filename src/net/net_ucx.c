@@ -124,6 +124,13 @@ net_ctx_create(bool multi_thread, struct net_ctx **out)
 	if (c == NULL)
 		return -ENOMEM;
 	st = ucp_config_read(NULL, NULL, &cfg);
+	/*
+	 * A restarted daemon must get its port back at once, even while
+	 * connections of its previous life sit in TIME_WAIT (UCX's default
+	 * is no SO_REUSEADDR). The environment still decides if it says.
+	 */
+	if (st == UCS_OK && getenv("UCX_TCP_CM_REUSEADDR") == NULL)
+		(void)ucp_config_modify(cfg, "CM_REUSEADDR", "y");
 	if (st == UCS_OK) {
 		st = ucp_init(&p, cfg, &c->ucp);
 		ucp_config_release(cfg);

@@ -1,0 +1,672 @@
+/*
+ * test_server.c - gpucached and libgpucache end to end, on loopback:
+ * batch PUT/GET bit-exact (1 B .. 2 MiB, iovecs over two registrations,
+ * UCX-allocated and registered malloc memory, GET layouts other than the
+ * PUT's, nothing written outside the descriptors), LOOKUP of a key chain
+ * (also after a delete in the middle), DELETE, PIN/UNPIN (a pinned block
+ * survives eviction), GPC_PUT_DURABLE, several client processes at once,
+ * and a SIGTERM restart: exit 0, every acknowledged block back bit-exact.
+ *
+ * argv[1]: gpucached. Children: argv[2] = "--child", port, index.
+ */
+#include "nettest.h"
+
+#define NS 0x5e7e5e01ull
+#define MB (1u << 20)
+
+/* Expected bytes of block id, length len, in a scratch buffer. */
+static uint8_t *scratch;
+
+static bool
+iov_equal(uint64_t id, size_t len, const struct gpc_iov *iov, unsigned n)
+{
+	size_t off = 0;
+
+	test_fill(id, scratch, len);
+	for (unsigned i = 0; i < n; i++) {
+		if (off + iov[i].len > len ||
+		    memcmp(scratch + off, iov[i].addr, iov[i].len) != 0)
+			return false;
+		off += iov[i].len;
+	}
+	return off == len;
+}
+
+static void
+iov_fill(uint64_t id, size_t len, const struct gpc_iov *iov, unsigned n)
+{
+	size_t off = 0;
+
+	test_fill(id, scratch, len);
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(iov[i].addr, scratch + off, iov[i].len);
+		off += iov[i].len;
+	}
+}
+
+/* ---- batch PUT/GET over two registrations ---- */
+
+#define NB 72
+#define GAP 16
+#define REG_SZ (40u * MB)
+
+struct arena {
+	uint8_t *base;
+	size_t cur;
+	struct gpc_mr *mr;
+};
+
+static uint8_t *gaps[NB * 3 * 2];
+static unsigned ngaps;
+
+static void
+carve(struct arena *a, size_t len, struct gpc_iov *v)
+{
+	REQUIRE(a->cur + len + GAP <= REG_SZ);
+	*v = (struct gpc_iov){ a->base + a->cur, len, a->mr };
+	a->cur += len;
+	gaps[ngaps++] = a->base + a->cur;
+	a->cur += GAP;
+}
+
+/* kind 0: one piece in A; 1: one in B; 2: three pieces A, B, A. */
+static unsigned
+place(struct arena *A, struct arena *B, unsigned kind, size_t len,
+      struct gpc_iov *v)
+{
+	if (kind == 2 && len >= 3) {
+		size_t l1 = len / 3, l2 = len / 3 + len % 3;
+
+		carve(A, l1, &v[0]);
+		carve(B, l2, &v[1]);
+		carve(A, len - l1 - l2, &v[2]);
+		return 3;
+	}
+	carve(kind == 1 ? B : A, len, &v[0]);
+	return 1;
+}
+
+static size_t
+batch_len(unsigned i)
+{
+	static const size_t special[] = { 1, 2, 3, 7, 511, 4095, 4096, 4097,
+					  65535, 65536, MB, MB + 1,
+					  2 * MB - 1, 2 * MB };
+	const unsigned ns = sizeof(special) / sizeof(special[0]);
+
+	if (i < ns)
+		return special[i];
+	return i % 8 == 0 ? test_len(i, 2 * MB) : test_len(i, 96u << 10);
+}
+
+static void
+test_batch(struct gpc_client *c)
+{
+	static uint8_t keys[NB][32];
+	static struct gpc_iov piov[NB][3], giov[NB][3];
+	static struct gpc_block pb[NB], gb[NB];
+	struct arena A = { 0 }, B = { 0 };
+	uint8_t *bmem = malloc(REG_SZ + 64), *bb;
+	void *amem = NULL;
+	struct gpc_req *req;
+	size_t len[NB];
+	unsigned bad = 0, done;
+	int rc;
+
+	REQUIRE(bmem != NULL);
+	CHECK_RC(gpc_mem_alloc(c, REG_SZ, &amem, &A.mr), 0);
+	REQUIRE(A.mr != NULL && amem != NULL);
+	A.base = amem;
+	bb = bmem + 5; /* unaligned on purpose */
+	CHECK_RC(gpc_mem_register(c, bb, REG_SZ, &B.mr), 0);
+	REQUIRE(B.mr != NULL);
+	B.base = bb;
+
+	/* PUT: layouts by i % 3; GET: by (i + 1) % 3, into a fresh half */
+	memset(amem, 0xA5, REG_SZ);
+	memset(bb, 0xA5, REG_SZ);
+	for (unsigned i = 0; i < NB; i++) {
+		unsigned n;
+
+		test_key(1000 + i, keys[i]);
+		len[i] = batch_len(i);
+		n = place(&A, &B, i % 3, len[i], piov[i]);
+		iov_fill(1000 + i, len[i], piov[i], n);
+		pb[i] = (struct gpc_block){ keys[i], piov[i], n, 1 };
+	}
+	ngaps = 0; /* only the GET side's gaps are checked */
+	for (unsigned i = 0; i < NB; i++) {
+		unsigned n = place(&A, &B, (i + 1) % 3, len[i], giov[i]);
+
+		gb[i] = (struct gpc_block){ keys[i], giov[i], n, 1 };
+	}
+	rc = gpc_put(c, NS, pb, NB, 0);
+	CHECK_RC(rc, 0);
+	for (unsigned i = 0; i < NB; i++)
+		if (pb[i].status != 0) {
+			fprintf(stderr, "put block %u (len %zu): %s\n", i,
+				len[i], gpc_strerror(pb[i].status));
+			bad++;
+		}
+	CHECK_RC(bad, 0);
+
+	/* asynchronous GET */
+	rc = gpc_get_submit(c, NS, gb, NB, &req);
+	CHECK_RC(rc, 0);
+	if (rc == 0) {
+		uint64_t t0 = nt_now_ms();
+
+		while ((done = (unsigned)gpc_test(c, req)) == 0 &&
+		       nt_now_ms() - t0 < 15000)
+			;
+		CHECK_RC(done, 1);
+		CHECK_RC(gpc_wait(c, req), 0);
+		gpc_req_free(req);
+	}
+	bad = 0;
+	for (unsigned i = 0; i < NB; i++) {
+		if (gb[i].status != (int)len[i] ||
+		    !iov_equal(1000 + i, len[i], giov[i], gb[i].iovcnt)) {
+			fprintf(stderr, "get block %u (len %zu, %u pieces): "
+				"status %d%s\n", i, len[i], gb[i].iovcnt,
+				gb[i].status, gb[i].status == (int)len[i] ?
+				", wrong bytes" : "");
+			bad++;
+		}
+	}
+	CHECK_RC(bad, 0);
+	bad = 0;
+	for (unsigned i = 0; i < ngaps; i++)
+		for (unsigned j = 0; j < GAP; j++)
+			bad += gaps[i][j] != 0xA5;
+	CHECK_RC(bad, 0); /* nothing written outside the descriptors */
+
+	/* blocking GET again, same bytes (now also from flash or buffer) */
+	for (unsigned i = 0; i < NB; i++)
+		for (unsigned k = 0; k < gb[i].iovcnt; k++)
+			memset(giov[i][k].addr, 0, giov[i][k].len);
+	CHECK_RC(gpc_get(c, NS, gb, NB), 0);
+	bad = 0;
+	for (unsigned i = 0; i < NB; i++)
+		bad += gb[i].status != (int)len[i] ||
+		       !iov_equal(1000 + i, len[i], giov[i], gb[i].iovcnt);
+	CHECK_RC(bad, 0);
+
+	/* a destination larger than the block: its length, tail untouched */
+	{
+		struct gpc_iov v = { A.base, len[20] + 100, A.mr };
+		struct gpc_block b = { keys[20], &v, 1, 1 };
+
+		memset(A.base, 0xEE, len[20] + 100);
+		CHECK_RC(gpc_get(c, NS, &b, 1), 0);
+		CHECK_RC(b.status, (int)len[20]);
+		v.len = len[20];
+		CHECK(iov_equal(1020, len[20], &v, 1));
+		bad = 0;
+		for (size_t j = len[20]; j < len[20] + 100; j++)
+			bad += A.base[j] != 0xEE;
+		CHECK_RC(bad, 0);
+	}
+	/* too small: an error, and nothing written */
+	{
+		struct gpc_iov v = { B.base, len[9] - 1, B.mr };
+		struct gpc_block b = { keys[9], &v, 1, 1 };
+
+		memset(B.base, 0xEE, len[9]);
+		CHECK_RC(gpc_get(c, NS, &b, 1), 0);
+		CHECK(b.status < 0);
+		bad = 0;
+		for (size_t j = 0; j < len[9]; j++)
+			bad += B.base[j] != 0xEE;
+		CHECK_RC(bad, 0);
+	}
+	/* a miss: -GPC_ENOTFOUND, nothing written */
+	{
+		uint8_t k[32];
+		struct gpc_iov v = { A.base, 4096, A.mr };
+		struct gpc_block b = { k, &v, 1, 1 };
+
+		test_key(999999, k);
+		memset(A.base, 0xEE, 4096);
+		CHECK_RC(gpc_get(c, NS, &b, 1), 0);
+		CHECK_RC(b.status, -GPC_ENOTFOUND);
+		bad = 0;
+		for (size_t j = 0; j < 4096; j++)
+			bad += A.base[j] != 0xEE;
+		CHECK_RC(bad, 0);
+		/* the same key in another namespace is another block */
+		v.len = len[5];
+		CHECK_RC(gpc_get(c, NS + 1, &gb[5], 1), 0);
+		CHECK_RC(gb[5].status, -GPC_ENOTFOUND);
+	}
+	/* an iovec outside its registration is refused by the library */
+	{
+		struct gpc_iov v = { A.base + REG_SZ - 10, 20, A.mr };
+		struct gpc_block b = { keys[0], &v, 1, 1 };
+
+		CHECK_RC(gpc_get(c, NS, &b, 1), 0);
+		CHECK_RC(b.status, -EINVAL);
+	}
+	gpc_mem_deregister(c, A.mr);
+	gpc_mem_deregister(c, B.mr);
+	free(bmem);
+	printf("batch: %u blocks, 1 B .. 2 MiB, done\n", NB);
+}
+
+/* ---- single-region helpers for the other parts ---- */
+
+struct buf {
+	uint8_t *p;
+	size_t len;
+	struct gpc_mr *mr;
+};
+
+static void
+buf_alloc(struct gpc_client *c, struct buf *b, size_t len)
+{
+	void *p = NULL;
+
+	b->len = len;
+	REQUIRE(gpc_mem_alloc(c, len, &p, &b->mr) == 0);
+	b->p = p;
+}
+
+/* PUT blocks ids[0..n) (lengths lens) with keys keys[i]; all statuses 0? */
+static int
+put_ids(struct gpc_client *c, struct buf *b, uint64_t ns,
+	const uint8_t (*keys)[32], const uint64_t *ids, const size_t *lens,
+	unsigned n, unsigned flags)
+{
+	struct gpc_iov *v = calloc(n, sizeof(*v));
+	struct gpc_block *bl = calloc(n, sizeof(*bl));
+	size_t off = 0;
+	int rc, bad = 0;
+
+	REQUIRE(v != NULL && bl != NULL);
+	for (unsigned i = 0; i < n; i++) {
+		REQUIRE(off + lens[i] <= b->len);
+		v[i] = (struct gpc_iov){ b->p + off, lens[i], b->mr };
+		test_fill(ids[i], b->p + off, lens[i]);
+		bl[i] = (struct gpc_block){ keys[i], &v[i], 1, 1 };
+		off += lens[i];
+	}
+	rc = gpc_put(c, ns, bl, n, flags);
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		if (bl[i].status != 0) {
+			fprintf(stderr, "put id %llu: %s\n",
+				(unsigned long long)ids[i],
+				gpc_strerror(bl[i].status));
+			bad++;
+		}
+	free(v);
+	free(bl);
+	return rc < 0 ? rc : bad;
+}
+
+/*
+ * GET ids[0..n) and compare. Returns the number of wrong blocks; *miss
+ * (if not NULL) gets the number of misses, which count as wrong only
+ * when miss is NULL.
+ */
+static unsigned
+get_ids(struct gpc_client *c, struct buf *b, uint64_t ns,
+	const uint8_t (*keys)[32], const uint64_t *ids, const size_t *lens,
+	unsigned n, unsigned *miss)
+{
+	struct gpc_iov *v = calloc(n, sizeof(*v));
+	struct gpc_block *bl = calloc(n, sizeof(*bl));
+	size_t off = 0;
+	unsigned bad = 0;
+	int rc;
+
+	REQUIRE(v != NULL && bl != NULL);
+	if (miss)
+		*miss = 0;
+	memset(b->p, 0, b->len);
+	for (unsigned i = 0; i < n; i++) {
+		REQUIRE(off + lens[i] <= b->len);
+		v[i] = (struct gpc_iov){ b->p + off, lens[i], b->mr };
+		bl[i] = (struct gpc_block){ keys[i], &v[i], 1, 1 };
+		off += lens[i];
+	}
+	rc = gpc_get(c, ns, bl, n);
+	if (rc < 0) {
+		fprintf(stderr, "get: %s\n", gpc_strerror(rc));
+		bad = n;
+	}
+	for (unsigned i = 0; rc == 0 && i < n; i++) {
+		if (bl[i].status == -GPC_ENOTFOUND && miss != NULL) {
+			(*miss)++;
+			continue;
+		}
+		if (bl[i].status != (int)lens[i] ||
+		    !iov_equal(ids[i], lens[i], &v[i], 1)) {
+			fprintf(stderr, "get id %llu (len %zu): status %d%s\n",
+				(unsigned long long)ids[i], lens[i],
+				bl[i].status, bl[i].status == (int)lens[i] ?
+				", WRONG BYTES" : "");
+			bad++;
+		}
+	}
+	free(v);
+	free(bl);
+	return bad;
+}
+
+/* ---- LOOKUP of a key chain, DELETE ---- */
+
+static void
+test_chain(struct gpc_client *c)
+{
+	enum { NC = 12, NP = 8 };
+	uint8_t keys[NC][32];
+	uint64_t ids[NC];
+	size_t lens[NC];
+	struct buf b;
+	unsigned present = 99;
+	int st[NC];
+
+	buf_alloc(c, &b, MB);
+	for (unsigned i = 0; i < NC; i++) {
+		uint32_t tok[16];
+
+		for (unsigned j = 0; j < 16; j++)
+			tok[j] = i * 16 + j + 1;
+		CHECK_RC(gpc_key_chain(i ? keys[i - 1] : NULL, "model-x", 7,
+				       tok, 16, keys[i]), 0);
+		ids[i] = 5000 + i;
+		lens[i] = 3000 + i * 100;
+	}
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], NC, 0, &present), 0);
+	CHECK_RC(present, 0);
+	CHECK_RC(put_ids(c, &b, NS, keys, ids, lens, NP, 0), 0);
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], NC, 0, &present), 0);
+	CHECK_RC(present, NP);
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], NP, 0, &present), 0);
+	CHECK_RC(present, NP);
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], 3, GPC_LOOKUP_PREFETCH,
+			    &present), 0);
+	CHECK_RC(present, 3);
+	CHECK_RC(gpc_lookup(c, NS + 7, &keys[0][0], NC, 0, &present), 0);
+	CHECK_RC(present, 0); /* another namespace */
+	/* a hole in the middle ends the prefix there */
+	CHECK_RC(gpc_delete(c, NS, keys[4], 1, st), 0);
+	CHECK_RC(st[0], 0);
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], NC, 0, &present), 0);
+	CHECK_RC(present, 4);
+	CHECK_RC(get_ids(c, &b, NS, keys + 5, ids + 5, lens + 5, 3, NULL), 0);
+	{
+		unsigned miss;
+
+		CHECK_RC(get_ids(c, &b, NS, keys + 4, ids + 4, lens + 4, 1,
+				 &miss), 0);
+		CHECK_RC(miss, 1);
+	}
+	/* deleting again, or a key never put: not found */
+	CHECK_RC(gpc_delete(c, NS, &keys[3][0], 2, st), 0);
+	CHECK_RC(st[0], 0);
+	CHECK_RC(st[1], -GPC_ENOTFOUND);
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], NC, 0, &present), 0);
+	CHECK_RC(present, 3);
+	CHECK_RC(gpc_delete(c, NS, keys[0], 1, st), 0);
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], NC, 0, &present), 0);
+	CHECK_RC(present, 0);
+	/* put the holes back: the prefix is whole again */
+	{
+		const uint8_t (*k)[32] = (const uint8_t (*)[32])keys;
+		uint64_t hid[3] = { ids[0], ids[3], ids[4] };
+		size_t hl[3] = { lens[0], lens[3], lens[4] };
+		uint8_t hk[3][32];
+
+		memcpy(hk[0], k[0], 32);
+		memcpy(hk[1], k[3], 32);
+		memcpy(hk[2], k[4], 32);
+		CHECK_RC(put_ids(c, &b, NS, hk, hid, hl, 3, 0), 0);
+	}
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], NC, 0, &present), 0);
+	CHECK_RC(present, NP);
+	CHECK_RC(get_ids(c, &b, NS, keys, ids, lens, NP, NULL), 0);
+	gpc_mem_deregister(c, b.mr);
+	printf("chain: lookup/delete done\n");
+}
+
+/* ---- PIN / UNPIN: a pinned block survives eviction ---- */
+
+static void
+test_pin(struct gpc_client *c)
+{
+	enum { NPIN = 4, FB = 16 };
+	uint8_t pk[NPIN][32], fk[FB][32], absent[32];
+	uint64_t pid[NPIN], fid[FB];
+	size_t pl[NPIN], fl[FB];
+	unsigned nbatches = 12, miss = 0, m;
+	struct buf b;
+	int st[NPIN];
+
+	buf_alloc(c, &b, (size_t)FB * MB);
+	for (unsigned i = 0; i < NPIN; i++) {
+		pid[i] = 7000 + i;
+		pl[i] = 64u << 10;
+		test_key(pid[i], pk[i]);
+	}
+	CHECK_RC(put_ids(c, &b, NS, pk, pid, pl, NPIN, 0), 0);
+	CHECK_RC(gpc_pin(c, NS, &pk[0][0], NPIN, 1, st), 0);
+	for (unsigned i = 0; i < NPIN; i++)
+		CHECK_RC(st[i], 0);
+	test_key(7999, absent);
+	CHECK_RC(gpc_pin(c, NS, absent, 1, 1, st), 0);
+	CHECK_RC(st[0], -GPC_ENOTFOUND);
+	/* write well over the store's capacity (2 shards x ~30 MiB) */
+	for (unsigned k = 0; k < nbatches; k++) {
+		for (unsigned i = 0; i < FB; i++) {
+			fid[i] = 100000 + k * FB + i;
+			fl[i] = MB;
+			test_key(fid[i], fk[i]);
+		}
+		CHECK_RC(put_ids(c, &b, NS, fk, fid, fl, FB, 0), 0);
+	}
+	/* the first filler blocks are gone (else this proves nothing) */
+	for (unsigned i = 0; i < FB; i++) {
+		fid[i] = 100000 + i;
+		test_key(fid[i], fk[i]);
+	}
+	CHECK_RC(get_ids(c, &b, NS, fk, fid, fl, FB, &miss), 0);
+	if (miss == 0)
+		fprintf(stderr, "pin: no eviction happened\n");
+	CHECK(miss > 0);
+	CHECK_RC(get_ids(c, &b, NS, pk, pid, pl, NPIN, &m), 0);
+	CHECK_RC(m, 0); /* pinned: all still there */
+	CHECK_RC(gpc_pin(c, NS, &pk[0][0], NPIN, 0, st), 0);
+	for (unsigned i = 0; i < NPIN; i++)
+		CHECK_RC(st[i], 0);
+	CHECK_RC(gpc_pin(c, NS, absent, 1, 0, st), 0);
+	CHECK_RC(st[0], -GPC_ENOTFOUND);
+	gpc_mem_deregister(c, b.mr);
+	printf("pin: %u of the first %u filler blocks evicted, pinned kept\n",
+	       miss, FB);
+}
+
+/* ---- several client processes at once ---- */
+
+#define NCHILD 4
+#define CB 48
+
+static uint64_t
+child_id(unsigned idx, unsigned j)
+{
+	return 200000 + idx * 1000 + j;
+}
+
+static int
+child_main(uint16_t port, unsigned idx)
+{
+	uint8_t keys[CB][32];
+	uint64_t ids[CB];
+	size_t lens[CB];
+	struct gpc_iov v[CB];
+	struct gpc_block bl[CB];
+	struct gpc_req *req[3];
+	struct gpc_client *c;
+	struct buf b;
+	unsigned present = 0, bad = 0;
+	size_t off = 0;
+	int rc;
+
+	alarm(25);
+	scratch = malloc(2 * MB);
+	REQUIRE(scratch != NULL);
+	rc = nt_connect_port(port, "alice", NT_ALICE_SECRET, &c);
+	if (rc < 0) {
+		fprintf(stderr, "child %u: connect: %s\n", idx, gpc_strerror(rc));
+		return 1;
+	}
+	buf_alloc(c, &b, 8 * MB);
+	for (unsigned j = 0; j < CB; j++) {
+		ids[j] = child_id(idx, j);
+		lens[j] = test_len(ids[j], 128u << 10);
+		test_key(ids[j], keys[j]);
+		v[j] = (struct gpc_iov){ b.p + off, lens[j], b.mr };
+		test_fill(ids[j], b.p + off, lens[j]);
+		bl[j] = (struct gpc_block){ keys[j], &v[j], 1, 1 };
+		off += lens[j];
+	}
+	/* three requests in flight at once, the last one durable */
+	for (unsigned r = 0; r < 3; r++)
+		CHECK_RC(gpc_put_submit(c, NS, bl + r * 16, 16,
+					r == 2 ? GPC_PUT_DURABLE : 0,
+					&req[r]), 0);
+	for (unsigned r = 0; r < 3; r++) {
+		CHECK_RC(gpc_wait(c, req[r]), 0);
+		gpc_req_free(req[r]);
+	}
+	for (unsigned j = 0; j < CB; j++)
+		bad += bl[j].status != 0 && bl[j].status != -GPC_EBUSY;
+	CHECK_RC(bad, 0);
+	/* blocks answered BUSY go again through the blocking call */
+	for (unsigned j = 0; j < CB; j++)
+		if (bl[j].status == -GPC_EBUSY)
+			CHECK_RC(put_ids(c, &b, NS, &keys[j], &ids[j], &lens[j],
+					 1, 0), 0);
+	CHECK_RC(gpc_lookup(c, NS, &keys[0][0], CB, 0, &present), 0);
+	CHECK_RC(present, CB);
+	CHECK_RC(get_ids(c, &b, NS, keys, ids, lens, CB, NULL), 0);
+	gpc_mem_deregister(c, b.mr);
+	gpc_close(c);
+	free(scratch);
+	return test_fail ? 1 : 0;
+}
+
+static void
+test_clients(struct gpc_client *c)
+{
+	static uint8_t keys[NCHILD * CB][32];
+	static uint64_t ids[NCHILD * CB];
+	static size_t lens[NCHILD * CB];
+	char port[16], idx[NCHILD][8];
+	uint64_t t0 = nt_now_ms();
+	struct buf b;
+
+	snprintf(port, sizeof(port), "%u", nt_port);
+	for (unsigned i = 0; i < NCHILD; i++) {
+		const char *args[] = { "--child", port, idx[i], NULL };
+
+		snprintf(idx[i], sizeof(idx[i]), "%u", i);
+		nt_spawn(i, args);
+	}
+	for (unsigned i = 0; i < NCHILD; i++) {
+		int st = nt_child_wait(i, 30000);
+
+		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+			fprintf(stderr, "child %u: wait status %d\n", i, st);
+		CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	/* and every child's blocks are visible to this process too */
+	buf_alloc(c, &b, 24 * MB);
+	for (unsigned i = 0; i < NCHILD; i++)
+		for (unsigned j = 0; j < CB; j++) {
+			unsigned k = i * CB + j;
+
+			ids[k] = child_id(i, j);
+			lens[k] = test_len(ids[k], 128u << 10);
+			test_key(ids[k], keys[k]);
+		}
+	CHECK_RC(get_ids(c, &b, NS, keys, ids, lens, NCHILD * CB, NULL), 0);
+	gpc_mem_deregister(c, b.mr);
+	printf("clients: %u processes x %u blocks, %llu ms\n", NCHILD, CB,
+	       (unsigned long long)(nt_now_ms() - t0));
+}
+
+/* ---- GPC_PUT_DURABLE and a SIGTERM restart ---- */
+
+static void
+test_restart(struct gpc_client **cp)
+{
+	enum { ND = 32, NV = 16 };
+	static uint8_t keys[ND + NV][32];
+	uint64_t ids[ND + NV];
+	size_t lens[ND + NV];
+	struct gpc_client *c = *cp;
+	struct buf b;
+	int st;
+
+	for (unsigned i = 0; i < ND + NV; i++) {
+		ids[i] = 9000 + i;
+		lens[i] = i == 0 ? 1 : i == 1 ? 2 * MB : test_len(ids[i], 256u << 10);
+		test_key(ids[i], keys[i]);
+	}
+	buf_alloc(c, &b, 16 * MB);
+	CHECK_RC(put_ids(c, &b, NS, keys, ids, lens, ND, GPC_PUT_DURABLE), 0);
+	CHECK_RC(put_ids(c, &b, NS, keys + ND, ids + ND, lens + ND, NV, 0), 0);
+	CHECK_RC(get_ids(c, &b, NS, keys, ids, lens, ND + NV, NULL), 0);
+	gpc_mem_deregister(c, b.mr);
+	gpc_close(c);
+	st = nt_daemon_stop(20000);
+	if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		fprintf(stderr, "gpucached after SIGTERM: wait status %d "
+			"(exited %d, code %d, signal %d)\n", st, WIFEXITED(st),
+			WEXITSTATUS(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	nt_daemon_restart();
+	*cp = c = nt_connect("alice");
+	buf_alloc(c, &b, 16 * MB);
+	/* durable ones for sure; the others too: SIGTERM seals and flushes */
+	CHECK_RC(get_ids(c, &b, NS, keys, ids, lens, ND, NULL), 0);
+	CHECK_RC(get_ids(c, &b, NS, keys + ND, ids + ND, lens + ND, NV, NULL),
+		 0);
+	gpc_mem_deregister(c, b.mr);
+	printf("restart: %u durable + %u buffered blocks back after SIGTERM\n",
+	       ND, NV);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct gpc_client *c;
+	uint64_t t0;
+	int st;
+
+	if (argc >= 5 && strcmp(argv[2], "--child") == 0)
+		return child_main((uint16_t)atoi(argv[3]),
+				  (unsigned)atoi(argv[4]));
+	nt_dev_mb = 40; /* small, so that the pin test can wrap the log */
+	nt_setup("net_server", argc, argv, 120);
+	scratch = malloc(2 * MB + 4096);
+	REQUIRE(scratch != NULL);
+	t0 = nt_now_ms();
+	nt_daemon_start();
+	printf("gpucached ready on port %u in %llu ms\n", nt_port,
+	       (unsigned long long)(nt_now_ms() - t0));
+	c = nt_connect("alice");
+	CHECK_RC(gpc_shards(c), 2);
+	test_batch(c);
+	test_chain(c);
+	test_clients(c);
+	test_pin(c);
+	test_restart(&c);
+	gpc_close(c);
+	st = nt_daemon_stop(20000);
+	CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	free(scratch);
+	printf("total %llu ms\n", (unsigned long long)(nt_now_ms() - t0));
+	return test_summary("net_server");
+}
