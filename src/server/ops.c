@@ -331,6 +331,9 @@ rma_done(struct srv_blk *b)
 	int rc = b->err;
 
 	if (r->h.opcode == WIRE_OP_GET) {
+		if (b->ce != NULL)
+			rcache_unpin(r->c->sh->rc, b->ce);
+		b->ce = NULL;
 		store_get_zc_release(st, b->ref);
 		b->ref = NULL;
 		free(b->rbuf);
@@ -343,6 +346,7 @@ rma_done(struct srv_blk *b)
 		blk_end(b, rc);
 		return;
 	}
+	rcache_drop(r->c->sh->rc, r->ns, b->resv.key); /* stale from now */
 	rc = store_put_commit(st, &b->resv, (r->h.flags & WIRE_F_DURABLE) ?
 				      STORE_PUT_DURABLE : 0, commit_cb, b);
 	if (rc < 0)
@@ -373,6 +377,30 @@ get_data_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
 	rma_issue(b, true, iov, n, (size_t)rc);
 }
 
+/* Serve a GET block from the read cache, RMA straight from it. */
+static bool
+get_cached(struct srv_blk *b, const struct wire_block *wb)
+{
+	struct srv_req *r = b->r;
+	const uint8_t *data;
+	uint32_t len;
+	struct iovec v;
+
+	b->ce = rcache_get(r->c->sh->rc, r->ns, wb->key, &data, &len);
+	if (b->ce == NULL)
+		return false;
+	b->resv.len = len;
+	if (len > wb->total) {
+		b->err = -ENOBUFS;
+		b->rma = 1;
+		rma_cb(b, 0);
+		return true;
+	}
+	v = (struct iovec){ (void *)data, len };
+	rma_issue(b, true, &v, 1, len);
+	return true;
+}
+
 /* Start block i: 0, or -EAGAIN when the write buffer is full. */
 static int
 blk_start(struct srv_req *r, unsigned i)
@@ -401,6 +429,8 @@ blk_start(struct srv_req *r, unsigned i)
 		rma_issue(b, false, b->resv.iov, b->resv.iovcnt, wb->total);
 		return 0;
 	}
+	if (get_cached(b, wb))
+		return 0;
 	cap = (wb->total + STORE_IO_ALIGN - 1) & ~(size_t)(STORE_IO_ALIGN - 1);
 	if (posix_memalign((void **)&b->rbuf, STORE_IO_ALIGN, cap) != 0) {
 		blk_end(b, -ENOMEM);
@@ -504,6 +534,56 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	}
 }
 
+struct pf {
+	struct srv_shard *sh;
+	struct rcache_ent *e;
+};
+
+static void
+prefetch_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
+	    struct store_zc_ref *ref)
+{
+	struct pf *pf = arg;
+	struct rcache *cache = pf->sh->rc;
+
+	/* only a flash read lands in our buffer; anything else is dropped */
+	if (rc >= 0 && n == 1 && iov[0].iov_base == rcache_buf(pf->e))
+		rcache_ready(cache, pf->e, (uint32_t)rc);
+	else
+		rcache_fail(cache, pf->e);
+	store_get_zc_release(pf->sh->st, ref);
+	free(pf);
+}
+
+/* LOOKUP with PREFETCH: start reading the found prefix from flash into
+ * the read cache, so the GET that follows finds it in DRAM. */
+static void
+prefetch(struct srv_shard *sh, uint64_t ns, const uint8_t *keys, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *k = keys + (size_t)i * WIRE_KEY_LEN;
+		long room = store_block_room(sh->st, ns, k);
+		struct pf *pf;
+
+		if (room <= 0 || store_block_buffered(sh->st, ns, k))
+			continue; /* gone, or in DRAM already */
+		pf = malloc(sizeof(*pf));
+		if (pf == NULL)
+			return;
+		pf->sh = sh;
+		pf->e = rcache_load(sh->rc, ns, k, (uint32_t)room);
+		if (pf->e == NULL) {
+			free(pf);
+			continue; /* cached or loading already, or no room */
+		}
+		if (store_get_zc_submit(sh->st, ns, k, rcache_buf(pf->e),
+					(size_t)room, prefetch_cb, pf) < 0) {
+			rcache_fail(sh->rc, pf->e);
+			free(pf);
+		}
+	}
+}
+
 /* LOOKUP, DELETE, PIN, UNPIN: synchronous over a key list. */
 static void
 op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
@@ -521,6 +601,8 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	ns = ns_of(c, ns);
 	if (h->opcode == WIRE_OP_LOOKUP) {
 		present = store_longest_prefix(st, ns, keys, h->count);
+		if (h->flags & WIRE_F_PREFETCH)
+			prefetch(c->sh, ns, keys, present);
 		srv_reply(c, h, 0, h->count, present, NULL, 0);
 		srv_metrics_op(c->sh->m, h->opcode, 0, clock_now_ns() - t0, 0, 0);
 		return;
@@ -532,9 +614,13 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	}
 	for (uint32_t i = 0; i < h->count; i++) {
 		const uint8_t *k = keys + (size_t)i * WIRE_KEY_LEN;
-		int rc = h->opcode == WIRE_OP_DELETE
-				 ? store_delete(st, ns, k)
-				 : store_pin(st, ns, k, h->opcode == WIRE_OP_PIN);
+		int rc;
+
+		if (h->opcode == WIRE_OP_DELETE)
+			rcache_drop(c->sh->rc, ns, k);
+		rc = h->opcode == WIRE_OP_DELETE
+			     ? store_delete(st, ns, k)
+			     : store_pin(st, ns, k, h->opcode == WIRE_OP_PIN);
 
 		put_le32(resp + 4 * i, (uint32_t)rc);
 	}

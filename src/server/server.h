@@ -17,6 +17,7 @@
 #include "net/wire.h"
 #include "server/config.h"
 #include "server/metrics.h"
+#include "server/rcache.h"
 #include "store/store.h"
 
 #define SRV_MAX_REGIONS 64
@@ -55,6 +56,7 @@ struct srv_blk {
 	bool started, reserved;
 	struct store_resv resv;
 	struct store_zc_ref *ref;
+	struct rcache_ent *ce;  /* GET served from the read cache */
 	uint8_t *rbuf;
 };
 
@@ -84,6 +86,7 @@ struct srv_shard {
 	struct store *st;
 	struct srv_conn *conns;
 	struct srv_req *retry;  /* waiting for write-buffer room */
+	struct rcache *rc;      /* blocks prefetched by LOOKUP */
 	unsigned inflight;
 	struct srv_shard_metrics *m;
 	atomic_bool stop;

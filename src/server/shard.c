@@ -225,8 +225,10 @@ shard_drain(struct srv_shard *sh)
 		store_poll(sh->st, 0);
 		srv_retry(sh);
 	}
-	store_close(sh->st);
+	store_close(sh->st); /* prefetches in flight end here too */
 	sh->st = NULL;
+	rcache_destroy(sh->rc);
+	sh->rc = NULL;
 	while (sh->conns != NULL) {
 		struct srv_conn *c = sh->conns;
 
@@ -243,6 +245,8 @@ shard_main(void *arg)
 	int rc;
 
 	rc = shard_store(sh);
+	if (rc == 0) /* a quarter of the write buffer's size, for prefetches */
+		rc = rcache_create(s->cfg.dram_buffer / 4, &sh->rc);
 	if (rc == 0)
 		rc = net_worker_create(s->net, NET_AM_TO_SERVER, on_msg, on_err,
 				       sh, &sh->w);
@@ -256,6 +260,7 @@ shard_main(void *arg)
 			gpc_strerror(rc));
 		net_worker_destroy(sh->w);
 		store_close(sh->st);
+		rcache_destroy(sh->rc);
 		atomic_store(&sh->ready, -1);
 		return NULL;
 	}

@@ -369,7 +369,7 @@ open_devs(struct store *st, struct sb_disk *ref)
 	}
 	rc = -GPC_ECORRUPT;
 	if (refj < 0) {
-		log_err("store", "open: no device has a valid superblock");
+		log_info("store", "open: no device has a valid superblock");
 		goto out;
 	}
 	*ref = sb[refj];

@@ -158,6 +158,12 @@ int store_set_quota(struct store *st, unsigned cls, uint64_t bytes);
 /* Flash bytes the class's live blocks take (headers included). */
 uint64_t store_class_usage(const struct store *st, unsigned cls);
 
+/* Bytes a buffer needs to receive the block (its length rounded up to
+ * 4096), or -GPC_ENOTFOUND. */
+long store_block_room(struct store *st, uint64_t ns, const uint8_t *key);
+/* Is the block still in the DRAM write buffer (no flash read needed)? */
+bool store_block_buffered(struct store *st, uint64_t ns, const uint8_t *key);
+
 /* Pin a block so eviction keeps it (reinserted), or unpin it. */
 int store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin);
 

@@ -745,3 +745,22 @@ store_get_zc_release(struct store *st, struct store_zc_ref *ref)
 		store_wbuf_unpin(st, ref->wb);
 	free(ref);
 }
+
+long
+store_block_room(struct store *st, uint64_t ns, const uint8_t *key)
+{
+	struct index_loc loc;
+
+	if (index_lookup(st->ix, index_hash(ns, key), &loc) < 0)
+		return -GPC_ENOTFOUND;
+	return (long)loc.len4k * STORE_SECTOR;
+}
+
+bool
+store_block_buffered(struct store *st, uint64_t ns, const uint8_t *key)
+{
+	struct index_loc loc;
+
+	return index_lookup(st->ix, index_hash(ns, key), &loc) == 0 &&
+	       st->slots[loc.slot].wbuf >= 0;
+}
