@@ -350,6 +350,29 @@ test_quota(void)
 	free(got);
 }
 
+/* 8+3 over 11 devices: any three lost, every block still exact. */
+static void
+test_wide(void)
+{
+	struct store *st;
+	int wrong = 0;
+
+	mkstore(11, 8, 3);
+	st = reopen();
+	for (uint64_t i = 0; i < 150; i++)
+		CHECK_RC(put(st, i, 90000, 0), 0);
+	store_close(st);
+	for (unsigned d = 2; d < 11; d += 4) /* devices 2, 6, 10 */
+		store_memdisk_set_missing(md, d, true);
+	st = reopen();
+	for (uint64_t i = 0; i < 150; i++)
+		wrong += verify(st, i, 90000, i % 2) != 1;
+	CHECK_RC(wrong, 0);
+	store_close(st);
+	for (unsigned d = 2; d < 11; d += 4)
+		store_memdisk_set_missing(md, d, false);
+}
+
 int
 main(void)
 {
@@ -358,6 +381,7 @@ main(void)
 	test_degraded();
 	test_zero_copy();
 	test_quota();
+	test_wide();
 	store_memdisk_destroy(md);
 	return test_summary("test_store");
 }
