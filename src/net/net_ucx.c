@@ -576,9 +576,10 @@ net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
 	return op_issued(o, sp);
 }
 
-int
-net_get_nb(struct net_ep *ep, void *local, size_t len, uint64_t raddr,
-	   struct net_rkey *rk, net_done_cb cb, void *arg)
+/* One RMA operation, read (get) or write (put) of the peer's memory. */
+static int
+rma_nb(struct net_ep *ep, bool put, void *local, size_t len, uint64_t raddr,
+       struct net_rkey *rk, net_done_cb cb, void *arg)
 {
 	ucp_request_param_t p;
 	ucs_status_ptr_t sp;
@@ -590,28 +591,24 @@ net_get_nb(struct net_ep *ep, void *local, size_t len, uint64_t raddr,
 	if (o == NULL)
 		return -ENOMEM;
 	in_issue = true;
-	sp = ucp_get_nbx(ep->ep, local, len, raddr, rk->rk, &p);
+	sp = put ? ucp_put_nbx(ep->ep, local, len, raddr, rk->rk, &p)
+		 : ucp_get_nbx(ep->ep, local, len, raddr, rk->rk, &p);
 	in_issue = false;
 	return op_issued(o, sp);
+}
+
+int
+net_get_nb(struct net_ep *ep, void *local, size_t len, uint64_t raddr,
+	   struct net_rkey *rk, net_done_cb cb, void *arg)
+{
+	return rma_nb(ep, false, local, len, raddr, rk, cb, arg);
 }
 
 int
 net_put_nb(struct net_ep *ep, const void *local, size_t len, uint64_t raddr,
 	   struct net_rkey *rk, net_done_cb cb, void *arg)
 {
-	ucp_request_param_t p;
-	ucs_status_ptr_t sp;
-	struct op *o;
-
-	if (ep->closed)
-		return -ENOTCONN;
-	o = op_new(ep, cb, arg, &p);
-	if (o == NULL)
-		return -ENOMEM;
-	in_issue = true;
-	sp = ucp_put_nbx(ep->ep, local, len, raddr, rk->rk, &p);
-	in_issue = false;
-	return op_issued(o, sp);
+	return rma_nb(ep, true, (void *)local, len, raddr, rk, cb, arg);
 }
 
 int

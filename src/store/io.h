@@ -198,6 +198,25 @@ store_io_in_range(uint64_t off, uint64_t len, uint64_t size)
 int store_io_dev_open(const char *path, bool create, uint64_t create_size,
 		      bool buffered_ok, int *fd, uint64_t *size, bool *direct);
 
+/* The device table of the file-descriptor backends (io_uring, psync). */
+struct store_io_dev {
+	char *path;
+	int fd;         /* -1 when missing */
+	uint64_t size;
+	int open_err;
+};
+
+/*
+ * Allocate and open cfg's devices into *out (cfg->ndev entries); one that
+ * fails is recorded missing, not an error. who names the backend in logs.
+ * 0 or -ENOMEM. store_io_devs_close frees the table.
+ */
+int store_io_devs_open(const struct store_io_cfg *cfg, bool buffered_ok,
+		       const char *who, struct store_io_dev **out);
+void store_io_devs_close(struct store_io_dev *devs, unsigned n);
+int store_io_devs_info(const struct store_io_dev *devs, unsigned n,
+		       unsigned dev, struct store_dev_info *out);
+
 static inline int
 store_io_submit(struct store_io *io, struct store_io_req *req)
 {

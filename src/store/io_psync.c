@@ -33,16 +33,9 @@
 #include "common/log.h"
 #include "store/io.h"
 
-struct psync_dev {
-	char *path;
-	int fd;         /* -1 when missing */
-	uint64_t size;
-	int open_err;
-};
-
 struct psync_ctx {
 	struct store_io io; /* first: the vtable's view */
-	struct psync_dev *devs;
+	struct store_io_dev *devs;
 	struct iovec *bufs; /* copy of the registered table */
 	unsigned nbufs;
 	struct store_io_req *head, *tail; /* finished, callback not run */
@@ -207,7 +200,7 @@ static int
 psync_submit(struct store_io *io, struct store_io_req *req)
 {
 	struct psync_ctx *p = psync_of(io);
-	struct psync_dev *d;
+	struct store_io_dev *d;
 	uint64_t len;
 	int rc;
 
@@ -283,17 +276,7 @@ psync_register_bufs(struct store_io *io, const struct iovec *bufs,
 static int
 psync_dev_info(struct store_io *io, unsigned dev, struct store_dev_info *out)
 {
-	struct psync_ctx *p = psync_of(io);
-	struct psync_dev *d;
-
-	if (dev >= io->ndev)
-		return -EINVAL;
-	d = &p->devs[dev];
-	out->size = d->fd >= 0 ? d->size : 0;
-	out->state = d->fd >= 0 ? STORE_DEV_OK : STORE_DEV_MISSING;
-	out->open_err = d->fd >= 0 ? 0 : d->open_err;
-	out->path = d->path;
-	return 0;
+	return store_io_devs_info(psync_of(io)->devs, io->ndev, dev, out);
 }
 
 /* Callbacks still queued are not run: closing with I/O in flight is the
@@ -302,49 +285,78 @@ static void
 psync_close(struct store_io *io)
 {
 	struct psync_ctx *p = psync_of(io);
-	unsigned i;
 
-	for (i = 0; i < io->ndev; i++) {
-		if (p->devs[i].fd >= 0)
-			close(p->devs[i].fd);
-		free(p->devs[i].path);
-	}
-	free(p->devs);
+	store_io_devs_close(p->devs, io->ndev);
 	free(p->bufs);
 	free(p);
 }
 
 /* Open each device; one that fails is recorded missing, not an error. */
-static int
-psync_devs_open(struct psync_ctx *p, const struct store_io_cfg *cfg)
+int
+store_io_devs_open(const struct store_io_cfg *cfg, bool buffered_ok,
+		   const char *who, struct store_io_dev **out)
 {
-	unsigned i;
+	struct store_io_dev *devs = calloc(cfg->ndev, sizeof(*devs));
 	bool direct = true;
 	int rc;
 
-	for (i = 0; i < cfg->ndev; i++)
-		p->devs[i].fd = -1;
-	for (i = 0; i < cfg->ndev; i++) {
-		struct psync_dev *d = &p->devs[i];
+	if (devs == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->ndev; i++)
+		devs[i].fd = -1;
+	for (unsigned i = 0; i < cfg->ndev; i++) {
+		struct store_io_dev *d = &devs[i];
 
 		if (cfg->paths[i] != NULL) {
 			d->path = strdup(cfg->paths[i]);
-			if (d->path == NULL)
+			if (d->path == NULL) {
+				store_io_devs_close(devs, cfg->ndev);
 				return -ENOMEM;
+			}
 		}
 		rc = store_io_dev_open(d->path, cfg->create, cfg->create_size,
-				       true, &d->fd, &d->size, &direct);
+				       buffered_ok, &d->fd, &d->size, &direct);
 		if (rc < 0) {
 			d->fd = -1;
 			d->open_err = rc;
-			log_warn("store", "psync: device %u (%s) missing: %s",
+			log_warn("store", "%s: device %u (%s) missing: %s", who,
 				 i, d->path != NULL ? d->path : "(null)",
 				 strerror(-rc));
 		} else if (!direct) {
-			log_warn("store", "psync: %s refuses O_DIRECT, "
-				 "using buffered I/O", d->path);
+			log_warn("store", "%s: %s refuses O_DIRECT, using "
+				 "buffered I/O", who, d->path);
 		}
 	}
+	*out = devs;
+	return 0;
+}
+
+void
+store_io_devs_close(struct store_io_dev *devs, unsigned n)
+{
+	if (devs == NULL)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		if (devs[i].fd >= 0)
+			close(devs[i].fd);
+		free(devs[i].path);
+	}
+	free(devs);
+}
+
+int
+store_io_devs_info(const struct store_io_dev *devs, unsigned n, unsigned dev,
+		   struct store_dev_info *out)
+{
+	const struct store_io_dev *d;
+
+	if (dev >= n)
+		return -EINVAL;
+	d = &devs[dev];
+	out->size = d->fd >= 0 ? d->size : 0;
+	out->state = d->fd >= 0 ? STORE_DEV_OK : STORE_DEV_MISSING;
+	out->open_err = d->fd >= 0 ? 0 : d->open_err;
+	out->path = d->path;
 	return 0;
 }
 
@@ -360,22 +372,15 @@ store_io_psync_open(const struct store_io_cfg *cfg, struct store_io **out)
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
-	p->devs = calloc(cfg->ndev, sizeof(*p->devs));
-	if (p->devs == NULL) {
-		free(p);
-		return -ENOMEM;
-	}
 	p->io.ops = &psync_ops;
 	p->io.ndev = cfg->ndev;
-	rc = psync_devs_open(p, cfg);
-	if (rc < 0)
-		goto err_close;
+	rc = store_io_devs_open(cfg, true, "psync", &p->devs);
+	if (rc < 0) {
+		free(p);
+		return rc;
+	}
 	*out = &p->io;
 	return 0;
-
-err_close:
-	psync_close(&p->io); /* closes what was opened, frees p */
-	return rc;
 }
 
 static const struct store_io_ops psync_ops = {

@@ -38,13 +38,6 @@
 #define URING_MAX_QD 32768u
 #define URING_REAP_BATCH 32u
 
-struct uring_dev {
-	char *path;
-	int fd;         /* -1 when missing */
-	uint64_t size;
-	int open_err;
-};
-
 /* Progress of a request resubmitted after a short transfer. */
 struct uring_rem {
 	uint64_t done;        /* bytes transferred so far */
@@ -59,7 +52,7 @@ struct uring_list {
 struct uring_ctx {
 	struct store_io io; /* first: the vtable's view */
 	struct io_uring ring;
-	struct uring_dev *devs;
+	struct store_io_dev *devs;
 	struct iovec *bufs; /* copy of the registered table */
 	unsigned nbufs;
 	bool fixed_files;
@@ -341,7 +334,7 @@ static int
 uring_submit(struct store_io *io, struct store_io_req *req)
 {
 	struct uring_ctx *u = uring_of(io);
-	struct uring_dev *d;
+	struct store_io_dev *d;
 	uint64_t len;
 	int rc;
 
@@ -408,17 +401,7 @@ uring_register_bufs(struct store_io *io, const struct iovec *bufs,
 static int
 uring_dev_info(struct store_io *io, unsigned dev, struct store_dev_info *out)
 {
-	struct uring_ctx *u = uring_of(io);
-	struct uring_dev *d;
-
-	if (dev >= io->ndev)
-		return -EINVAL;
-	d = &u->devs[dev];
-	out->size = d->fd >= 0 ? d->size : 0;
-	out->state = d->fd >= 0 ? STORE_DEV_OK : STORE_DEV_MISSING;
-	out->open_err = d->fd >= 0 ? 0 : d->open_err;
-	out->path = d->path;
-	return 0;
+	return store_io_devs_info(uring_of(io)->devs, io->ndev, dev, out);
 }
 
 /*
@@ -450,19 +433,6 @@ uring_drain(struct uring_ctx *u)
 	}
 }
 
-static void
-uring_devs_close(struct uring_ctx *u)
-{
-	unsigned i;
-
-	for (i = 0; i < u->io.ndev; i++) {
-		if (u->devs[i].fd >= 0)
-			close(u->devs[i].fd);
-		free(u->devs[i].path);
-	}
-	free(u->devs);
-}
-
 /*
  * Callbacks of requests still in flight are not run: closing with I/O in
  * flight is the caller's bug. I/O the kernel holds is waited for.
@@ -479,40 +449,9 @@ uring_close(struct store_io *io)
 	}
 	uring_drain(u);
 	io_uring_queue_exit(&u->ring);
-	uring_devs_close(u);
+	store_io_devs_close(u->devs, u->io.ndev);
 	free(u->bufs);
 	free(u);
-}
-
-/* Open each device; one that fails is recorded missing, not an error. */
-static int
-uring_devs_open(struct uring_ctx *u, const struct store_io_cfg *cfg)
-{
-	unsigned i;
-	bool direct = true;
-	int rc;
-
-	for (i = 0; i < cfg->ndev; i++)
-		u->devs[i].fd = -1;
-	for (i = 0; i < cfg->ndev; i++) {
-		struct uring_dev *d = &u->devs[i];
-
-		if (cfg->paths[i] != NULL) {
-			d->path = strdup(cfg->paths[i]);
-			if (d->path == NULL)
-				return -ENOMEM;
-		}
-		rc = store_io_dev_open(d->path, cfg->create, cfg->create_size,
-				       false, &d->fd, &d->size, &direct);
-		if (rc < 0) {
-			d->fd = -1;
-			d->open_err = rc;
-			log_warn("store", "uring: device %u (%s) missing: %s",
-				 i, d->path != NULL ? d->path : "(null)",
-				 strerror(-rc));
-		}
-	}
-	return 0;
 }
 
 /* Fixed files save a file lookup per I/O; without them, plain fds. */
@@ -561,20 +500,13 @@ store_io_uring_open(const struct store_io_cfg *cfg, struct store_io **out)
 	if (rc < 0)
 		goto err_free;
 	u->kmax = u->ring.cq.ring_entries;
-	u->devs = calloc(cfg->ndev, sizeof(*u->devs));
-	if (u->devs == NULL) {
-		rc = -ENOMEM;
-		goto err_exit_ring;
-	}
-	rc = uring_devs_open(u, cfg);
+	rc = store_io_devs_open(cfg, false, "uring", &u->devs);
 	if (rc < 0)
-		goto err_close_devs;
+		goto err_exit_ring;
 	uring_files_register(u);
 	*out = &u->io;
 	return 0;
 
-err_close_devs:
-	uring_devs_close(u);
 err_exit_ring:
 	io_uring_queue_exit(&u->ring);
 err_free:
