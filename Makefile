@@ -43,6 +43,7 @@ test-asan: build-asan
 test: build build-asan cross
 	scripts/run-tests.sh --check "scripts/check-portable.sh --self-test" \
 		--check scripts/check-portable.sh \
+		--check "scripts/fuzz.sh 5" \
 		$(BUILD) $(ASAN_BUILD) $(AARCH64_BUILD)
 
 demo: build
@@ -58,8 +59,13 @@ bench-engine: build
 crash-long: build-asan
 	GPC_CRASH_SEEDS=$${GPC_CRASH_SEEDS:-20000} $(ASAN_BUILD)/tests/test_crash
 
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
 
 # aarch64 (BlueField-3 Arm cores): cross build with Debian's cross toolchain
 # and multiarch arm64 -dev packages (scripts/cross-deps.sh installs what is

@@ -78,6 +78,8 @@ wire_rd_bytes(struct wire_rd *r, size_t n)
 {
 	const uint8_t *p = r->p;
 
+	if (n == 0 && !r->err)
+		return p; /* nothing to read: no pointer arithmetic on NULL */
 	if (r->err || n > r->left) {
 		r->err = -GPC_ECORRUPT;
 		return NULL;
@@ -135,7 +137,7 @@ wire_wr_fini(struct wire_wr *w)
 void
 wire_wr_bytes(struct wire_wr *w, const void *p, size_t n)
 {
-	if (w->err)
+	if (w->err || n == 0)
 		return;
 	if (w->len + n > WIRE_MAX_BODY) {
 		w->err = -E2BIG;

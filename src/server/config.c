@@ -61,7 +61,7 @@ _Static_assert(sizeof(unsigned) == 4 && sizeof(int) == 4, "field widths");
 
 #define CFG_LINE_MAX 8192          /* longest line, NUL included */
 #define CFG_FILE_MAX (1u << 20)    /* largest config file */
-#define CFG_DIR_MAX 4000        /* room for "/devN.img" in a path */
+#define CFG_DIR_MAX 4000           /* room for "/devN.img" in a path */
 #define CFG_DEFAULT_DEVS 4u
 #define CFG_DEFAULT_CHUNK (8u << 20) /* the engine's default chunk size */
 
@@ -693,6 +693,7 @@ next_line(struct cfg_parse *p)
 	p->pos += n + (nl != NULL);
 	p->line++;
 	p->pairs = 0;
+	p->trunc = false;
 	if (memchr(s, '\0', n))
 		return fail(p, p->line, "NUL byte in line");
 	if (n >= CFG_LINE_MAX)

@@ -255,17 +255,15 @@ check_range(const uint8_t *data, size_t size)
 }
 
 /*
- * Length of a bytes step of the script at writer offset pos. A 0-byte
- * write into a writer that has no buffer yet is skipped: wire_wr_bytes
- * then computes NULL + 0 and calls memcpy(NULL, p, 0), which UBSan
- * reports (found by this target; reported for src/net/wire.c).
+ * Length of a bytes step of the script at writer offset pos, 0..8. Zero-
+ * length steps once made wire_wr_bytes call memcpy(NULL, p, 0) (found by
+ * this target, fixed in src/net/wire.c); they stay in the mix.
  */
 static size_t
 step_len(uint64_t v, size_t pos)
 {
-	size_t n = (size_t)(v % 9);
-
-	return n == 0 && pos == 0 ? 1 : n;
+	(void)pos; /* zero-length writes and reads are fine everywhere now */
+	return (size_t)(v % 9);
 }
 
 /*
@@ -309,7 +307,7 @@ check_rw(const uint8_t *data, size_t size)
 		default:
 			n = step_len(v, w.len - r.left);
 			p = wire_rd_bytes(&r, n);
-			FUZZ_CHECK(p != NULL && memcmp(p, data + i + 1, n) == 0);
+			FUZZ_CHECK(n == 0 || (p != NULL && memcmp(p, data + i + 1, n) == 0));
 			break;
 		}
 	}
