@@ -13,6 +13,7 @@ struct cli_devs {
 	const char **paths;
 	const char *backend; /* "uring", "psync" or NULL (uring, else psync) */
 	uint64_t create_size;
+	unsigned shard, nshards; /* gpucached's region shard/nshards; 0: whole */
 };
 
 /* Open an I/O context over the devices; reports problems on stderr. */

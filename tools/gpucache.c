@@ -30,7 +30,8 @@ usage(FILE *f)
 "  replay  --config FILE TRACE  drive a running gpucached with a trace\n"
 "  stat    --server HOST:PORT   a running gpucached's metrics, summarized\n"
 "  reload  --pidfile FILE       make gpucached re-read its tenants\n"
-"common options: --backend uring|psync, -v (verbose logs)\n");
+"common options: --backend uring|psync, -v (verbose logs),\n"
+"  --shard I/N: the region of shard I of a gpucached with N shards\n");
 }
 
 int64_t
@@ -56,6 +57,37 @@ cli_parse_size(const char *s)
 	if (*end != '\0' || v > (unsigned long long)(INT64_MAX / mul))
 		return -1;
 	return (int64_t)v * mul;
+}
+
+/*
+ * The region gpucached gives shard d->shard of d->nshards: an equal slice
+ * of the smallest device, in whole MiB (src/server/main.c plan_regions).
+ */
+static int
+shard_region(const struct cli_devs *d, struct store_io *io,
+	     struct store_io **out)
+{
+	uint64_t min = UINT64_MAX, len;
+	int rc;
+
+	for (unsigned i = 0; i < d->n; i++) {
+		struct store_dev_info di;
+
+		if (io->ops->dev_info(io, i, &di) == 0 &&
+		    di.state == STORE_DEV_OK && di.size < min)
+			min = di.size;
+	}
+	len = min == UINT64_MAX ? 0 : (min / d->nshards) & ~((1ull << 20) - 1);
+	if (len == 0 || d->shard >= d->nshards) {
+		fprintf(stderr, "gpucache: no region %u of %u on these devices\n",
+			d->shard, d->nshards);
+		store_io_close(io);
+		return -EINVAL;
+	}
+	rc = store_io_region_open(io, d->shard * len, len, out);
+	if (rc < 0)
+		store_io_close(io);
+	return rc;
 }
 
 int
@@ -85,6 +117,8 @@ cli_io_open(const struct cli_devs *d, bool create, struct store_io **out)
 			fprintf(stderr, "gpucache: device %u (%s): %s\n", i,
 				d->paths[i], gpc_strerror(di.open_err));
 	}
+	if (d->nshards > 0)
+		return shard_region(d, io, out);
 	*out = io;
 	return 0;
 }
@@ -117,6 +151,7 @@ parse_common(int argc, char **argv, struct cli_devs *d, unsigned *k,
 		{ "chunk", required_argument, NULL, 'c' },
 		{ "size", required_argument, NULL, 's' },
 		{ "dev", required_argument, NULL, 'd' },
+		{ "shard", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -131,6 +166,14 @@ parse_common(int argc, char **argv, struct cli_devs *d, unsigned *k,
 		case 'c': *chunk = cli_parse_size(optarg); break;
 		case 's': d->create_size = (uint64_t)cli_parse_size(optarg); break;
 		case 'd': *dev = strtol(optarg, NULL, 10); break;
+		case 'S':
+			if (sscanf(optarg, "%u/%u", &d->shard, &d->nshards) != 2 ||
+			    d->nshards == 0 || d->shard >= d->nshards) {
+				fprintf(stderr, "gpucache: --shard wants I/N, "
+					"e.g. 0/2\n");
+				return -1;
+			}
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
