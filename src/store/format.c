@@ -244,6 +244,7 @@ store_geom_init(struct store_geom *g, unsigned ndev, unsigned k, unsigned m,
 	g->rows = rows;
 	g->nslots = ndev * rows / g->w;
 	g->cap = (uint32_t)cap;
+	g->rotate = true;
 	if (g->nslots < 2 || g->nslots >= (1u << 24))
 		return -GPC_ECONFIG;
 	return 0;

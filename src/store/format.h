@@ -11,9 +11,11 @@
  *   [STORE_DATA_OFF + r * chunk_size, +chunk_size)   chunk row r, r < rows
  *
  * Stripes: the store has nslots = (ndev * rows) / (k + m) stripe slots.
- * Chunk i (0 <= i < k+m) of slot s is global chunk g = s * (k+m) + i, which
- * lives on device g % ndev, row g / ndev. The k+m chunks of a slot are on
- * distinct devices (k+m <= ndev) and slots rotate over the devices.
+ * Chunk i (0 <= i < k+m) of slot s is global chunk g = s * (k+m) + i, at
+ * row r = g / ndev, on device (g + r) % ndev (SB_F_ROTATE; a store
+ * formatted without that flag uses g % ndev). The k+m chunks of a slot are
+ * on distinct devices (k+m <= ndev), and the parity chunks move to another
+ * device on every row, so reads of data use every device.
  *
  * Chunk layout: [0, 4096) chunk header (chunk_disk), [4096, chunk_size)
  * payload. Data chunks 0..k-1 carry the segment's logical space, parity
@@ -52,7 +54,7 @@
  *   36    2 k
  *   38    2 m
  *   40    4 chunk_size     multiple of 4096, >= 8192
- *   44    4 flags          0
+ *   44    4 flags          SB_F_ROTATE (bit 0): rotated layout
  *   48    8 rows           chunk rows per device (same on every device)
  *   56    8 data_off       STORE_DATA_OFF
  *   64    8 dev_size       bytes of this device at format time
@@ -62,6 +64,7 @@
  *  252    4 crc            CRC32C of bytes [0, 252)
  */
 #define SB_DISK_SIZE 256u
+#define SB_F_ROTATE 0x1u
 struct sb_disk {
 	uint32_t version;
 	uint32_t dev_index;
@@ -207,6 +210,7 @@ struct store_geom {
 	uint64_t rows;
 	uint64_t nslots;
 	uint32_t cap;             /* logical bytes per segment */
+	bool rotate;              /* SB_F_ROTATE layout (the default) */
 };
 
 int store_geom_init(struct store_geom *g, unsigned ndev, unsigned k,
@@ -217,10 +221,10 @@ static inline void
 store_geom_chunk(const struct store_geom *g, uint64_t slot, unsigned i,
 		 unsigned *dev, uint64_t *off)
 {
-	uint64_t gc = slot * g->w + i;
+	uint64_t gc = slot * g->w + i, row = gc / g->ndev;
 
-	*dev = (unsigned)(gc % g->ndev);
-	*off = STORE_DATA_OFF + (gc / g->ndev) * (uint64_t)g->chunk_size;
+	*dev = (unsigned)((gc + (g->rotate ? row : 0)) % g->ndev);
+	*off = STORE_DATA_OFF + row * (uint64_t)g->chunk_size;
 }
 
 /* Bytes of a record holding len data bytes, header included. */

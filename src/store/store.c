@@ -275,6 +275,7 @@ store_format(struct store_io *io, const struct store_format_opts *fo)
 		return -EIO;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sb.ndev = io->ndev;
+	sb.flags = SB_F_ROTATE;
 	sb.rows = rows;
 	sb.data_off = STORE_DATA_OFF;
 	sb.format_time = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
@@ -732,6 +733,7 @@ store_alloc(struct store *st, const struct sb_disk *ref)
 			     ref->rows);
 	if (rc < 0)
 		return rc;
+	st->g.rotate = (ref->flags & SB_F_ROTATE) != 0;
 	memcpy(st->uuid, ref->uuid, 16);
 	rc = coder_create(CODER_ISAL, st->g.k, st->g.m, &st->coder);
 	if (rc < 0)

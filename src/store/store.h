@@ -33,7 +33,7 @@ struct store;
 
 struct store_format_opts {
 	unsigned k, m;          /* 1 <= k, k + m <= ndev */
-	uint32_t chunk_size;    /* bytes per chunk; 0 = default 8 MiB */
+	uint32_t chunk_size;    /* bytes per chunk; 0 = 32 MiB / k + 4 KiB */
 };
 
 struct store_opts {

@@ -261,6 +261,22 @@ fsck_blocks(struct store *st, uint32_t s, const uint8_t *sum,
 	free(buf);
 }
 
+/* Did an earlier damage entry already name this chunk? */
+static bool
+dmg_seen(const struct store *st, unsigned upto, uint32_t slot, unsigned chunk)
+{
+	for (unsigned j = 0; j < upto; j++) {
+		const struct open_dmg *e = &st->dmg[j];
+		unsigned c = e->kind == DMG_SUMMARY ? st->g.k - 1 : e->chunk;
+
+		if (e->slot == slot && c == chunk &&
+		    (e->kind == DMG_SUMMARY ||
+		     st->slots[slot].state != SLOT_SEALED))
+			return true;
+	}
+	return false;
+}
+
 /* What open found on slots that did not come back. */
 static void
 fsck_open_damage(struct store *st, struct store_fsck_report *out,
@@ -285,6 +301,8 @@ fsck_open_damage(struct store *st, struct store_fsck_report *out,
 			continue; /* the segment came back: checked below */
 		out->segs += d->kind == DMG_SUMMARY;
 		out->segs_bad += d->kind == DMG_SUMMARY;
+		if (dmg_seen(st, i, d->slot, chunk))
+			continue; /* one line per chunk */
 		out->chunks_bad++;
 		say(report, ctx, "segment 0 (slot %u) chunk %u on device %u at "
 		    "offset %llu: %s; dropped at open", d->slot, chunk, dev,

@@ -99,6 +99,7 @@ struct store {
 	struct ringq freeq;    /* free slots */
 	struct wbuf *wb;
 	unsigned nwb;
+	bool bufs_registered;  /* the write buffers are fixed buffers */
 	int cur;               /* open write buffer, or -1 */
 	uint64_t next_seq;
 	struct store_done *done_head, *done_tail; /* callbacks to run */

@@ -68,9 +68,10 @@ store_wbufs_init(struct store *st)
 	}
 	rc = st->io->ops->register_bufs(st->io, reg, st->nwb);
 	free(reg);
-	if (rc < 0)
-		log_warn("store", "registered buffers unavailable: %s",
-			 gpc_strerror(rc));
+	st->bufs_registered = rc == 0;
+	if (rc < 0) /* e.g. RLIMIT_MEMLOCK for a non-root user */
+		log_warn("store", "registered buffers unavailable (%s): plain "
+			 "writes", gpc_strerror(rc));
 	return 0;
 }
 
@@ -726,7 +727,8 @@ seal_write(struct store *st, struct wbuf *w)
 				len < STORE_MAX_IO ? len : STORE_MAX_IO };
 			*r = (struct store_io_req){ .op = STORE_IO_WRITE,
 				.dev = (uint16_t)dev, .off = off + p,
-				.buf_index = (int32_t)(w - st->wb),
+				.buf_index = st->bufs_registered
+						     ? (int32_t)(w - st->wb) : -1,
 				.iov = &iov[n], .iovcnt = 1, .cb = seal_io_cb,
 				.arg = w };
 			if (store_submit(st, r) < 0) {

@@ -291,7 +291,11 @@ flip_summary(const struct layout *l, const struct seg *sg, bool footer)
 				   sg->nentries * SUM_DISK_SIZE), "summary");
 }
 
-/* Copy chunk c of slot from over chunk c' of slot to, on the same device. */
+/*
+ * Copy a chunk of slot from over chunk ct of slot to, on the same device
+ * (the layout rotates chunks over devices: take whichever chunk of from
+ * lies on ct's device; cf is the preferred one).
+ */
 static void
 misdirect(const struct layout *l, uint32_t from, unsigned cf, uint32_t to,
 	  unsigned ct)
@@ -300,8 +304,10 @@ misdirect(const struct layout *l, uint32_t from, unsigned cf, uint32_t to,
 	uint64_t of, ot;
 	uint8_t *buf = malloc(chunk_sz);
 
-	store_geom_chunk(&l->g, from, cf, &df, &of);
 	store_geom_chunk(&l->g, to, ct, &dt, &ot);
+	store_geom_chunk(&l->g, from, cf, &df, &of);
+	for (unsigned i = 0; i < l->g.w && df != dt; i++)
+		store_geom_chunk(&l->g, from, i, &df, &of);
 	REQUIRE(buf != NULL && df == dt);
 	func_pread(func_paths[df], buf, chunk_sz, of);
 	func_pwrite(func_paths[dt], buf, chunk_sz, ot);
@@ -640,11 +646,18 @@ files_1p0(void)
 		case 5: /* anywhere in the payload, maybe only padding */
 			flip_chunk(&l, s, 0, STORE_SECTOR, chunk_sz, "payload");
 			break;
-		case 6: /* the chunk of the slot 3 on: same device */
-			if (s + 3 < l.g.nslots && i + 3 < l.nsegs &&
-			    l.segs[i + 3].slot == s + 3) {
-				misdirect(&l, s + 3, 0, s, 0);
+		case 6: /* a later segment's chunk on the same device */
+			for (unsigned j = i + 1; j < l.nsegs; j++) {
+				unsigned d1, d2;
+				uint64_t o1, o2;
+
+				store_geom_chunk(&l.g, s, 0, &d1, &o1);
+				store_geom_chunk(&l.g, l.segs[j].slot, 0, &d2, &o2);
+				if (d1 != d2)
+					continue;
+				misdirect(&l, l.segs[j].slot, 0, s, 0);
 				seg_lost[s] = true;
+				break;
 			}
 			break;
 		default:
@@ -694,7 +707,7 @@ files_1p0(void)
  * slot in *from. */
 static unsigned
 find_misdirected(const struct layout *l, uint32_t *at, unsigned *chunk,
-		 uint32_t *from)
+		 uint32_t *from, unsigned *from_chunk)
 {
 	uint8_t hdr[STORE_SECTOR];
 	unsigned n = 0;
@@ -713,6 +726,7 @@ find_misdirected(const struct layout *l, uint32_t *at, unsigned *chunk,
 				*at = s;
 				*chunk = i;
 				*from = h.slot;
+				*from_chunk = h.chunk_idx;
 			}
 		}
 	}
@@ -734,6 +748,7 @@ fault_run(unsigned ndev, unsigned k, unsigned m)
 	struct store_stats s0, s1;
 	struct store *st;
 	uint32_t at = 0, from = 0;
+	unsigned from_chunk = 0;
 	unsigned chunk = 0, d = ndev - 1 < 1 ? 0 : 1, nm;
 	char when[64];
 
@@ -775,20 +790,20 @@ fault_run(unsigned ndev, unsigned k, unsigned m)
 	store_io_fault_misdirect_next(fio, d, -(int64_t)chunk_sz);
 	put_all(st, n1, nid);
 	read_layout(&l, nid);
-	nm = find_misdirected(&l, &at, &chunk, &from);
+	nm = find_misdirected(&l, &at, &chunk, &from, &from_chunk);
 	CHECK_RC(nm, 1);
 	if (nm != 1) {
 		store_close(st);
 		return;
 	}
-	printf("misdirected: chunk %u of slot %u landed on slot %u's\n", chunk,
-	       from, at);
+	printf("misdirected: chunk %u of slot %u landed on slot %u's chunk "
+	       "%u\n", from_chunk, from, at, chunk);
 	{
 		unsigned dev;
 		uint64_t off;
 
-		store_geom_chunk(&l.g, from, chunk, &dev, &off);
-		add_dmg(from, chunk, dev, "misdirected away (not written)");
+		store_geom_chunk(&l.g, from, from_chunk, &dev, &off);
+		add_dmg(from, from_chunk, dev, "misdirected away (not written)");
 		store_geom_chunk(&l.g, at, chunk, &dev, &off);
 		add_dmg(at, chunk, dev, "misdirected onto");
 	}

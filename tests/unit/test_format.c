@@ -99,7 +99,7 @@ test_golden(void)
 	put_le32(buf + 252, crc32c(buf, 252));
 	CHECK_RC(sb_decode(buf, &s), 0);
 	CHECK(s.dev_index == 2 && s.ndev == 3 && s.k == 2 && s.m == 1 &&
-	      s.chunk_size == (1u << 20) && s.rows == 100);
+	      s.chunk_size == (1u << 20) && s.rows == 100 && s.flags == 0);
 }
 
 static void
@@ -123,6 +123,21 @@ test_geom(void)
 			      off + g.chunk_size <= STORE_DATA_OFF + 100ull * (1u << 20));
 		}
 	}
+	/* with as many devices as chunks, parity moves every row */
+	CHECK_RC(store_geom_init(&g, 6, 4, 2, 1u << 20, 100), 0);
+	{
+		unsigned parity_on[6] = { 0 };
+
+		for (uint64_t s = 0; s < 6; s++) {
+			store_geom_chunk(&g, s, 4, &dev, &off);
+			parity_on[dev]++;
+		}
+		for (unsigned d = 0; d < 6; d++)
+			CHECK_RC(parity_on[d], 1);
+	}
+	g.rotate = false; /* a store formatted before SB_F_ROTATE */
+	store_geom_chunk(&g, 3, 4, &dev, &off);
+	CHECK_RC(dev, 4);
 	CHECK_RC(store_geom_init(&g, 3, 2, 2, 1u << 20, 100), -GPC_ECONFIG);
 	CHECK_RC(store_geom_init(&g, 3, 2, 1, 1000, 100), -GPC_ECONFIG);
 	CHECK_RC(store_geom_init(&g, 3, 0, 1, 1u << 20, 100), -GPC_ECONFIG);
