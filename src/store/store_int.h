@@ -55,6 +55,13 @@ struct open_dmg {
 	uint8_t kind;
 };
 
+/* The CRC register of a non-zero run of a segment's logical space: data
+ * chunk checksums are assembled from these at seal (crc.h), so the bytes
+ * are checksummed once, as they arrive. Runs never cross chunks. */
+struct crc_frag {
+	uint32_t loff, len, q;
+};
+
 struct wbuf {
 	struct store *st;
 	uint8_t *mem;      /* w * chunk_size, 4096-aligned; chunk i at i*cs */
@@ -74,6 +81,9 @@ struct wbuf {
 	struct store_done *waiters;
 	struct store_io_req *reqs;
 	unsigned nreqs;
+	struct crc_frag *frags; /* every non-zero run of the data chunks */
+	uint32_t nfrags, frags_cap;
+	bool frags_lost;        /* a fragment could not be recorded */
 };
 
 /* FIFO of (segment seq << 24 | slot) values; stale ones are skipped. */

@@ -89,6 +89,7 @@ store_wbufs_fini(struct store *st)
 		free(st->wb[i].mem);
 		free(st->wb[i].sum);
 		free(st->wb[i].reqs);
+		free(st->wb[i].frags);
 	}
 	free(st->wb);
 	st->wb = NULL;
@@ -121,34 +122,100 @@ wbuf_write(const struct store *st, const struct wbuf *w, uint32_t loff,
 	}
 }
 
-/* Copy the iov into w at loff, returning the CRC32C of the bytes. */
-static uint32_t
-wbuf_write_iov(struct store *st, const struct wbuf *w, uint32_t loff,
-	       const struct iovec *iov, unsigned iovcnt)
+/* Record that [loff, loff+len) of w holds bytes with CRC register q. */
+static int
+frag_add(struct wbuf *w, uint32_t loff, uint32_t len, uint32_t q)
 {
-	uint32_t crc = 0;
-	uint64_t t0, t1;
+	if (len == 0)
+		return 0;
+	if (w->nfrags == w->frags_cap) {
+		uint32_t cap = w->frags_cap ? 2 * w->frags_cap : 256;
+		struct crc_frag *n = realloc(w->frags, cap * sizeof(*n));
 
-	for (unsigned i = 0; i < iovcnt; i++) {
+		if (n == NULL) { /* seal falls back to checksumming chunks */
+			w->frags_lost = true;
+			return 0;
+		}
+		w->frags = n;
+		w->frags_cap = cap;
+	}
+	w->frags[w->nfrags++] = (struct crc_frag){ loff, len, q };
+	return 0;
+}
+
+/*
+ * Checksum the bytes now at [loff, loff+n) of w (within one chunk), once:
+ * the run goes to the chunk's fragments, and *rec (a CRC register from 0)
+ * is extended for the record's own checksum.
+ */
+static int
+frag_crc(struct store *st, struct wbuf *w, uint32_t loff, const uint8_t *p,
+	 uint32_t n, uint32_t *rec)
+{
+	uint64_t t0 = clock_thread_cpu_ns();
+	uint32_t q = crc32c_raw(p, n);
+
+	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+	if (rec != NULL)
+		*rec = crc32c_shift(*rec, n) ^ q;
+	return frag_add(w, loff, n, q);
+}
+
+/* The standard CRC32C of len bytes whose register from 0 is raw. */
+static uint32_t
+crc_finish(uint32_t raw, uint32_t len)
+{
+	return crc32c_shift(0xffffffffu, len) ^ raw ^ 0xffffffffu;
+}
+
+/* Checksum [loff, loff+len) of w as it is now, chunk by chunk. */
+static int
+frag_range(struct store *st, struct wbuf *w, uint32_t loff, uint32_t len)
+{
+	int rc = 0;
+
+	while (len > 0 && rc == 0) {
+		uint32_t room;
+		uint8_t *p = store_wbuf_ptr(st, w, loff, &room);
+		uint32_t n = len < room ? len : room;
+
+		rc = frag_crc(st, w, loff, p, n, NULL);
+		loff += n;
+		len -= n;
+	}
+	return rc;
+}
+
+/*
+ * Copy the iov into w at loff and checksum it on the way (while it is in
+ * cache): *crc gets the standard CRC32C of the bytes.
+ */
+static int
+wbuf_write_iov(struct store *st, struct wbuf *w, uint32_t loff,
+	       const struct iovec *iov, unsigned iovcnt, uint32_t *crc)
+{
+	uint32_t raw = 0, total = 0;
+	int rc = 0;
+
+	for (unsigned i = 0; i < iovcnt && rc == 0; i++) {
 		const uint8_t *src = iov[i].iov_base;
 		uint32_t len = (uint32_t)iov[i].iov_len;
 
-		while (len > 0) {
+		while (len > 0 && rc == 0) {
 			uint32_t room;
 			uint8_t *p = store_wbuf_ptr(st, w, loff, &room);
 			uint32_t n = len < room ? len : room;
 
 			memcpy(p, src, n);
-			t0 = clock_thread_cpu_ns();
-			crc = crc32c_extend(crc, p, n);
-			t1 = clock_thread_cpu_ns();
-			st->s.crc_cpu_ns += t1 - t0;
+			rc = frag_crc(st, w, loff, p, n, &raw);
 			src += n;
 			loff += n;
 			len -= n;
+			total += n;
 		}
 	}
-	return crc;
+	*crc = crc_finish(raw, total);
+	return rc;
 }
 
 static void
@@ -205,12 +272,16 @@ append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 
 	memcpy(r.key, key, STORE_KEY_LEN);
 	memcpy(e.key, key, STORE_KEY_LEN);
-	r.data_crc = wbuf_write_iov(st, w, off + STORE_SECTOR, iov, iovcnt);
+	rc = wbuf_write_iov(st, w, off + STORE_SECTOR, iov, iovcnt,
+			    &r.data_crc);
 	wbuf_zero(st, w, off + STORE_SECTOR + len, rs - STORE_SECTOR - len);
 	rec_encode(&r, hdr);
 	wbuf_write(st, w, off, hdr, STORE_SECTOR);
+	if (rc == 0)
+		rc = frag_crc(st, w, off, hdr, STORE_SECTOR, NULL);
 	e.data_crc = r.data_crc;
-	rc = sum_append(w, &e);
+	if (rc == 0)
+		rc = sum_append(w, &e);
 	if (rc < 0)
 		return rc;
 	w->data_len += rs;
@@ -463,7 +534,8 @@ open_seg(struct store *st)
 	sl->wbuf = (int8_t)(w - st->wb);
 	sl->data_len = sl->nentries = 0;
 	*w = (struct wbuf){ .mem = w->mem, .sum = w->sum, .sum_cap = w->sum_cap,
-			    .reqs = w->reqs, .slot = s, .busy = true };
+			    .reqs = w->reqs, .frags = w->frags,
+			    .frags_cap = w->frags_cap, .slot = s, .busy = true };
 	ringq_push(&st->fifo, (sl->seq << 24) | s);
 	st->cur = (int)(w - st->wb);
 	reinsert(st);
@@ -612,6 +684,50 @@ build_tail(struct store *st, struct wbuf *w, const struct slot *sl)
 	wbuf_zero(st, w, soff + slen, st->g.cap - STORE_SECTOR - soff - slen);
 	foot_encode(&f, foot);
 	wbuf_write(st, w, st->g.cap - STORE_SECTOR, foot, STORE_SECTOR);
+	frag_range(st, w, soff, slen);
+	frag_range(st, w, st->g.cap - STORE_SECTOR, STORE_SECTOR);
+}
+
+static int
+frag_cmp(const void *a, const void *b)
+{
+	const struct crc_frag *x = a, *y = b;
+
+	return x->loff < y->loff ? -1 : x->loff > y->loff;
+}
+
+/*
+ * Payload CRC of each data chunk from the fragments: everything between
+ * them is zero, so it is a shift of the register (crc.h). If fragments
+ * could not be recorded (no memory), checksum the chunks the long way.
+ */
+static void
+data_crcs(struct store *st, struct wbuf *w, uint32_t *crc)
+{
+	uint32_t P = st->g.payload, f = 0;
+	uint64_t t0 = clock_thread_cpu_ns();
+
+	qsort(w->frags, w->nfrags, sizeof(*w->frags), frag_cmp);
+	for (unsigned c = 0; c < st->g.k; c++) {
+		uint32_t state = 0xffffffffu, pos = c * P;
+
+		if (w->frags_lost) {
+			crc[c] = crc32c(w->mem + (size_t)c * st->g.chunk_size +
+					STORE_SECTOR, P);
+			continue;
+		}
+		for (; f < w->nfrags && w->frags[f].loff < (c + 1) * P; f++) {
+			const struct crc_frag *x = &w->frags[f];
+
+			/* zeros up to the run, then the run itself */
+			state = crc32c_shift(state, x->loff + x->len - pos) ^
+				x->q;
+			pos = x->loff + x->len;
+		}
+		state = crc32c_shift(state, (c + 1) * P - pos);
+		crc[c] = state ^ 0xffffffffu;
+	}
+	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
 }
 
 /* Parity, then the header (with payload CRC) of every chunk. */
@@ -620,6 +736,7 @@ encode_chunks(struct store *st, struct wbuf *w, const struct slot *sl)
 {
 	const uint8_t *data[CODER_MAX_K];
 	uint8_t *par[CODER_MAX_M];
+	uint32_t dcrc[CODER_MAX_K];
 	struct chunk_disk h = { .k = (uint8_t)st->g.k, .m = (uint8_t)st->g.m,
 				.seg_seq = sl->seq, .slot = w->slot,
 				.gen = sl->gen, .chunk_size = st->g.chunk_size,
@@ -642,12 +759,17 @@ encode_chunks(struct store *st, struct wbuf *w, const struct slot *sl)
 	t0 = clock_thread_cpu_ns();
 	coder_encode(st->coder, st->g.payload, data, par);
 	st->s.ec_cpu_ns += clock_thread_cpu_ns() - t0;
+	data_crcs(st, w, dcrc);
 	for (unsigned i = 0; i < st->g.w; i++) {
 		uint8_t *c = w->mem + (size_t)i * st->g.chunk_size;
 
-		t0 = clock_thread_cpu_ns();
-		h.payload_crc = crc32c(c + STORE_SECTOR, st->g.payload);
-		st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+		if (i < st->g.k) {
+			h.payload_crc = dcrc[i];
+		} else { /* parity: its only pass over the bytes */
+			t0 = clock_thread_cpu_ns();
+			h.payload_crc = crc32c(c + STORE_SECTOR, st->g.payload);
+			st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+		}
 		h.chunk_idx = (uint16_t)i;
 		memset(c, 0, STORE_SECTOR);
 		chunk_encode(&h, c);
@@ -1032,21 +1154,26 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 				 .len4k = (r->len + STORE_SECTOR - 1) /
 					  STORE_SECTOR };
 	uint8_t hdr[STORE_SECTOR] = { 0 };
-	uint32_t crc = 0, rs = store_rec_size(r->len);
-	uint64_t t0 = clock_thread_cpu_ns();
-	int rc;
+	uint32_t raw = 0, rs = store_rec_size(r->len);
+	uint32_t loff = r->off + STORE_SECTOR;
+	int rc = 0;
 
-	for (unsigned i = 0; i < r->iovcnt; i++)
-		crc = crc32c_extend(crc, r->iov[i].iov_base, r->iov[i].iov_len);
-	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+	for (unsigned i = 0; i < r->iovcnt && rc == 0; i++) {
+		rc = frag_crc(st, w, loff, r->iov[i].iov_base,
+			      (uint32_t)r->iov[i].iov_len, &raw);
+		loff += (uint32_t)r->iov[i].iov_len;
+	}
 	memcpy(rec.key, r->key, STORE_KEY_LEN);
 	memcpy(e.key, r->key, STORE_KEY_LEN);
-	rec.data_crc = e.data_crc = crc;
+	rec.data_crc = e.data_crc = crc_finish(raw, r->len);
 	wbuf_zero(st, w, r->off + STORE_SECTOR + r->len,
 		  rs - STORE_SECTOR - r->len);
 	rec_encode(&rec, hdr);
 	wbuf_write(st, w, r->off, hdr, STORE_SECTOR);
-	rc = sum_append(w, &e);
+	if (rc == 0)
+		rc = frag_crc(st, w, r->off, hdr, STORE_SECTOR, NULL);
+	if (rc == 0)
+		rc = sum_append(w, &e);
 	if (rc == 0)
 		rc = store_ix_put(st, r->ns, r->key, &loc);
 	if (rc < 0) {
@@ -1069,9 +1196,9 @@ void
 store_put_abort(struct store *st, struct store_resv *r)
 {
 	struct wbuf *w = &st->wb[r->wb];
-	uint8_t zero[STORE_SECTOR] = { 0 };
 
-	wbuf_write(st, w, r->off, zero, STORE_SECTOR); /* no record here */
+	/* no record here, and zeros: the chunk checksum assumes them */
+	wbuf_zero(st, w, r->off, store_rec_size(r->len));
 	resv_done(st, w);
 }
 
