@@ -78,14 +78,13 @@ on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
 	p = part_find(c, h.req_id, &r);
 	if (p == NULL || h.shard != p->shard)
 		return;
-	if (h.status < 0 && r->rc == 0)
+	/* a whole-part failure; BUSY is per block, the caller retries them */
+	if (h.status < 0 && h.status != -GPC_EBUSY && r->rc == 0)
 		r->rc = h.status;
 	switch (r->op) {
 	case WIRE_OP_PUT: case WIRE_OP_GET: case WIRE_OP_DELETE:
 	case WIRE_OP_PIN: case WIRE_OP_UNPIN:
 		part_statuses(r, p, &h, buf + WIRE_HDR_SIZE);
-		if (h.status == -GPC_EBUSY)
-			r->rc = 0; /* per block: the caller may retry them */
 		break;
 	case WIRE_OP_LOOKUP:
 		p->found = h.aux < p->cnt ? (unsigned)h.aux : p->cnt;
@@ -366,6 +365,8 @@ gpc_connect(const char *url, const struct gpc_connect_opts *o,
 	if (rc == 0)
 		rc = net_worker_create(c->ctx, NET_AM_TO_CLIENT, on_msg, on_err,
 				       c, &c->w);
+	if (rc == 0)
+		net_worker_set_max_msg(c->w, WIRE_HDR_SIZE + WIRE_MAX_BODY);
 	for (unsigned s = 0; rc == 0 && s < c->nshards; s++)
 		rc = shard_up(c, s);
 	if (rc < 0) {

@@ -126,8 +126,17 @@ shard_of(const struct gpc_client *c, const uint8_t *key)
 static int
 put_block(struct wire_wr *w, const struct gpc_block *b)
 {
+	uint64_t total = 0;
+
 	if (b->key == NULL || b->iovcnt == 0 || b->iovcnt > WIRE_MAX_IOV)
 		return -EINVAL;
+	for (unsigned i = 0; i < b->iovcnt; i++) {
+		if (b->iov[i].len > WIRE_MAX_BLOCK)
+			return -GPC_ETOOBIG;
+		total += b->iov[i].len;
+	}
+	if (total > WIRE_MAX_BLOCK)
+		return -GPC_ETOOBIG; /* checked here: the server would drop us */
 	wire_wr_bytes(w, b->key, WIRE_KEY_LEN);
 	wire_wr_u32(w, b->iovcnt);
 	wire_wr_u32(w, 0);
@@ -201,8 +210,11 @@ batch_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 			if (r->blocks && r->blocks[i].status != -GPC_EBUSY)
 				continue; /* not selected (or invalid) */
 			if (r->blocks) {
+				size_t mark = w.len;
+
 				rc = put_block(&w, &r->blocks[i]);
-				if (rc < 0) {
+				if (rc < 0) { /* nothing of it goes out */
+					w.len = mark;
 					r->blocks[i].status = rc;
 					rc = 0;
 					continue;
@@ -246,6 +258,8 @@ submit(struct gpc_client *c, uint8_t op, uint64_t ns, struct gpc_block *b,
 	r->n = n;
 	pthread_mutex_lock(&c->mu);
 	rc = batch_send(c, r, ns, keys, flags, idx);
+	if (rc < 0)
+		r->rc = rc; /* under the lock: another thread may progress r */
 	cli_req_track(c, r);
 	pthread_mutex_unlock(&c->mu);
 	free(idx);
@@ -253,8 +267,6 @@ submit(struct gpc_client *c, uint8_t op, uint64_t ns, struct gpc_block *b,
 		gpc_req_free(r);
 		return rc;
 	}
-	if (rc < 0)
-		r->rc = rc;
 	*out = r;
 	return 0;
 }

@@ -43,6 +43,9 @@ void net_ctx_destroy(struct net_ctx *ctx);
 int net_worker_create(struct net_ctx *ctx, unsigned am_id, net_msg_cb on_msg,
 		      net_error_cb on_err, void *arg, struct net_worker **out);
 void net_worker_destroy(struct net_worker *w);
+/* Refuse incoming messages larger than max bytes (0: no limit): the
+ * sender is dropped before anything is allocated for them. */
+void net_worker_set_max_msg(struct net_worker *w, size_t max);
 /* Make progress; returns how much happened (0: nothing). */
 unsigned net_progress(struct net_worker *w);
 /* Sleep until there may be work or timeout_ms passes. */

@@ -35,6 +35,7 @@ struct net_worker {
 	net_error_cb on_err;
 	net_accept_cb on_accept;
 	void *arg;
+	size_t max_msg;     /* larger incoming messages are refused */
 	struct net_ep *eps; /* live endpoints */
 	struct op *dhead, *dtail; /* completions to deliver at progress */
 	int efd;
@@ -131,6 +132,15 @@ net_ctx_create(bool multi_thread, struct net_ctx **out)
 	 */
 	if (st == UCS_OK && getenv("UCX_TCP_CM_REUSEADDR") == NULL)
 		(void)ucp_config_modify(cfg, "CM_REUSEADDR", "y");
+	/*
+	 * Our endpoints ask UCX to report a dead peer. UCX 1.13 then keeps
+	 * only transports that can tell, and its shared-memory ones (posix,
+	 * sysv) say they cannot unless MM_ERROR_HANDLING is on: without it a
+	 * same-host client silently gets RMA emulated over tcp messages. It
+	 * must be on at both ends; both come through here.
+	 */
+	if (st == UCS_OK && getenv("UCX_MM_ERROR_HANDLING") == NULL)
+		(void)ucp_config_modify(cfg, "MM_ERROR_HANDLING", "y");
 	if (st == UCS_OK) {
 		st = ucp_init(&p, cfg, &c->ucp);
 		ucp_config_release(cfg);
@@ -162,6 +172,16 @@ ep_find(struct net_worker *w, ucp_ep_h ep)
 	return NULL;
 }
 
+/* Is ep (a pointer we handed out) still open on w? */
+static bool
+ep_live(struct net_worker *w, const struct net_ep *ep)
+{
+	for (struct net_ep *e = w->eps; e != NULL; e = e->next)
+		if (e == ep)
+			return !e->closed;
+	return false;
+}
+
 struct rndv {
 	struct net_worker *w;
 	struct net_ep *ep;
@@ -175,7 +195,7 @@ rndv_done(void *req, ucs_status_t st, size_t len, void *user)
 	struct rndv *r = user;
 
 	(void)len;
-	if (st == UCS_OK && !r->ep->closed)
+	if (st == UCS_OK && ep_live(r->w, r->ep)) /* it may be gone by now */
 		r->w->on_msg(r->w->arg, r->ep, r->buf, r->len);
 	free(r->buf);
 	free(r);
@@ -203,6 +223,16 @@ am_cb(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
 		ep = ep_find(w, param->reply_ep);
 	if (ep == NULL)
 		return UCS_OK; /* from nobody we know: dropped */
+	if (w->max_msg && len > w->max_msg) {
+		/* before a byte of it is fetched: a peer must not make us
+		 * allocate what it likes */
+		log_warn("net", "message of %zu bytes refused: peer dropped",
+			 len);
+		if (w->on_err)
+			w->on_err(w->arg, ep, -EMSGSIZE);
+		net_ep_close(ep);
+		return UCS_OK;
+	}
 	if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) {
 		w->on_msg(w->arg, ep, data, len);
 		return UCS_OK;
@@ -469,6 +499,7 @@ close_done(void *req, ucs_status_t st, void *user)
 void
 net_ep_close(struct net_ep *ep)
 {
+	bool was;
 	ucp_request_param_t p = {
 		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
 				UCP_OP_ATTR_FIELD_USER_DATA |
@@ -482,9 +513,18 @@ net_ep_close(struct net_ep *ep)
 	if (ep == NULL || ep->closed)
 		return;
 	ep->closed = true;
+	was = in_issue;
+	in_issue = true; /* a forced close may purge requests right here */
 	sp = ucp_ep_close_nbx(ep->ep, &p);
+	in_issue = was;
 	if (sp == NULL || UCS_PTR_IS_ERR(sp))
 		ep_unlink_free(ep);
+}
+
+void
+net_worker_set_max_msg(struct net_worker *w, size_t max)
+{
+	w->max_msg = max;
 }
 
 void
@@ -527,7 +567,16 @@ op_issued(struct op *o, ucs_status_ptr_t sp)
 		free(o);
 		return net_status(UCS_PTR_STATUS(sp));
 	}
-	return 0; /* NO_IMM_CMPL: never NULL; op_done runs later */
+	if (sp == NULL) { /* done at once after all: deliver at progress */
+		o->rc = 0;
+		o->next = NULL;
+		if (o->w->dtail)
+			o->w->dtail->next = o;
+		else
+			o->w->dhead = o;
+		o->w->dtail = o;
+	}
+	return 0;
 }
 
 static struct op *

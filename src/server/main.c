@@ -335,6 +335,9 @@ run(struct srv *s, const char *path)
 		else
 			break;
 	}
+	for (unsigned i = 0; i < started; i++) /* all drain at once */
+		if (atomic_load(&s->sh[i].ready) > 0)
+			srv_shard_stop(&s->sh[i]);
 	for (unsigned i = 0; i < started; i++)
 		if (atomic_load(&s->sh[i].ready) > 0)
 			srv_shard_join(&s->sh[i]);

@@ -85,6 +85,12 @@ op_auth(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		srv_conn_drop(c);
 		return;
 	}
+	/* by name, in this one table: a reload between HELLO and AUTH must
+	 * not pair one tenant's secret with another's identity */
+	c->tenant = -1;
+	for (unsigned i = 0; i < cfg->ntenants; i++)
+		if (strcmp(cfg->tenants[i].name, c->tenant_name) == 0)
+			c->tenant = (int)i;
 	t = c->tenant >= 0 ? &cfg->tenants[c->tenant] : NULL;
 	if (t == NULL || auth_mac(t->secret, t->secret_len, c->nonce,
 				  c->tenant_name, c->sh->idx, want) < 0 ||
@@ -206,7 +212,9 @@ rma_issue(struct srv_blk *b, bool put, const struct iovec *loc, unsigned nl,
 	size_t lo = 0, doff = 0;
 
 	b->rma = 1; /* held until every operation is issued */
-	while (total > 0 && li < nl && di < wb->ndesc) {
+	if (r->c->dead) /* no endpoint any more: nothing moves */
+		b->err = -ECONNRESET;
+	while (b->err == 0 && total > 0 && li < nl && di < wb->ndesc) {
 		const struct wire_desc *d = &wb->desc[di];
 		struct srv_region *reg = region_find(r->c, d->region);
 		size_t n = loc[li].iov_len - lo;
@@ -234,6 +242,8 @@ rma_issue(struct srv_blk *b, bool put, const struct iovec *loc, unsigned nl,
 		if (doff == d->len)
 			di++, doff = 0;
 	}
+	if (b->err == 0 && total > 0)
+		b->err = -EIO; /* pieces ran out: never report a partial move */
 	rma_cb(b, 0);
 }
 
@@ -490,7 +500,7 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	size_t maxd = (size_t)h->count * WIRE_MAX_IOV;
 
 	if (c->inflight >= cfg->max_inflight_conn ||
-	    sh->inflight >= cfg->max_inflight_shard) {
+	    sh->inflight >= cfg->max_inflight_shard || sh->draining) {
 		srv_reply(c, h, -GPC_EBUSY, 0, 0, NULL, 0);
 		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
 		return;

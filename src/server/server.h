@@ -90,6 +90,7 @@ struct srv_shard {
 	unsigned inflight;
 	struct srv_shard_metrics *m;
 	atomic_bool stop;
+	bool draining;          /* stopping: no new transfers or connections */
 	int start_rc;           /* set before the thread signals ready */
 	atomic_int ready;       /* 0 starting, 1 running, -1 failed */
 	uint64_t last_publish;
@@ -109,6 +110,7 @@ struct srv {
 
 /* shard.c */
 int srv_shard_start(struct srv *s, unsigned idx);
+void srv_shard_stop(struct srv_shard *sh);
 void srv_shard_join(struct srv_shard *sh);
 void srv_conn_drop(struct srv_conn *c);
 int srv_reply(struct srv_conn *c, const struct wire_hdr *req, int status,

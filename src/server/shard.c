@@ -42,13 +42,22 @@ conn_free(struct srv_conn *c)
 	free(c);
 }
 
+/*
+ * Drop a connection: its endpoint is closed now (the net layer may free
+ * it at once, so c->ep is cleared and nothing may use it again); c itself
+ * stays until its last request has finished. Closing may run no callback
+ * here (net.h), so c cannot go away under us.
+ */
 void
 srv_conn_drop(struct srv_conn *c)
 {
 	if (!c->dead) {
+		struct net_ep *ep = c->ep;
+
 		c->dead = true;
-		net_ep_set_user(c->ep, NULL);
-		net_ep_close(c->ep);
+		c->ep = NULL;
+		net_ep_set_user(ep, NULL);
+		net_ep_close(ep);
 	}
 	if (c->inflight == 0)
 		conn_free(c);
@@ -76,9 +85,9 @@ static void
 on_accept(void *arg, struct net_ep *ep)
 {
 	struct srv_shard *sh = arg;
-	struct srv_conn *c = calloc(1, sizeof(*c));
+	struct srv_conn *c = sh->draining ? NULL : calloc(1, sizeof(*c));
 
-	if (c == NULL) {
+	if (c == NULL) { /* stopping, or no memory: refused */
 		net_ep_close(ep);
 		return;
 	}
@@ -111,7 +120,8 @@ on_err(void *arg, struct net_ep *ep, int err)
 		return;
 	log_info("shard", "connection of tenant %s lost: %s",
 		 c->tenant_name[0] ? c->tenant_name : "-", gpc_strerror(err));
-	c->dead = true; /* the net layer closes the endpoint */
+	c->dead = true; /* the net layer closes (and frees) the endpoint */
+	c->ep = NULL;
 	net_ep_set_user(ep, NULL);
 	if (c->inflight == 0)
 		conn_free(c);
@@ -214,26 +224,78 @@ publish(struct srv_shard *sh)
 		apply_quotas(sh);
 }
 
-/* Finish in-flight work, seal and flush, then leave. */
+/* Endpoint flushes of the drain not yet complete (this thread's). */
+static _Thread_local unsigned drain_flushing;
+
 static void
-shard_drain(struct srv_shard *sh)
+drain_flush_cb(void *arg, int rc)
+{
+	(void)arg, (void)rc;
+	drain_flushing--;
+}
+
+/* Run the loop until no request is in flight or ns pass. */
+static void
+drain_wait(struct srv_shard *sh, uint64_t ns)
 {
 	uint64_t t0 = clock_now_ns();
 
-	while (sh->inflight > 0 && clock_now_ns() - t0 < 10000000000ull) {
+	while (sh->inflight > 0 && clock_now_ns() - t0 < ns) {
 		net_progress(sh->w);
 		store_poll(sh->st, 0);
 		srv_retry(sh);
+	}
+}
+
+/*
+ * SIGTERM: new transfers are answered BUSY and new connections refused
+ * (sh->draining); finish what is in flight; if a peer does not let its
+ * transfers finish in 10 s, drop every connection (their RMA fails, the
+ * reservations are abandoned) and wait for the requests to unwind. Then
+ * make sure the answers reached the clients, seal and flush, and go.
+ */
+static void
+shard_drain(struct srv_shard *sh)
+{
+	uint64_t t0;
+
+	sh->draining = true;
+	drain_wait(sh, 10000000000ull);
+	if (sh->inflight > 0) {
+		log_warn("shard", "shard %u: %u requests still in flight after "
+			 "10 s: dropping their connections", sh->idx,
+			 sh->inflight);
+		for (struct srv_conn *c = sh->conns, *n; c != NULL; c = n) {
+			n = c->next;
+			srv_conn_drop(c);
+		}
+		drain_wait(sh, 5000000000ull);
+	}
+	/*
+	 * The answers just sent must reach their clients before the
+	 * connections are closed: a forced close drops them, and their send
+	 * operations never complete (leaked). Bounded: a peer that does not
+	 * take them within 2 s loses them.
+	 */
+	for (struct srv_conn *c = sh->conns; c != NULL; c = c->next)
+		if (!c->dead && c->ep != NULL &&
+		    net_flush_nb(c->ep, drain_flush_cb, NULL) == 0)
+			drain_flushing++;
+	t0 = clock_now_ns();
+	while (drain_flushing > 0 && clock_now_ns() - t0 < 2000000000ull)
+		net_progress(sh->w);
+	if (sh->inflight > 0) { /* buffers still in use: leak, never free */
+		log_err("shard", "shard %u: %u requests never finished; exiting "
+			"without sealing", sh->idx, sh->inflight);
+		return;
 	}
 	store_close(sh->st); /* prefetches in flight end here too */
 	sh->st = NULL;
 	rcache_destroy(sh->rc);
 	sh->rc = NULL;
-	while (sh->conns != NULL) {
-		struct srv_conn *c = sh->conns;
-
-		c->inflight = 0;
-		srv_conn_drop(c);
+	for (struct srv_conn *c = sh->conns, *n; c != NULL; c = n) {
+		n = c->next;
+		srv_conn_drop(c); /* no request left: freed now */
 	}
 }
 
@@ -250,6 +312,8 @@ shard_main(void *arg)
 	if (rc == 0)
 		rc = net_worker_create(s->net, NET_AM_TO_SERVER, on_msg, on_err,
 				       sh, &sh->w);
+	if (rc == 0)
+		net_worker_set_max_msg(sh->w, WIRE_HDR_SIZE + WIRE_MAX_BODY);
 	if (rc == 0)
 		rc = net_listen(sh->w, s->cfg.listen_addr,
 				(uint16_t)(s->cfg.port + sh->idx), on_accept);
@@ -296,8 +360,14 @@ srv_shard_start(struct srv *s, unsigned idx)
 }
 
 void
-srv_shard_join(struct srv_shard *sh)
+srv_shard_stop(struct srv_shard *sh)
 {
 	atomic_store(&sh->stop, true);
+}
+
+void
+srv_shard_join(struct srv_shard *sh)
+{
+	srv_shard_stop(sh);
 	pthread_join(sh->th, NULL);
 }

@@ -110,7 +110,7 @@ int store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
  * (nothing is published). The segment is not sealed while reservations
  * on it are open. -EAGAIN: the write buffer is full, poll and retry.
  */
-#define STORE_RESV_MAXIOV 8
+#define STORE_RESV_MAXIOV 34 /* a record spans at most k + 1 chunks */
 struct store_resv {
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
