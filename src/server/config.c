@@ -63,7 +63,8 @@ _Static_assert(sizeof(unsigned) == 4 && sizeof(int) == 4, "field widths");
 #define CFG_FILE_MAX (1u << 20)    /* largest config file */
 #define CFG_DIR_MAX 4000           /* room for "/devN.img" in a path */
 #define CFG_DEFAULT_DEVS 4u
-#define CFG_DEFAULT_CHUNK (8u << 20) /* the engine's default chunk size */
+/* The engine's default chunk: 32 MiB of data per segment, whatever k. */
+#define CFG_DEFAULT_SEG (32u << 20)
 
 enum cfg_sect { SECT_NONE, SECT_SERVER, SECT_STORE, SECT_TENANT };
 
@@ -1114,7 +1115,8 @@ check_devices(const struct srv_config *c, char *err, size_t errlen)
 static int
 check_sizes(const struct srv_config *c, char *err, size_t errlen)
 {
-	uint64_t chunk = c->chunk_size ? c->chunk_size : CFG_DEFAULT_CHUNK;
+	uint64_t chunk = c->chunk_size ? c->chunk_size
+				       : CFG_DEFAULT_SEG / (c->k ? c->k : 1) + 4096;
 	uint64_t seg = (uint64_t)c->k * chunk;
 	char a[32], b[32];
 

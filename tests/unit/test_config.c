@@ -461,9 +461,10 @@ test_check(void)
 		{ "server.listen=10.0.0.1", NULL }, /* 10.0.0.1 vs 127.0.0.1 */
 		{ "server.metrics_addr=0.0.0.0", "metrics_port 7076" },
 		{ "server.metrics_port=0", NULL },
-		{ "store.dram_buffer=32M", NULL },
-		{ "store.dram_buffer=31M", "dram_buffer 31M holds fewer than 2 "
-					   "segments of k * chunk_size = 16M" },
+		/* engine default: 32 MiB of data per segment, chunk 16M+4K */
+		{ "store.dram_buffer=65M", NULL },
+		{ "store.dram_buffer=64M", "dram_buffer 64M holds fewer than 2 "
+					   "segments of k * chunk_size = 32776K" },
 		{ "store.chunk_size=64K", NULL },
 		{ "store.device_size=2M", NULL },
 		{ "store.chunk_size=1M", "device_size 2M is too small" },
