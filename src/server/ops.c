@@ -247,6 +247,56 @@ rma_issue(struct srv_blk *b, bool put, const struct iovec *loc, unsigned nl,
 	rma_cb(b, 0);
 }
 
+/* A request's transfers may take this long; then its peer is dropped. */
+#define SRV_REQ_DEADLINE_NS (30ull * 1000000000ull)
+
+static void
+req_link(struct srv_shard *sh, struct srv_req *r)
+{
+	r->aprev = NULL;
+	r->anext = sh->all;
+	if (sh->all)
+		sh->all->aprev = r;
+	sh->all = r;
+}
+
+static void
+req_unlink(struct srv_shard *sh, struct srv_req *r)
+{
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else if (sh->all == r)
+		sh->all = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	r->aprev = r->anext = NULL;
+}
+
+/*
+ * A client that stops serving its side of RMA (or vanishes without its
+ * transport noticing) must not hold write-buffer space forever: once a
+ * request of it is older than the deadline, its connection is dropped,
+ * the RMA fails and its reservations are abandoned. Run about once a
+ * second from the shard loop.
+ */
+void
+srv_sweep(struct srv_shard *sh)
+{
+	uint64_t now = clock_now_ns();
+
+	if (now - sh->last_sweep < 1000000000ull)
+		return;
+	sh->last_sweep = now;
+	for (struct srv_req *r = sh->all; r != NULL; r = r->anext) {
+		if (r->c->dead || now - r->t0 < SRV_REQ_DEADLINE_NS)
+			continue;
+		log_warn("ops", "tenant '%s': request %llu stuck for 30 s: "
+			 "connection dropped", r->c->tenant_name,
+			 (unsigned long long)r->h.req_id);
+		srv_conn_drop(r->c); /* r stays: its blocks unwind */
+	}
+}
+
 static void
 req_free(struct srv_req *r)
 {
@@ -276,6 +326,7 @@ req_reply(struct srv_req *r)
 		       r->h.opcode == WIRE_OP_PUT ? r->bytes : 0,
 		       r->h.opcode == WIRE_OP_GET ? r->bytes : 0);
 	free(body);
+	req_unlink(sh, r);
 	req_free(r);
 	sh->inflight--;
 	if (--c->inflight == 0 && c->dead)
@@ -538,6 +589,7 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	r->t0 = clock_now_ns();
 	c->inflight++;
 	sh->inflight++;
+	req_link(sh, r);
 	if (req_run(r)) {
 		r->link = sh->retry;
 		sh->retry = r;

@@ -62,6 +62,7 @@ struct srv_blk {
 
 struct srv_req {
 	struct srv_req *link;   /* shard's retry list */
+	struct srv_req *aprev, *anext; /* shard's list of every request */
 	struct srv_conn *c;
 	struct wire_hdr h;
 	uint8_t *body;
@@ -87,6 +88,8 @@ struct srv_shard {
 	struct srv_conn *conns;
 	struct srv_req *retry;  /* waiting for write-buffer room */
 	struct rcache *rc;      /* blocks prefetched by LOOKUP */
+	struct srv_req *all;    /* every request in flight, oldest last */
+	uint64_t last_sweep;
 	unsigned inflight;
 	struct srv_shard_metrics *m;
 	atomic_bool stop;
@@ -121,5 +124,6 @@ int srv_shard_of(const uint8_t *key, unsigned nshards);
 /* ops.c */
 void srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len);
 void srv_retry(struct srv_shard *sh);
+void srv_sweep(struct srv_shard *sh);
 
 #endif

@@ -335,6 +335,7 @@ shard_main(void *arg)
 
 		n += (unsigned)store_poll(sh->st, 0);
 		srv_retry(sh);
+		srv_sweep(sh);
 		publish(sh);
 		if (n == 0 && store_pending(sh->st) == 0 && sh->retry == NULL)
 			net_wait(sh->w, 50);
