@@ -133,14 +133,16 @@ net_ctx_create(bool multi_thread, struct net_ctx **out)
 	if (st == UCS_OK && getenv("UCX_TCP_CM_REUSEADDR") == NULL)
 		(void)ucp_config_modify(cfg, "CM_REUSEADDR", "y");
 	/*
-	 * Our endpoints ask UCX to report a dead peer. UCX 1.13 then keeps
-	 * only transports that can tell, and its shared-memory ones (posix,
-	 * sysv) say they cannot unless MM_ERROR_HANDLING is on: without it a
-	 * same-host client silently gets RMA emulated over tcp messages. It
-	 * must be on at both ends; both come through here.
+	 * Shared memory stays off by default. Our endpoints ask UCX to report a
+	 * dead peer, and UCX 1.13 then keeps only transports that can tell:
+	 * posix and sysv qualify only with UCX_MM_ERROR_HANDLING=y (at both
+	 * ends); without it a same-host client gets RMA emulated over tcp
+	 * messages. We do not turn it on ourselves: UCX does not check the
+	 * rkeys it is handed on those transports, so a tenant can forge one
+	 * naming another process's segment and have the server read or write
+	 * it (tests/net/test_security.c, forged rkey). Set it only where every
+	 * client is trusted (benchmarks, a single-tenant host).
 	 */
-	if (st == UCS_OK && getenv("UCX_MM_ERROR_HANDLING") == NULL)
-		(void)ucp_config_modify(cfg, "MM_ERROR_HANDLING", "y");
 	if (st == UCS_OK) {
 		st = ucp_init(&p, cfg, &c->ucp);
 		ucp_config_release(cfg);
@@ -310,8 +312,14 @@ net_worker_destroy(struct net_worker *w)
 			net_ep_close(e);
 		e = next;
 	}
-	for (int i = 0; i < 1000 && w->eps != NULL; i++)
-		ucp_worker_progress(w->w); /* let closes finish */
+	/*
+	 * Let closes finish; net_progress, not ucp_worker_progress, so that
+	 * operations the forced closes purged (queued on dhead) complete
+	 * too: else they and their buffers leak (a daemon stopped under
+	 * load showed it).
+	 */
+	for (int i = 0; i < 1000 && (w->eps != NULL || w->dhead != NULL); i++)
+		net_progress(w);
 	while ((e = w->eps) != NULL) { /* stuck closes: free anyway */
 		w->eps = e->next;
 		free(e);

@@ -74,6 +74,44 @@ op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	srv_reply(c, h, 0, 0, 0, resp, sizeof(resp));
 }
 
+/* A connection whose AUTH failed: its answer is on the way out, and any
+ * message it sends meanwhile drops it (no state accepts one). */
+#define CONN_CLOSING 3
+_Static_assert(CONN_CLOSING != CONN_NEW && CONN_CLOSING != CONN_CHALLENGED &&
+		       CONN_CLOSING != CONN_AUTHED,
+	       "a state of its own");
+
+static void
+auth_fail_sent(void *arg, int rc)
+{
+	struct srv_conn *c = arg;
+
+	(void)rc;
+	c->sh->inflight--;
+	c->inflight--;
+	srv_conn_drop(c);
+}
+
+/*
+ * Answer -GPC_EAUTH, then close once the answer is out: a forced close
+ * right after the send can discard it, and the client would see a reset
+ * instead of the reason. The hold on inflight keeps the connection (and a
+ * shard drain) until the flush completes, whatever the peer does.
+ */
+static void
+auth_fail(struct srv_conn *c, const struct wire_hdr *h)
+{
+	srv_reply(c, h, -GPC_EAUTH, 0, 0, NULL, 0);
+	c->state = CONN_CLOSING;
+	c->inflight++;
+	c->sh->inflight++;
+	if (net_flush_nb(c->ep, auth_fail_sent, c) < 0) {
+		c->sh->inflight--;
+		c->inflight--;
+		srv_conn_drop(c);
+	}
+}
+
 static void
 op_auth(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 {
@@ -98,8 +136,7 @@ op_auth(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		srv_metrics_auth_fail(c->sh->m);
 		log_warn("ops", "authentication failed for tenant '%s'",
 			 c->tenant_name);
-		srv_reply(c, h, -GPC_EAUTH, 0, 0, NULL, 0);
-		srv_conn_drop(c);
+		auth_fail(c, h);
 		return;
 	}
 	c->state = CONN_AUTHED;
@@ -183,6 +220,68 @@ desc_check(struct srv_conn *c, const struct wire_block *wb)
 			return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * Read buffers of GETs from flash, reused. A fresh posix_memalign per
+ * block (2 MiB and up) cost the shard a page fault, a zeroed page and a
+ * memcg charge per 4 KiB on every GET, and the unmap on free (perf:
+ * clear_page, do_anonymous_page, unmap_page_range). Each shard thread
+ * keeps up to RBUF_KEEP of them, RBUF_MAX_BYTES in all; a buffer is
+ * reused for a block of at least half its size.
+ */
+#define RBUF_KEEP 64u
+#define RBUF_MAX_BYTES (128ull << 20)
+
+static _Thread_local struct {
+	unsigned n;
+	uint64_t bytes;
+	uint8_t *p[RBUF_KEEP];
+	size_t cap[RBUF_KEEP];
+} rbufs;
+
+static uint8_t *
+rbuf_get(size_t need, size_t *cap)
+{
+	void *p;
+
+	for (unsigned i = rbufs.n; i-- > 0;) {
+		if (rbufs.cap[i] < need || rbufs.cap[i] / 2 > need)
+			continue;
+		p = rbufs.p[i];
+		*cap = rbufs.cap[i];
+		rbufs.bytes -= *cap;
+		rbufs.n--;
+		rbufs.p[i] = rbufs.p[rbufs.n];
+		rbufs.cap[i] = rbufs.cap[rbufs.n];
+		return p;
+	}
+	if (posix_memalign(&p, STORE_IO_ALIGN, need) != 0)
+		return NULL;
+	*cap = need;
+	return p;
+}
+
+static void
+rbuf_put(uint8_t *p, size_t cap)
+{
+	if (p == NULL)
+		return;
+	if (rbufs.n == RBUF_KEEP || rbufs.bytes + cap > RBUF_MAX_BYTES) {
+		free(p);
+		return;
+	}
+	rbufs.p[rbufs.n] = p;
+	rbufs.cap[rbufs.n++] = cap;
+	rbufs.bytes += cap;
+}
+
+void
+srv_rbufs_free(void)
+{
+	while (rbufs.n > 0)
+		free(rbufs.p[--rbufs.n]);
+	rbufs.bytes = 0;
 }
 
 static void rma_done(struct srv_blk *b);
@@ -397,7 +496,7 @@ rma_done(struct srv_blk *b)
 		b->ce = NULL;
 		store_get_zc_release(st, b->ref);
 		b->ref = NULL;
-		free(b->rbuf);
+		rbuf_put(b->rbuf, b->rcap);
 		b->rbuf = NULL;
 		blk_end(b, rc < 0 ? rc : (int)b->resv.len);
 		return;
@@ -422,7 +521,7 @@ get_data_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
 	const struct wire_block *wb = &b->r->blk[b->i];
 
 	if (rc < 0) {
-		free(b->rbuf);
+		rbuf_put(b->rbuf, b->rcap);
 		b->rbuf = NULL;
 		blk_end(b, rc);
 		return;
@@ -493,14 +592,15 @@ blk_start(struct srv_req *r, unsigned i)
 	if (get_cached(b, wb))
 		return 0;
 	cap = (wb->total + STORE_IO_ALIGN - 1) & ~(size_t)(STORE_IO_ALIGN - 1);
-	if (posix_memalign((void **)&b->rbuf, STORE_IO_ALIGN, cap) != 0) {
+	b->rbuf = rbuf_get(cap, &b->rcap);
+	if (b->rbuf == NULL) {
 		blk_end(b, -ENOMEM);
 		return 0;
 	}
-	rc = store_get_zc_submit(st, r->ns, wb->key, b->rbuf, cap, get_data_cb,
-				 b);
+	rc = store_get_zc_submit(st, r->ns, wb->key, b->rbuf, b->rcap,
+				 get_data_cb, b);
 	if (rc < 0) {
-		free(b->rbuf);
+		rbuf_put(b->rbuf, b->rcap);
 		b->rbuf = NULL;
 		blk_end(b, rc);
 	}

@@ -58,6 +58,7 @@ struct srv_blk {
 	struct store_zc_ref *ref;
 	struct rcache_ent *ce;  /* GET served from the read cache */
 	uint8_t *rbuf;
+	size_t rcap;            /* bytes of rbuf */
 };
 
 struct srv_req {
@@ -125,5 +126,7 @@ int srv_shard_of(const uint8_t *key, unsigned nshards);
 void srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len);
 void srv_retry(struct srv_shard *sh);
 void srv_sweep(struct srv_shard *sh);
+/* Free the calling shard thread's spare read buffers (at its exit). */
+void srv_rbufs_free(void);
 
 #endif

@@ -293,6 +293,7 @@ shard_drain(struct srv_shard *sh)
 	sh->st = NULL;
 	rcache_destroy(sh->rc);
 	sh->rc = NULL;
+	srv_rbufs_free();
 	for (struct srv_conn *c = sh->conns, *n; c != NULL; c = n) {
 		n = c->next;
 		srv_conn_drop(c); /* no request left: freed now */

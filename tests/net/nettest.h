@@ -18,11 +18,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,6 +44,7 @@ static const char *nt_exe;      /* path of gpucached */
 static const char *nt_self;     /* path of this test */
 static char nt_conf[320];
 static unsigned nt_dev_mb = 96; /* device_size of the config */
+static unsigned nt_chunk_mb = 4; /* chunk_size (a segment is 2 chunks) */
 static uint16_t nt_port;
 static volatile pid_t nt_daemon = -1;
 static int nt_daemon_out = -1;  /* read end of the daemon's stdout */
@@ -99,15 +102,19 @@ nt_cleanup(void)
 		nftw(nt_dir, nt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* The watchdog: only async-signal-safe calls (kill, fork, exec). */
+/*
+ * The watchdog (SIGALRM), also run on SIGTERM/SIGINT (meson's timeout):
+ * only async-signal-safe calls (kill, fork, exec).
+ */
 static void
 nt_on_alarm(int sig)
 {
 	static const char msg[] = "FATAL: watchdog: test took too long\n";
+	static const char msg2[] = "FATAL: terminated\n";
 	pid_t p;
 
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
+	if (write(2, sig == SIGALRM ? msg : msg2,
+		  sig == SIGALRM ? sizeof(msg) - 1 : sizeof(msg2) - 1) < 0) {
 		/* nothing to do */
 	}
 	nt_kill_all();
@@ -162,6 +169,8 @@ nt_setup(const char *name, int argc, char **argv, unsigned watchdog_s)
 	nt_owner = getpid();
 	atexit(nt_cleanup);
 	signal(SIGALRM, nt_on_alarm);
+	signal(SIGTERM, nt_on_alarm);
+	signal(SIGINT, nt_on_alarm);
 	alarm(watchdog_s);
 	printf("%s: UCX_TLS=%s, dir %s\n", name,
 	       getenv("UCX_TLS") ? getenv("UCX_TLS") : "(default)", nt_dir);
@@ -191,14 +200,14 @@ nt_write_conf(uint16_t port)
 		"device_size = %uM\n"
 		"k = 2\n"
 		"m = 1\n"
-		"chunk_size = 4M\n"
+		"chunk_size = %uM\n"
 		"dram_buffer = 16M\n"
 		"[tenant alice]\n"
 		"secret = " NT_ALICE_SECRET "\n"
 		"[tenant bob]\n"
 		"secret = " NT_BOB_SECRET "\n",
 		port, getenv("GPC_NET_LOG") ? getenv("GPC_NET_LOG") : "warn", nt_dir,
-		nt_dir, nt_dir, nt_dir, nt_dev_mb);
+		nt_dir, nt_dir, nt_dir, nt_dev_mb, nt_chunk_mb);
 	REQUIRE(fclose(f) == 0);
 	nt_port = port;
 }
@@ -239,6 +248,8 @@ nt_daemon_try_start(unsigned timeout_ms)
 	pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0) {
+		/* never outlive the test, even if it is killed */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(p[1], 1);
 		execl(nt_exe, nt_exe, "-c", nt_conf, (char *)NULL);
 		_exit(127);
@@ -299,27 +310,54 @@ nt_daemon_restart(void)
 	REQUIRE(!"gpucached did not restart");
 }
 
-/* SIGTERM; the exit status (wait status), or -1 if it did not exit
+/* Wait for the daemon to exit: its wait status, or -1 if it did not
  * within timeout_ms (then it is killed). */
 static inline int
-nt_daemon_stop(unsigned timeout_ms)
+nt_daemon_wait(unsigned timeout_ms)
 {
 	uint64_t t0 = nt_now_ms();
 	int st;
 
 	REQUIRE(nt_daemon > 0);
-	kill(nt_daemon, SIGTERM);
 	while (nt_now_ms() - t0 < timeout_ms) {
 		if ((st = nt_daemon_reap()) >= 0)
 			return st;
 		nt_sleep_ms(10);
 	}
+	fprintf(stderr, "gpucached did not exit within %u ms: killed\n",
+		timeout_ms);
 	kill(nt_daemon, SIGKILL);
 	waitpid(nt_daemon, NULL, 0);
 	nt_daemon = -1;
 	close(nt_daemon_out);
 	nt_daemon_out = -1;
 	return -1;
+}
+
+/* SIGTERM; the exit status (wait status), or -1 if it did not exit
+ * within timeout_ms (then it is killed). */
+static inline int
+nt_daemon_stop(unsigned timeout_ms)
+{
+	REQUIRE(nt_daemon > 0);
+	kill(nt_daemon, SIGTERM);
+	return nt_daemon_wait(timeout_ms);
+}
+
+/* A wait status that is a clean exit 0; else say what it was. */
+static inline bool
+nt_exit0(int st, const char *what)
+{
+	if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return true;
+	if (st < 0)
+		fprintf(stderr, "%s: did not exit\n", what);
+	else if (WIFEXITED(st))
+		fprintf(stderr, "%s: exit status %d\n", what, WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		fprintf(stderr, "%s: killed by signal %d\n", what,
+			WTERMSIG(st));
+	return false;
 }
 
 static inline void
@@ -340,10 +378,18 @@ nt_daemon_alive(void)
 	return nt_daemon > 0 && nt_daemon_reap() == -1;
 }
 
-/* Run this executable again as a child: argv = self, gpucached, args. */
+/*
+ * Run this executable again as a child: argv = self, gpucached, args.
+ * outfd: NULL, or where the read end of a pipe from its fd 3 goes (not
+ * stdout: UCX prints its warnings there);
+ * infd: NULL, or where the write end of a pipe to its stdin goes;
+ * errfile: NULL, or a file that gets its stderr.
+ */
 static inline pid_t
-nt_spawn(unsigned slot, const char *const *args)
+nt_spawn_io(unsigned slot, const char *const *args, int *outfd, int *infd,
+	    const char *errfile)
 {
+	int p[2] = { -1, -1 }, q[2] = { -1, -1 };
 	const char *av[16];
 	unsigned n = 0;
 	pid_t pid;
@@ -356,15 +402,45 @@ nt_spawn(unsigned slot, const char *const *args)
 		n++;
 	}
 	av[n] = NULL;
+	if (outfd != NULL)
+		REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+	if (infd != NULL)
+		REQUIRE(pipe2(q, O_CLOEXEC) == 0);
 	pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (outfd != NULL)
+			dup2(p[1], 3);
+		if (infd != NULL)
+			dup2(q[0], 0);
+		if (errfile != NULL) {
+			int e = open(errfile, O_WRONLY | O_CREAT | O_TRUNC,
+				     0600);
+
+			if (e >= 0)
+				dup2(e, 2);
+		}
 		execv("/proc/self/exe", (char *const *)av);
 		execv(nt_self, (char *const *)av);
 		_exit(127);
 	}
 	nt_child[slot] = pid;
+	if (outfd != NULL) {
+		close(p[1]);
+		*outfd = p[0];
+	}
+	if (infd != NULL) {
+		close(q[0]);
+		*infd = q[1];
+	}
 	return pid;
+}
+
+static inline pid_t
+nt_spawn(unsigned slot, const char *const *args)
+{
+	return nt_spawn_io(slot, args, NULL, NULL, NULL);
 }
 
 /* Wait for child slot up to timeout_ms; its wait status or -1 (killed). */

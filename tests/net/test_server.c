@@ -574,11 +574,10 @@ test_clients(struct gpc_client *c)
 		nt_spawn(i, args);
 	}
 	for (unsigned i = 0; i < NCHILD; i++) {
-		int st = nt_child_wait(i, 30000);
+		char what[32];
 
-		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-			fprintf(stderr, "child %u: wait status %d\n", i, st);
-		CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		snprintf(what, sizeof(what), "client process %u", i);
+		CHECK(nt_exit0(nt_child_wait(i, 30000), what));
 	}
 	/* and every child's blocks are visible to this process too */
 	buf_alloc(c, &b, 24 * MB);
@@ -607,7 +606,6 @@ test_restart(struct gpc_client **cp)
 	size_t lens[ND + NV];
 	struct gpc_client *c = *cp;
 	struct buf b;
-	int st;
 
 	for (unsigned i = 0; i < ND + NV; i++) {
 		ids[i] = 9000 + i;
@@ -620,12 +618,7 @@ test_restart(struct gpc_client **cp)
 	CHECK_RC(get_ids(c, &b, NS, keys, ids, lens, ND + NV, NULL), 0);
 	gpc_mem_deregister(c, b.mr);
 	gpc_close(c);
-	st = nt_daemon_stop(20000);
-	if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0))
-		fprintf(stderr, "gpucached after SIGTERM: wait status %d "
-			"(exited %d, code %d, signal %d)\n", st, WIFEXITED(st),
-			WEXITSTATUS(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-	CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(nt_exit0(nt_daemon_stop(20000), "gpucached after SIGTERM"));
 	nt_daemon_restart();
 	*cp = c = nt_connect("alice");
 	buf_alloc(c, &b, 16 * MB);
@@ -643,13 +636,12 @@ main(int argc, char **argv)
 {
 	struct gpc_client *c;
 	uint64_t t0;
-	int st;
 
 	if (argc >= 5 && strcmp(argv[2], "--child") == 0)
 		return child_main((uint16_t)atoi(argv[3]),
 				  (unsigned)atoi(argv[4]));
 	nt_dev_mb = 40; /* small, so that the pin test can wrap the log */
-	nt_setup("net_server", argc, argv, 120);
+	nt_setup("net_server", argc, argv, 100);
 	scratch = malloc(2 * MB + 4096);
 	REQUIRE(scratch != NULL);
 	t0 = nt_now_ms();
@@ -664,8 +656,7 @@ main(int argc, char **argv)
 	test_pin(c);
 	test_restart(&c);
 	gpc_close(c);
-	st = nt_daemon_stop(20000);
-	CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(nt_exit0(nt_daemon_stop(20000), "gpucached after SIGTERM"));
 	free(scratch);
 	printf("total %llu ms\n", (unsigned long long)(nt_now_ms() - t0));
 	return test_summary("net_server");
