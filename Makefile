@@ -13,7 +13,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: demo-engine all deps build build-asan test test-plain test-asan demo \
+.PHONY: bench-net demo-engine all deps build build-asan test test-plain test-asan demo \
 	bench-engine crash-long clean
 
 all: build
@@ -55,6 +55,10 @@ demo-engine: build
 bench-engine: build
 	@scripts/deps.sh bench
 	scripts/bench-engine.sh $(BUILD)
+
+bench-net: build
+	@scripts/deps.sh bench
+	scripts/bench-net.sh $(BUILD)
 
 crash-long: build-asan
 	GPC_CRASH_SEEDS=$${GPC_CRASH_SEEDS:-20000} $(ASAN_BUILD)/tests/test_crash

@@ -1,0 +1,603 @@
+/*
+ * bench_net.c - a load generator for a running gpucached, through
+ * libgpucache only (scripts/bench-net.sh drives it; make bench-net).
+ *
+ * --threads N threads, each with its own gpc_client (default) or all on
+ * one shared client (--shared-client). Each thread allocates its buffers
+ * with gpc_mem_alloc (UCX-allocated memory: over shared memory the
+ * server's RMA on it is a true one-sided copy; ordinary registered memory
+ * would be emulated over messages, see /work/shared/MACHINE-NOTES.md),
+ * --depth slots of --batch blocks of --size bytes, and keeps --depth
+ * batches in flight with gpc_put_submit / gpc_get_submit, polling them
+ * with gpc_test. Blocks answered -GPC_EBUSY are sent again (counted).
+ *
+ * Keys: --keys distinct keys, thread t owns keys i = t (mod N) and cycles
+ * through them. Payload: random bytes (incompressible, so zram does not
+ * flatter the flash case; --pattern: a byte pattern zram compresses),
+ * with the key index stamped into the first and last 8 bytes of every
+ * block; every GET checks both stamps and the length.
+ *
+ * --ops is a sequence run on the same connections: put and get are timed
+ * (--seconds after a short warm-up), fill writes every key once, untimed
+ * (what a following get needs), seal sends one DURABLE put of a spare key,
+ * which makes the server seal its open segment, so a fill right after it
+ * starts a fresh DRAM segment. --rate R (requests per second, all threads)
+ * paces issue for a latency point below peak; a request's latency then
+ * counts from its scheduled time, so queueing behind a late one shows.
+ *
+ * Per timed op one line: GB/s, requests, p50/p99/p999 per request (a
+ * batch), retries, errors, wrong bytes, and with --server-pid the
+ * server's CPU seconds per GB (utime+stime from /proc).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpucache/gpucache.h"
+
+#define MAX_DEPTH 64u
+#define MAX_BATCH 64u
+#define STAMP_X 0xa5c3f00d12345678ull
+
+struct opts {
+	const char *url, *tenant, *secret, *ops;
+	size_t size;
+	unsigned threads, depth, batch;
+	uint64_t keys;
+	double seconds, rate;
+	bool shared, pattern;
+	int srv_pid;
+};
+
+static struct opts o = { .url = "gpc://127.0.0.1:7070", .tenant = "default",
+			 .ops = "put,fill,get", .size = 256 << 10,
+			 .threads = 1, .depth = 8, .batch = 1, .keys = 1024,
+			 .seconds = 2.0 };
+
+enum op { OP_PUT, OP_GET, OP_FILL, OP_SEAL, OP_STOP };
+
+struct slot {
+	struct gpc_req *req;
+	struct gpc_block blk[MAX_BATCH];
+	struct gpc_iov iov[MAX_BATCH];
+	uint8_t key[MAX_BATCH][GPC_KEY_LEN];
+	uint64_t kidx[MAX_BATCH];
+	uint64_t t0;
+	bool busy;
+};
+
+struct thr {
+	pthread_t th;
+	unsigned idx;
+	struct gpc_client *c;
+	struct gpc_mr *mr;
+	uint8_t *mem;
+	uint64_t next_key;      /* position in this thread's key cycle */
+	uint64_t nkeys;         /* keys this thread owns */
+	struct slot slots[MAX_DEPTH];
+	uint64_t *lat;
+	size_t nlat, cap;
+	uint64_t bytes, busy, errors, wrong;
+	int fatal;
+};
+
+static struct thr *thr;
+static struct gpc_client *shared_c;
+static atomic_int phase; /* 0 warm-up, 1 timed, 2 drain */
+static pthread_barrier_t bar;
+static enum op cur_op;
+static uint64_t ns_id;
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Key i: a spread first word (it picks the shard), then i itself. */
+static void
+make_key(uint64_t i, uint8_t *k)
+{
+	uint64_t h = mix64(i);
+
+	memset(k, 0, GPC_KEY_LEN);
+	memcpy(k, &h, 8);
+	memcpy(k + 8, &i, 8);
+	k[31] = 0xb7;
+}
+
+static void
+stamp(uint8_t *p, uint64_t i)
+{
+	uint64_t x = i ^ STAMP_X;
+
+	memcpy(p, &i, 8);
+	memcpy(p + o.size - 8, &x, 8);
+}
+
+static bool
+stamp_ok(const uint8_t *p, uint64_t i)
+{
+	uint64_t a, b;
+
+	memcpy(&a, p, 8);
+	memcpy(&b, p + o.size - 8, 8);
+	return a == i && b == (i ^ STAMP_X);
+}
+
+static struct gpc_client *
+conn(struct thr *t)
+{
+	return t->c;
+}
+
+static int
+thr_setup(struct thr *t)
+{
+	size_t len = (size_t)o.depth * o.batch * o.size;
+	uint64_t s = 0x243f6a8885a308d3ull + t->idx;
+	int rc;
+
+	t->c = shared_c;
+	if (t->c == NULL) {
+		struct gpc_connect_opts co = { .struct_size = sizeof(co),
+					       .tenant = o.tenant,
+					       .secret = o.secret,
+					       .secret_len = strlen(o.secret) };
+
+		rc = gpc_connect(o.url, &co, &t->c);
+		if (rc < 0) {
+			fprintf(stderr, "bench_net: connect %s: %s\n", o.url,
+				gpc_strerror(rc));
+			return rc;
+		}
+	}
+	rc = gpc_mem_alloc(conn(t), len, (void **)&t->mem, &t->mr);
+	if (rc < 0) {
+		fprintf(stderr, "bench_net: gpc_mem_alloc: %s\n",
+			gpc_strerror(rc));
+		return rc;
+	}
+	for (size_t i = 0; o.pattern && i < len; i++)
+		t->mem[i] = (uint8_t)(i * 131 + 7); /* compresses well */
+	for (size_t i = 0; !o.pattern && i + 8 <= len; i += 8) { /* xorshift */
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		memcpy(t->mem + i, &s, 8);
+	}
+	t->nkeys = o.keys / o.threads + (t->idx < o.keys % o.threads);
+	for (unsigned d = 0; d < o.depth; d++)
+		for (unsigned b = 0; b < o.batch; b++) {
+			struct slot *sl = &t->slots[d];
+
+			sl->iov[b] = (struct gpc_iov){
+				.addr = t->mem + ((size_t)d * o.batch + b) * o.size,
+				.len = o.size, .mr = t->mr };
+			sl->blk[b] = (struct gpc_block){ .key = sl->key[b],
+							 .iov = &sl->iov[b],
+							 .iovcnt = 1 };
+		}
+	return 0;
+}
+
+static int
+slot_submit(struct thr *t, struct slot *sl, enum op op)
+{
+	int rc = op == OP_GET
+			 ? gpc_get_submit(conn(t), ns_id, sl->blk, o.batch, &sl->req)
+			 : gpc_put_submit(conn(t), ns_id, sl->blk, o.batch,
+					  op == OP_SEAL ? GPC_PUT_DURABLE : 0,
+					  &sl->req);
+
+	if (rc < 0) {
+		fprintf(stderr, "bench_net: submit: %s\n", gpc_strerror(rc));
+		t->fatal = rc;
+		return rc;
+	}
+	sl->busy = true;
+	return 0;
+}
+
+/* Fill a slot with the thread's next keys and send it. */
+static int
+slot_issue(struct thr *t, struct slot *sl, enum op op, uint64_t t0)
+{
+	for (unsigned b = 0; b < o.batch; b++) {
+		uint64_t i = t->idx + o.threads * (t->next_key++ % t->nkeys);
+
+		if (op == OP_SEAL)
+			i = o.keys + t->idx; /* a spare key, outside the set */
+		sl->kidx[b] = i;
+		make_key(i, sl->key[b]);
+		if (op != OP_GET)
+			stamp((uint8_t *)sl->iov[b].addr, i);
+	}
+	sl->t0 = t0;
+	return slot_submit(t, sl, op);
+}
+
+static void
+lat_add(struct thr *t, uint64_t v)
+{
+	if (t->nlat == t->cap) {
+		uint64_t *n = realloc(t->lat, (t->cap ? 2 * t->cap : 65536) *
+					      sizeof(*t->lat));
+		if (n == NULL)
+			return;
+		t->lat = n;
+		t->cap = t->cap ? 2 * t->cap : 65536;
+	}
+	t->lat[t->nlat++] = v;
+}
+
+/* A finished request: 1 if it went out again (retry of busy blocks). */
+static int
+slot_done(struct thr *t, struct slot *sl, enum op op, bool timed)
+{
+	int rc = gpc_wait(conn(t), sl->req);
+	bool busy = false;
+
+	gpc_req_free(sl->req);
+	sl->req = NULL;
+	sl->busy = false;
+	for (unsigned b = 0; b < o.batch; b++) {
+		int st = sl->blk[b].status;
+
+		if (st == -GPC_EBUSY) {
+			busy = true;
+		} else if (rc < 0 || st < 0 ||
+			   (op == OP_GET && (size_t)st != o.size)) {
+			t->errors++;
+			if (t->errors <= 3)
+				fprintf(stderr, "bench_net: key %" PRIu64 ": %s\n",
+					sl->kidx[b],
+					gpc_strerror(rc < 0 ? rc : st < 0 ? st : -EIO));
+		} else if (op == OP_GET &&
+			   !stamp_ok(sl->iov[b].addr, sl->kidx[b])) {
+			t->wrong++;
+		}
+	}
+	if (busy) { /* only the busy blocks go again (the library's rule) */
+		t->busy++;
+		return slot_submit(t, sl, op) == 0;
+	}
+	if (timed) {
+		lat_add(t, now_ns() - sl->t0);
+		t->bytes += (uint64_t)o.batch * o.size;
+	}
+	return 0;
+}
+
+/*
+ * Reap finished requests; returns how many ended (retries stay in
+ * flight). gpc_test makes progress on every call, and a progress round
+ * costs an epoll_wait when tcp is among the transports, so one round per
+ * pass: the first busy slot is tested, the others only looked at by
+ * gpc_test once something has completed (answers come roughly in order).
+ */
+static unsigned
+poll_slots(struct thr *t, enum op op, bool timed)
+{
+	unsigned ended = 0;
+	bool progressed = false;
+
+	for (unsigned d = 0; d < o.depth; d++) {
+		struct slot *sl = &t->slots[d];
+
+		if (!sl->busy)
+			continue;
+		if (progressed && ended == 0)
+			break;
+		progressed = true;
+		if (gpc_test(conn(t), sl->req) != 1)
+			continue;
+		if (!slot_done(t, sl, op, timed))
+			ended++;
+	}
+	return ended;
+}
+
+/* Timed put/get: closed loop, or paced with --rate. */
+static void
+run_timed(struct thr *t, enum op op)
+{
+	uint64_t gap = o.rate > 0 ? (uint64_t)(1e9 * o.threads / o.rate) : 0;
+	uint64_t next = now_ns();
+	unsigned inflight = 0;
+
+	for (;;) {
+		int ph = atomic_load_explicit(&phase, memory_order_acquire);
+
+		for (unsigned d = 0; d < o.depth && ph < 2 && !t->fatal; d++) {
+			struct slot *sl = &t->slots[d];
+			uint64_t now;
+
+			if (sl->busy)
+				continue;
+			now = gap ? now_ns() : 0;
+			if (gap && now < next)
+				break;
+			if (slot_issue(t, sl, op, gap ? next : now_ns()) == 0)
+				inflight++;
+			next += gap;
+		}
+		if (inflight == 0 && (ph == 2 || t->fatal))
+			break;
+		inflight -= poll_slots(t, op, ph == 1);
+	}
+}
+
+/* Untimed: every key of this thread once (fill), or one durable put. */
+static void
+run_once(struct thr *t, enum op op)
+{
+	uint64_t left = op == OP_SEAL ? 1 : (t->nkeys + o.batch - 1) / o.batch;
+	unsigned inflight = 0;
+
+	t->next_key = 0;
+	while ((left > 0 || inflight > 0) && !t->fatal) {
+		for (unsigned d = 0; d < o.depth && left > 0; d++) {
+			if (t->slots[d].busy)
+				continue;
+			if (slot_issue(t, &t->slots[d], op, now_ns()) == 0)
+				inflight++;
+			left--;
+		}
+		inflight -= poll_slots(t, op, false);
+	}
+	t->next_key = 0;
+}
+
+static void *
+thr_main(void *arg)
+{
+	struct thr *t = arg;
+
+	t->fatal = thr_setup(t);
+	pthread_barrier_wait(&bar); /* set up */
+	for (;;) {
+		pthread_barrier_wait(&bar); /* op chosen */
+		if (cur_op == OP_STOP)
+			break;
+		if (!t->fatal && (cur_op == OP_PUT || cur_op == OP_GET))
+			run_timed(t, cur_op);
+		else if (!t->fatal && (cur_op == OP_FILL ||
+				       (cur_op == OP_SEAL && t->idx == 0)))
+			run_once(t, cur_op);
+		pthread_barrier_wait(&bar); /* op done */
+	}
+	return NULL;
+}
+
+static double
+proc_cpu_s(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+report(const char *name, double dt, double cpu)
+{
+	uint64_t bytes = 0, n = 0, busy = 0, err = 0, wrong = 0, *all;
+	size_t k = 0;
+
+	for (unsigned i = 0; i < o.threads; i++) {
+		bytes += thr[i].bytes;
+		n += thr[i].nlat;
+		busy += thr[i].busy;
+		err += thr[i].errors;
+		wrong += thr[i].wrong;
+	}
+	all = malloc((n ? n : 1) * sizeof(*all));
+	for (unsigned i = 0; i < o.threads; i++) {
+		memcpy(all + k, thr[i].lat, thr[i].nlat * sizeof(*all));
+		k += thr[i].nlat;
+		thr[i].nlat = thr[i].bytes = thr[i].busy = 0;
+		thr[i].errors = thr[i].wrong = 0;
+	}
+	qsort(all, n, sizeof(*all), cmp_u64);
+#define Q(q) (n ? (double)all[(size_t)((double)(n - 1) * (q))] / 1000.0 : 0.0)
+	printf("gpc op=%s size=%zu threads=%u depth=%u batch=%u client=%s "
+	       "rate=%.0f gbps=%.3f reqs=%" PRIu64 " p50_us=%.1f p99_us=%.1f "
+	       "p999_us=%.1f busy=%" PRIu64 " errors=%" PRIu64 " wrong=%" PRIu64
+	       " srv_cpu_s=%.3f bytes=%" PRIu64 " srv_cpu_s_per_gb=%.4f\n",
+	       name, o.size, o.threads, o.depth, o.batch,
+	       o.shared ? "shared" : "per-thread", o.rate,
+	       (double)bytes / dt / 1e9, n, Q(0.5), Q(0.99), Q(0.999), busy, err,
+	       wrong, cpu, bytes, bytes ? cpu / ((double)bytes / 1e9) : 0.0);
+#undef Q
+	fflush(stdout);
+	free(all);
+}
+
+static size_t
+parse_size(const char *s)
+{
+	char *e;
+	double v = strtod(s, &e);
+
+	switch (*e) {
+	case 'k': case 'K': v *= 1024; break;
+	case 'm': case 'M': v *= 1024 * 1024; break;
+	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
+	}
+	return (size_t)v;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+"usage: bench_net --secret S [--url gpc://H:P] [--tenant T] [--size S]\n"
+"       [--threads N] [--depth D] [--batch B] [--keys K] [--seconds T]\n"
+"       [--ops put,fill,get,seal] [--rate REQ_PER_S] [--shared-client]\n"
+"       [--server-pid PID] [--pattern]\n");
+	exit(2);
+}
+
+static void
+parse(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "url", 1, NULL, 'u' }, { "tenant", 1, NULL, 'n' },
+		{ "secret", 1, NULL, 'S' }, { "size", 1, NULL, 's' },
+		{ "threads", 1, NULL, 't' }, { "depth", 1, NULL, 'd' },
+		{ "batch", 1, NULL, 'b' }, { "keys", 1, NULL, 'k' },
+		{ "seconds", 1, NULL, 'T' }, { "ops", 1, NULL, 'o' },
+		{ "rate", 1, NULL, 'r' }, { "shared-client", 0, NULL, 'C' },
+		{ "server-pid", 1, NULL, 'P' }, { "pattern", 0, NULL, 'X' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'u': o.url = optarg; break;
+		case 'n': o.tenant = optarg; break;
+		case 'S': o.secret = optarg; break;
+		case 's': o.size = parse_size(optarg); break;
+		case 't': o.threads = (unsigned)atoi(optarg); break;
+		case 'd': o.depth = (unsigned)atoi(optarg); break;
+		case 'b': o.batch = (unsigned)atoi(optarg); break;
+		case 'k': o.keys = strtoull(optarg, NULL, 0); break;
+		case 'T': o.seconds = atof(optarg); break;
+		case 'o': o.ops = optarg; break;
+		case 'r': o.rate = atof(optarg); break;
+		case 'C': o.shared = true; break;
+		case 'P': o.srv_pid = atoi(optarg); break;
+		case 'X': o.pattern = true; break;
+		default: usage();
+		}
+	}
+	if (o.secret == NULL || o.size < 16 || o.threads == 0 ||
+	    o.depth == 0 || o.depth > MAX_DEPTH || o.batch == 0 ||
+	    o.batch > MAX_BATCH || o.keys < o.threads)
+		usage();
+}
+
+static int
+run_op(const char *name)
+{
+	double cpu0, t0, dt;
+
+	if (strcmp(name, "put") == 0 || strcmp(name, "get") == 0) {
+		cur_op = name[0] == 'p' ? OP_PUT : OP_GET;
+		atomic_store(&phase, 0);
+		pthread_barrier_wait(&bar);
+		usleep(300000); /* warm-up */
+		cpu0 = proc_cpu_s(o.srv_pid);
+		t0 = (double)now_ns();
+		atomic_store(&phase, 1);
+		usleep((useconds_t)(o.seconds * 1e6));
+		atomic_store(&phase, 2);
+		dt = ((double)now_ns() - t0) / 1e9;
+		cpu0 = proc_cpu_s(o.srv_pid) - cpu0;
+		pthread_barrier_wait(&bar);
+		report(name, dt, cpu0);
+		return 0;
+	}
+	if (strcmp(name, "fill") == 0 || strcmp(name, "seal") == 0) {
+		cur_op = name[0] == 'f' ? OP_FILL : OP_SEAL;
+		pthread_barrier_wait(&bar);
+		pthread_barrier_wait(&bar);
+		return 0;
+	}
+	fprintf(stderr, "bench_net: unknown op %s\n", name);
+	return -EINVAL;
+}
+
+int
+main(int argc, char **argv)
+{
+	char ops[128], *save = NULL;
+	int rc = 0;
+
+	parse(argc, argv);
+	ns_id = gpc_namespace("bench-net", 9);
+	if (o.shared) {
+		struct gpc_connect_opts co = { .struct_size = sizeof(co),
+					       .tenant = o.tenant,
+					       .secret = o.secret,
+					       .secret_len = strlen(o.secret) };
+
+		rc = gpc_connect(o.url, &co, &shared_c);
+		if (rc < 0) {
+			fprintf(stderr, "bench_net: connect %s: %s\n", o.url,
+				gpc_strerror(rc));
+			return 1;
+		}
+	}
+	thr = calloc(o.threads, sizeof(*thr));
+	pthread_barrier_init(&bar, NULL, o.threads + 1);
+	for (unsigned i = 0; i < o.threads; i++) {
+		thr[i].idx = i;
+		pthread_create(&thr[i].th, NULL, thr_main, &thr[i]);
+	}
+	pthread_barrier_wait(&bar);
+	for (unsigned i = 0; i < o.threads; i++)
+		if (thr[i].fatal)
+			rc = thr[i].fatal;
+	snprintf(ops, sizeof(ops), "%s", o.ops);
+	for (char *op = strtok_r(ops, ",", &save); rc == 0 && op != NULL;
+	     op = strtok_r(NULL, ",", &save)) {
+		rc = run_op(op);
+		for (unsigned i = 0; i < o.threads; i++)
+			if (thr[i].fatal)
+				rc = thr[i].fatal;
+	}
+	cur_op = OP_STOP;
+	pthread_barrier_wait(&bar);
+	for (unsigned i = 0; i < o.threads; i++) {
+		pthread_join(thr[i].th, NULL);
+		if (thr[i].c != shared_c)
+			gpc_close(thr[i].c);
+		free(thr[i].lat);
+	}
+	gpc_close(shared_c);
+	return rc < 0 ? 1 : 0;
+}
