@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +47,9 @@ static char nt_conf[320];
 static unsigned nt_dev_mb = 96; /* device_size of the config */
 static unsigned nt_chunk_mb = 4; /* chunk_size (a segment is 2 chunks) */
 static uint16_t nt_port;
-static volatile pid_t nt_daemon = -1;
+static _Atomic(pid_t) nt_daemon = -1;
 static int nt_daemon_out = -1;  /* read end of the daemon's stdout */
-static volatile pid_t nt_child[NT_MAX_CHILD];
+static _Atomic(pid_t) nt_child[NT_MAX_CHILD];
 
 static inline uint64_t
 nt_now_ms(void)
