@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "gpucache/gpucache.h"
+#include "bench_common.h"
 
 #define MAX_DEPTH 64u
 #define MAX_BATCH 64u
@@ -455,20 +456,6 @@ report(const char *name, double dt, double cpu)
 	free(all);
 }
 
-static size_t
-parse_size(const char *s)
-{
-	char *e;
-	double v = strtod(s, &e);
-
-	switch (*e) {
-	case 'k': case 'K': v *= 1024; break;
-	case 'm': case 'M': v *= 1024 * 1024; break;
-	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-	}
-	return (size_t)v;
-}
-
 static void
 usage(void)
 {
@@ -500,7 +487,7 @@ parse(int argc, char **argv)
 		case 'u': o.url = optarg; break;
 		case 'n': o.tenant = optarg; break;
 		case 'S': o.secret = optarg; break;
-		case 's': o.size = parse_size(optarg); break;
+		case 's': o.size = bench_parse_size(optarg); break;
 		case 't': o.threads = (unsigned)atoi(optarg); break;
 		case 'd': o.depth = (unsigned)atoi(optarg); break;
 		case 'b': o.batch = (unsigned)atoi(optarg); break;

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include <ucp/api/ucp.h>
+#include "bench_common.h"
 
 #define AM_TO_SRV 0u
 #define AM_TO_CLI 1u
@@ -589,20 +590,6 @@ report(const char *name, double dt, double cpu)
 	free(all);
 }
 
-static size_t
-parse_size(const char *s)
-{
-	char *e;
-	double v = strtod(s, &e);
-
-	switch (*e) {
-	case 'k': case 'K': v *= 1024; break;
-	case 'm': case 'M': v *= 1024 * 1024; break;
-	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-	}
-	return (size_t)v;
-}
-
 static void
 usage(void)
 {
@@ -631,7 +618,7 @@ parse(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'p': o.port = (uint16_t)atoi(optarg); break;
-		case 's': o.size = parse_size(optarg); break;
+		case 's': o.size = bench_parse_size(optarg); break;
 		case 't': o.threads = (unsigned)atoi(optarg); break;
 		case 'd': o.depth = (unsigned)atoi(optarg); break;
 		case 'T': o.seconds = atof(optarg); break;
