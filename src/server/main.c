@@ -260,6 +260,12 @@ reload(struct srv *s, const char *path, struct srv_config **old,
 
 	if (c == NULL)
 		return;
+	if (*nold == 64) { /* old tables are kept for readers: bounded */
+		log_err("main", "reload refused: 64 reloads already; restart "
+			"gpucached");
+		free(c);
+		return;
+	}
 	srv_config_defaults(c);
 	if (srv_config_load(c, path, err, sizeof(err)) < 0 ||
 	    srv_config_check(c, err, sizeof(err)) < 0) {
@@ -267,8 +273,7 @@ reload(struct srv *s, const char *path, struct srv_config **old,
 		free(c);
 		return;
 	}
-	if (*nold < 64)
-		old[(*nold)++] = atomic_exchange(&s->tenants, c);
+	old[(*nold)++] = atomic_exchange(&s->tenants, c);
 	atomic_fetch_add(&s->tenants_gen, 1);
 	log_warn("main", "reloaded %u tenants from %s", c->ntenants, path);
 }

@@ -648,7 +648,8 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	struct srv_shard *sh = c->sh;
 	const struct srv_config *cfg = &sh->srv->cfg;
 	struct srv_req *r;
-	size_t maxd = (size_t)h->count * WIRE_MAX_IOV;
+	/* each descriptor takes 24 body bytes: no more can be in it */
+	size_t maxd = h->body_len / WIRE_DESC_SIZE + 1;
 
 	if (c->inflight >= cfg->max_inflight_conn ||
 	    sh->inflight >= cfg->max_inflight_shard || sh->draining) {
