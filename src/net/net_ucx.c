@@ -547,6 +547,18 @@ net_ep_user(const struct net_ep *ep)
 	return ep->user;
 }
 
+/* Queue o's completion for the next net_progress. */
+static void
+op_defer(struct op *o)
+{
+	o->next = NULL;
+	if (o->w->dtail)
+		o->w->dtail->next = o;
+	else
+		o->w->dhead = o;
+	o->w->dtail = o;
+}
+
 static void
 op_done(void *req, ucs_status_t st, void *user)
 {
@@ -554,16 +566,10 @@ op_done(void *req, ucs_status_t st, void *user)
 
 	o->rc = net_status(st);
 	ucp_request_free(req);
-	if (!in_issue) {
-		op_finish(o);
-		return;
-	}
-	o->next = NULL;
-	if (o->w->dtail)
-		o->w->dtail->next = o;
+	if (in_issue)
+		op_defer(o);
 	else
-		o->w->dhead = o;
-	o->w->dtail = o;
+		op_finish(o);
 }
 
 /* Common tail of every operation: a request pointer or an error. */
@@ -577,12 +583,7 @@ op_issued(struct op *o, ucs_status_ptr_t sp)
 	}
 	if (sp == NULL) { /* done at once after all: deliver at progress */
 		o->rc = 0;
-		o->next = NULL;
-		if (o->w->dtail)
-			o->w->dtail->next = o;
-		else
-			o->w->dhead = o;
-		o->w->dtail = o;
+		op_defer(o);
 	}
 	return 0;
 }

@@ -563,20 +563,27 @@ store_read_summary(struct store *st, uint32_t s, uint8_t **out)
 	return 0;
 }
 
+void
+store_usage_sub(struct store *st, uint64_t ns, uint32_t len4k)
+{
+	unsigned cls = store_ns_class(ns);
+	uint64_t f = store_foot(len4k);
+
+	st->usage[cls] -= f < st->usage[cls] ? f : st->usage[cls];
+}
+
 int
 store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
 	     const struct index_loc *loc)
 {
-	unsigned cls = store_ns_class(ns);
 	struct index_loc old;
 	int rc = index_swap(st->ix, index_hash(ns, key), loc, &old);
 
 	if (rc < 0)
 		return rc;
 	if (rc == 1)
-		st->usage[cls] -= store_foot(old.len4k) < st->usage[cls]
-					  ? store_foot(old.len4k) : st->usage[cls];
-	st->usage[cls] += store_foot(loc->len4k);
+		store_usage_sub(st, ns, old.len4k);
+	st->usage[store_ns_class(ns)] += store_foot(loc->len4k);
 	return 0;
 }
 
@@ -584,11 +591,8 @@ void
 store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
 	     uint32_t len4k)
 {
-	unsigned cls = store_ns_class(ns);
-
 	if (index_remove(st->ix, hk) == 0)
-		st->usage[cls] -= store_foot(len4k) < st->usage[cls]
-					  ? store_foot(len4k) : st->usage[cls];
+		store_usage_sub(st, ns, len4k);
 }
 
 int

@@ -142,6 +142,8 @@ int store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
 		 const struct index_loc *loc);
 void store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
 		  uint32_t len4k);
+/* A block of len4k sectors of namespace ns left the index. */
+void store_usage_sub(struct store *st, uint64_t ns, uint32_t len4k);
 void store_complete(struct store *st, store_cb cb, void *arg, int rc);
 void store_done_push(struct store *st, struct store_done *d);
 int store_sync_io(struct store *st, struct store_io_req *reqs, unsigned n);

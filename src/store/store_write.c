@@ -908,13 +908,9 @@ unindex(struct store *st, const struct wbuf *w)
 		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
 		if (!(d.flags & SUM_F_TOMBSTONE) &&
 		    index_remove_at(st->ix, index_hash(d.ns, d.key), w->slot,
-				    d.off4k) == 0) {
-			unsigned cls = store_ns_class(d.ns);
-			uint64_t f = store_foot((d.len + STORE_SECTOR - 1) /
-						STORE_SECTOR);
-
-			st->usage[cls] -= f < st->usage[cls] ? f : st->usage[cls];
-		}
+				    d.off4k) == 0)
+			store_usage_sub(st, d.ns, (d.len + STORE_SECTOR - 1) /
+						      STORE_SECTOR);
 	}
 }
 
