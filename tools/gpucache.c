@@ -60,8 +60,8 @@ cli_parse_size(const char *s)
 }
 
 /*
- * The region gpucached gives shard d->shard of d->nshards: an equal slice
- * of the smallest device, in whole MiB (src/server/main.c plan_regions).
+ * The region gpucached gives shard d->shard of d->nshards (the same
+ * store_io_region_len the daemon uses).
  */
 static int
 shard_region(const struct cli_devs *d, struct store_io *io,
@@ -77,7 +77,7 @@ shard_region(const struct cli_devs *d, struct store_io *io,
 		    di.state == STORE_DEV_OK && di.size < min)
 			min = di.size;
 	}
-	len = min == UINT64_MAX ? 0 : (min / d->nshards) & ~((1ull << 20) - 1);
+	len = min == UINT64_MAX ? 0 : store_io_region_len(min, d->nshards);
 	if (len == 0 || d->shard >= d->nshards) {
 		fprintf(stderr, "gpucache: no region %u of %u on these devices\n",
 			d->shard, d->nshards);

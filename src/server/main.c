@@ -227,7 +227,7 @@ plan_regions(struct srv *s)
 	store_io_close(io);
 	if (min == UINT64_MAX)
 		return -ENODEV;
-	s->region_len = (min / s->nsh) & ~((1ull << 20) - 1);
+	s->region_len = store_io_region_len(min, s->nsh);
 	return s->region_len >= (16ull << 20) ? 0 : -ENOSPC;
 }
 

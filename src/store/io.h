@@ -128,6 +128,13 @@ int store_io_mem_open(struct store_memdisk *md, struct store_io **out);
  */
 int store_io_region_open(struct store_io *inner, uint64_t off, uint64_t len,
 			 struct store_io **out);
+/* The region gpucached gives each of nshards shards on devices whose
+ * smallest holds min_size bytes: an equal slice, in whole MiB. */
+static inline uint64_t
+store_io_region_len(uint64_t min_size, unsigned nshards)
+{
+	return (min_size / nshards) & ~((1ull << 20) - 1);
+}
 
 /*
  * Shared by the backends (appended; not part of the vtable).
