@@ -53,7 +53,6 @@ struct srv_blk {
 	unsigned i;
 	unsigned rma;           /* RMA operations outstanding */
 	int err;
-	bool started, reserved;
 	struct store_resv resv;
 	struct store_zc_ref *ref;
 	struct rcache_ent *ce;  /* GET served from the read cache */

@@ -80,7 +80,6 @@ struct wbuf {
 	unsigned refs;     /* zero-copy readers pinning the memory */
 	struct store_done *waiters;
 	struct store_io_req *reqs;
-	unsigned nreqs;
 	struct crc_frag *frags; /* every non-zero run of the data chunks */
 	uint32_t nfrags, frags_cap;
 	bool frags_lost;        /* a fragment could not be recorded */
@@ -126,7 +125,6 @@ struct store {
 	uint64_t lost_segs;    /* segments that could not be made durable */
 	uint64_t lost_seen;    /* lost_segs as last reported by a flush */
 	unsigned pending;      /* user ops not yet completed */
-	unsigned sync_pending; /* sync_io requests in flight */
 	struct store_stats s;
 };
 
