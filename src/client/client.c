@@ -33,16 +33,111 @@ gpc_shards(const struct gpc_client *c)
 	return c->nshards;
 }
 
+/* The unfinished part with request id id. A request's parts are sent
+ * under one hold of c->mu, so their ids are consecutive unless a send
+ * failed after taking one. */
 static struct cli_part *
 part_find(struct gpc_client *c, uint64_t id, struct gpc_req **reqp)
 {
-	for (struct gpc_req *r = c->reqs; r != NULL; r = r->next)
-		for (unsigned i = 0; i < r->nparts; i++)
-			if (r->parts[i].req_id == id && !r->parts[i].done) {
+	for (struct gpc_req *r = c->reqs; r != NULL; r = r->next) {
+		uint64_t k;
+
+		if (r->nparts == 0 || id < r->parts[0].req_id)
+			continue;
+		k = id - r->parts[0].req_id;
+		if (k < r->nparts && r->parts[k].req_id == id &&
+		    !r->parts[k].done) {
+			*reqp = r;
+			return &r->parts[k];
+		}
+		for (k = 0; k < r->nparts; k++) /* an id was skipped */
+			if (r->parts[k].req_id == id && !r->parts[k].done) {
 				*reqp = r;
-				return &r->parts[i];
+				return &r->parts[k];
 			}
+	}
 	return NULL;
+}
+
+static void
+part_end(struct gpc_req *r, struct cli_part *p)
+{
+	p->done = true;
+	if (--r->left == 0)
+		r->done = true;
+}
+
+/* A GET is over once its answer is in and no piece is still landing. */
+static void
+get_check(struct gpc_req *r, struct cli_part *p)
+{
+	struct gpc_block *b = &r->blocks[p->idx[0]];
+
+	if (!p->resp || p->rx > 0)
+		return;
+	if (p->rerr < 0)
+		b->status = p->rerr;
+	else if (p->rstatus > 0 && (uint64_t)p->rstatus != p->got)
+		b->status = -GPC_ECORRUPT; /* the pieces did not add up */
+	else
+		b->status = p->rstatus;
+	part_end(r, p);
+}
+
+/* A GET's piece, landing: found again by id when it is in, since the
+ * request may have ended meanwhile (its connection failed). */
+struct get_rx {
+	struct gpc_client *c;
+	uint64_t req_id;
+};
+
+static void
+get_rx_done(void *arg, int rc)
+{
+	struct get_rx *x = arg;
+	struct gpc_req *r;
+	struct cli_part *p = part_find(x->c, x->req_id, &r);
+
+	if (p != NULL) {
+		p->rx--;
+		if (rc < 0 && p->rerr == 0)
+			p->rerr = rc;
+		get_check(r, p);
+	}
+	free(x);
+}
+
+/* DATA for a GET: receive the piece straight into the block's memory.
+ * Left alone, it is dropped. */
+static void
+get_rx(struct gpc_client *c, struct cli_part *p, const struct wire_hdr *h,
+       struct net_data *d)
+{
+	struct gpc_block *b = &p->req->blocks[p->idx[0]];
+	struct iovec iov[WIRE_MAX_IOV], sl[WIRE_MAX_IOV];
+	size_t n = net_data_len(d);
+	struct get_rx *x;
+	int k;
+
+	for (unsigned i = 0; i < b->iovcnt && i < WIRE_MAX_IOV; i++)
+		iov[i] = (struct iovec){ b->iov[i].addr, b->iov[i].len };
+	k = net_iov_slice(iov, b->iovcnt, h->aux, n, sl, WIRE_MAX_IOV);
+	x = malloc(sizeof(*x));
+	if (k < 0 || h->aux != p->got || x == NULL) {
+		free(x);
+		if (p->rerr == 0)
+			p->rerr = x ? -GPC_ECORRUPT : -ENOMEM;
+		return;
+	}
+	*x = (struct get_rx){ .c = c, .req_id = h->req_id };
+	p->got += n;
+	p->rx++;
+	if (net_data_recv_nb(d, sl, (unsigned)k, get_rx_done, x) < 0) {
+		free(x);
+		p->rx--;
+		if (p->rerr == 0)
+			p->rerr = -EIO;
+	}
 }
 
 /* Per-item statuses of a batch answer into the caller's slots. */
@@ -65,7 +160,8 @@ part_statuses(struct gpc_req *r, struct cli_part *p, const struct wire_hdr *h,
 }
 
 static void
-on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
+on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
+       struct net_data *d)
 {
 	struct gpc_client *c = arg;
 	struct wire_hdr h;
@@ -78,12 +174,30 @@ on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
 	p = part_find(c, h.req_id, &r);
 	if (p == NULL || h.shard != p->shard)
 		return;
-	/* a whole-part failure; BUSY is per block, the caller retries them */
-	if (h.status < 0 && h.status != -GPC_EBUSY && r->rc == 0)
+	if (d != NULL) {
+		if (r->op == WIRE_OP_GET &&
+		    h.opcode == (WIRE_OP_DATA | WIRE_OP_RESP) && !p->resp)
+			get_rx(c, p, &h, d);
+		return; /* nothing else comes with data: dropped */
+	}
+	if (h.opcode == (WIRE_OP_DATA | WIRE_OP_RESP))
+		return; /* DATA without data: nonsense */
+	/* a whole-part failure; BUSY is per block, the caller retries them;
+	 * a PUT's or GET's status is its one block's */
+	if (h.status < 0 && h.status != -GPC_EBUSY && r->rc == 0 &&
+	    r->op != WIRE_OP_PUT && r->op != WIRE_OP_GET)
 		r->rc = h.status;
 	switch (r->op) {
-	case WIRE_OP_PUT: case WIRE_OP_GET: case WIRE_OP_DELETE:
-	case WIRE_OP_PIN: case WIRE_OP_UNPIN:
+	case WIRE_OP_PUT: /* one block: status in header */
+		r->blocks[p->idx[0]].status =
+			h.status > 0 ? -GPC_ECORRUPT : h.status;
+		break;
+	case WIRE_OP_GET: /* the block's length, once its pieces are in */
+		p->resp = true;
+		p->rstatus = h.status;
+		get_check(r, p);
+		return;
+	case WIRE_OP_DELETE: case WIRE_OP_PIN: case WIRE_OP_UNPIN:
 		part_statuses(r, p, &h, buf + WIRE_HDR_SIZE);
 		break;
 	case WIRE_OP_LOOKUP:
@@ -96,9 +210,20 @@ on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
 		memcpy(r->reply, buf + WIRE_HDR_SIZE, r->reply_len);
 		break;
 	}
-	p->done = true;
-	if (--r->left == 0)
-		r->done = true;
+	part_end(r, p);
+}
+
+/* A part whose connection is gone: it and its items fail with err. */
+static void
+part_fail(struct gpc_req *r, struct cli_part *p, int err)
+{
+	if (r->blocks || r->status) {
+		struct wire_hdr h = { .status = err };
+
+		part_statuses(r, p, &h, NULL);
+	}
+	r->rc = r->rc ? r->rc : err;
+	part_end(r, p);
 }
 
 static void
@@ -111,21 +236,9 @@ on_err(void *arg, struct net_ep *ep, int err)
 			c->sh[i].up = false;
 	/* requests waiting on that shard fail */
 	for (struct gpc_req *r = c->reqs; r != NULL; r = r->next)
-		for (unsigned i = 0; i < r->nparts; i++) {
-			struct cli_part *p = &r->parts[i];
-
-			if (p->done || c->sh[p->shard].ep != ep)
-				continue;
-			if (r->blocks || r->status) {
-				struct wire_hdr h = { .status = err };
-
-				part_statuses(r, p, &h, NULL);
-			}
-			r->rc = r->rc ? r->rc : err;
-			p->done = true;
-			if (--r->left == 0)
-				r->done = true;
-		}
+		for (unsigned i = 0; i < r->nparts; i++)
+			if (!r->parts[i].done && c->sh[r->parts[i].shard].ep == ep)
+				part_fail(r, &r->parts[i], err);
 }
 
 struct gpc_req *
@@ -145,14 +258,17 @@ cli_req_new(struct gpc_client *c, uint8_t op, unsigned nparts)
 	return r;
 }
 
-/* Send one part of r to shard s; the part gets a fresh request id. */
+/* Send one part of r to shard s (with iov[0..niov) as its data part if
+ * iov is not NULL); the part gets a fresh request id. */
 int
 cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
-	 uint32_t count, const struct wire_wr *body, struct cli_part *p)
+	 uint32_t count, const struct wire_wr *body, const struct iovec *iov,
+	 unsigned niov, struct cli_part *p)
 {
 	uint8_t hb[WIRE_HDR_SIZE];
 	struct wire_hdr h = { .opcode = r->op, .flags = flags, .count = count,
 			      .shard = s };
+	uint64_t off = 0;
 	int rc;
 
 	if (s >= c->nshards || !c->sh[s].up)
@@ -168,6 +284,17 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 	p->shard = s;
 	rc = net_send_nb(c->sh[s].ep, NET_AM_TO_SERVER, hb, sizeof(hb),
 			 body->buf, body->len, NULL, NULL);
+	for (unsigned i = 0; rc == 0 && i < niov; i++) { /* a PUT's bytes */
+		struct wire_hdr dh = { .opcode = WIRE_OP_DATA, .req_id = h.req_id,
+				       .shard = s, .aux = off };
+
+		dh.body_crc = wire_body_crc(NULL, 0);
+		wire_hdr_encode(&dh, hb);
+		rc = net_send_data_nb(c->sh[s].ep, NET_AM_TO_SERVER, hb,
+				      sizeof(hb), iov[i].iov_base,
+				      iov[i].iov_len, NULL, NULL);
+		off += iov[i].iov_len;
+	}
 	if (rc == 0) {
 		r->nparts++;
 		r->left++;
@@ -179,6 +306,11 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 void
 cli_req_track(struct gpc_client *c, struct gpc_req *r)
 {
+	/* UCX may report a dead peer inside a send, before r was on the
+	 * list on_err walks: parts sent to it fail here instead */
+	for (unsigned i = 0; i < r->nparts; i++)
+		if (!r->parts[i].done && !c->sh[r->parts[i].shard].up)
+			part_fail(r, &r->parts[i], -ENOTCONN);
 	if (r->left == 0)
 		r->done = true;
 	r->next = c->reqs;
@@ -263,7 +395,7 @@ cli_call(struct gpc_client *c, unsigned s, uint8_t op,
 	if (r == NULL)
 		return -ENOMEM;
 	pthread_mutex_lock(&c->mu);
-	rc = cli_send(c, r, s, 0, 0, body, &r->parts[0]);
+	rc = cli_send(c, r, s, 0, 0, body, NULL, 0, &r->parts[0]);
 	if (rc == 0)
 		cli_req_track(c, r);
 	pthread_mutex_unlock(&c->mu);
@@ -361,7 +493,7 @@ gpc_connect(const char *url, const struct gpc_connect_opts *o,
 	c->nshards = 1;
 	rc = parse_url(url, c->host, sizeof(c->host), &c->port);
 	if (rc == 0)
-		rc = net_ctx_create(false, &c->ctx);
+		rc = net_ctx_create(false, 0, &c->ctx);
 	if (rc == 0)
 		rc = net_worker_create(c->ctx, NET_AM_TO_CLIENT, on_msg, on_err,
 				       c, &c->w);

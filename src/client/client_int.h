@@ -20,7 +20,6 @@ struct gpc_mr {
 	struct gpc_mr *next;
 	uint8_t *addr;
 	size_t len;
-	uint32_t id;
 	bool allocated;
 	struct net_mem *mem;
 };
@@ -38,6 +37,11 @@ struct cli_part {
 	unsigned *idx;     /* block or key indices it carries */
 	unsigned cnt;
 	unsigned found;    /* LOOKUP: leading keys of idx[] present */
+	uint64_t got;      /* GET: bytes of DATA arrived */
+	unsigned rx;       /* GET: pieces landing */
+	int rerr;          /* GET: a piece failed */
+	int rstatus;       /* GET: the answer's status */
+	bool resp;         /* GET: answered */
 	bool done;
 };
 
@@ -69,7 +73,6 @@ struct gpc_client {
 	uint8_t secret[256];
 	size_t secret_len;
 	uint64_t next_id;
-	uint32_t next_region;
 	struct gpc_mr *mrs;
 	struct gpc_req *reqs;
 	unsigned timeout_ms;
@@ -79,7 +82,7 @@ struct gpc_req *cli_req_new(struct gpc_client *c, uint8_t op,
 			    unsigned nparts);
 int cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s,
 	     uint8_t flags, uint32_t count, const struct wire_wr *body,
-	     struct cli_part *p);
+	     const struct iovec *iov, unsigned niov, struct cli_part *p);
 void cli_req_track(struct gpc_client *c, struct gpc_req *r);
 int cli_wait(struct gpc_client *c, struct gpc_req *r, uint64_t lim_ns);
 /* One synchronous message to one shard; the answer's body in r->reply. */

@@ -1,9 +1,10 @@
 /*
  * client_ops.c - libgpucache's memory registration and batch operations.
- * A batch is split by shard (a key's shard is le64(key[0..8]) % nshards,
- * docs/protocol.md) and into parts that respect the protocol's batch and
- * message limits; each part is one message, and the request completes
- * when every part is answered.
+ * A batch is split into parts, each one message to the shard of its keys
+ * (a key's shard is le64(key[0..8]) % nshards, docs/protocol.md): a PUT or
+ * GET part is one block, a key operation's part as many keys as the
+ * message limits allow. The request completes when every part is
+ * answered (and, for a GET, its bytes are in place).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,31 +13,6 @@
 
 #include "common/bytes.h"
 #include "client_int.h"
-
-static int
-reg_all(struct gpc_client *c, struct gpc_mr *mr)
-{
-	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
-	void *rk;
-	size_t rklen;
-	struct wire_wr w;
-	int rc;
-
-	rc = net_mem_pack(c->ctx, mr->mem, &rk, &rklen);
-	if (rc < 0)
-		return rc;
-	wire_wr_init(&w);
-	wire_wr_u32(&w, mr->id);
-	wire_wr_u32(&w, (uint32_t)rklen);
-	wire_wr_u64(&w, (uint64_t)(uintptr_t)mr->addr);
-	wire_wr_u64(&w, mr->len);
-	wire_wr_bytes(&w, rk, rklen);
-	free(rk);
-	for (unsigned s = 0; rc == 0 && s < c->nshards; s++)
-		rc = cli_call(c, s, WIRE_OP_REG, &w, lim, NULL);
-	wire_wr_fini(&w);
-	return rc;
-}
 
 static int
 mem_map(struct gpc_client *c, void **addr, size_t len, bool alloc,
@@ -54,22 +30,14 @@ mem_map(struct gpc_client *c, void **addr, size_t len, bool alloc,
 		*addr = NULL;
 	pthread_mutex_lock(&c->mu);
 	rc = net_mem_map(c->ctx, addr, len, &mr->mem);
-	mr->id = ++c->next_region;
-	pthread_mutex_unlock(&c->mu);
 	if (rc < 0) {
+		pthread_mutex_unlock(&c->mu);
 		free(mr);
 		return rc;
 	}
 	mr->addr = *addr;
 	mr->len = len;
 	mr->allocated = alloc;
-	rc = reg_all(c, mr);
-	if (rc < 0) {
-		net_mem_unmap(c->ctx, mr->mem);
-		free(mr);
-		return rc;
-	}
-	pthread_mutex_lock(&c->mu);
 	mr->next = c->mrs;
 	c->mrs = mr;
 	pthread_mutex_unlock(&c->mu);
@@ -94,18 +62,10 @@ gpc_mem_alloc(struct gpc_client *c, size_t len, void **addr,
 void
 gpc_mem_deregister(struct gpc_client *c, struct gpc_mr *mr)
 {
-	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
 	struct gpc_mr **pp;
-	struct wire_wr w;
 
 	if (mr == NULL)
 		return;
-	wire_wr_init(&w);
-	wire_wr_u32(&w, mr->id);
-	for (unsigned s = 0; s < c->nshards; s++)
-		if (c->sh[s].up)
-			cli_call(c, s, WIRE_OP_DEREG, &w, lim, NULL);
-	wire_wr_fini(&w);
 	pthread_mutex_lock(&c->mu);
 	for (pp = &c->mrs; *pp != NULL && *pp != mr; pp = &(*pp)->next)
 		;
@@ -122,44 +82,77 @@ shard_of(const struct gpc_client *c, const uint8_t *key)
 	return (unsigned)(get_le64(key) % c->nshards);
 }
 
-/* Encode one block into w; -EINVAL if an iov is not inside its mr. */
-static int
-put_block(struct wire_wr *w, const struct gpc_block *b)
+/*
+ * Check block b and describe its memory as iov[] (room for WIRE_MAX_IOV);
+ * returns the block's total length or a negative code. Every piece must
+ * lie inside the registration it names: a wrong one is refused here,
+ * before anything is sent.
+ */
+static long
+blk_iov(const struct gpc_block *b, struct iovec *iov)
 {
 	uint64_t total = 0;
 
-	if (b->key == NULL || b->iovcnt == 0 || b->iovcnt > WIRE_MAX_IOV)
+	if (b->key == NULL || b->iov == NULL || b->iovcnt == 0 ||
+	    b->iovcnt > WIRE_MAX_IOV)
 		return -EINVAL;
 	for (unsigned i = 0; i < b->iovcnt; i++) {
-		if (b->iov[i].len > WIRE_MAX_BLOCK)
-			return -GPC_ETOOBIG;
-		total += b->iov[i].len;
-	}
-	if (total > WIRE_MAX_BLOCK)
-		return -GPC_ETOOBIG; /* checked here: the server would drop us */
-	wire_wr_bytes(w, b->key, WIRE_KEY_LEN);
-	wire_wr_u32(w, b->iovcnt);
-	wire_wr_u32(w, 0);
-	for (unsigned i = 0; i < b->iovcnt; i++) {
 		const struct gpc_iov *v = &b->iov[i];
-		uintptr_t a = (uintptr_t)v->addr, base;
 
-		if (v->mr == NULL || v->len == 0)
+		if (v->mr == NULL || v->addr == NULL ||
+		    !wire_range_inside((uintptr_t)v->addr, v->len,
+				       (uintptr_t)v->mr->addr, v->mr->len))
 			return -EINVAL;
-		base = (uintptr_t)v->mr->addr;
-		if (a < base || a - base > v->mr->len ||
-		    v->len > v->mr->len - (a - base))
-			return -EINVAL;
-		wire_wr_u32(w, v->mr->id);
-		wire_wr_u32(w, 0);
-		wire_wr_u64(w, a);
-		wire_wr_u64(w, v->len);
+		if (v->len > WIRE_MAX_BLOCK)
+			return -GPC_ETOOBIG;
+		total += v->len;
+		iov[i] = (struct iovec){ v->addr, v->len };
 	}
-	return 0;
+	return total > WIRE_MAX_BLOCK ? -GPC_ETOOBIG : (long)total;
 }
 
-/* Room a part keeps for one more block at most (64 descriptors). */
-#define PART_SLACK (WIRE_KEY_LEN + 8 + WIRE_MAX_IOV * WIRE_DESC_SIZE)
+/*
+ * Send block i of r (a PUT with its bytes as the data part, or a GET
+ * saying how many bytes it can take) as one part. Caller holds c->mu.
+ */
+static int
+blk_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
+	 unsigned i)
+{
+	struct gpc_block *b = &r->blocks[i];
+	struct cli_part *p = &r->parts[r->nparts];
+	struct iovec iov[WIRE_MAX_IOV];
+	struct wire_blk wb = { .ns = ns };
+	long total = blk_iov(b, iov);
+	struct wire_wr w;
+	int rc;
+
+	if (total < 0) { /* this block fails; the others go on */
+		b->status = (int)total;
+		return 0;
+	}
+	p->idx = malloc(sizeof(*p->idx));
+	if (p->idx == NULL)
+		return -ENOMEM;
+	p->idx[0] = i;
+	p->cnt = 1;
+	memcpy(wb.key, b->key, WIRE_KEY_LEN);
+	wb.len = (uint64_t)total;
+	wire_wr_init(&w);
+	wire_blk_encode(&w, &wb);
+	rc = cli_send(c, r, shard_of(c, b->key), flags, 1, &w,
+		      r->op == WIRE_OP_PUT ? iov : NULL,
+		      r->op == WIRE_OP_PUT ? b->iovcnt : 0, p);
+	wire_wr_fini(&w);
+	if (rc < 0) {
+		free(p->idx);
+		p->idx = NULL;
+	}
+	return rc;
+}
+
+/* Room a part keeps for one more key. */
+#define PART_SLACK WIRE_KEY_LEN
 
 /* Close the part being built: send it. */
 static int
@@ -176,7 +169,7 @@ part_flush(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 		return -ENOMEM;
 	memcpy(p->idx, idx, cnt * sizeof(*idx));
 	p->cnt = cnt;
-	rc = cli_send(c, r, s, flags, cnt, w, p);
+	rc = cli_send(c, r, s, flags, cnt, w, NULL, 0, p);
 	if (rc < 0) {
 		free(p->idx);
 		p->idx = NULL;
@@ -185,9 +178,10 @@ part_flush(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 }
 
 /*
- * Build and send the parts of a batch. Items are blocks (PUT/GET) or keys
- * (the others); sel(i) says whether item i goes out (retries send only
- * the busy ones). Caller holds c->mu.
+ * Send a batch: PUT and GET as one part per block (each block's bytes
+ * travel in its own message), only the blocks still marked BUSY (retries
+ * send only those); key operations as one part per shard and message
+ * limit. Caller holds c->mu.
  */
 static int
 batch_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
@@ -195,6 +189,12 @@ batch_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 {
 	int rc = 0;
 
+	if (r->blocks) {
+		for (unsigned i = 0; rc == 0 && i < r->n; i++)
+			if (r->blocks[i].status == -GPC_EBUSY)
+				rc = blk_send(c, r, ns, flags, i);
+		return rc;
+	}
 	for (unsigned s = 0; rc == 0 && s < c->nshards; s++) {
 		struct wire_wr w;
 		unsigned cnt = 0;
@@ -202,26 +202,11 @@ batch_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 		wire_wr_init(&w);
 		wire_wr_u64(&w, ns);
 		for (unsigned i = 0; rc == 0 && i < r->n; i++) {
-			const uint8_t *k = r->blocks ? r->blocks[i].key
-						     : keys + (size_t)i * WIRE_KEY_LEN;
+			const uint8_t *k = keys + (size_t)i * WIRE_KEY_LEN;
 
-			if (k == NULL || shard_of(c, k) != s)
+			if (shard_of(c, k) != s)
 				continue;
-			if (r->blocks && r->blocks[i].status != -GPC_EBUSY)
-				continue; /* not selected (or invalid) */
-			if (r->blocks) {
-				size_t mark = w.len;
-
-				rc = put_block(&w, &r->blocks[i]);
-				if (rc < 0) { /* nothing of it goes out */
-					w.len = mark;
-					r->blocks[i].status = rc;
-					rc = 0;
-					continue;
-				}
-			} else {
-				wire_wr_bytes(&w, k, WIRE_KEY_LEN);
-			}
+			wire_wr_bytes(&w, k, WIRE_KEY_LEN);
 			idx[cnt++] = i;
 			if (cnt == WIRE_MAX_BATCH ||
 			    w.len + PART_SLACK > WIRE_MAX_BODY) {

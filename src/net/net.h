@@ -1,8 +1,12 @@
 /*
  * net.h - the transport: a thin layer over UCX (ucp) shared by the server
  * and the client library. Control messages are active messages (a wire
- * header and body in one buffer); payload moves by RMA against memory the
- * peer registered.
+ * header and body in one buffer). A block's payload travels as the data
+ * part of an active message, always by UCX rendezvous: the receiver is
+ * told the length first and says where the bytes go (net_data_recv_nb),
+ * and UCX moves them there (RDMA, CMA or the socket) without a copy of
+ * ours. The daemon's context has no RMA feature at all, so no peer can
+ * read or write its memory by UCX RMA (docs/protocol.md, Trust).
  *
  * Threads: a net_ctx may be shared; a net_worker and everything created on
  * it belong to one thread (the server's shard, or the client under its
@@ -18,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define NET_AM_TO_SERVER 0u
 #define NET_AM_TO_CLIENT 1u
@@ -27,17 +32,31 @@ struct net_worker;
 struct net_ep;
 struct net_mem;
 struct net_rkey;
+struct net_data;
 
 typedef void (*net_done_cb)(void *arg, int rc);
-/* A complete message arrived on ep; buf is valid only during the call. */
+/*
+ * A complete message arrived on ep; buf is valid only during the call.
+ * d is NULL, or the message's data part (sent by net_send_data_nb): the
+ * callee receives it with net_data_recv_nb during the call, or keeps it
+ * with net_data_keep to receive or drop later; one it leaves alone is
+ * dropped when the call returns (the sender's send still completes).
+ */
 typedef void (*net_msg_cb)(void *arg, struct net_ep *ep, const uint8_t *buf,
-			   size_t len);
+			   size_t len, struct net_data *d);
 /* A peer connected to a listener (the ep is already created). */
 typedef void (*net_accept_cb)(void *arg, struct net_ep *ep);
 /* The peer of ep went away or the connection failed; ep is closed after. */
 typedef void (*net_error_cb)(void *arg, struct net_ep *ep, int err);
 
-int net_ctx_create(bool multi_thread, struct net_ctx **out);
+/* NET_CTX_RMA: the context may issue RMA (net_get_nb and the like); it
+ * then also serves RMA (UCX's emulation over tcp: to any peer, at any
+ * address), so the daemon never sets it. */
+#define NET_CTX_RMA 0x1u
+/* NET_CTX_PRIVATE: data parts are always received as UCX iovecs, for
+ * which UCX puts no key to our memory on the wire (the daemon sets it). */
+#define NET_CTX_PRIVATE 0x2u
+int net_ctx_create(bool multi_thread, unsigned flags, struct net_ctx **out);
 void net_ctx_destroy(struct net_ctx *ctx);
 
 int net_worker_create(struct net_ctx *ctx, unsigned am_id, net_msg_cb on_msg,
@@ -67,7 +86,35 @@ void *net_ep_user(const struct net_ep *ep);
 int net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr,
 		size_t hlen, const void *body, size_t blen, net_done_cb cb,
 		void *arg);
-/* RMA: read len bytes at remote addr into local, or write local there. */
+/*
+ * Send msg (mlen bytes, copied) with data[0..dlen) as its data part, by
+ * rendezvous. The data is not copied: it must stay put until cb runs.
+ */
+int net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
+		     size_t mlen, const void *data, size_t dlen,
+		     net_done_cb cb, void *arg);
+/* Bytes in a message's data part; whether it came by rendezvous (not
+ * inline in the message, which the daemon refuses for block data). */
+size_t net_data_len(const struct net_data *d);
+bool net_data_rndv(const struct net_data *d);
+/* Keep d past the message callback (rendezvous data only): returns the
+ * handle to use from now on, or NULL. */
+struct net_data *net_data_keep(struct net_data *d);
+/* Receive d's bytes into iov (their total must be at least d's length);
+ * d is used up either way. Inline data is copied in. */
+int net_data_recv_nb(struct net_data *d, const struct iovec *iov,
+		     unsigned niov, net_done_cb cb, void *arg);
+/* Let go of a kept d without receiving it. */
+void net_data_drop(struct net_data *d);
+/*
+ * The bytes [off, off + len) of the buffer that iov[0..n) describes, as
+ * at most max pieces in out. Returns their count, or -1 if the range is
+ * not inside or needs more pieces.
+ */
+int net_iov_slice(const struct iovec *iov, unsigned n, size_t off,
+		  size_t len, struct iovec *out, unsigned max);
+
+/* RMA (NET_CTX_RMA contexts): read len bytes at remote addr into local, or write local there. */
 int net_get_nb(struct net_ep *ep, void *local, size_t len, uint64_t raddr,
 	       struct net_rkey *rk, net_done_cb cb, void *arg);
 int net_put_nb(struct net_ep *ep, const void *local, size_t len,

@@ -4,8 +4,11 @@
  * Every UCX operation is issued with UCP_OP_ATTR_FLAG_NO_IMM_CMPL, so its
  * callback always runs later from ucp_worker_progress: the async contract
  * of net.h holds without a second path for immediate completion. Incoming
- * active messages arrive whole (UCP_AM_FLAG_WHOLE_MSG); rendezvous ones are
- * fetched into a heap buffer first. Endpoints live in a per-worker list so
+ * active messages arrive whole (UCP_AM_FLAG_WHOLE_MSG); a control message
+ * is all data (no UCX header), and a large one is fetched into a heap
+ * buffer first; a message with a data part has the control message as
+ * the UCX header and the payload as data, received where the callee says
+ * (net_data_recv_nb). Endpoints live in a per-worker list so
  * the reply endpoint UCX hands to the message callback finds our net_ep;
  * a closed endpoint stays allocated until UCX has finished closing it, so
  * no late callback can touch freed memory.
@@ -24,6 +27,7 @@
 
 struct net_ctx {
 	ucp_context_h ucp;
+	bool private_mem; /* data moves as UCX iovecs: no key to our memory */
 };
 
 struct net_worker {
@@ -38,6 +42,11 @@ struct net_worker {
 	size_t max_msg;     /* larger incoming messages are refused */
 	struct net_ep *eps; /* live endpoints */
 	struct op *dhead, *dtail; /* completions to deliver at progress */
+	/* Every operation not yet finished. UCX 1.13 never completes a
+	 * rendezvous send whose peer died before answering it, not even
+	 * when its endpoint is force-closed; such ones are freed (without
+	 * their callbacks) when the worker goes. */
+	struct op *live;
 	int efd;
 };
 
@@ -57,8 +66,19 @@ struct net_mem {
 	ucp_mem_h memh;
 };
 
+/* A message's data part (net.h). */
+struct net_data {
+	struct net_worker *w;
+	void *desc;  /* UCX's rendezvous descriptor, or the inline bytes */
+	size_t len;
+	bool rndv;
+	bool heap;   /* a kept copy, on the heap */
+	bool kept;   /* handed to a kept copy during the callback */
+};
+
 struct op {
 	struct op *next;        /* worker's deferred list */
+	struct op *lprev, *lnext; /* worker's live operations */
 	struct net_worker *w;
 	net_done_cb cb;
 	void *arg;
@@ -74,13 +94,36 @@ struct op {
  */
 static _Thread_local bool in_issue;
 
+/* Put o on its worker's list of live operations. */
+static void
+op_live(struct op *o)
+{
+	o->lprev = NULL;
+	o->lnext = o->w->live;
+	if (o->lnext)
+		o->lnext->lprev = o;
+	o->w->live = o;
+}
+
+static void
+op_free(struct op *o)
+{
+	if (o->lprev)
+		o->lprev->lnext = o->lnext;
+	else if (o->w->live == o)
+		o->w->live = o->lnext;
+	if (o->lnext)
+		o->lnext->lprev = o->lprev;
+	free(o->buf);
+	free(o);
+}
+
 static void
 op_finish(struct op *o)
 {
 	if (o->cb)
 		o->cb(o->arg, o->rc);
-	free(o->buf);
-	free(o);
+	op_free(o);
 }
 
 
@@ -110,12 +153,13 @@ net_status(ucs_status_t st)
 }
 
 int
-net_ctx_create(bool multi_thread, struct net_ctx **out)
+net_ctx_create(bool multi_thread, unsigned flags, struct net_ctx **out)
 {
 	ucp_params_t p = {
 		.field_mask = UCP_PARAM_FIELD_FEATURES |
 			      UCP_PARAM_FIELD_MT_WORKERS_SHARED,
-		.features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP,
+		.features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP |
+			    ((flags & NET_CTX_RMA) ? UCP_FEATURE_RMA : 0),
 		.mt_workers_shared = multi_thread,
 	};
 	struct net_ctx *c = calloc(1, sizeof(*c));
@@ -124,6 +168,13 @@ net_ctx_create(bool multi_thread, struct net_ctx **out)
 
 	if (c == NULL)
 		return -ENOMEM;
+	/*
+	 * UCX puts the key of a rendezvous buffer on the wire only for a
+	 * contiguous one (ucp_rndv_rts_pack, and the RTR likewise), so a
+	 * private context's data always moves as iovecs and no peer ever
+	 * learns a key to its memory.
+	 */
+	c->private_mem = (flags & NET_CTX_PRIVATE) != 0;
 	st = ucp_config_read(NULL, NULL, &cfg);
 	/*
 	 * A restarted daemon must get its port back at once, even while
@@ -133,15 +184,26 @@ net_ctx_create(bool multi_thread, struct net_ctx **out)
 	if (st == UCS_OK && getenv("UCX_TCP_CM_REUSEADDR") == NULL)
 		(void)ucp_config_modify(cfg, "CM_REUSEADDR", "y");
 	/*
+	 * A private context sends by rendezvous with the put scheme: its
+	 * announcement then carries no key to its memory and the receiver
+	 * answers with one to its own, which we write (UCX packs a key in
+	 * the announcement only for the get scheme). It receives into
+	 * iovecs, for which the receiver's answer carries no key either.
+	 */
+	if (st == UCS_OK && (flags & NET_CTX_PRIVATE) &&
+	    getenv("UCX_RNDV_SCHEME") == NULL)
+		(void)ucp_config_modify(cfg, "RNDV_SCHEME", "put_zcopy");
+	/*
 	 * Shared memory stays off by default. Our endpoints ask UCX to report a
 	 * dead peer, and UCX 1.13 then keeps only transports that can tell:
 	 * posix and sysv qualify only with UCX_MM_ERROR_HANDLING=y (at both
-	 * ends); without it a same-host client gets RMA emulated over tcp
-	 * messages. We do not turn it on ourselves: UCX does not check the
-	 * rkeys it is handed on those transports, so a tenant can forge one
-	 * naming another process's segment and have the server read or write
-	 * it (tests/net/test_security.c, forged rkey). Set it only where every
-	 * client is trusted (benchmarks, a single-tenant host).
+	 * ends); without it a same-host client's messages go over tcp (block
+	 * data by CMA where UCX picks it). We do not turn it on ourselves:
+	 * UCX does not check the keys it is handed on those transports, so
+	 * a peer running a modified UCX could answer a rendezvous with a key
+	 * naming another process's segment and have the daemon write there.
+	 * Set it only where every client is trusted (benchmarks, a single-
+	 * tenant host).
 	 */
 	if (st == UCS_OK) {
 		st = ucp_init(&p, cfg, &c->ucp);
@@ -198,10 +260,39 @@ rndv_done(void *req, ucs_status_t st, size_t len, void *user)
 
 	(void)len;
 	if (st == UCS_OK && ep_live(r->w, r->ep)) /* it may be gone by now */
-		r->w->on_msg(r->w->arg, r->ep, r->buf, r->len);
+		r->w->on_msg(r->w->arg, r->ep, r->buf, r->len, NULL);
 	free(r->buf);
 	free(r);
 	ucp_request_free(req);
+}
+
+static void
+refuse(struct net_worker *w, struct net_ep *ep, size_t len)
+{
+	/* before a byte of it is fetched: a peer must not make us allocate
+	 * what it likes */
+	log_warn("net", "message of %zu bytes refused: peer dropped", len);
+	if (w->on_err)
+		w->on_err(w->arg, ep, -EMSGSIZE);
+	net_ep_close(ep);
+}
+
+static ucs_status_t
+data_msg(struct net_worker *w, struct net_ep *ep, const void *hdr,
+	 size_t hlen, void *data, size_t len, const ucp_am_recv_param_t *param)
+{
+	struct net_data d = {
+		.w = w, .desc = data, .len = len,
+		.rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0,
+	};
+
+	if (w->max_msg && hlen > w->max_msg) {
+		refuse(w, ep, hlen);
+		return UCS_OK;
+	}
+	w->on_msg(w->arg, ep, hdr, hlen, &d);
+	/* kept: UCX holds the descriptor until we receive or drop it */
+	return d.kept ? UCS_INPROGRESS : UCS_OK;
 }
 
 static ucs_status_t
@@ -219,24 +310,18 @@ am_cb(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
 	struct rndv *r;
 	ucs_status_ptr_t sp;
 
-	(void)hdr;
-	(void)hlen;
 	if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)
 		ep = ep_find(w, param->reply_ep);
 	if (ep == NULL)
 		return UCS_OK; /* from nobody we know: dropped */
+	if (hlen > 0) /* a message with a data part */
+		return data_msg(w, ep, hdr, hlen, data, len, param);
 	if (w->max_msg && len > w->max_msg) {
-		/* before a byte of it is fetched: a peer must not make us
-		 * allocate what it likes */
-		log_warn("net", "message of %zu bytes refused: peer dropped",
-			 len);
-		if (w->on_err)
-			w->on_err(w->arg, ep, -EMSGSIZE);
-		net_ep_close(ep);
+		refuse(w, ep, len);
 		return UCS_OK;
 	}
 	if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) {
-		w->on_msg(w->arg, ep, data, len);
+		w->on_msg(w->arg, ep, data, len, NULL);
 		return UCS_OK;
 	}
 	r = calloc(1, sizeof(*r));
@@ -325,6 +410,8 @@ net_worker_destroy(struct net_worker *w)
 		free(e);
 	}
 	ucp_worker_destroy(w->w);
+	while (w->live != NULL)
+		op_free(w->live);
 	free(w);
 }
 
@@ -577,8 +664,7 @@ static int
 op_issued(struct op *o, ucs_status_ptr_t sp)
 {
 	if (UCS_PTR_IS_ERR(sp)) {
-		free(o->buf);
-		free(o);
+		op_free(o);
 		return net_status(UCS_PTR_STATUS(sp));
 	}
 	if (sp == NULL) { /* done at once after all: deliver at progress */
@@ -598,6 +684,7 @@ op_new(struct net_ep *ep, net_done_cb cb, void *arg, ucp_request_param_t *p)
 	o->w = ep->w;
 	o->cb = cb;
 	o->arg = arg;
+	op_live(o);
 	*p = (ucp_request_param_t){
 		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
 				UCP_OP_ATTR_FIELD_USER_DATA |
@@ -620,7 +707,8 @@ net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
 		return -ENOTCONN;
 	o = op_new(ep, cb, arg, &p);
 	if (o == NULL || (o->buf = malloc(hlen + blen)) == NULL) {
-		free(o);
+		if (o != NULL)
+			op_free(o);
 		return -ENOMEM;
 	}
 	memcpy(o->buf, hdr, hlen);
@@ -631,6 +719,207 @@ net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
 	in_issue = true;
 	sp = ucp_am_send_nbx(ep->ep, am_id, NULL, 0, o->buf, hlen + blen, &p);
 	in_issue = false;
+	return op_issued(o, sp);
+}
+
+/* The UCX datatype for a receive into iov: contiguous for one piece,
+ * unless ctx keeps its memory private; the table lives in o->buf. */
+static void
+dt_set(struct net_ctx *ctx, struct op *o, const struct iovec *iov,
+       unsigned niov, ucp_request_param_t *p, void **buf, size_t *count)
+{
+	ucp_dt_iov_t *dt = o->buf;
+
+	p->op_attr_mask |= UCP_OP_ATTR_FIELD_DATATYPE;
+	if (niov == 1 && !ctx->private_mem) {
+		p->datatype = ucp_dt_make_contig(1);
+		*buf = iov[0].iov_base;
+		*count = iov[0].iov_len;
+		return;
+	}
+	for (unsigned i = 0; i < niov; i++)
+		dt[i] = (ucp_dt_iov_t){ iov[i].iov_base, iov[i].iov_len };
+	p->datatype = ucp_dt_make_iov();
+	*buf = dt;
+	*count = niov;
+}
+
+/*
+ * One contiguous piece per message: UCX 1.13 gets the length of an
+ * active message wrong for an iovec datatype (the receiver is told the
+ * element count), so a block in several pieces goes as several messages.
+ */
+int
+net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
+		 size_t mlen, const void *data, size_t dlen, net_done_cb cb,
+		 void *arg)
+{
+	ucp_request_param_t p;
+	ucs_status_ptr_t sp;
+	struct op *o;
+
+	if (ep->closed)
+		return -ENOTCONN;
+	if (dlen == 0 || mlen == 0)
+		return -EINVAL;
+	o = op_new(ep, cb, arg, &p);
+	if (o == NULL || (o->buf = malloc(mlen)) == NULL) {
+		if (o != NULL)
+			op_free(o);
+		return -ENOMEM;
+	}
+	memcpy(o->buf, msg, mlen);
+	p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
+	p.datatype = ucp_dt_make_contig(1);
+	/* always rendezvous: the receiver places the bytes, nobody copies */
+	p.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV;
+	in_issue = true;
+	sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, data, dlen, &p);
+	in_issue = false;
+	return op_issued(o, sp);
+}
+
+size_t
+net_data_len(const struct net_data *d)
+{
+	return d->len;
+}
+
+bool
+net_data_rndv(const struct net_data *d)
+{
+	return d->rndv;
+}
+
+struct net_data *
+net_data_keep(struct net_data *d)
+{
+	struct net_data *h;
+
+	if (!d->rndv || d->heap || d->kept)
+		return NULL; /* inline bytes die with the callback */
+	h = malloc(sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	*h = *d;
+	h->heap = true;
+	d->kept = true;
+	return h;
+}
+
+void
+net_data_drop(struct net_data *d)
+{
+	if (d == NULL || !d->heap)
+		return;
+	ucp_am_data_release(d->w->w, d->desc);
+	free(d);
+}
+
+int
+net_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
+	      struct iovec *out, unsigned max)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && len > 0; i++) {
+		size_t take;
+
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		if (k == max)
+			return -1;
+		take = iov[i].iov_len - off;
+		if (take > len)
+			take = len;
+		out[k++] = (struct iovec){ (uint8_t *)iov[i].iov_base + off,
+					   take };
+		len -= take;
+		off = 0;
+	}
+	return len == 0 ? (int)k : -1;
+}
+
+static void
+recv_done(void *req, ucs_status_t st, size_t len, void *user)
+{
+	struct op *o = user;
+
+	(void)len;
+	o->rc = net_status(st);
+	ucp_request_free(req);
+	if (in_issue)
+		op_defer(o);
+	else
+		op_finish(o);
+}
+
+/* Inline data: copy it in (a client's small answer; the daemon refuses
+ * inline block data before it gets here). */
+static int
+recv_inline(struct net_data *d, const struct iovec *iov, unsigned niov,
+	    struct op *o)
+{
+	const uint8_t *src = d->desc;
+	size_t left = d->len;
+
+	for (unsigned i = 0; i < niov && left > 0; i++) {
+		size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+
+		memcpy(iov[i].iov_base, src, n);
+		src += n;
+		left -= n;
+	}
+	o->rc = left ? -EMSGSIZE : 0;
+	op_defer(o);
+	return 0;
+}
+
+int
+net_data_recv_nb(struct net_data *d, const struct iovec *iov, unsigned niov,
+		 net_done_cb cb, void *arg)
+{
+	struct net_worker *w = d->w;
+	ucp_request_param_t p = {
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+				UCP_OP_ATTR_FIELD_USER_DATA |
+				UCP_OP_ATTR_FLAG_NO_IMM_CMPL,
+		.cb.recv_am = recv_done,
+	};
+	struct op *o = calloc(1, sizeof(*o));
+	size_t count, total = 0;
+	ucs_status_ptr_t sp;
+	void *buf;
+
+	for (unsigned i = 0; i < niov; i++)
+		total += iov[i].iov_len;
+	if (o == NULL || niov == 0 || total < d->len ||
+	    (o->buf = malloc(niov * sizeof(ucp_dt_iov_t))) == NULL) {
+		free(o);
+		net_data_drop(d);
+		return total < d->len || niov == 0 ? -EMSGSIZE : -ENOMEM;
+	}
+	o->w = w;
+	o->cb = cb;
+	o->arg = arg;
+	op_live(o);
+	if (!d->rndv) {
+		d->kept = true; /* used up */
+		return recv_inline(d, iov, niov, o);
+	}
+	p.user_data = o;
+	dt_set(w->ctx, o, iov, niov, &p, &buf, &count);
+	in_issue = true;
+	sp = ucp_am_recv_data_nbx(w->w, d->desc, buf, count, &p);
+	in_issue = false;
+	if (UCS_PTR_IS_ERR(sp) && d->heap)
+		ucp_am_data_release(w->w, d->desc);
+	if (d->heap)
+		free(d);
+	else
+		d->kept = false; /* received in the callback: UCX knows */
 	return op_issued(o, sp);
 }
 

@@ -194,52 +194,31 @@ wire_wr_u64(struct wire_wr *w, uint64_t v)
 	wire_wr_bytes(w, b, 8);
 }
 
-/* One block's key, descriptor count and descriptors. */
-static int
-block_decode(struct wire_rd *r, struct wire_block *b, struct wire_desc *descs,
-	     size_t *used, size_t max_desc)
-{
-	const uint8_t *key = wire_rd_bytes(r, WIRE_KEY_LEN);
-
-	b->ndesc = wire_rd_u32(r);
-	(void)wire_rd_u32(r); /* reserved */
-	if (r->err || b->ndesc == 0 || b->ndesc > WIRE_MAX_IOV ||
-	    b->ndesc > max_desc - *used)
-		return -GPC_ECORRUPT;
-	memcpy(b->key, key, WIRE_KEY_LEN);
-	b->desc = &descs[*used];
-	b->total = 0;
-	for (uint32_t i = 0; i < b->ndesc; i++) {
-		struct wire_desc *d = &descs[(*used)++];
-
-		d->region = wire_rd_u32(r);
-		(void)wire_rd_u32(r);
-		d->addr = wire_rd_u64(r);
-		d->len = wire_rd_u64(r);
-		if (r->err || d->len == 0 || d->len > WIRE_MAX_BLOCK ||
-		    d->addr + d->len < d->addr)
-			return -GPC_ECORRUPT;
-		b->total += d->len;
-	}
-	return b->total <= WIRE_MAX_BLOCK ? 0 : -GPC_ECORRUPT;
-}
-
 int
-wire_batch_decode(const uint8_t *body, size_t len, uint32_t count,
-		  uint64_t *ns, struct wire_block *blocks,
-		  struct wire_desc *descs, size_t max_desc)
+wire_blk_decode(const uint8_t *body, size_t len, struct wire_blk *out)
 {
 	struct wire_rd r;
-	size_t used = 0;
+	const uint8_t *key;
+	uint64_t ns, n;
 
-	if (count == 0 || count > WIRE_MAX_BATCH)
-		return -GPC_ECORRUPT;
 	wire_rd_init(&r, body, len);
-	*ns = wire_rd_u64(&r);
-	for (uint32_t i = 0; i < count; i++)
-		if (block_decode(&r, &blocks[i], descs, &used, max_desc) < 0)
-			return -GPC_ECORRUPT;
-	return (r.err || r.left != 0) ? -GPC_ECORRUPT : 0;
+	ns = wire_rd_u64(&r);
+	key = wire_rd_bytes(&r, WIRE_KEY_LEN);
+	n = wire_rd_u64(&r);
+	if (r.err || r.left != 0 || n == 0 || n > WIRE_MAX_BLOCK)
+		return -GPC_ECORRUPT;
+	out->ns = ns;
+	memcpy(out->key, key, WIRE_KEY_LEN);
+	out->len = n;
+	return 0;
+}
+
+void
+wire_blk_encode(struct wire_wr *w, const struct wire_blk *b)
+{
+	wire_wr_u64(w, b->ns);
+	wire_wr_bytes(w, b->key, WIRE_KEY_LEN);
+	wire_wr_u64(w, b->len);
 }
 
 int
@@ -275,26 +254,5 @@ wire_hello_decode(const uint8_t *body, size_t len, char *name)
 			return -GPC_ECORRUPT;
 	memcpy(name, p, n);
 	name[n] = '\0';
-	return 0;
-}
-
-int
-wire_reg_decode(const uint8_t *body, size_t len, struct wire_reg *out)
-{
-	struct wire_rd r;
-	struct wire_reg g;
-
-	wire_rd_init(&r, body, len);
-	g.region = wire_rd_u32(&r);
-	g.rkey_len = wire_rd_u32(&r);
-	g.addr = wire_rd_u64(&r);
-	g.len = wire_rd_u64(&r);
-	if (r.err || g.rkey_len == 0 || g.rkey_len > WIRE_MAX_RKEY ||
-	    g.len == 0 || g.addr + g.len < g.addr)
-		return -GPC_ECORRUPT;
-	g.rkey = wire_rd_bytes(&r, g.rkey_len);
-	if (r.err || r.left != 0)
-		return -GPC_ECORRUPT;
-	*out = g;
 	return 0;
 }

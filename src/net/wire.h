@@ -1,9 +1,10 @@
 /*
- * wire.h - the GPUCache wire protocol, version 1 (docs/protocol.md is the
+ * wire.h - the GPUCache wire protocol, version 2 (docs/protocol.md is the
  * prose version; keep them in step).
  *
  * Every message is one UCX active message: a 48-byte header, then
- * body_len bytes of body. All integers little-endian; encoders and
+ * body_len bytes of body. PUT requests and GET answers that carry a block
+ * also have a data part: the block's bytes, sent by UCX rendezvous. All integers little-endian; encoders and
  * decoders go field by field. Decoders check lengths before every read
  * and never trust a count: a bad message is answered or dropped, never
  * asserted on.
@@ -30,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 1u
+#define WIRE_VERSION 2u
 #define WIRE_HDR_SIZE 48u
 #define WIRE_KEY_LEN 32u
 #define WIRE_NONCE_LEN 32u
@@ -39,22 +40,21 @@
 #define WIRE_MAX_BODY (1u << 20)
 #define WIRE_MAX_BATCH 1024u
 #define WIRE_MAX_IOV 64u
-#define WIRE_MAX_RKEY 4096u
 #define WIRE_MAX_BLOCK (64u << 20)
 
 enum wire_op {
 	WIRE_OP_HELLO = 1,   /* c->s: tenant name; s->c: challenge */
 	WIRE_OP_AUTH = 2,    /* c->s: HMAC of the challenge */
-	WIRE_OP_REG = 3,     /* c->s: register a memory region (rkey) */
-	WIRE_OP_DEREG = 4,
-	WIRE_OP_PUT = 5,
-	WIRE_OP_GET = 6,
+	/* 3 and 4 were REG and DEREG in version 1 (rkeys on the wire) */
+	WIRE_OP_PUT = 5,     /* c->s: one block, its bytes as the data part */
+	WIRE_OP_GET = 6,     /* answered with the block as the data part */
 	WIRE_OP_LOOKUP = 7,
 	WIRE_OP_DELETE = 8,
 	WIRE_OP_PIN = 9,
 	WIRE_OP_UNPIN = 10,
 	WIRE_OP_STAT = 11,
-	WIRE_OP_MAX = 12,
+	WIRE_OP_DATA = 12,   /* a piece of a PUT's or GET's block */
+	WIRE_OP_MAX = 13,
 	WIRE_OP_RESP = 0x80,
 };
 
@@ -74,20 +74,19 @@ struct wire_hdr {
 	uint32_t body_crc;
 };
 
-/* A piece of client memory: inside a region registered on the connection. */
-struct wire_desc {
-	uint32_t region;
-	uint64_t addr;
-	uint64_t len;
-};
-#define WIRE_DESC_SIZE 24u /* region u32, reserved u32, addr u64, len u64 */
-
-/* One block of a PUT or GET batch, as decoded (descs point into a table). */
-struct wire_block {
+/*
+ * PUT and GET body (40 + 8 bytes): u64 ns, key[32], u64 len. PUT: len is
+ * the block's length; its bytes follow as DATA messages. GET: len is how
+ * many bytes the client can take; the block comes as DATA messages, then
+ * the answer. A DATA message has the PUT's or GET's req_id, aux = the
+ * piece's offset in the block, an empty body, and the piece as its data
+ * part; a block's pieces come in order and cover it exactly.
+ */
+#define WIRE_BLK_BODY 48u
+struct wire_blk {
+	uint64_t ns;
 	uint8_t key[WIRE_KEY_LEN];
-	uint32_t ndesc;
-	const struct wire_desc *desc;
-	uint64_t total; /* sum of desc lengths */
+	uint64_t len;
 };
 
 /*
@@ -132,17 +131,10 @@ void wire_wr_u32(struct wire_wr *w, uint32_t v);
 void wire_wr_u64(struct wire_wr *w, uint64_t v);
 void wire_wr_bytes(struct wire_wr *w, const void *p, size_t n);
 
-/*
- * PUT / GET body: u64 ns, then count blocks, each: key[32], u32 ndesc,
- * u32 reserved, then ndesc descriptors. Decodes into blocks[count] and
- * descs[] (capacity max_desc); checks every count against the limits
- * (WIRE_MAX_BATCH, WIRE_MAX_IOV, descriptor length >= 1, block total
- * 1..WIRE_MAX_BLOCK, no addr + len overflow) and that the body is consumed
- * exactly. Returns 0 or -GPC_ECORRUPT.
- */
-int wire_batch_decode(const uint8_t *body, size_t len, uint32_t count,
-		      uint64_t *ns, struct wire_block *blocks,
-		      struct wire_desc *descs, size_t max_desc);
+/* A PUT or GET body: exactly WIRE_BLK_BODY bytes, len 1..WIRE_MAX_BLOCK.
+ * Returns 0 or -GPC_ECORRUPT. */
+int wire_blk_decode(const uint8_t *body, size_t len, struct wire_blk *out);
+void wire_blk_encode(struct wire_wr *w, const struct wire_blk *b);
 /*
  * Key-list body (LOOKUP, DELETE, PIN, UNPIN): u64 ns, then count keys.
  * *keys points into body. 0 or -GPC_ECORRUPT.
@@ -154,15 +146,6 @@ int wire_keys_decode(const uint8_t *body, size_t len, uint32_t count,
  * ASCII). Copies it NUL-terminated into name[WIRE_MAX_TENANT + 1].
  */
 int wire_hello_decode(const uint8_t *body, size_t len, char *name);
-/* REG body: u32 region, u32 rkey_len, u64 addr, u64 len, rkey bytes. */
-struct wire_reg {
-	uint32_t region;
-	uint64_t addr, len;
-	const uint8_t *rkey;
-	uint32_t rkey_len;
-};
-int wire_reg_decode(const uint8_t *body, size_t len, struct wire_reg *out);
-
 /* Is [addr, addr + len) inside [base, base + size)? Overflow-safe. */
 static inline bool
 wire_range_inside(uint64_t addr, uint64_t len, uint64_t base, uint64_t size)

@@ -385,7 +385,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "gpucached: devices: %s\n", gpc_strerror(rc));
 		return 1;
 	}
-	rc = net_ctx_create(true, &s.net);
+	rc = net_ctx_create(true, NET_CTX_PRIVATE, &s.net);
 	if (rc == 0)
 		rc = run(&s, path);
 	net_ctx_destroy(s.net);

@@ -83,8 +83,8 @@ static const char *const op_names[SRV_METRICS_OPS] = {
 	[0] = "unknown",
 	[WIRE_OP_HELLO] = "hello",
 	[WIRE_OP_AUTH] = "auth",
-	[WIRE_OP_REG] = "reg",
-	[WIRE_OP_DEREG] = "dereg",
+	[3] = "unused3", /* REG and DEREG of protocol version 1 */
+	[4] = "unused4",
 	[WIRE_OP_PUT] = "put",
 	[WIRE_OP_GET] = "get",
 	[WIRE_OP_LOOKUP] = "lookup",
@@ -92,6 +92,7 @@ static const char *const op_names[SRV_METRICS_OPS] = {
 	[WIRE_OP_PIN] = "pin",
 	[WIRE_OP_UNPIN] = "unpin",
 	[WIRE_OP_STAT] = "stat",
+	[WIRE_OP_DATA] = "data",
 };
 _Static_assert(ARRAY_SIZE(op_names) == WIRE_OP_MAX,
 	       "one name per opcode slot; name any new opcode");

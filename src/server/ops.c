@@ -4,17 +4,17 @@
  *
  * Trust: everything in a message is checked before use. Before AUTH
  * succeeds only HELLO and AUTH are accepted, and anything else drops the
- * connection. Every descriptor of a PUT or GET is checked against this
- * connection's own registrations before any RMA; a block with a bad one
- * moves no byte. The tenant comes only from the authenticated connection
- * and is folded into every namespace, so tenants never alias.
+ * connection. Client memory is never named on the wire: a PUT's bytes
+ * come as its message's data part, and only a PUT may have one. The
+ * tenant comes only from the authenticated connection and is folded into
+ * every namespace, so tenants never alias.
  *
  * Data path (no payload copy on the server): PUT reserves the block's
- * place in the engine's write buffer and RMA-GETs the client's bytes
- * straight into it, then commits; GET has the engine read the block into
- * an aligned buffer (or hand out its write-buffer bytes in place) and
- * RMA-PUTs them into client memory, then flushes the endpoint before the
- * answer, so the bytes are there when the client sees it.
+ * place in the engine's write buffer and has UCX receive the data part
+ * straight into it (by rendezvous: RDMA-read from client memory where the
+ * transport can), then commits and answers; GET has the engine read the
+ * block into an aligned buffer (or hand out its write-buffer bytes in
+ * place) and sends them as the answer's data part from there.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@
 #include "server.h"
 
 typedef void (*op_fn)(struct srv_conn *c, const struct wire_hdr *h,
-		      const uint8_t *body);
+		      const uint8_t *body, struct net_data *d);
 
 /*
  * The engine's namespace: the tenant's class (config index + 1) in the
@@ -52,11 +52,13 @@ tenants(const struct srv_conn *c)
 }
 
 static void
-op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
+op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	 struct net_data *d)
 {
 	uint8_t resp[WIRE_NONCE_LEN + 8];
 	const struct srv_config *cfg = tenants(c);
 
+	(void)d; /* none: srv_dispatch refuses data parts here */
 	if (c->state != CONN_NEW ||
 	    wire_hello_decode(body, h->body_len, c->tenant_name) < 0 ||
 	    auth_random(c->nonce, sizeof(c->nonce)) < 0) {
@@ -113,12 +115,14 @@ auth_fail(struct srv_conn *c, const struct wire_hdr *h)
 }
 
 static void
-op_auth(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
+op_auth(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	 struct net_data *d)
 {
 	const struct srv_config *cfg = tenants(c);
 	uint8_t want[AUTH_MAC_LEN];
 	const struct srv_tenant *t;
 
+	(void)d; /* none: srv_dispatch refuses data parts here */
 	if (c->state != CONN_CHALLENGED || h->body_len != AUTH_MAC_LEN) {
 		srv_conn_drop(c);
 		return;
@@ -142,84 +146,6 @@ op_auth(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	c->state = CONN_AUTHED;
 	c->ns_seed = XXH3_64bits(c->tenant_name, strlen(c->tenant_name));
 	srv_reply(c, h, 0, 0, c->sh->srv->nsh, NULL, 0);
-}
-
-static struct srv_region *
-region_find(struct srv_conn *c, uint32_t id)
-{
-	for (unsigned i = 0; i < SRV_MAX_REGIONS; i++)
-		if (c->regs[i].used && c->regs[i].id == id)
-			return &c->regs[i];
-	return NULL;
-}
-
-static void
-op_reg(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
-{
-	struct wire_reg g;
-	struct srv_region *r = NULL;
-	uint8_t *pad;
-	int rc;
-
-	if (wire_reg_decode(body, h->body_len, &g) < 0) {
-		srv_conn_drop(c);
-		return;
-	}
-	for (unsigned i = 0; i < SRV_MAX_REGIONS && r == NULL; i++)
-		if (!c->regs[i].used)
-			r = &c->regs[i];
-	if (region_find(c, g.region) != NULL || r == NULL) {
-		srv_reply(c, h, region_find(c, g.region) ? -EEXIST : -ENOSPC, 0,
-			  0, NULL, 0);
-		return;
-	}
-	/* UCX parses the packed key without a length: give it zero padding */
-	pad = calloc(1, 2 * WIRE_MAX_RKEY);
-	if (pad == NULL) {
-		srv_reply(c, h, -ENOMEM, 0, 0, NULL, 0);
-		return;
-	}
-	memcpy(pad, g.rkey, g.rkey_len);
-	rc = net_rkey_unpack(c->ep, pad, g.rkey_len, &r->rk);
-	free(pad);
-	if (rc == 0)
-		*r = (struct srv_region){ .used = true, .id = g.region,
-					  .addr = g.addr, .len = g.len,
-					  .rk = r->rk };
-	srv_reply(c, h, rc, 0, 0, NULL, 0);
-}
-
-static void
-op_dereg(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
-{
-	struct srv_region *r;
-
-	if (h->body_len != 4) {
-		srv_conn_drop(c);
-		return;
-	}
-	r = region_find(c, get_le32(body));
-	if (r == NULL || c->inflight > 0) { /* regions stay while transfers run */
-		srv_reply(c, h, r ? -GPC_EBUSY : -ENOENT, 0, 0, NULL, 0);
-		return;
-	}
-	net_rkey_destroy(r->rk);
-	memset(r, 0, sizeof(*r));
-	srv_reply(c, h, 0, 0, 0, NULL, 0);
-}
-
-static int
-desc_check(struct srv_conn *c, const struct wire_block *wb)
-{
-	for (uint32_t i = 0; i < wb->ndesc; i++) {
-		const struct wire_desc *d = &wb->desc[i];
-		struct srv_region *r = region_find(c, d->region);
-
-		if (r == NULL || !wire_range_inside(d->addr, d->len, r->addr,
-						    r->len))
-			return -EINVAL;
-	}
-	return 0;
 }
 
 /*
@@ -284,69 +210,7 @@ srv_rbufs_free(void)
 	rbufs.bytes = 0;
 }
 
-static void rma_done(struct srv_blk *b);
-
-static void
-rma_cb(void *arg, int rc)
-{
-	struct srv_blk *b = arg;
-
-	if (rc < 0 && b->err == 0)
-		b->err = rc;
-	if (--b->rma == 0)
-		rma_done(b);
-}
-
-/*
- * One RMA per overlap of the local pieces and the block's descriptors,
- * total bytes: get (client -> loc) for PUT, put (loc -> client) for GET.
- */
-static void
-rma_issue(struct srv_blk *b, bool put, const struct iovec *loc, unsigned nl,
-	  size_t total)
-{
-	struct srv_req *r = b->r;
-	const struct wire_block *wb = &r->blk[b->i];
-	unsigned li = 0, di = 0;
-	size_t lo = 0, doff = 0;
-
-	b->rma = 1; /* held until every operation is issued */
-	if (r->c->dead) /* no endpoint any more: nothing moves */
-		b->err = -ECONNRESET;
-	while (b->err == 0 && total > 0 && li < nl && di < wb->ndesc) {
-		const struct wire_desc *d = &wb->desc[di];
-		struct srv_region *reg = region_find(r->c, d->region);
-		size_t n = loc[li].iov_len - lo;
-		uint8_t *lp = (uint8_t *)loc[li].iov_base + lo;
-		int rc;
-
-		if (n > d->len - doff)
-			n = d->len - doff;
-		if (n > total)
-			n = total;
-		rc = put ? net_put_nb(r->c->ep, lp, n, d->addr + doff, reg->rk,
-				      rma_cb, b)
-			 : net_get_nb(r->c->ep, lp, n, d->addr + doff, reg->rk,
-				      rma_cb, b);
-		if (rc < 0) {
-			b->err = rc;
-			break;
-		}
-		b->rma++;
-		total -= n;
-		lo += n;
-		doff += n;
-		if (lo == loc[li].iov_len)
-			li++, lo = 0;
-		if (doff == d->len)
-			di++, doff = 0;
-	}
-	if (b->err == 0 && total > 0)
-		b->err = -EIO; /* pieces ran out: never report a partial move */
-	rma_cb(b, 0);
-}
-
-/* A request's transfers may take this long; then its peer is dropped. */
+/* A request's transfer may take this long; then its peer is dropped. */
 #define SRV_REQ_DEADLINE_NS (30ull * 1000000000ull)
 
 static void
@@ -372,11 +236,11 @@ req_unlink(struct srv_shard *sh, struct srv_req *r)
 }
 
 /*
- * A client that stops serving its side of RMA (or vanishes without its
- * transport noticing) must not hold write-buffer space forever: once a
- * request of it is older than the deadline, its connection is dropped,
- * the RMA fails and its reservations are abandoned. Run about once a
- * second from the shard loop.
+ * A client that stops serving its side of a transfer (or vanishes
+ * without its transport noticing) must not hold write-buffer space
+ * forever: once a request of it is older than the deadline, its
+ * connection is dropped, the transfer fails and its reservation is
+ * abandoned. Run about once a second from the shard loop.
  */
 void
 srv_sweep(struct srv_shard *sh)
@@ -392,60 +256,8 @@ srv_sweep(struct srv_shard *sh)
 		log_warn("ops", "tenant '%s': request %llu stuck for 30 s: "
 			 "connection dropped", r->c->tenant_name,
 			 (unsigned long long)r->h.req_id);
-		srv_conn_drop(r->c); /* r stays: its blocks unwind */
+		srv_conn_drop(r->c); /* r stays: its transfer unwinds */
 	}
-}
-
-static void
-req_free(struct srv_req *r)
-{
-	free(r->body);
-	free(r->blk);
-	free(r->desc);
-	free(r->status);
-	free(r->b);
-	free(r);
-}
-
-/* Answer the request and let go of it. */
-static void
-req_reply(struct srv_req *r)
-{
-	struct srv_conn *c = r->c;
-	struct srv_shard *sh = c->sh;
-	uint8_t *body = malloc((size_t)r->n * 4);
-	int st = 0;
-
-	for (unsigned i = 0; body != NULL && i < r->n; i++)
-		put_le32(body + 4 * i, (uint32_t)r->status[i]);
-	if (body == NULL)
-		st = -ENOMEM;
-	srv_reply(c, &r->h, st, r->n, 0, body, body ? (size_t)r->n * 4 : 0);
-	srv_metrics_op(sh->m, r->h.opcode, st, clock_now_ns() - r->t0,
-		       r->h.opcode == WIRE_OP_PUT ? r->bytes : 0,
-		       r->h.opcode == WIRE_OP_GET ? r->bytes : 0);
-	free(body);
-	req_unlink(sh, r);
-	req_free(r);
-	sh->inflight--;
-	if (--c->inflight == 0 && c->dead)
-		srv_conn_drop(c);
-}
-
-static void
-flush_cb(void *arg, int rc)
-{
-	(void)rc; /* a failed flush means the peer is gone: nothing to tell */
-	req_reply(arg);
-}
-
-void
-srv_req_done(struct srv_req *r)
-{
-	if (r->h.opcode == WIRE_OP_GET && !r->c->dead &&
-	    net_flush_nb(r->c->ep, flush_cb, r) == 0)
-		return; /* the bytes must land before the answer */
-	req_reply(r);
 }
 
 static void
@@ -456,173 +268,160 @@ tenant_ev(struct srv_req *r, enum srv_tenant_ev ev, uint64_t bytes)
 				   bytes);
 }
 
-/* A block is over: record its status; the last one ends the request. */
+/* Take r off its connection's list of PUTs taking DATA. */
 static void
-blk_end(struct srv_blk *b, int status)
+put_unlist(struct srv_req *r)
 {
-	struct srv_req *r = b->r;
+	struct srv_req **pp = &r->c->puts;
 
-	r->status[b->i] = status;
-	if (r->h.opcode == WIRE_OP_PUT && status == 0) {
-		r->bytes += b->resv.len;
-		tenant_ev(r, SRV_TENANT_PUT, b->resv.len);
-	} else if (r->h.opcode == WIRE_OP_GET) {
-		if (status >= 0)
-			r->bytes += (uint64_t)status;
-		tenant_ev(r, status >= 0 ? SRV_TENANT_HIT : SRV_TENANT_MISS,
-			  status >= 0 ? (uint64_t)status : 0);
+	while (*pp != NULL && *pp != r)
+		pp = &(*pp)->cnext;
+	if (*pp == r)
+		*pp = r->cnext;
+	r->cnext = NULL;
+}
+
+/* Let go of DATA pieces kept while a PUT waited for room. */
+static void
+pend_drop(struct srv_req *r)
+{
+	while (r->npend > 0)
+		net_data_drop(r->pend[--r->npend]);
+}
+
+/*
+ * The request is over with status (PUT: 0 or -errno; GET: the block's
+ * length or -errno): give back what it holds, answer, count, let go.
+ */
+static void
+req_end(struct srv_req *r, int status)
+{
+	struct srv_conn *c = r->c;
+	struct srv_shard *sh = c->sh;
+	bool put = r->h.opcode == WIRE_OP_PUT;
+	uint64_t bytes = status > 0 ? (uint64_t)status : 0;
+
+	if (put) {
+		put_unlist(r);
+		pend_drop(r);
 	}
-	if (--r->left == 0)
-		srv_req_done(r);
+	if (r->ce != NULL)
+		rcache_unpin(sh->rc, r->ce);
+	store_get_zc_release(sh->st, r->ref);
+	rbuf_put(r->rbuf, r->rcap);
+	if (put && status == 0)
+		bytes = r->blk.len;
+	srv_reply(c, &r->h, status, 1, 0, NULL, 0);
+	srv_metrics_op(sh->m, r->h.opcode, status < 0 ? status : 0,
+		       clock_now_ns() - r->t0, put ? bytes : 0, put ? 0 : bytes);
+	if (put && status == 0)
+		tenant_ev(r, SRV_TENANT_PUT, bytes);
+	else if (!put)
+		tenant_ev(r, status >= 0 ? SRV_TENANT_HIT : SRV_TENANT_MISS,
+			  bytes);
+	req_unlink(sh, r);
+	free(r);
+	sh->inflight--;
+	if (--c->inflight == 0 && c->dead)
+		srv_conn_drop(c);
 }
 
 static void
 commit_cb(void *arg, int rc)
 {
-	blk_end(arg, rc);
+	req_end(arg, rc);
 }
 
-/* RMA of a block finished (or failed): publish or give back. */
+/*
+ * A reserved PUT goes on once nothing is landing: failed, it gives the
+ * space back; with every byte in, it publishes the block.
+ */
 static void
-rma_done(struct srv_blk *b)
+put_check(struct srv_req *r)
 {
-	struct srv_req *r = b->r;
 	struct store *st = r->c->sh->st;
-	int rc = b->err;
-
-	if (r->h.opcode == WIRE_OP_GET) {
-		if (b->ce != NULL)
-			rcache_unpin(r->c->sh->rc, b->ce);
-		b->ce = NULL;
-		store_get_zc_release(st, b->ref);
-		b->ref = NULL;
-		rbuf_put(b->rbuf, b->rcap);
-		b->rbuf = NULL;
-		blk_end(b, rc < 0 ? rc : (int)b->resv.len);
-		return;
-	}
-	if (rc < 0) { /* the client went away or its memory failed */
-		store_put_abort(st, &b->resv);
-		blk_end(b, rc);
-		return;
-	}
-	rcache_drop(r->c->sh->rc, r->ns, b->resv.key); /* stale from now */
-	rc = store_put_commit(st, &b->resv, (r->h.flags & WIRE_F_DURABLE) ?
-				      STORE_PUT_DURABLE : 0, commit_cb, b);
-	if (rc < 0)
-		blk_end(b, rc);
-}
-
-static void
-get_data_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
-	    struct store_zc_ref *ref)
-{
-	struct srv_blk *b = arg;
-	const struct wire_block *wb = &b->r->blk[b->i];
-
-	if (rc < 0) {
-		rbuf_put(b->rbuf, b->rcap);
-		b->rbuf = NULL;
-		blk_end(b, rc);
-		return;
-	}
-	b->ref = ref;
-	b->resv.len = (uint32_t)rc; /* the length, for rma_done */
-	if ((uint64_t)rc > wb->total) {
-		b->err = -ENOBUFS;
-		b->rma = 1;
-		rma_cb(b, 0);
-		return;
-	}
-	rma_issue(b, true, iov, n, (size_t)rc);
-}
-
-/* Serve a GET block from the read cache, RMA straight from it. */
-static bool
-get_cached(struct srv_blk *b, const struct wire_block *wb)
-{
-	struct srv_req *r = b->r;
-	const uint8_t *data;
-	uint32_t len;
-	struct iovec v;
-
-	b->ce = rcache_get(r->c->sh->rc, r->ns, wb->key, &data, &len);
-	if (b->ce == NULL)
-		return false;
-	b->resv.len = len;
-	if (len > wb->total) {
-		b->err = -ENOBUFS;
-		b->rma = 1;
-		rma_cb(b, 0);
-		return true;
-	}
-	v = (struct iovec){ (void *)data, len };
-	rma_issue(b, true, &v, 1, len);
-	return true;
-}
-
-/* Start block i: 0, or -EAGAIN when the write buffer is full. */
-static int
-blk_start(struct srv_req *r, unsigned i)
-{
-	struct srv_blk *b = &r->b[i];
-	const struct wire_block *wb = &r->blk[i];
-	struct store *st = r->c->sh->st;
-	size_t cap;
 	int rc;
 
-	*b = (struct srv_blk){ .r = r, .i = i };
-	rc = desc_check(r->c, wb);
-	if (rc < 0) {
-		blk_end(b, rc);
-		return 0;
+	if (r->state != PUT_RESERVED || r->rx > 0)
+		return;
+	if (r->err == 0 && r->announced < r->blk.len)
+		return; /* more DATA to come */
+	r->state = PUT_DONE;
+	put_unlist(r); /* late DATA for it is dropped */
+	if (r->err < 0) { /* the client went away mid-transfer */
+		store_put_abort(st, &r->resv);
+		req_end(r, r->err);
+		return;
 	}
-	if (r->h.opcode == WIRE_OP_PUT) {
-		rc = store_put_reserve(st, r->ns, wb->key, (uint32_t)wb->total,
-				       &b->resv);
-		if (rc == -EAGAIN)
-			return rc;
-		if (rc < 0) {
-			blk_end(b, rc);
-			return 0;
-		}
-		rma_issue(b, false, b->resv.iov, b->resv.iovcnt, wb->total);
-		return 0;
-	}
-	if (get_cached(b, wb))
-		return 0;
-	cap = (wb->total + STORE_IO_ALIGN - 1) & ~(size_t)(STORE_IO_ALIGN - 1);
-	b->rbuf = rbuf_get(cap, &b->rcap);
-	if (b->rbuf == NULL) {
-		blk_end(b, -ENOMEM);
-		return 0;
-	}
-	rc = store_get_zc_submit(st, r->ns, wb->key, b->rbuf, b->rcap,
-				 get_data_cb, b);
-	if (rc < 0) {
-		rbuf_put(b->rbuf, b->rcap);
-		b->rbuf = NULL;
-		blk_end(b, rc);
-	}
-	return 0;
+	rcache_drop(r->c->sh->rc, r->blk.ns, r->blk.key); /* stale from now */
+	rc = store_put_commit(st, &r->resv, (r->h.flags & WIRE_F_DURABLE) ?
+				      STORE_PUT_DURABLE : 0, commit_cb, r);
+	if (rc < 0)
+		req_end(r, rc);
 }
 
-/* Start the blocks not yet started; 1 if some must wait for room. */
-static int
-req_run(struct srv_req *r)
+static void
+put_rx_cb(void *arg, int rc)
 {
-	r->left++; /* hold: blocks finishing now must not end the request */
-	while (r->next_blk < r->n) {
-		if (blk_start(r, r->next_blk) == -EAGAIN)
-			break;
-		r->next_blk++;
+	struct srv_req *r = arg;
+
+	r->rx--;
+	if (rc < 0 && r->err == 0)
+		r->err = rc;
+	put_check(r);
+}
+
+/* Have UCX receive a DATA piece at off straight into the reservation. */
+static void
+put_rx(struct srv_req *r, struct net_data *d, uint64_t off)
+{
+	struct iovec sl[STORE_RESV_MAXIOV];
+	int n = net_iov_slice(r->resv.iov, r->resv.iovcnt, off,
+			      net_data_len(d), sl, STORE_RESV_MAXIOV);
+	int rc;
+
+	if (n < 0 || r->err < 0) {
+		net_data_drop(d); /* kept ones; a fresh one UCX drops */
+		if (r->err == 0)
+			r->err = -EIO;
+		return;
 	}
-	if (r->next_blk < r->n) {
-		r->left--;
-		return 1;
+	r->rx++;
+	rc = net_data_recv_nb(d, sl, (unsigned)n, put_rx_cb, r);
+	if (rc < 0) {
+		r->rx--;
+		if (r->err == 0)
+			r->err = rc;
 	}
-	if (--r->left == 0)
-		srv_req_done(r);
+}
+
+/*
+ * Reserve the block's place in the write buffer; the DATA that came
+ * meanwhile goes straight in. Returns -EAGAIN while there is no room.
+ */
+static int
+put_start(struct srv_req *r)
+{
+	struct store *st = r->c->sh->st;
+	int rc;
+
+	if (r->c->dead) {
+		req_end(r, -ECONNRESET);
+		return 0;
+	}
+	rc = store_put_reserve(st, r->blk.ns, r->blk.key, (uint32_t)r->blk.len,
+			       &r->resv);
+	if (rc == -EAGAIN)
+		return rc;
+	if (rc < 0) {
+		req_end(r, rc);
+		return 0;
+	}
+	r->state = PUT_RESERVED;
+	for (unsigned i = 0; i < r->npend; i++)
+		put_rx(r, r->pend[i], r->pend_off[i]);
+	r->npend = 0;
+	put_check(r);
 	return 0;
 }
 
@@ -634,64 +433,207 @@ srv_retry(struct srv_shard *sh)
 	sh->retry = NULL;
 	while ((r = list) != NULL) {
 		list = r->link;
-		if (req_run(r)) {
+		if (put_start(r) == -EAGAIN) {
 			r->link = sh->retry;
 			sh->retry = r;
 		}
 	}
 }
 
-/* PUT and GET: decode, check limits, start what can start. */
+/*
+ * The connection is gone: PUTs still waiting for DATA will get none.
+ * Those landing bytes fail with their receives, those waiting for room
+ * at their next retry; the kept pieces go back to UCX now.
+ */
+void
+srv_conn_puts_fail(struct srv_conn *c)
+{
+	struct srv_req *r = c->puts, *next;
+
+	for (; r != NULL; r = next) {
+		next = r->cnext;
+		pend_drop(r);
+		if (r->state != PUT_RESERVED)
+			continue;
+		if (r->err == 0)
+			r->err = -ECONNRESET;
+		put_check(r);
+	}
+}
+
+/* DATA from the client: the next piece of one of its PUTs. */
 static void
-op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
+op_data(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	struct net_data *d)
+{
+	struct srv_req *r = c->puts;
+	size_t n;
+
+	(void)body;
+	while (r != NULL && r->h.req_id != h->req_id)
+		r = r->cnext;
+	if (d == NULL || h->body_len != 0) {
+		srv_conn_drop(c);
+		return;
+	}
+	if (r == NULL)
+		return; /* its PUT was answered already (BUSY...): dropped */
+	n = net_data_len(d);
+	if (!net_data_rndv(d) || h->aux != r->announced ||
+	    n > r->blk.len - r->announced) {
+		/* inline bytes would need a copy; pieces out of order, or
+		 * more than announced, are a broken client */
+		srv_conn_drop(c);
+		return;
+	}
+	r->announced += n;
+	if (r->state == PUT_RESERVED) {
+		put_rx(r, d, h->aux);
+		put_check(r);
+		return;
+	}
+	if (r->npend == WIRE_MAX_IOV ||
+	    (r->pend[r->npend] = net_data_keep(d)) == NULL) {
+		srv_conn_drop(c);
+		return;
+	}
+	r->pend_off[r->npend++] = h->aux;
+}
+
+/* The GET's pieces are at the client (or failed): answer. */
+static void
+get_tx_cb(void *arg, int rc)
+{
+	struct srv_req *r = arg;
+
+	if (rc < 0 && r->err == 0)
+		r->err = rc;
+	if (--r->tx == 0)
+		req_end(r, r->err < 0 ? r->err : (int)r->len);
+}
+
+/* Send the block as DATA pieces straight from where it is, then the
+ * answer once every piece has landed. */
+static void
+get_send(struct srv_req *r, const struct iovec *iov, unsigned n)
+{
+	struct srv_conn *c = r->c;
+	uint8_t hb[WIRE_HDR_SIZE];
+	struct wire_hdr h = { .opcode = WIRE_OP_DATA | WIRE_OP_RESP,
+			      .req_id = r->h.req_id, .shard = c->sh->idx };
+	uint64_t off = 0;
+
+	if (r->len > r->blk.len) { /* the client has no room for it */
+		req_end(r, -ENOBUFS);
+		return;
+	}
+	h.body_crc = wire_body_crc(NULL, 0);
+	r->tx = 1; /* held while the pieces go out */
+	for (unsigned i = 0; i < n && r->err == 0; i++) {
+		int rc = -ECONNRESET;
+
+		if (iov[i].iov_len == 0)
+			continue;
+		h.aux = off;
+		wire_hdr_encode(&h, hb);
+		if (!c->dead)
+			rc = net_send_data_nb(c->ep, NET_AM_TO_CLIENT, hb,
+					      sizeof(hb), iov[i].iov_base,
+					      iov[i].iov_len, get_tx_cb, r);
+		if (rc < 0)
+			r->err = rc;
+		else
+			r->tx++;
+		off += iov[i].iov_len;
+	}
+	get_tx_cb(r, 0);
+}
+
+static void
+get_data_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
+	    struct store_zc_ref *ref)
+{
+	struct srv_req *r = arg;
+
+	r->ref = ref;
+	if (rc < 0) {
+		req_end(r, rc);
+		return;
+	}
+	r->len = (uint32_t)rc;
+	get_send(r, iov, n);
+}
+
+static void
+get_start(struct srv_req *r)
+{
+	struct srv_shard *sh = r->c->sh;
+	const uint8_t *data;
+	uint32_t len;
+	size_t cap;
+	int rc;
+
+	r->ce = rcache_get(sh->rc, r->blk.ns, r->blk.key, &data, &len);
+	if (r->ce != NULL) { /* prefetched by a LOOKUP: from DRAM */
+		struct iovec v = { (void *)data, len };
+
+		r->len = len;
+		get_send(r, &v, 1);
+		return;
+	}
+	cap = (r->blk.len + STORE_IO_ALIGN - 1) & ~(size_t)(STORE_IO_ALIGN - 1);
+	r->rbuf = rbuf_get(cap, &r->rcap);
+	if (r->rbuf == NULL) {
+		req_end(r, -ENOMEM);
+		return;
+	}
+	rc = store_get_zc_submit(sh->st, r->blk.ns, r->blk.key, r->rbuf,
+				 r->rcap, get_data_cb, r);
+	if (rc < 0)
+		req_end(r, rc);
+}
+
+/* PUT and GET: one block each; a PUT's bytes follow as DATA. */
+static void
+op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	struct net_data *d)
 {
 	struct srv_shard *sh = c->sh;
 	const struct srv_config *cfg = &sh->srv->cfg;
+	struct wire_blk blk;
 	struct srv_req *r;
-	/* each descriptor takes 24 body bytes: no more can be in it */
-	size_t maxd = h->body_len / WIRE_DESC_SIZE + 1;
 
+	(void)d; /* none: srv_dispatch refuses data parts here */
+	if (h->count != 1 || wire_blk_decode(body, h->body_len, &blk) < 0) {
+		srv_conn_drop(c);
+		return;
+	}
 	if (c->inflight >= cfg->max_inflight_conn ||
 	    sh->inflight >= cfg->max_inflight_shard || sh->draining) {
-		srv_reply(c, h, -GPC_EBUSY, 0, 0, NULL, 0);
+		srv_reply(c, h, -GPC_EBUSY, 1, 0, NULL, 0);
 		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
-		return;
-	}
-	if (h->count == 0 || h->count > WIRE_MAX_BATCH) {
-		srv_conn_drop(c);
-		return;
+		return; /* its DATA, if any, finds no PUT and is dropped */
 	}
 	r = calloc(1, sizeof(*r));
-	if (r != NULL) {
-		r->blk = calloc(h->count, sizeof(*r->blk));
-		r->desc = calloc(maxd, sizeof(*r->desc));
-		r->status = calloc(h->count, sizeof(*r->status));
-		r->b = calloc(h->count, sizeof(*r->b));
-		r->body = malloc(h->body_len ? h->body_len : 1);
-	}
-	if (r == NULL || !r->blk || !r->desc || !r->status || !r->b ||
-	    !r->body) {
-		if (r != NULL)
-			req_free(r);
-		srv_reply(c, h, -ENOMEM, 0, 0, NULL, 0);
-		return;
-	}
-	memcpy(r->body, body, h->body_len);
-	if (wire_batch_decode(r->body, h->body_len, h->count, &r->ns, r->blk,
-			      r->desc, maxd) < 0) {
-		req_free(r);
-		srv_conn_drop(c);
+	if (r == NULL) {
+		srv_reply(c, h, -ENOMEM, 1, 0, NULL, 0);
 		return;
 	}
 	r->c = c;
 	r->h = *h;
-	r->n = r->left = h->count;
-	r->ns = ns_of(c, r->ns);
+	r->blk = blk;
+	r->blk.ns = ns_of(c, blk.ns);
 	r->t0 = clock_now_ns();
 	c->inflight++;
 	sh->inflight++;
 	req_link(sh, r);
-	if (req_run(r)) {
+	if (h->opcode == WIRE_OP_GET) {
+		get_start(r);
+		return;
+	}
+	r->cnext = c->puts; /* takes DATA from now on */
+	c->puts = r;
+	if (put_start(r) == -EAGAIN) {
 		r->link = sh->retry;
 		sh->retry = r;
 	}
@@ -749,7 +691,8 @@ prefetch(struct srv_shard *sh, uint64_t ns, const uint8_t *keys, unsigned n)
 
 /* LOOKUP, DELETE, PIN, UNPIN: synchronous over a key list. */
 static void
-op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
+op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	 struct net_data *d)
 {
 	struct store *st = c->sh->st;
 	const uint8_t *keys;
@@ -757,6 +700,7 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	uint8_t *resp;
 	unsigned present = 0;
 
+	(void)d; /* none: srv_dispatch refuses data parts here */
 	if (wire_keys_decode(body, h->body_len, h->count, &ns, &keys) < 0) {
 		srv_conn_drop(c);
 		return;
@@ -793,12 +737,14 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 }
 
 static void
-op_stat(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
+op_stat(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	 struct net_data *d)
 {
 	struct store_stats s;
 	uint64_t v[8];
 	uint8_t resp[sizeof(v)];
 
+	(void)d; /* none: srv_dispatch refuses data parts here */
 	(void)body;
 	store_get_stats(c->sh->st, &s);
 	v[0] = s.puts;
@@ -808,7 +754,7 @@ op_stat(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	v[4] = s.index_blocks;
 	v[5] = s.flash_bytes_written;
 	v[6] = s.flash_bytes_read;
-	v[7] = 0; /* payload bytes copied by the server: none on this path */
+	v[7] = 0; /* payload bytes copied by the server: none, by design */
 	for (unsigned i = 0; i < 8; i++)
 		put_le64(resp + 8 * i, v[i]);
 	srv_reply(c, h, 0, 8, 0, resp, sizeof(resp));
@@ -820,8 +766,6 @@ static const struct {
 } op_table[WIRE_OP_MAX] = {
 	[WIRE_OP_HELLO] = { op_hello, false },
 	[WIRE_OP_AUTH] = { op_auth, false },
-	[WIRE_OP_REG] = { op_reg, true },
-	[WIRE_OP_DEREG] = { op_dereg, true },
 	[WIRE_OP_PUT] = { op_xfer, true },
 	[WIRE_OP_GET] = { op_xfer, true },
 	[WIRE_OP_LOOKUP] = { op_keys, true },
@@ -829,22 +773,25 @@ static const struct {
 	[WIRE_OP_PIN] = { op_keys, true },
 	[WIRE_OP_UNPIN] = { op_keys, true },
 	[WIRE_OP_STAT] = { op_stat, true },
+	[WIRE_OP_DATA] = { op_data, true },
 };
 _Static_assert(sizeof(op_table) / sizeof(op_table[0]) == WIRE_OP_MAX,
 	       "one entry per opcode");
 
 void
-srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len)
+srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len,
+	     struct net_data *d)
 {
 	struct wire_hdr h;
 
 	if (wire_msg_decode(buf, len, &h) < 0 || h.shard != c->sh->idx ||
 	    h.opcode >= WIRE_OP_MAX || op_table[h.opcode].fn == NULL ||
-	    (op_table[h.opcode].need_auth && c->state != CONN_AUTHED)) {
+	    (op_table[h.opcode].need_auth && c->state != CONN_AUTHED) ||
+	    (d != NULL) != (h.opcode == WIRE_OP_DATA)) {
 		log_info("ops", "protocol error from tenant '%s': dropped",
 			 c->tenant_name);
 		srv_conn_drop(c);
 		return;
 	}
-	op_table[h.opcode].fn(c, &h, buf + WIRE_HDR_SIZE);
+	op_table[h.opcode].fn(c, &h, buf + WIRE_HDR_SIZE, d);
 }

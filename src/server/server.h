@@ -20,16 +20,7 @@
 #include "server/rcache.h"
 #include "store/store.h"
 
-#define SRV_MAX_REGIONS 64
-
 enum conn_state { CONN_NEW = 0, CONN_CHALLENGED = 1, CONN_AUTHED = 2 };
-
-struct srv_region {
-	bool used;
-	uint32_t id;
-	uint64_t addr, len;
-	struct net_rkey *rk;
-};
 
 struct srv_shard;
 
@@ -43,38 +34,37 @@ struct srv_conn {
 	char tenant_name[WIRE_MAX_TENANT + 1];
 	uint8_t nonce[WIRE_NONCE_LEN];
 	uint64_t ns_seed;       /* folds the tenant into every namespace */
-	struct srv_region regs[SRV_MAX_REGIONS];
 	unsigned inflight;      /* requests not yet answered */
+	struct srv_req *puts;   /* PUTs taking DATA, newest first */
 };
 
-/* Per block of a PUT or GET in flight. */
-struct srv_blk {
-	struct srv_req *r;
-	unsigned i;
-	unsigned rma;           /* RMA operations outstanding */
-	int err;
-	struct store_resv resv;
-	struct store_zc_ref *ref;
-	struct rcache_ent *ce;  /* GET served from the read cache */
-	uint8_t *rbuf;
-	size_t rcap;            /* bytes of rbuf */
-};
+enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2 };
 
+/* A PUT or GET in flight (one block). */
 struct srv_req {
 	struct srv_req *link;   /* shard's retry list */
 	struct srv_req *aprev, *anext; /* shard's list of every request */
+	struct srv_req *cnext;  /* connection's PUTs taking DATA */
 	struct srv_conn *c;
 	struct wire_hdr h;
-	uint8_t *body;
-	uint64_t ns;
-	unsigned n;             /* blocks or keys */
-	struct wire_block *blk;
-	struct wire_desc *desc;
-	int32_t *status;
-	struct srv_blk *b;
-	unsigned left;          /* blocks not finished */
-	unsigned next_blk;      /* next block to start */
-	uint64_t t0, bytes;
+	struct wire_blk blk;    /* ns with the tenant folded in */
+	int err;                /* first failure of a transfer */
+	/* PUT */
+	uint8_t state;          /* enum put_state */
+	struct store_resv resv; /* the block's place */
+	uint64_t announced;     /* bytes of DATA arrived so far */
+	unsigned rx;            /* DATA pieces landing */
+	unsigned npend;         /* DATA kept until there is room */
+	struct net_data *pend[WIRE_MAX_IOV];
+	uint64_t pend_off[WIRE_MAX_IOV];
+	/* GET */
+	struct store_zc_ref *ref;   /* the engine's bytes */
+	struct rcache_ent *ce;  /* served from the read cache */
+	uint8_t *rbuf;          /* read buffer, from flash */
+	size_t rcap;            /* bytes of rbuf */
+	uint32_t len;           /* the block's length */
+	unsigned tx;            /* DATA pieces going out (+1 while sending) */
+	uint64_t t0;
 };
 
 struct srv;
@@ -118,13 +108,14 @@ void srv_shard_join(struct srv_shard *sh);
 void srv_conn_drop(struct srv_conn *c);
 int srv_reply(struct srv_conn *c, const struct wire_hdr *req, int status,
 	      uint32_t count, uint64_t aux, const void *body, size_t blen);
-void srv_req_done(struct srv_req *r);
 int srv_shard_of(const uint8_t *key, unsigned nshards);
 
 /* ops.c */
-void srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len);
+void srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len,
+		  struct net_data *d);
 void srv_retry(struct srv_shard *sh);
 void srv_sweep(struct srv_shard *sh);
+void srv_conn_puts_fail(struct srv_conn *c);
 /* Free the calling shard thread's spare read buffers (at its exit). */
 void srv_rbufs_free(void);
 

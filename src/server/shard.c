@@ -8,8 +8,8 @@
  *
  * Connections: created on accept, dropped on a protocol error or when the
  * peer goes away. A dropped connection stays allocated until its last
- * request has finished (their RMA fails, reservations are aborted, so
- * nothing is published and nothing leaks), then its rkeys are released.
+ * request has finished (their transfers fail, reservations are aborted,
+ * so nothing is published and nothing leaks), then it is freed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,8 +36,6 @@ conn_free(struct srv_conn *c)
 		pp = &(*pp)->next;
 	if (*pp == c)
 		*pp = c->next;
-	for (unsigned i = 0; i < SRV_MAX_REGIONS; i++)
-		net_rkey_destroy(c->regs[i].rk);
 	srv_metrics_conn(c->sh->m, -1);
 	free(c);
 }
@@ -58,6 +56,9 @@ srv_conn_drop(struct srv_conn *c)
 		c->ep = NULL;
 		net_ep_set_user(ep, NULL);
 		net_ep_close(ep);
+		c->inflight++; /* ending PUTs must not free c under us */
+		srv_conn_puts_fail(c);
+		c->inflight--;
 	}
 	if (c->inflight == 0)
 		conn_free(c);
@@ -101,13 +102,14 @@ on_accept(void *arg, struct net_ep *ep)
 }
 
 static void
-on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
+on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
+       struct net_data *d)
 {
 	struct srv_conn *c = net_ep_user(ep);
 
 	(void)arg;
 	if (c != NULL && !c->dead)
-		srv_dispatch(c, buf, len);
+		srv_dispatch(c, buf, len, d);
 }
 
 static void
@@ -123,6 +125,9 @@ on_err(void *arg, struct net_ep *ep, int err)
 	c->dead = true; /* the net layer closes (and frees) the endpoint */
 	c->ep = NULL;
 	net_ep_set_user(ep, NULL);
+	c->inflight++; /* ending PUTs must not free c under us */
+	srv_conn_puts_fail(c);
+	c->inflight--;
 	if (c->inflight == 0)
 		conn_free(c);
 }

@@ -6,8 +6,8 @@
  *  1. as a whole message: wire_msg_decode, and when it decodes, the
  *     header must re-encode to the same 48 bytes and the body goes to the
  *     decoder its opcode names (and to all the others);
- *  2. as raw bodies: the first 4 bytes choose a count and a descriptor
- *     limit, the rest is a body for every body decoder;
+ *  2. as raw bodies: the first 4 bytes choose a count, the rest is a body
+ *     for every body decoder;
  *  3. as numbers for wire_range_inside, checked against 128-bit arithmetic,
  *     and as a script of writes for wire_wr_* that wire_rd_* must read back.
  * A successful decode is checked against the bytes it came from (sizes,
@@ -29,8 +29,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_MAX_DESC ((size_t)WIRE_MAX_BATCH * WIRE_MAX_IOV)
-#define BLOCK_HDR (WIRE_KEY_LEN + 8u) /* key, ndesc, reserved */
 
 /* Like assert, but never compiled out: a failed invariant is a finding. */
 #define FUZZ_CHECK(cond)                                                     \
@@ -41,9 +39,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                             \
 		}                                                            \
 	} while (0)
-
-static struct wire_block blocks[WIRE_MAX_BATCH];
-static struct wire_desc descs[FUZZ_MAX_DESC];
 
 /* Field by field: struct padding is not part of a header. */
 static bool
@@ -57,43 +52,23 @@ hdr_eq(const struct wire_hdr *a, const struct wire_hdr *b)
 }
 
 static void
-check_batch(const uint8_t *body, size_t len, uint32_t count, size_t max_desc)
+check_blk(const uint8_t *body, size_t len)
 {
-	uint64_t ns = 0;
-	size_t off = 8, used = 0;
+	struct wire_blk b;
+	struct wire_wr w;
 
-	if (wire_batch_decode(body, len, count, &ns, blocks, descs, max_desc))
+	memset(&b, 0x55, sizeof(b));
+	if (wire_blk_decode(body, len, &b))
 		return;
-	FUZZ_CHECK(count >= 1 && count <= WIRE_MAX_BATCH);
-	FUZZ_CHECK(len >= 8 && ns == get_le64(body));
-	for (uint32_t i = 0; i < count; i++) {
-		const struct wire_block *b = &blocks[i];
-		uint64_t total = 0;
-
-		FUZZ_CHECK(off + BLOCK_HDR <= len);
-		FUZZ_CHECK(memcmp(b->key, body + off, WIRE_KEY_LEN) == 0);
-		FUZZ_CHECK(b->ndesc == get_le32(body + off + WIRE_KEY_LEN));
-		FUZZ_CHECK(b->ndesc >= 1 && b->ndesc <= WIRE_MAX_IOV);
-		FUZZ_CHECK(b->desc == &descs[used]);
-		off += BLOCK_HDR;
-		for (uint32_t j = 0; j < b->ndesc; j++) {
-			const struct wire_desc *d = &b->desc[j];
-
-			FUZZ_CHECK(off + WIRE_DESC_SIZE <= len);
-			FUZZ_CHECK(d->region == get_le32(body + off));
-			FUZZ_CHECK(d->addr == get_le64(body + off + 8));
-			FUZZ_CHECK(d->len == get_le64(body + off + 16));
-			FUZZ_CHECK(d->len >= 1 && d->len <= WIRE_MAX_BLOCK);
-			FUZZ_CHECK(d->addr + d->len > d->addr); /* no wrap */
-			total += d->len;
-			off += WIRE_DESC_SIZE;
-		}
-		used += b->ndesc;
-		FUZZ_CHECK(used <= max_desc);
-		FUZZ_CHECK(b->total == total);
-		FUZZ_CHECK(total >= 1 && total <= WIRE_MAX_BLOCK);
-	}
-	FUZZ_CHECK(off == len); /* consumed exactly */
+	FUZZ_CHECK(len == WIRE_BLK_BODY);
+	FUZZ_CHECK(b.ns == get_le64(body));
+	FUZZ_CHECK(memcmp(b.key, body + 8, WIRE_KEY_LEN) == 0);
+	FUZZ_CHECK(b.len == get_le64(body + 8 + WIRE_KEY_LEN));
+	FUZZ_CHECK(b.len >= 1 && b.len <= WIRE_MAX_BLOCK);
+	wire_wr_init(&w); /* and it encodes back to the same bytes */
+	wire_blk_encode(&w, &b);
+	FUZZ_CHECK(w.err == 0 && w.len == len && memcmp(w.buf, body, len) == 0);
+	wire_wr_fini(&w);
 }
 
 static void
@@ -126,29 +101,13 @@ check_hello(const uint8_t *body, size_t len)
 		FUZZ_CHECK(name[i] > 0x20 && name[i] < 0x7f);
 }
 
+/* Every body decoder on one body. */
 static void
-check_reg(const uint8_t *body, size_t len)
+check_body(const uint8_t *body, size_t len, uint32_t count)
 {
-	struct wire_reg g;
-
-	if (wire_reg_decode(body, len, &g))
-		return;
-	FUZZ_CHECK(len >= 24 && g.rkey_len == len - 24);
-	FUZZ_CHECK(g.rkey_len >= 1 && g.rkey_len <= WIRE_MAX_RKEY);
-	FUZZ_CHECK(g.rkey == body + 24);
-	FUZZ_CHECK(g.region == get_le32(body) && g.addr == get_le64(body + 8) &&
-		   g.len == get_le64(body + 16));
-	FUZZ_CHECK(g.len >= 1 && g.addr + g.len > g.addr);
-}
-
-/* Every body decoder on one body; max_desc chosen by the caller. */
-static void
-check_body(const uint8_t *body, size_t len, uint32_t count, size_t max_desc)
-{
-	check_batch(body, len, count, max_desc);
+	check_blk(body, len);
 	check_keys(body, len, count);
 	check_hello(body, len);
-	check_reg(body, len);
 }
 
 static void
@@ -173,8 +132,7 @@ check_msg(const uint8_t *data, size_t size)
 	switch (op) {
 	case WIRE_OP_PUT:
 	case WIRE_OP_GET:
-		check_batch(data + WIRE_HDR_SIZE, h.body_len, h.count,
-			    FUZZ_MAX_DESC);
+		check_blk(data + WIRE_HDR_SIZE, h.body_len);
 		break;
 	case WIRE_OP_LOOKUP:
 	case WIRE_OP_DELETE:
@@ -185,12 +143,8 @@ check_msg(const uint8_t *data, size_t size)
 	case WIRE_OP_HELLO:
 		check_hello(data + WIRE_HDR_SIZE, h.body_len);
 		break;
-	case WIRE_OP_REG:
-		check_reg(data + WIRE_HDR_SIZE, h.body_len);
-		break;
 	default:
-		check_body(data + WIRE_HDR_SIZE, h.body_len, h.count,
-			   FUZZ_MAX_DESC);
+		check_body(data + WIRE_HDR_SIZE, h.body_len, h.count);
 		break;
 	}
 }
@@ -326,9 +280,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_rw(data, size);
 	if (size >= 4) {
 		uint32_t count = get_le16(data) % (WIRE_MAX_BATCH + 2);
-		size_t max_desc = data[2] & 1 ? FUZZ_MAX_DESC : data[3];
 
-		check_body(data + 4, size - 4, count, max_desc);
+		check_body(data + 4, size - 4, count);
 	}
 	return 0;
 }

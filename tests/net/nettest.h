@@ -135,7 +135,7 @@ static inline void
 nt_need_ucx(const char *name)
 {
 	struct net_ctx *ctx;
-	int rc = net_ctx_create(false, &ctx);
+	int rc = net_ctx_create(false, 0, &ctx);
 
 	if (rc < 0) {
 		printf("%s: SKIP: UCX is unusable here (ucp_init: %s)\n", name,

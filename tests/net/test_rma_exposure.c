@@ -6,11 +6,15 @@
  * of the gpucached binary, from /proc/PID/maps), then to write 8 bytes of
  * the daemon's .data back unchanged. Neither may succeed.
  *
- * This fails today: the daemon's UCP context has UCP_FEATURE_RMA (it
- * drives the data path by RMA), so UCX's software RMA emulation (the only
- * RMA lanes its endpoints get: tcp, also when shared-memory transports
- * are allowed, since PEER error handling excludes them) serves a peer's
- * PUT/GET at any address, with no registration, before authentication.
+ * Protocol version 1 failed this: the daemon's UCP context had
+ * UCP_FEATURE_RMA (it drove the data path by RMA), so UCX's software RMA
+ * emulation (the only RMA lanes its endpoints got: tcp, also when shared
+ * memory transports were allowed, since PEER error handling excludes
+ * them) served a peer's PUT/GET at any address, with no registration,
+ * before authentication. Version 2 moves block data by active-message
+ * rendezvous and the daemon's context has no RMA feature: the requests
+ * go unanswered (the peer sees a timeout or an error) and the daemon
+ * lives on.
  *
  * argv[1]: gpucached.
  */
@@ -30,9 +34,10 @@ op_cb(void *arg, int rc)
 }
 
 static void
-on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len)
+on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
+       struct net_data *d)
 {
-	(void)arg, (void)ep, (void)buf, (void)len;
+	(void)arg, (void)ep, (void)buf, (void)len, (void)d;
 }
 
 static void
@@ -108,7 +113,7 @@ main(int argc, char **argv)
 	text = daemon_map("r--p");
 	rw = daemon_map("rw-p");
 	REQUIRE(text != 0 && rw != 0);
-	REQUIRE(net_ctx_create(false, &ctx) == 0);
+	REQUIRE(net_ctx_create(false, NET_CTX_RMA, &ctx) == 0);
 	REQUIRE(net_worker_create(ctx, NET_AM_TO_CLIENT, on_msg, on_err, NULL,
 				  &w) == 0);
 	REQUIRE(net_connect(w, "127.0.0.1", nt_port, &ep) == 0);

@@ -1,7 +1,7 @@
 /*
  * test_wire.c - the wire codec (header round trip, every header byte
- * guarded by the CRCs, body limits), the overflow-safe descriptor range
- * check, the HMAC of authentication, and the chained block-key test
+ * guarded by the CRCs, body limits), the PUT/GET body, the overflow-safe
+ * range check libgpucache applies to its iovecs, the HMAC of authentication, and the chained block-key test
  * vectors of docs/protocol.md.
  */
 #include <string.h>
@@ -36,36 +36,29 @@ test_header(void)
 }
 
 static void
-test_batch(void)
+test_blk(void)
 {
-	struct wire_block b[2];
-	struct wire_desc d[4];
+	struct wire_blk b = { .ns = 5, .key = { 1, 2, 3 }, .len = 100 }, o;
 	struct wire_wr w;
-	uint8_t key[32] = { 1 };
-	uint64_t ns;
 
 	wire_wr_init(&w);
-	wire_wr_u64(&w, 5);
-	wire_wr_bytes(&w, key, 32);
-	wire_wr_u32(&w, 1);
-	wire_wr_u32(&w, 0);
-	wire_wr_u32(&w, 7);
-	wire_wr_u32(&w, 0);
-	wire_wr_u64(&w, UINT64_MAX - 10); /* addr + len overflows */
-	wire_wr_u64(&w, 100);
-	CHECK_RC(wire_batch_decode(w.buf, w.len, 1, &ns, b, d, 4), -GPC_ECORRUPT);
-	w.len -= 16;
-	wire_wr_u64(&w, 4096);
-	wire_wr_u64(&w, 0); /* zero length */
-	CHECK_RC(wire_batch_decode(w.buf, w.len, 1, &ns, b, d, 4), -GPC_ECORRUPT);
-	w.len -= 8;
-	wire_wr_u64(&w, 100);
-	CHECK_RC(wire_batch_decode(w.buf, w.len, 1, &ns, b, d, 4), 0);
-	CHECK(ns == 5 && b[0].ndesc == 1 && b[0].total == 100 &&
-	      d[0].region == 7 && d[0].addr == 4096);
-	CHECK_RC(wire_batch_decode(w.buf, w.len, 2, &ns, b, d, 4), -GPC_ECORRUPT);
-	CHECK_RC(wire_batch_decode(w.buf, w.len - 1, 1, &ns, b, d, 4),
-		 -GPC_ECORRUPT);
+	wire_blk_encode(&w, &b);
+	CHECK(w.len == WIRE_BLK_BODY);
+	CHECK_RC(wire_blk_decode(w.buf, w.len, &o), 0);
+	CHECK(o.ns == 5 && o.len == 100 && memcmp(o.key, b.key, 32) == 0);
+	CHECK_RC(wire_blk_decode(w.buf, w.len - 1, &o), -GPC_ECORRUPT);
+	wire_wr_u8(&w, 0); /* one byte too many */
+	CHECK_RC(wire_blk_decode(w.buf, w.len, &o), -GPC_ECORRUPT);
+	wire_wr_fini(&w);
+	b.len = 0; /* empty block */
+	wire_wr_init(&w);
+	wire_blk_encode(&w, &b);
+	CHECK_RC(wire_blk_decode(w.buf, w.len, &o), -GPC_ECORRUPT);
+	wire_wr_fini(&w);
+	b.len = (uint64_t)WIRE_MAX_BLOCK + 1; /* over the value limit */
+	wire_wr_init(&w);
+	wire_blk_encode(&w, &b);
+	CHECK_RC(wire_blk_decode(w.buf, w.len, &o), -GPC_ECORRUPT);
 	wire_wr_fini(&w);
 	CHECK(wire_range_inside(100, 10, 100, 10));
 	CHECK(!wire_range_inside(100, 11, 100, 10));
@@ -108,7 +101,7 @@ int
 main(void)
 {
 	test_header();
-	test_batch();
+	test_blk();
 	test_auth_and_keys();
 	return test_summary("test_wire");
 }
