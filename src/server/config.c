@@ -43,6 +43,7 @@
 #include <ini.h>
 
 #include "coder/coder.h"
+#include "common/hash.h"
 #include "gpucache/gpucache.h"
 #include "net/wire.h"
 #include "store/format.h"
@@ -140,6 +141,10 @@ static const struct cfg_key cfg_keys[] = {
 	  .help = "16..256 bytes: plain text, or hex:HEX (required)" },
 	{ SECT_TENANT, "quota", T_SIZE, TEN(quota_bytes), 0, UINT64_MAX,
 	  .def = "0", .help = "capacity quota; 0 = none" },
+	{ SECT_TENANT, "class", T_INT, TEN(class_id), 0, SRV_CLASS_MAX,
+	  .def = "0", .help = "engine class 1..1023 its blocks are kept "
+	  "under; 0 = derived from the name (never set it on a store in use: "
+	  "the tenant's blocks stay under the old class)" },
 };
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 
@@ -622,6 +627,7 @@ tenant_section(struct cfg_parse *p, const char *s, size_t n)
 		memset(tn->secret, 0, sizeof(tn->secret));
 		tn->secret_len = 0;
 		tn->quota_bytes = 0;
+		tn->class_id = 0;
 	} else if ((t = tenant_get(&p->c, s, n)) < 0) {
 		return fail(p, p->line, "more than %d tenants", SRV_MAX_TENANTS);
 	}
@@ -1176,8 +1182,48 @@ check_tenants(const struct srv_config *c, char *err, size_t errlen)
 		if (tenant_find(c, t->name, n) != (int)i)
 			return check_fail(err, errlen, "tenant %s is defined "
 					  "twice", t->name);
+		for (unsigned j = 0; t->class_id && j < i; j++)
+			if (c->tenants[j].class_id == t->class_id)
+				return check_fail(err, errlen, "[tenant %s] and "
+						  "[tenant %s] both have class "
+						  "%u", c->tenants[j].name,
+						  t->name, t->class_id);
 	}
 	return 0;
+}
+
+void
+srv_tenant_classes(const struct srv_config *c, uint16_t *cls)
+{
+	bool used[SRV_CLASS_MAX + 1] = { false };
+	unsigned ord[SRV_MAX_TENANTS], n = 0;
+
+	for (unsigned i = 0; i < c->ntenants && i < SRV_MAX_TENANTS; i++) {
+		cls[i] = c->tenants[i].class_id;
+		if (cls[i] != 0)
+			used[cls[i]] = true;
+		else
+			ord[n++] = i;
+	}
+	for (unsigned i = 1; i < n; i++) /* name order: few tenants */
+		for (unsigned j = i; j > 0 && strcmp(c->tenants[ord[j - 1]].name,
+						     c->tenants[ord[j]].name) > 0;
+		     j--) {
+			unsigned x = ord[j];
+
+			ord[j] = ord[j - 1];
+			ord[j - 1] = x;
+		}
+	for (unsigned k = 0; k < n; k++) {
+		const char *nm = c->tenants[ord[k]].name;
+		unsigned h = 1 + (unsigned)(XXH3_64bits(nm, strlen(nm)) %
+					    SRV_CLASS_MAX);
+
+		while (used[h])
+			h = h % SRV_CLASS_MAX + 1;
+		used[h] = true;
+		cls[ord[k]] = (uint16_t)h;
+	}
 }
 
 int

@@ -28,12 +28,14 @@
 #define SRV_SECRET_MIN 16
 #define SRV_SECRET_MAX 256
 #define SRV_TENANT_MAX 64       /* bytes of a tenant name, == WIRE_MAX_TENANT */
+#define SRV_CLASS_MAX 1023      /* == STORE_MAX_CLASSES - 1 */
 
 struct srv_tenant {
 	char name[65];
 	uint8_t secret[256];
 	size_t secret_len;
 	uint64_t quota_bytes; /* 0 = none */
+	uint16_t class_id;    /* engine class 1..SRV_CLASS_MAX; 0 = from name */
 };
 
 struct srv_config {
@@ -111,5 +113,13 @@ void srv_config_help(FILE *f);
  * -EIO.
  */
 int srv_config_write(const struct srv_config *c, FILE *f);
+
+/*
+ * Every tenant's engine class (the top bits of its namespaces, which its
+ * quota and its blocks hang on): its `class` key, or one derived from its
+ * name (probing past classes taken, tenants in name order), so reordering
+ * sections or adding a tenant never moves anyone's blocks. cls[ntenants].
+ */
+void srv_tenant_classes(const struct srv_config *c, uint16_t *cls);
 
 #endif

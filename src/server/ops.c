@@ -32,7 +32,7 @@ typedef void (*op_fn)(struct srv_conn *c, const struct wire_hdr *h,
 		      const uint8_t *body, struct net_data *d);
 
 /*
- * The engine's namespace: the tenant's class (config index + 1) in the
+ * The engine's namespace: the tenant's class (srv_tenant_classes) in the
  * top 16 bits, for quotas; a hash of tenant name and client namespace
  * below, so tenants never alias.
  */
@@ -42,7 +42,7 @@ ns_of(const struct srv_conn *c, uint64_t client_ns)
 	uint64_t h = XXH3_64bits_withSeed(&client_ns, sizeof(client_ns),
 					  c->ns_seed);
 
-	return ((uint64_t)(c->tenant + 1) << 48) | (h & ((1ull << 48) - 1));
+	return ((uint64_t)c->cls << 48) | (h & ((1ull << 48) - 1));
 }
 
 static const struct srv_config *
@@ -145,6 +145,12 @@ op_auth(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	}
 	c->state = CONN_AUTHED;
 	c->ns_seed = XXH3_64bits(c->tenant_name, strlen(c->tenant_name));
+	{
+		uint16_t cls[SRV_MAX_TENANTS];
+
+		srv_tenant_classes(cfg, cls);
+		c->cls = cls[c->tenant]; /* fixed for the connection's life */
+	}
 	srv_reply(c, h, 0, 0, c->sh->srv->nsh, NULL, 0);
 }
 

@@ -34,6 +34,7 @@ struct srv_conn {
 	char tenant_name[WIRE_MAX_TENANT + 1];
 	uint8_t nonce[WIRE_NONCE_LEN];
 	uint64_t ns_seed;       /* folds the tenant into every namespace */
+	uint16_t cls;           /* the tenant's engine class (quotas) */
 	unsigned inflight;      /* requests not yet answered */
 	struct srv_req *puts;   /* PUTs taking DATA, newest first */
 };

@@ -196,16 +196,22 @@ shard_store(struct srv_shard *sh)
 	return rc;
 }
 
-/* Each tenant's quota, split evenly over the shards, as engine quotas. */
+/* Each tenant's quota, split evenly over the shards, as the quota of its
+ * engine class; classes of tenants no longer configured have none. */
+_Static_assert(SRV_CLASS_MAX == STORE_MAX_CLASSES - 1, "one class space");
 static void
 apply_quotas(struct srv_shard *sh)
 {
 	struct srv *s = sh->srv;
 	const struct srv_config *c = atomic_load(&s->tenants);
+	uint16_t cls[SRV_MAX_TENANTS];
 
 	sh->tenants_gen = atomic_load(&s->tenants_gen);
-	for (unsigned t = 0; t < c->ntenants && t + 1 < STORE_MAX_CLASSES; t++)
-		store_set_quota(sh->st, t + 1, c->tenants[t].quota_bytes / s->nsh);
+	srv_tenant_classes(c, cls);
+	for (unsigned k = 1; k < STORE_MAX_CLASSES; k++)
+		store_set_quota(sh->st, k, 0);
+	for (unsigned t = 0; t < c->ntenants; t++)
+		store_set_quota(sh->st, cls[t], c->tenants[t].quota_bytes / s->nsh);
 }
 
 static void
@@ -222,9 +228,15 @@ publish(struct srv_shard *sh)
 	for (unsigned i = 0; i < snap.stats.ndev && i < STORE_MAX_DEVS; i++)
 		snap.dev_failed[i] = store_dev_health(sh->st, i) != 0;
 	srv_metrics_publish_store(sh->m, &snap);
-	for (unsigned t = 0; t < SRV_MAX_TENANTS; t++)
-		srv_metrics_tenant_usage(sh->m, t,
-					 store_class_usage(sh->st, t + 1));
+	{
+		const struct srv_config *c = atomic_load(&sh->srv->tenants);
+		uint16_t cls[SRV_MAX_TENANTS];
+
+		srv_tenant_classes(c, cls);
+		for (unsigned t = 0; t < c->ntenants; t++)
+			srv_metrics_tenant_usage(sh->m, t,
+						 store_class_usage(sh->st, cls[t]));
+	}
 	if (atomic_load(&sh->srv->tenants_gen) != sh->tenants_gen)
 		apply_quotas(sh);
 }

@@ -516,6 +516,49 @@ test_check(void)
 	CHECK(strstr(err, "defined twice"));
 }
 
+/* Classes follow names, not section order; explicit ones win and must
+ * not collide. */
+static void
+test_classes(void)
+{
+	static const char *const names[] = { "alice", "bob", "carol", "dave" };
+	uint16_t a[SRV_MAX_TENANTS], b[SRV_MAX_TENANTS];
+	char text[2048];
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+				      "[tenant %s]\nsecret = %s\n", names[i],
+				      secret16);
+	CHECK_RC(parse(text), 0);
+	srv_tenant_classes(cfg, a);
+	n = 0;
+	for (int i = 3; i >= 0; i--) /* the same tenants, backwards */
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+				      "[tenant %s]\nsecret = %s\n", names[i],
+				      secret16);
+	CHECK_RC(parse(text), 0);
+	srv_tenant_classes(cfg, b);
+	for (int i = 0; i < 4; i++) {
+		CHECK(a[i] >= 1 && a[i] <= SRV_CLASS_MAX);
+		CHECK(a[i] == b[3 - i]); /* same name, same class */
+		for (int j = 0; j < i; j++)
+			CHECK(a[i] != a[j]);
+	}
+	snprintf(text, sizeof(text), "[tenant alice]\nsecret = %s\nclass = 7\n"
+		 "[tenant bob]\nsecret = %s\n", secret16, secret16);
+	CHECK_RC(parse(text), 0);
+	srv_tenant_classes(cfg, a);
+	CHECK(a[0] == 7 && a[1] != 7 && a[1] >= 1);
+	CHECK_RC(srv_config_check(cfg, err, sizeof(err)), 0);
+	snprintf(text, sizeof(text), "[tenant alice]\nsecret = %s\nclass = 7\n"
+		 "[tenant bob]\nsecret = %s\nclass = 7\n", secret16, secret16);
+	CHECK_RC(parse(text), 0);
+	CHECK(srv_config_check(cfg, err, sizeof(err)) < 0 &&
+	      strstr(err, "both have class 7") != NULL);
+	EXPECT_ERR("[tenant alice]\nclass = 1024\n", 2, "class");
+}
+
 static void
 test_load_and_write(void)
 {
@@ -587,6 +630,7 @@ main(void)
 	test_set();
 	test_sizes();
 	test_check();
+	test_classes();
 	test_load_and_write();
 	free(cfg);
 	return test_summary("test_config");
