@@ -107,8 +107,9 @@ get_rx_done(void *arg, int rc)
 	free(x);
 }
 
-/* DATA for a GET: receive the piece straight into the block's memory.
- * Left alone, it is dropped. */
+/* DATA for a GET: receive the piece straight into the block's memory;
+ * the last piece (count 1) carries the answer's status as well. Left
+ * alone, it is dropped. */
 static void
 get_rx(struct gpc_client *c, struct cli_part *p, const struct wire_hdr *h,
        struct net_data *d)
@@ -132,6 +133,10 @@ get_rx(struct gpc_client *c, struct cli_part *p, const struct wire_hdr *h,
 	*x = (struct get_rx){ .c = c, .req_id = h->req_id };
 	p->got += n;
 	p->rx++;
+	if (h->count == 1) { /* the last piece: the answer too */
+		p->resp = true;
+		p->rstatus = h->status;
+	}
 	if (net_data_recv_nb(d, sl, (unsigned)k, get_rx_done, x) < 0) {
 		free(x);
 		p->rx--;

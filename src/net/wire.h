@@ -77,10 +77,12 @@ struct wire_hdr {
 /*
  * PUT and GET body (40 + 8 bytes): u64 ns, key[32], u64 len. PUT: len is
  * the block's length; its bytes follow as DATA messages. GET: len is how
- * many bytes the client can take; the block comes as DATA messages, then
- * the answer. A DATA message has the PUT's or GET's req_id, aux = the
- * piece's offset in the block, an empty body, and the piece as its data
- * part; a block's pieces come in order and cover it exactly.
+ * many bytes the client can take; the block comes as DATA messages, the
+ * last of which (count 1, status = the block's length) is the answer; a
+ * failure is a plain answer. A DATA message has the PUT's or GET's
+ * req_id, aux = the piece's offset in the block, an empty body, and the
+ * piece as its data part; a block's pieces come in order and cover it
+ * exactly.
  */
 #define WIRE_BLK_BODY 48u
 struct wire_blk {

@@ -317,7 +317,8 @@ req_end(struct srv_req *r, int status)
 	rbuf_put(r->rbuf, r->rcap);
 	if (put && status == 0)
 		bytes = r->blk.len;
-	srv_reply(c, &r->h, status, 1, 0, NULL, 0);
+	if (!(r->answered && status >= 0)) /* a failure after all is told */
+		srv_reply(c, &r->h, status, 1, 0, NULL, 0);
 	srv_metrics_op(sh->m, r->h.opcode, status < 0 ? status : 0,
 		       clock_now_ns() - r->t0, put ? bytes : 0, put ? 0 : bytes);
 	if (put && status == 0)
@@ -506,7 +507,7 @@ op_data(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	r->pend_off[r->npend++] = h->aux;
 }
 
-/* The GET's pieces are at the client (or failed): answer. */
+/* The GET's pieces are at the client (or failed): done. */
 static void
 get_tx_cb(void *arg, int rc)
 {
@@ -518,8 +519,12 @@ get_tx_cb(void *arg, int rc)
 		req_end(r, r->err < 0 ? r->err : (int)r->len);
 }
 
-/* Send the block as DATA pieces straight from where it is, then the
- * answer once every piece has landed. */
+/*
+ * Send the block as DATA pieces straight from where it is. The last piece
+ * is the answer too (count 1, status = the block's length): the client
+ * is done once it has landed, and no answer of its own follows unless a
+ * piece fails.
+ */
 static void
 get_send(struct srv_req *r, const struct iovec *iov, unsigned n)
 {
@@ -528,28 +533,35 @@ get_send(struct srv_req *r, const struct iovec *iov, unsigned n)
 	struct wire_hdr h = { .opcode = WIRE_OP_DATA | WIRE_OP_RESP,
 			      .req_id = r->h.req_id, .shard = c->sh->idx };
 	uint64_t off = 0;
+	unsigned last = n;
 
 	if (r->len > r->blk.len) { /* the client has no room for it */
 		req_end(r, -ENOBUFS);
 		return;
 	}
+	while (last > 0 && iov[last - 1].iov_len == 0)
+		last--;
 	h.body_crc = wire_body_crc(NULL, 0);
 	r->tx = 1; /* held while the pieces go out */
-	for (unsigned i = 0; i < n && r->err == 0; i++) {
+	for (unsigned i = 0; i < last && r->err == 0; i++) {
 		int rc = -ECONNRESET;
 
 		if (iov[i].iov_len == 0)
 			continue;
 		h.aux = off;
+		h.count = i + 1 == last;
+		h.status = h.count ? (int32_t)r->len : 0;
 		wire_hdr_encode(&h, hb);
 		if (!c->dead)
 			rc = net_send_data_nb(c->ep, NET_AM_TO_CLIENT, hb,
 					      sizeof(hb), iov[i].iov_base,
 					      iov[i].iov_len, get_tx_cb, r);
-		if (rc < 0)
+		if (rc < 0) {
 			r->err = rc;
-		else
+		} else {
 			r->tx++;
+			r->answered |= h.count != 0;
+		}
 		off += iov[i].iov_len;
 	}
 	get_tx_cb(r, 0);

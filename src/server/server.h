@@ -65,6 +65,7 @@ struct srv_req {
 	size_t rcap;            /* bytes of rbuf */
 	uint32_t len;           /* the block's length */
 	unsigned tx;            /* DATA pieces going out (+1 while sending) */
+	bool answered;          /* the last piece, which answers, went out */
 	uint64_t t0;
 };
 

@@ -304,10 +304,16 @@ raw_wait(struct raw *r, uint64_t id, unsigned ms)
 	uint64_t t0 = nt_now_ms();
 
 	for (;;) {
-		for (unsigned i = 0; i < r->nmsg; i++)
-			if (r->msg[i].h.req_id == id && !r->msg[i].data &&
-			    r->msg[i].h.opcode != (WIRE_OP_DATA | WIRE_OP_RESP))
+		for (unsigned i = 0; i < r->nmsg; i++) {
+			const struct raw_msg *m = &r->msg[i];
+			bool data = m->h.opcode == (WIRE_OP_DATA | WIRE_OP_RESP);
+
+			/* an answer, or a GET's last piece, which answers */
+			if (m->h.req_id == id &&
+			    ((!m->data && !data) ||
+			     (m->data && data && m->h.count == 1)))
 				return &r->msg[i];
+		}
 		if (r->closed || nt_now_ms() - t0 > ms)
 			return NULL;
 		if (net_progress(rw) == 0)
