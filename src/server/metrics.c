@@ -235,6 +235,24 @@ srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
 }
 
 void
+srv_metrics_tenant_read(const struct srv_shard_metrics *s, unsigned t,
+			struct srv_tenant_counts *out)
+{
+	const struct tenant_ctr *c;
+
+	memset(out, 0, sizeof(*out));
+	if (t >= s->ntenants)
+		return;
+	c = &s->tenant[t];
+	out->puts = ctr_get(&c->v[TC_PUTS]);
+	out->hits = ctr_get(&c->v[TC_HITS]);
+	out->misses = ctr_get(&c->v[TC_MISSES]);
+	out->stored = ctr_get(&c->v[TC_STORED]);
+	out->served = ctr_get(&c->v[TC_SERVED]);
+	out->usage = ctr_get(&c->v[TC_USAGE]);
+}
+
+void
 srv_metrics_tenant_usage(struct srv_shard_metrics *s, unsigned t,
 			 uint64_t bytes)
 {

@@ -88,6 +88,12 @@ void srv_metrics_op(struct srv_shard_metrics *s, unsigned op, int status,
 void srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
 			enum srv_tenant_ev ev, uint64_t nblocks,
 			uint64_t bytes);
+/* Tenant t's counters on this shard, for its own STAT. */
+struct srv_tenant_counts {
+	uint64_t puts, hits, misses, stored, served, usage;
+};
+void srv_metrics_tenant_read(const struct srv_shard_metrics *s, unsigned t,
+			     struct srv_tenant_counts *out);
 /* Bytes tenant t holds on this shard now (gauge; render sums shards). */
 void srv_metrics_tenant_usage(struct srv_shard_metrics *s, unsigned t,
 			      uint64_t bytes);

@@ -754,24 +754,27 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	free(resp);
 }
 
+/* The calling tenant's own counters on this shard: nothing of other
+ * tenants' activity shows (docs/protocol.md). */
 static void
 op_stat(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
-	 struct net_data *d)
+	struct net_data *d)
 {
-	struct store_stats s;
+	struct srv_tenant_counts t;
 	uint64_t v[8];
 	uint8_t resp[sizeof(v)];
 
 	(void)d; /* none: srv_dispatch refuses data parts here */
 	(void)body;
-	store_get_stats(c->sh->st, &s);
-	v[0] = s.puts;
-	v[1] = s.gets;
-	v[2] = s.hits;
-	v[3] = s.misses;
-	v[4] = s.index_blocks;
-	v[5] = s.flash_bytes_written;
-	v[6] = s.flash_bytes_read;
+	srv_metrics_tenant_read(c->sh->m, c->tenant >= 0 ? (unsigned)c->tenant
+							 : UINT32_MAX, &t);
+	v[0] = t.puts;
+	v[1] = t.hits + t.misses;
+	v[2] = t.hits;
+	v[3] = t.misses;
+	v[4] = t.usage;
+	v[5] = t.stored;
+	v[6] = t.served;
 	v[7] = 0; /* payload bytes copied by the server: none, by design */
 	for (unsigned i = 0; i < 8; i++)
 		put_le64(resp + 8 * i, v[i]);

@@ -1836,19 +1836,36 @@ test_auth(void)
 /* ---- tenants ---- */
 
 /* The raw client as bob: same key, same namespace, still a miss, and
- * his PUT of it is his own. */
+ * his PUT of it is his own; his STAT shows only what he did. */
+/* A raw connection's own STAT: 8 counters of its tenant on its shard. */
+static void
+stat_own(struct raw *r, uint64_t v[8])
+{
+	struct raw_msg *m = raw_wait(r, raw_send(r, WIRE_OP_STAT, 0, 0, NULL,
+						 0), 5000);
+
+	REQUIRE(m != NULL && m->h.body_len == 64);
+	for (unsigned i = 0; i < 8; i++)
+		v[i] = get_le64(m->body + 8 * i);
+}
+
 static void
 test_tenants_raw(void)
 {
 	enum { L = 4096, CAP = 64 << 10 };
+	uint64_t sb0[8], sb1[8];
 	struct raw r;
 	uint8_t k[32], *buf = malloc(CAP), *d = malloc(L);
 	unsigned nd = 9;
 
 	REQUIRE(buf != NULL && d != NULL);
 	shard_key(50100, 0, k);
-	CHECK_RC(lib_put(&alice, k, 50100, L), 0);
 	raw_authed(&r, 0, "bob");
+	stat_own(&r, sb0);
+	CHECK_RC(lib_put(&alice, k, 50100, L), 0);
+	CHECK(lib_is(&alice, k, 50100, L));
+	stat_own(&r, sb1); /* alice's PUT and GET do not show in bob's STAT */
+	CHECK(memcmp(sb0, sb1, sizeof(sb0)) == 0);
 	memset(buf, PAT, CAP);
 	CHECK_RC(raw_get(&r, k, CAP, buf, CAP, &nd), -GPC_ENOTFOUND);
 	CHECK_RC(nd, 0);
@@ -1860,6 +1877,11 @@ test_tenants_raw(void)
 	memset(buf, PAT, CAP);
 	CHECK_RC(raw_get(&r, k, CAP, buf, CAP, &nd), L);
 	CHECK(memcmp(buf, d, L) == 0);
+	stat_own(&r, sb1); /* his own do */
+	/* his miss, PUT, lib GET and raw GET, on this shard */
+	CHECK(sb1[0] == sb0[0] + 1 && sb1[1] == sb0[1] + 3 &&
+	      sb1[2] == sb0[2] + 2 && sb1[3] == sb0[3] + 1 &&
+	      sb1[5] == sb0[5] + L && sb1[6] == sb0[6] + 2 * L && sb1[7] == 0);
 	raw_close(&r);
 	free(buf);
 	free(d);
