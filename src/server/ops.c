@@ -246,13 +246,12 @@ req_unlink(struct srv_shard *sh, struct srv_req *r)
  * without its transport noticing) must not hold write-buffer space
  * forever: once a request of it is older than the deadline, its
  * connection is dropped, the transfer fails and its reservation is
- * abandoned. Run about once a second from the shard loop.
+ * abandoned. Run about once a second from the shard loop (now: its
+ * clock, read once per round).
  */
 void
-srv_sweep(struct srv_shard *sh)
+srv_sweep(struct srv_shard *sh, uint64_t now)
 {
-	uint64_t now = clock_now_ns();
-
 	if (now - sh->last_sweep < 1000000000ull)
 		return;
 	sh->last_sweep = now;

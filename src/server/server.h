@@ -116,7 +116,7 @@ int srv_shard_of(const uint8_t *key, unsigned nshards);
 void srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len,
 		  struct net_data *d);
 void srv_retry(struct srv_shard *sh);
-void srv_sweep(struct srv_shard *sh);
+void srv_sweep(struct srv_shard *sh, uint64_t now);
 void srv_conn_puts_fail(struct srv_conn *c);
 /* Free the calling shard thread's spare read buffers (at its exit). */
 void srv_rbufs_free(void);

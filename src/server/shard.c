@@ -215,10 +215,8 @@ apply_quotas(struct srv_shard *sh)
 }
 
 static void
-publish(struct srv_shard *sh)
-{
-	uint64_t now = clock_now_ns();
-	struct srv_store_snap snap;
+publish(struct srv_shard *sh, uint64_t now)
+{	struct srv_store_snap snap;
 
 	if (now - sh->last_publish < 100000000ull)
 		return;
@@ -350,11 +348,13 @@ shard_main(void *arg)
 	atomic_store(&sh->ready, 1);
 	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
 		unsigned n = net_progress(sh->w);
+		uint64_t now;
 
 		n += (unsigned)store_poll(sh->st, 0);
 		srv_retry(sh);
-		srv_sweep(sh);
-		publish(sh);
+		now = clock_now_ns(); /* once a round: the loop spins */
+		srv_sweep(sh, now);
+		publish(sh, now);
 		if (n == 0 && store_pending(sh->st) == 0 && sh->retry == NULL)
 			net_wait(sh->w, 50);
 	}
