@@ -90,8 +90,11 @@ int gpc_connect(const char *url, const struct gpc_connect_opts *opts,
 void gpc_close(struct gpc_client *c);
 unsigned gpc_shards(const struct gpc_client *c);
 
-/* Register caller memory for transfers; or let UCX allocate it (one-sided
- * RMA over shared memory needs UCX-allocated memory). */
+/* Register caller memory for transfers (with UCX, locally: nothing about
+ * it is sent); or let UCX allocate it. Every iovec of a block must lie
+ * inside the registration it names, or the block fails with -EINVAL
+ * before anything is sent. A registration must outlive the transfers
+ * that use it. */
 int gpc_mem_register(struct gpc_client *c, void *addr, size_t len,
 		     struct gpc_mr **out);
 int gpc_mem_alloc(struct gpc_client *c, size_t len, void **addr,

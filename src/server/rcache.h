@@ -3,11 +3,11 @@
  * brought up from flash ahead of the GET that follows (an engine looks a
  * prefix up, then fetches it). Bounded in bytes, LRU, shard-local (no
  * locks). A block is read from flash straight into the cache's buffer and
- * RMA'd to the client from there: no CPU copy.
+ * sent to the client from there: no CPU copy.
  *
  * Entries: LOADING (read in flight), READY (servable), DEAD (dropped while
  * in use; freed when the last user lets go). A GET pins a READY entry for
- * the length of its RMA. A PUT or DELETE of the key drops the entry, so
+ * the length of its send. A PUT or DELETE of the key drops the entry, so
  * the cache never serves bytes older than what the engine holds.
  */
 #ifndef GPC_SERVER_RCACHE_H

@@ -265,8 +265,8 @@ drain_wait(struct srv_shard *sh, uint64_t ns)
 /*
  * SIGTERM: new transfers are answered BUSY and new connections refused
  * (sh->draining); finish what is in flight; if a peer does not let its
- * transfers finish in 10 s, drop every connection (their RMA fails, the
- * reservations are abandoned) and wait for the requests to unwind. Then
+ * transfers finish in 10 s, drop every connection (their transfers fail,
+ * the reservations are abandoned) and wait for the requests to unwind. Then
  * make sure the answers reached the clients, seal and flush, and go.
  */
 static void

@@ -103,7 +103,7 @@ int store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		     const struct iovec *iov, unsigned iovcnt, store_cb cb,
 		     void *arg);
 /*
- * Zero-copy put, for a server that moves the bytes itself (RMA): reserve
+ * Zero-copy put, for a server whose network receives the bytes: reserve
  * room for a len-byte block in the write buffer, fill r->iov (the block's
  * bytes in DRAM, in order) by any means, then commit (checksum, header,
  * index; the block becomes readable; cb as for put_submit) or abort
