@@ -123,25 +123,27 @@ get_rx(struct gpc_client *c, struct cli_part *p, const struct wire_hdr *h,
 	for (unsigned i = 0; i < b->iovcnt && i < WIRE_MAX_IOV; i++)
 		iov[i] = (struct iovec){ b->iov[i].addr, b->iov[i].len };
 	k = net_iov_slice(iov, b->iovcnt, h->aux, n, sl, WIRE_MAX_IOV);
-	x = malloc(sizeof(*x));
-	if (k < 0 || h->aux != p->got || x == NULL) {
-		free(x);
+	if (h->count == 1) { /* the last piece: the answer too */
+		p->resp = true;
+		p->rstatus = h->status;
+	}
+	x = k < 0 || h->aux != p->got ? NULL : malloc(sizeof(*x));
+	if (x == NULL) {
 		if (p->rerr == 0)
-			p->rerr = x ? -GPC_ECORRUPT : -ENOMEM;
+			p->rerr = k < 0 || h->aux != p->got ? -GPC_ECORRUPT
+							    : -ENOMEM;
+		get_check(p->req, p); /* the last piece may be this one */
 		return;
 	}
 	*x = (struct get_rx){ .c = c, .req_id = h->req_id };
 	p->got += n;
 	p->rx++;
-	if (h->count == 1) { /* the last piece: the answer too */
-		p->resp = true;
-		p->rstatus = h->status;
-	}
 	if (net_data_recv_nb(d, sl, (unsigned)k, get_rx_done, x) < 0) {
 		free(x);
 		p->rx--;
 		if (p->rerr == 0)
 			p->rerr = -EIO;
+		get_check(p->req, p);
 	}
 }
 
@@ -299,6 +301,14 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 				      sizeof(hb), iov[i].iov_base,
 				      iov[i].iov_len, NULL, NULL);
 		off += iov[i].iov_len;
+		if (rc < 0) { /* the daemon holds a PUT it will never get the
+			       * rest of: end the connection, so it lets go at
+			       * once, and its other requests fail here */
+			struct net_ep *ep = c->sh[s].ep;
+
+			on_err(c, ep, rc);
+			net_ep_close(ep);
+		}
 	}
 	if (rc == 0) {
 		r->nparts++;

@@ -251,6 +251,7 @@ struct rndv {
 	struct net_ep *ep;
 	uint8_t *buf;
 	size_t len;
+	ucp_dt_iov_t iov; /* the buffer as a UCX iovec (private contexts) */
 };
 
 static void
@@ -329,9 +330,16 @@ am_cb(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
 		free(r);
 		return UCS_OK;
 	}
-	*r = (struct rndv){ .w = w, .ep = ep, .buf = r->buf, .len = len };
+	*r = (struct rndv){ .w = w, .ep = ep, .buf = r->buf, .len = len,
+			    .iov = { r->buf, len } };
 	rp.user_data = r;
-	sp = ucp_am_recv_data_nbx(w->w, data, r->buf, len, &rp);
+	if (w->ctx->private_mem) { /* no key to our heap in the answer */
+		rp.op_attr_mask |= UCP_OP_ATTR_FIELD_DATATYPE;
+		rp.datatype = ucp_dt_make_iov();
+		sp = ucp_am_recv_data_nbx(w->w, data, &r->iov, 1, &rp);
+	} else {
+		sp = ucp_am_recv_data_nbx(w->w, data, r->buf, len, &rp);
+	}
 	if (UCS_PTR_IS_ERR(sp)) {
 		free(r->buf);
 		free(r);
@@ -405,11 +413,13 @@ net_worker_destroy(struct net_worker *w)
 	 */
 	for (int i = 0; i < 1000 && (w->eps != NULL || w->dhead != NULL); i++)
 		net_progress(w);
-	while ((e = w->eps) != NULL) { /* stuck closes: free anyway */
+	/* UCX may finish stuck closes while it destroys the worker (their
+	 * callbacks free them): free what is left only after that */
+	ucp_worker_destroy(w->w);
+	while ((e = w->eps) != NULL) {
 		w->eps = e->next;
 		free(e);
 	}
-	ucp_worker_destroy(w->w);
 	while (w->live != NULL)
 		op_free(w->live);
 	free(w);

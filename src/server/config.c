@@ -117,6 +117,10 @@ static const struct cfg_key cfg_keys[] = {
 	  65536, .def = "64", .help = "requests in flight per connection" },
 	{ SECT_SERVER, "max_inflight_shard", T_INT, SRV(max_inflight_shard), 1,
 	  1u << 20, .def = "1024", .help = "requests in flight per shard" },
+	{ SECT_SERVER, "client_timeout", T_INT, SRV(client_timeout_s), 1, 3600,
+	  .def = "30", .help = "seconds a transfer may wait on its client "
+	  "(and, at most 10, a connection may take to authenticate) before "
+	  "the connection is dropped" },
 	{ SECT_SERVER, "data_dir", T_DIR, SRV(data_dir),
 	  .def = "/var/lib/gpucache",
 	  .help = "data directory; default devices live here" },
@@ -1158,6 +1162,32 @@ check_ports(const struct srv_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+static unsigned name_class(const char *name);
+
+/* No two tenants on one class: a class is where a tenant's blocks and
+ * quota live, so a collision is refused rather than resolved in a way
+ * that could move someone when the tenant list changes. */
+static int
+check_classes(const struct srv_config *c, char *err, size_t errlen)
+{
+	uint16_t cls[SRV_MAX_TENANTS];
+
+	srv_tenant_classes(c, cls);
+	for (unsigned i = 0; i < c->ntenants; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (cls[i] == cls[j])
+				return check_fail(err, errlen, "[tenant %s] and "
+						  "[tenant %s] both have class "
+						  "%u (%s); give one a 'class' "
+						  "of its own", c->tenants[j].name,
+						  c->tenants[i].name, cls[i],
+						  c->tenants[i].class_id ||
+						  c->tenants[j].class_id
+						  ? "set by 'class'"
+						  : "derived from the names");
+	return 0;
+}
+
 static int
 check_tenants(const struct srv_config *c, char *err, size_t errlen)
 {
@@ -1182,48 +1212,24 @@ check_tenants(const struct srv_config *c, char *err, size_t errlen)
 		if (tenant_find(c, t->name, n) != (int)i)
 			return check_fail(err, errlen, "tenant %s is defined "
 					  "twice", t->name);
-		for (unsigned j = 0; t->class_id && j < i; j++)
-			if (c->tenants[j].class_id == t->class_id)
-				return check_fail(err, errlen, "[tenant %s] and "
-						  "[tenant %s] both have class "
-						  "%u", c->tenants[j].name,
-						  t->name, t->class_id);
 	}
-	return 0;
+	return check_classes(c, err, errlen);
+}
+
+/* The class a tenant gets from its name when it has no `class` key. */
+static unsigned
+name_class(const char *name)
+{
+	return 1 + (unsigned)(XXH3_64bits(name, strlen(name)) % SRV_CLASS_MAX);
 }
 
 void
 srv_tenant_classes(const struct srv_config *c, uint16_t *cls)
 {
-	bool used[SRV_CLASS_MAX + 1] = { false };
-	unsigned ord[SRV_MAX_TENANTS], n = 0;
-
-	for (unsigned i = 0; i < c->ntenants && i < SRV_MAX_TENANTS; i++) {
-		cls[i] = c->tenants[i].class_id;
-		if (cls[i] != 0)
-			used[cls[i]] = true;
-		else
-			ord[n++] = i;
-	}
-	for (unsigned i = 1; i < n; i++) /* name order: few tenants */
-		for (unsigned j = i; j > 0 && strcmp(c->tenants[ord[j - 1]].name,
-						     c->tenants[ord[j]].name) > 0;
-		     j--) {
-			unsigned x = ord[j];
-
-			ord[j] = ord[j - 1];
-			ord[j - 1] = x;
-		}
-	for (unsigned k = 0; k < n; k++) {
-		const char *nm = c->tenants[ord[k]].name;
-		unsigned h = 1 + (unsigned)(XXH3_64bits(nm, strlen(nm)) %
-					    SRV_CLASS_MAX);
-
-		while (used[h])
-			h = h % SRV_CLASS_MAX + 1;
-		used[h] = true;
-		cls[ord[k]] = (uint16_t)h;
-	}
+	for (unsigned i = 0; i < c->ntenants && i < SRV_MAX_TENANTS; i++)
+		cls[i] = c->tenants[i].class_id
+				 ? c->tenants[i].class_id
+				 : (uint16_t)name_class(c->tenants[i].name);
 }
 
 int

@@ -53,6 +53,7 @@ struct srv_config {
 	unsigned shards;                /* default 1 */
 	unsigned max_inflight_conn;     /* default 64 requests per connection */
 	unsigned max_inflight_shard;    /* default 1024 */
+	unsigned client_timeout_s;      /* default 30 */
 	int log_level;                  /* 0 err .. 3 debug, default 2 */
 	unsigned ntenants;
 	struct srv_tenant tenants[SRV_MAX_TENANTS];
@@ -117,8 +118,9 @@ int srv_config_write(const struct srv_config *c, FILE *f);
 /*
  * Every tenant's engine class (the top bits of its namespaces, which its
  * quota and its blocks hang on): its `class` key, or one derived from its
- * name (probing past classes taken, tenants in name order), so reordering
- * sections or adding a tenant never moves anyone's blocks. cls[ntenants].
+ * name alone, so reordering sections or adding and removing tenants never
+ * moves anyone's blocks. srv_config_check refuses two tenants on one
+ * class. cls[ntenants].
  */
 void srv_tenant_classes(const struct srv_config *c, uint16_t *cls);
 

@@ -237,7 +237,8 @@ src_tenant_name(void *ctx, unsigned t)
 	struct srv *s = ctx;
 	const struct srv_config *c = atomic_load(&s->tenants);
 
-	return t < c->ntenants ? c->tenants[t].name : NULL;
+	return t < c->ntenants && c->tenants[t].name[0] ? c->tenants[t].name
+							 : NULL;
 }
 
 static uint64_t
@@ -247,6 +248,52 @@ src_tenant_quota(void *ctx, unsigned t)
 	const struct srv_config *c = atomic_load(&s->tenants);
 
 	return t < c->ntenants ? c->tenants[t].quota_bytes : 0;
+}
+
+/*
+ * Put c's tenants at the index each name has had since start-up (the
+ * index keys their metrics and STAT counters); a new name takes the next
+ * index never used. Indices of tenants no longer configured stay, as
+ * placeholders with an empty name that nobody can authenticate as.
+ * -ENOSPC once SRV_MAX_TENANTS names have been used.
+ */
+static int
+slot_order(struct srv *s, struct srv_config *c)
+{
+	struct srv_tenant *t = calloc(SRV_MAX_TENANTS, sizeof(*t));
+	char (*names)[SRV_TENANT_MAX + 1] = calloc(SRV_MAX_TENANTS,
+						   sizeof(*names));
+	unsigned n = s->nslots;
+
+	if (t == NULL || names == NULL) {
+		free(t);
+		free(names);
+		return -ENOMEM;
+	}
+	memcpy(names, s->slots, sizeof(s->slots));
+	for (unsigned i = 0; i < c->ntenants; i++) {
+		unsigned k = 0;
+
+		while (k < n && strcmp(names[k], c->tenants[i].name) != 0)
+			k++;
+		if (k == n) {
+			if (n == SRV_MAX_TENANTS) {
+				free(t);
+				free(names);
+				return -ENOSPC;
+			}
+			snprintf(names[n++], SRV_TENANT_MAX + 1, "%s",
+				 c->tenants[i].name);
+		}
+		t[k] = c->tenants[i];
+	}
+	memcpy(c->tenants, t, SRV_MAX_TENANTS * sizeof(*t));
+	c->ntenants = n;
+	memcpy(s->slots, names, sizeof(s->slots));
+	s->nslots = n;
+	free(t);
+	free(names);
+	return 0;
 }
 
 /* SIGHUP: a new tenant table from the file; the old one stays allocated
@@ -270,6 +317,12 @@ reload(struct srv *s, const char *path, struct srv_config **old,
 	if (srv_config_load(c, path, err, sizeof(err)) < 0 ||
 	    srv_config_check(c, err, sizeof(err)) < 0) {
 		log_err("main", "reload refused: %s", err);
+		free(c);
+		return;
+	}
+	if (slot_order(s, c) < 0) {
+		log_err("main", "reload refused: %d tenant names used since "
+			"start-up; restart gpucached", SRV_MAX_TENANTS);
 		free(c);
 		return;
 	}
@@ -378,6 +431,7 @@ main(int argc, char **argv)
 		return 2;
 	log_set_level((enum log_level)s.cfg.log_level);
 	s.nsh = s.cfg.shards;
+	(void)slot_order(&s, &s.cfg); /* fresh: every name fits, in order */
 	atomic_store(&s.tenants, &s.cfg);
 	s.sh = calloc(s.nsh, sizeof(*s.sh));
 	rc = s.sh ? plan_regions(&s) : -ENOMEM;

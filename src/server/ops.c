@@ -216,8 +216,9 @@ srv_rbufs_free(void)
 	rbufs.bytes = 0;
 }
 
-/* A request's transfer may take this long; then its peer is dropped. */
-#define SRV_REQ_DEADLINE_NS (30ull * 1000000000ull)
+/* A connection has at most this long to authenticate
+ * (server.client_timeout if shorter). */
+#define SRV_AUTH_DEADLINE_NS (10ull * 1000000000ull)
 
 static void
 req_link(struct srv_shard *sh, struct srv_req *r)
@@ -244,24 +245,45 @@ req_unlink(struct srv_shard *sh, struct srv_req *r)
 /*
  * A client that stops serving its side of a transfer (or vanishes
  * without its transport noticing) must not hold write-buffer space
- * forever: once a request of it is older than the deadline, its
+ * forever: once a request has waited on its client (a PUT for its DATA,
+ * a GET for its pieces to land) longer than server.client_timeout, the
  * connection is dropped, the transfer fails and its reservation is
- * abandoned. Run about once a second from the shard loop (now: its
- * clock, read once per round).
+ * abandoned. Waits on the daemon itself (room in the write buffer, flash)
+ * do not count. A connection that has not authenticated in time goes
+ * too. Run about once a second from the shard loop (now: its clock, read
+ * once per round). Connections are marked first and dropped after the
+ * walk: a drop ends requests, which would pull them out from under it.
  */
 void
 srv_sweep(struct srv_shard *sh, uint64_t now)
 {
+	uint64_t wait = (uint64_t)sh->srv->cfg.client_timeout_s * 1000000000ull;
+	uint64_t auth = wait < SRV_AUTH_DEADLINE_NS ? wait
+						    : SRV_AUTH_DEADLINE_NS;
+	struct srv_conn *c, *next;
+	bool any = false;
+
 	if (now - sh->last_sweep < 1000000000ull)
 		return;
 	sh->last_sweep = now;
 	for (struct srv_req *r = sh->all; r != NULL; r = r->anext) {
-		if (r->c->dead || now - r->t0 < SRV_REQ_DEADLINE_NS)
+		if (r->c->dead || r->t_wait == 0 ||
+		    now - r->t_wait < wait || r->c->doomed)
 			continue;
-		log_warn("ops", "tenant '%s': request %llu stuck for 30 s: "
-			 "connection dropped", r->c->tenant_name,
-			 (unsigned long long)r->h.req_id);
-		srv_conn_drop(r->c); /* r stays: its transfer unwinds */
+		log_warn("ops", "tenant '%s': request %llu waited %u s on its "
+			 "client: connection dropped", r->c->tenant_name,
+			 (unsigned long long)r->h.req_id,
+			 sh->srv->cfg.client_timeout_s);
+		r->c->doomed = any = true;
+	}
+	for (c = sh->conns; c != NULL; c = c->next)
+		if (!c->dead && c->state != CONN_AUTHED &&
+		    now - c->t_open >= auth)
+			c->doomed = any = true;
+	for (c = any ? sh->conns : NULL; c != NULL; c = next) {
+		next = c->next; /* the drop may free c */
+		if (c->doomed && !c->dead)
+			srv_conn_drop(c); /* its requests unwind */
 	}
 }
 
@@ -353,6 +375,7 @@ put_check(struct srv_req *r)
 	if (r->err == 0 && r->announced < r->blk.len)
 		return; /* more DATA to come */
 	r->state = PUT_DONE;
+	r->t_wait = 0; /* the engine's turn */
 	put_unlist(r); /* late DATA for it is dropped */
 	if (r->err < 0) { /* the client went away mid-transfer */
 		store_put_abort(st, &r->resv);
@@ -424,6 +447,7 @@ put_start(struct srv_req *r)
 		return 0;
 	}
 	r->state = PUT_RESERVED;
+	r->t_wait = clock_now_ns(); /* from now on it waits for its client */
 	for (unsigned i = 0; i < r->npend; i++)
 		put_rx(r, r->pend[i], r->pend_off[i]);
 	r->npend = 0;
@@ -541,6 +565,7 @@ get_send(struct srv_req *r, const struct iovec *iov, unsigned n)
 	while (last > 0 && iov[last - 1].iov_len == 0)
 		last--;
 	h.body_crc = wire_body_crc(NULL, 0);
+	r->t_wait = clock_now_ns(); /* the pieces wait for the client */
 	r->tx = 1; /* held while the pieces go out */
 	for (unsigned i = 0; i < last && r->err == 0; i++) {
 		int rc = -ECONNRESET;

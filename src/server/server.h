@@ -20,6 +20,10 @@
 #include "server/rcache.h"
 #include "store/store.h"
 
+/* Connections per shard that have not authenticated yet; more are
+ * refused at once. */
+#define SRV_MAX_UNAUTH 64
+
 enum conn_state { CONN_NEW = 0, CONN_CHALLENGED = 1, CONN_AUTHED = 2 };
 
 struct srv_shard;
@@ -37,6 +41,8 @@ struct srv_conn {
 	uint16_t cls;           /* the tenant's engine class (quotas) */
 	unsigned inflight;      /* requests not yet answered */
 	struct srv_req *puts;   /* PUTs taking DATA, newest first */
+	uint64_t t_open;        /* accepted at (clock_now_ns) */
+	bool doomed;            /* to be dropped by the sweep */
 };
 
 enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2 };
@@ -67,6 +73,7 @@ struct srv_req {
 	unsigned tx;            /* DATA pieces going out (+1 while sending) */
 	bool answered;          /* the last piece, which answers, went out */
 	uint64_t t0;
+	uint64_t t_wait;        /* waiting on the client since; 0: not */
 };
 
 struct srv;
@@ -100,6 +107,10 @@ struct srv {
 	unsigned nsh;
 	uint64_t region_len;    /* bytes of each device per shard */
 	_Atomic(struct srv_config *) tenants; /* current tenant table */
+	/* Every tenant name since start-up, at its index in every table
+	 * (metrics and STAT counters are kept by index); main thread. */
+	char slots[SRV_MAX_TENANTS][SRV_TENANT_MAX + 1];
+	unsigned nslots;
 	atomic_uint tenants_gen;              /* bumped by each reload */
 };
 

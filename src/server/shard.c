@@ -86,15 +86,24 @@ static void
 on_accept(void *arg, struct net_ep *ep)
 {
 	struct srv_shard *sh = arg;
-	struct srv_conn *c = sh->draining ? NULL : calloc(1, sizeof(*c));
+	struct srv_conn *c = NULL;
+	unsigned unauth = 0;
 
-	if (c == NULL) { /* stopping, or no memory: refused */
+	for (struct srv_conn *o = sh->conns; o != NULL; o = o->next)
+		unauth += !o->dead && o->state != CONN_AUTHED;
+	/* a peer must not hold memory without authenticating: UCX assembles
+	 * an incoming message before we see its size, so unauthenticated
+	 * connections are few and short-lived (srv_sweep) */
+	if (!sh->draining && unauth < SRV_MAX_UNAUTH)
+		c = calloc(1, sizeof(*c));
+	if (c == NULL) { /* stopping, too many strangers, no memory */
 		net_ep_close(ep);
 		return;
 	}
 	c->sh = sh;
 	c->ep = ep;
 	c->tenant = -1;
+	c->t_open = clock_now_ns();
 	c->next = sh->conns;
 	sh->conns = c;
 	net_ep_set_user(ep, c);
@@ -211,7 +220,9 @@ apply_quotas(struct srv_shard *sh)
 	for (unsigned k = 1; k < STORE_MAX_CLASSES; k++)
 		store_set_quota(sh->st, k, 0);
 	for (unsigned t = 0; t < c->ntenants; t++)
-		store_set_quota(sh->st, cls[t], c->tenants[t].quota_bytes / s->nsh);
+		if (c->tenants[t].name[0]) /* not a removed tenant's index */
+			store_set_quota(sh->st, cls[t],
+					c->tenants[t].quota_bytes / s->nsh);
 }
 
 static void
@@ -232,8 +243,9 @@ publish(struct srv_shard *sh, uint64_t now)
 
 		srv_tenant_classes(c, cls);
 		for (unsigned t = 0; t < c->ntenants; t++)
-			srv_metrics_tenant_usage(sh->m, t,
-						 store_class_usage(sh->st, cls[t]));
+			srv_metrics_tenant_usage(sh->m, t, c->tenants[t].name[0]
+						 ? store_class_usage(sh->st, cls[t])
+						 : 0);
 	}
 	if (atomic_load(&sh->srv->tenants_gen) != sh->tenants_gen)
 		apply_quotas(sh);

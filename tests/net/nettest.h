@@ -45,6 +45,7 @@ static const char *nt_exe;      /* path of gpucached */
 static const char *nt_self;     /* path of this test */
 static char nt_conf[320];
 static unsigned nt_dev_mb = 96; /* device_size of the config */
+static const char *nt_server_extra = ""; /* more [server] lines */
 static unsigned nt_chunk_mb = 4; /* chunk_size (a segment is 2 chunks) */
 static uint16_t nt_port;
 static _Atomic(pid_t) nt_daemon = -1;
@@ -194,6 +195,7 @@ nt_write_conf(uint16_t port)
 		"metrics_port = 0\n"
 		"log_level = %s\n"
 		"data_dir = %s\n"
+		"%s"
 		"[store]\n"
 		"device = %s/dev0.img\n"
 		"device = %s/dev1.img\n"
@@ -208,7 +210,7 @@ nt_write_conf(uint16_t port)
 		"[tenant bob]\n"
 		"secret = " NT_BOB_SECRET "\n",
 		port, getenv("GPC_NET_LOG") ? getenv("GPC_NET_LOG") : "warn", nt_dir,
-		nt_dir, nt_dir, nt_dir, nt_dev_mb, nt_chunk_mb);
+		nt_server_extra, nt_dir, nt_dir, nt_dir, nt_dev_mb, nt_chunk_mb);
 	REQUIRE(fclose(f) == 0);
 	nt_port = port;
 }

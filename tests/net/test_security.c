@@ -1952,6 +1952,141 @@ test_tenants(void)
 	printf("tenants: done\n");
 }
 
+/* ---- clients that stall (server.client_timeout = 3 here) ---- */
+
+/*
+ * A PUT whose DATA never comes holds write-buffer space until the client
+ * timeout drops its connection (the sweep once freed the request under
+ * its own walk: ASan caught it); several stalled PUTs on one connection
+ * too; a connection that never authenticates is dropped as well. The
+ * daemon serves on, and nothing was stored.
+ */
+static void
+test_stall(void)
+{
+	enum { L = 8192 };
+	struct raw x, y, z;
+	uint8_t k0[32], k1[32], k2[32];
+	uint64_t t0 = nt_now_ms();
+
+	shard_key(91000, 0, k0);
+	shard_key(91001, 0, k1);
+	shard_key(91002, 1, k2);
+	raw_authed(&x, 0, "alice");
+	raw_put_hdr(&x, 0, k0, L);
+	raw_authed(&y, 0, "alice");
+	raw_put_hdr(&y, 0, k1, L);
+	raw_put_hdr(&y, 0, k2, L); /* on shard 0's connection, k2's shard
+				    * aside: a stalled PUT all the same */
+	raw_open(&z, 1);           /* never says HELLO */
+	while (nt_now_ms() - t0 < 8000 && !(x.closed && y.closed && z.closed))
+		raw_pump(50);
+	CHECK(x.closed && y.closed && z.closed);
+	CHECK(nt_now_ms() - t0 >= 2000); /* not before the timeout */
+	CHECK(lib_miss(&alice, k0));
+	CHECK(lib_miss(&alice, k1));
+	CHECK(nt_daemon_alive());
+	raw_close(&x);
+	raw_close(&y);
+	raw_close(&z);
+	printf("stall: done in %llu ms\n",
+	       (unsigned long long)(nt_now_ms() - t0));
+}
+
+/* ---- reload (SIGHUP) ---- */
+
+#define NT_CAROL_SECRET "carol-secret-0123456789abcdef"
+
+/* Replace the [tenant] sections of the daemon's config with tenants
+ * (NULL-terminated names; secrets from nt_secret or carol's), SIGHUP it,
+ * and wait until probe (a tenant name) connects or fails as wanted. */
+static void
+reload_tenants(const char *const *names, const char *probe, bool ok)
+{
+	char buf[8192], *cut;
+	FILE *f = fopen(nt_conf, "r");
+	size_t n;
+	uint64_t t0;
+	int rc = 1;
+
+	REQUIRE(f != NULL);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	cut = strstr(buf, "[tenant ");
+	REQUIRE(cut != NULL);
+	*cut = '\0';
+	f = fopen(nt_conf, "w");
+	REQUIRE(f != NULL);
+	fputs(buf, f);
+	for (unsigned i = 0; names[i] != NULL; i++)
+		fprintf(f, "[tenant %s]\nsecret = %s\n", names[i],
+			strcmp(names[i], "carol") == 0 ? NT_CAROL_SECRET
+						       : nt_secret(names[i]));
+	REQUIRE(fclose(f) == 0);
+	REQUIRE(kill(nt_daemon, SIGHUP) == 0);
+	for (t0 = nt_now_ms(); nt_now_ms() - t0 < 5000; nt_sleep_ms(50)) {
+		struct gpc_client *c = NULL;
+
+		rc = nt_connect_port(nt_port, probe,
+				     strcmp(probe, "carol") == 0
+					     ? NT_CAROL_SECRET
+					     : nt_secret(probe), &c);
+		gpc_close(c);
+		if ((rc == 0) == ok)
+			break;
+	}
+	CHECK((rc == 0) == ok);
+	if (!ok)
+		CHECK_RC(rc, -GPC_EAUTH);
+}
+
+/*
+ * SIGHUP reloads tenants: a new one can connect, a removed one cannot,
+ * and reordering the sections moves nobody: alice still reads her blocks
+ * (new and old connections), carol does not, and bob's STAT does not
+ * pick up alice's counters (they are kept by each name's index).
+ */
+static void
+test_reload(void)
+{
+	static const char *const t1[] = { "bob", "carol", "alice", NULL };
+	static const char *const t2[] = { "carol", "alice", NULL };
+	uint64_t b0[8], b1[8];
+	struct lib carol, alice2;
+	struct raw r;
+	uint8_t k[32];
+
+	shard_key(50200, 0, k);
+	raw_authed(&r, 0, "bob");
+	stat_own(&r, b0);
+	raw_close(&r);
+	CHECK_RC(lib_put(&alice, k, 50200, 8192), 0);
+	reload_tenants(t1, "carol", true);
+	{
+		void *p = NULL;
+
+		REQUIRE(nt_connect_port(nt_port, "carol", NT_CAROL_SECRET,
+					&carol.c) == 0);
+		REQUIRE(gpc_mem_alloc(carol.c, LIB_MEM, &p, &carol.mr) == 0);
+		carol.p = p;
+	}
+	lib_open(&alice2, "alice");
+	CHECK(lib_is(&alice, k, 50200, 8192));  /* connected before */
+	CHECK(lib_is(&alice2, k, 50200, 8192)); /* connected after */
+	CHECK_RC(lib_get(&carol, k, 8192), -GPC_ENOTFOUND);
+	CHECK_RC(count_not(carol.p, 8192, PAT), 0);
+	raw_authed(&r, 0, "bob");
+	stat_own(&r, b1);
+	raw_close(&r);
+	CHECK(memcmp(b0, b1, sizeof(b0)) == 0);
+	reload_tenants(t2, "bob", false);
+	CHECK(lib_is(&alice2, k, 50200, 8192));
+	lib_close(&alice2);
+	lib_close(&carol);
+	printf("reload: done\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1960,6 +2095,7 @@ main(int argc, char **argv)
 
 	nt_setup("net_security", argc, argv, 60);
 	t0 = nt_now_ms();
+	nt_server_extra = "client_timeout = 3\n"; /* test_stall */
 	nt_daemon_start();
 	REQUIRE(net_ctx_create(false, 0, &rctx) == 0);
 	REQUIRE(net_worker_create(rctx, NET_AM_TO_CLIENT, raw_on_msg,
@@ -1983,6 +2119,8 @@ main(int argc, char **argv)
 	test_malformed();
 	test_auth();
 	test_tenants();
+	test_stall();
+	test_reload(); /* last: bob is gone after it */
 	CHECK(nt_daemon_alive());
 	lib_close(&alice);
 	lib_close(&bob);

@@ -557,6 +557,21 @@ test_classes(void)
 	CHECK(srv_config_check(cfg, err, sizeof(err)) < 0 &&
 	      strstr(err, "both have class 7") != NULL);
 	EXPECT_ERR("[tenant alice]\nclass = 1024\n", 2, "class");
+	/* "bob" and "a183" hash to one class: refused, not probed */
+	snprintf(text, sizeof(text), "[tenant bob]\nsecret = %s\n"
+		 "[tenant a183]\nsecret = %s\n", secret16, secret16);
+	CHECK_RC(parse(text), 0);
+	srv_tenant_classes(cfg, a);
+	CHECK(a[0] == a[1]);
+	CHECK(srv_config_check(cfg, err, sizeof(err)) < 0 &&
+	      strstr(err, "derived from the names") != NULL);
+	snprintf(text, sizeof(text), "[tenant bob]\nsecret = %s\n"
+		 "[tenant a183]\nsecret = %s\nclass = 500\n", secret16,
+		 secret16);
+	CHECK_RC(parse(text), 0);
+	CHECK_RC(srv_config_check(cfg, err, sizeof(err)), 0);
+	srv_tenant_classes(cfg, b);
+	CHECK(b[0] == a[0] && b[1] == 500); /* bob did not move */
 }
 
 static void
