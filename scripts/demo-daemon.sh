@@ -28,7 +28,7 @@ say() { printf '\n%s%s%s\n' "$BO" "$*" "$NO"; }
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
-say "1. Start gpucached: 4 file-backed devices of ${DEMO_DEV_SIZE:-1G} under $DIR, erasure-coded 2+1, 2 shards on ports $PORT-$((PORT + 1)) (uploads $((PORT + 2))-$((PORT + 3))), metrics on 127.0.0.1:$MPORT. First start writes $DIR/gpucached.conf with a tenant 'default' and a generated secret."
+say "1. Start gpucached: 4 file-backed devices of ${DEMO_DEV_SIZE:-1G} under $DIR, erasure-coded 2+1, 2 shards on ports $PORT-$((PORT + 1)), metrics on 127.0.0.1:$MPORT. First start writes $DIR/gpucached.conf with a tenant 'default' and a generated secret."
 "$GPUCACHED" --data-dir "$DIR" --port "$PORT" --shards 2 \
 	--set "store.device_size=${DEMO_DEV_SIZE:-1G}" --set store.k=2 \
 	--set store.m=1 --set "server.metrics_port=$MPORT" \

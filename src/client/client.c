@@ -238,16 +238,13 @@ on_err(void *arg, struct net_ep *ep, int err)
 {
 	struct gpc_client *c = arg;
 
-	for (unsigned i = 0; i < c->nshards; i++) {
+	for (unsigned i = 0; i < c->nshards; i++)
 		if (c->sh[i].ep == ep)
 			c->sh[i].up = false;
-		if (c->sh[i].upep == ep)
-			c->sh[i].upup = false;
-	}
-	/* requests waiting on that connection fail */
+	/* requests waiting on that shard fail */
 	for (struct gpc_req *r = c->reqs; r != NULL; r = r->next)
 		for (unsigned i = 0; i < r->nparts; i++)
-			if (!r->parts[i].done && r->parts[i].ep == ep)
+			if (!r->parts[i].done && c->sh[r->parts[i].shard].ep == ep)
 				part_fail(r, &r->parts[i], err);
 }
 
@@ -279,12 +276,10 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 	struct wire_hdr h = { .opcode = r->op, .flags = flags, .count = count,
 			      .shard = s };
 	uint64_t off = 0;
-	struct net_ep *ep;
 	int rc;
 
-	if (s >= c->nshards || !(r->up ? c->sh[s].upup : c->sh[s].up))
+	if (s >= c->nshards || !c->sh[s].up)
 		return -ENOTCONN;
-	ep = r->up ? c->sh[s].upep : c->sh[s].ep;
 	if (body->err)
 		return body->err;
 	h.req_id = ++c->next_id;
@@ -294,8 +289,7 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 	p->req = r;
 	p->req_id = h.req_id;
 	p->shard = s;
-	p->ep = ep;
-	rc = net_send_nb(ep, NET_AM_TO_SERVER, hb, sizeof(hb),
+	rc = net_send_nb(c->sh[s].ep, NET_AM_TO_SERVER, hb, sizeof(hb),
 			 body->buf, body->len, NULL, NULL);
 	for (unsigned i = 0; rc == 0 && i < niov; i++) { /* a PUT's bytes */
 		struct wire_hdr dh = { .opcode = WIRE_OP_DATA, .req_id = h.req_id,
@@ -303,13 +297,15 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 
 		dh.body_crc = wire_body_crc(NULL, 0);
 		wire_hdr_encode(&dh, hb);
-		rc = net_send_data_nb(ep, NET_AM_TO_SERVER, hb,
+		rc = net_send_data_nb(c->sh[s].ep, NET_AM_TO_SERVER, hb,
 				      sizeof(hb), iov[i].iov_base,
 				      iov[i].iov_len, NULL, NULL);
 		off += iov[i].iov_len;
 		if (rc < 0) { /* the daemon holds a PUT it will never get the
 			       * rest of: end the connection, so it lets go at
 			       * once, and its other requests fail here */
+			struct net_ep *ep = c->sh[s].ep;
+
 			on_err(c, ep, rc);
 			net_ep_close(ep);
 		}
@@ -321,14 +317,6 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 	return rc;
 }
 
-/* Is ep, one of shard s's connections, still up? */
-static bool
-cli_ep_up(const struct gpc_client *c, unsigned s, const struct net_ep *ep)
-{
-	return ep == c->sh[s].ep ? c->sh[s].up
-				 : ep == c->sh[s].upep && c->sh[s].upup;
-}
-
 /* Put r on the in-flight list (after its parts are sent). */
 void
 cli_req_track(struct gpc_client *c, struct gpc_req *r)
@@ -336,8 +324,7 @@ cli_req_track(struct gpc_client *c, struct gpc_req *r)
 	/* UCX may report a dead peer inside a send, before r was on the
 	 * list on_err walks: parts sent to it fail here instead */
 	for (unsigned i = 0; i < r->nparts; i++)
-		if (!r->parts[i].done && !cli_ep_up(c, r->parts[i].shard,
-						     r->parts[i].ep))
+		if (!r->parts[i].done && !c->sh[r->parts[i].shard].up)
 			part_fail(r, &r->parts[i], -ENOTCONN);
 	if (r->left == 0)
 		r->done = true;
@@ -413,17 +400,15 @@ gpc_wait(struct gpc_client *c, struct gpc_req *r)
 	return cli_wait(c, r, 0);
 }
 
-/* cli_call on shard s's upload connection (up) or its main one. */
-static int
-call_on(struct gpc_client *c, unsigned s, bool up, uint8_t op,
-	const struct wire_wr *body, uint64_t lim_ns, struct gpc_req **out)
+int
+cli_call(struct gpc_client *c, unsigned s, uint8_t op,
+	 const struct wire_wr *body, uint64_t lim_ns, struct gpc_req **out)
 {
 	struct gpc_req *r = cli_req_new(c, op, 1);
 	int rc;
 
 	if (r == NULL)
 		return -ENOMEM;
-	r->up = up;
 	pthread_mutex_lock(&c->mu);
 	rc = cli_send(c, r, s, 0, 0, body, NULL, 0, &r->parts[0]);
 	if (rc == 0)
@@ -439,42 +424,24 @@ call_on(struct gpc_client *c, unsigned s, bool up, uint8_t op,
 	return 0;
 }
 
-int
-cli_call(struct gpc_client *c, unsigned s, uint8_t op,
-	 const struct wire_wr *body, uint64_t lim_ns, struct gpc_req **out)
-{
-	return call_on(c, s, false, op, body, lim_ns, out);
-}
-
-/*
- * Connect shard s and authenticate: its shard port, or with up its
- * upload port (port + nshards + s), where the daemon takes PUTs and reads
- * their bytes out of our memory (docs/protocol.md).
- */
+/* Connect shard s and authenticate. */
 static int
-shard_up(struct gpc_client *c, unsigned s, bool up)
+shard_up(struct gpc_client *c, unsigned s)
 {
 	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
-	unsigned port = up ? c->port + c->nshards + s : c->port + s;
 	uint8_t mac[AUTH_MAC_LEN];
 	struct wire_wr w;
 	struct gpc_req *r;
 	int rc;
 
-	if (port > 65535)
-		return -GPC_ECORRUPT;
-	rc = net_connect(c->w, c->host, (uint16_t)port,
-			 up ? &c->sh[s].upep : &c->sh[s].ep);
+	rc = net_connect(c->w, c->host, (uint16_t)(c->port + s), &c->sh[s].ep);
 	if (rc < 0)
 		return rc;
-	if (up)
-		c->sh[s].upup = true;
-	else
-		c->sh[s].up = true;
+	c->sh[s].up = true;
 	wire_wr_init(&w);
 	wire_wr_u16(&w, (uint16_t)strlen(c->tenant));
 	wire_wr_bytes(&w, c->tenant, strlen(c->tenant));
-	rc = call_on(c, s, up, WIRE_OP_HELLO, &w, lim, &r);
+	rc = cli_call(c, s, WIRE_OP_HELLO, &w, lim, &r);
 	wire_wr_fini(&w);
 	if (rc < 0)
 		return rc;
@@ -482,12 +449,8 @@ shard_up(struct gpc_client *c, unsigned s, bool up)
 		gpc_req_free(r);
 		return -GPC_ECORRUPT;
 	}
-	if (s == 0 && !up) {
+	if (s == 0)
 		c->nshards = get_le32(r->reply + WIRE_NONCE_LEN);
-		c->upload = r->reply_len >= WIRE_NONCE_LEN + 12 &&
-			    (get_le32(r->reply + WIRE_NONCE_LEN + 8) &
-			     WIRE_HELLO_UPLOAD);
-	}
 	rc = auth_mac(c->secret, c->secret_len, r->reply, c->tenant, s, mac);
 	gpc_req_free(r);
 	if (rc < 0)
@@ -496,7 +459,7 @@ shard_up(struct gpc_client *c, unsigned s, bool up)
 		return -GPC_ECORRUPT;
 	wire_wr_init(&w);
 	wire_wr_bytes(&w, mac, sizeof(mac));
-	rc = call_on(c, s, up, WIRE_OP_AUTH, &w, lim, NULL);
+	rc = cli_call(c, s, WIRE_OP_AUTH, &w, lim, NULL);
 	wire_wr_fini(&w);
 	return rc;
 }
@@ -552,9 +515,7 @@ gpc_connect(const char *url, const struct gpc_connect_opts *o,
 	if (rc == 0)
 		net_worker_set_max_msg(c->w, WIRE_HDR_SIZE + WIRE_MAX_BODY);
 	for (unsigned s = 0; rc == 0 && s < c->nshards; s++)
-		rc = shard_up(c, s, false);
-	for (unsigned s = 0; rc == 0 && c->upload && s < c->nshards; s++)
-		rc = shard_up(c, s, true);
+		rc = shard_up(c, s);
 	if (rc < 0) {
 		gpc_close(c);
 		return rc;

@@ -25,9 +25,8 @@ struct gpc_mr {
 };
 
 struct cli_shard {
-	struct net_ep *ep;   /* the shard port: everything but PUT */
-	struct net_ep *upep; /* the upload port: PUT (if the daemon has it) */
-	bool up, upup;
+	struct net_ep *ep;
+	bool up;
 };
 
 /* One message in flight to one shard. */
@@ -35,7 +34,6 @@ struct cli_part {
 	struct gpc_req *req;
 	uint64_t req_id;
 	unsigned shard;
-	struct net_ep *ep;      /* the connection it went out on */
 	unsigned *idx;     /* block or key indices it carries */
 	unsigned cnt;
 	unsigned found;    /* LOOKUP: leading keys of idx[] present */
@@ -51,7 +49,6 @@ struct gpc_req {
 	struct gpc_req *next;   /* client's in-flight list */
 	struct gpc_client *c;
 	uint8_t op;
-	bool up;                /* goes to the shards' upload connections */
 	struct gpc_block *blocks;
 	int *status;            /* key ops: per key */
 	unsigned n;
@@ -76,7 +73,6 @@ struct gpc_client {
 	uint8_t secret[256];
 	size_t secret_len;
 	uint64_t next_id;
-	bool upload;            /* the daemon has upload ports */
 	struct gpc_mr *mrs;
 	struct gpc_req *reqs;
 	unsigned timeout_ms;

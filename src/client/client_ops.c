@@ -241,7 +241,6 @@ submit(struct gpc_client *c, uint8_t op, uint64_t ns, struct gpc_block *b,
 	r->blocks = b;
 	r->status = status;
 	r->n = n;
-	r->up = op == WIRE_OP_PUT && c->upload;
 	pthread_mutex_lock(&c->mu);
 	rc = batch_send(c, r, ns, keys, flags, idx);
 	if (rc < 0)

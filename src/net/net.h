@@ -56,13 +56,6 @@ typedef void (*net_error_cb)(void *arg, struct net_ep *ep, int err);
 /* NET_CTX_PRIVATE: data parts are always received as UCX iovecs, for
  * which UCX puts no key to our memory on the wire (the daemon sets it). */
 #define NET_CTX_PRIVATE 0x2u
-/* NET_CTX_UPLOAD: receives block data contiguously with UCX's default
- * rendezvous: where the transport can read remote memory (RDMA, CMA) the
- * receiver reads the sender's with the key in its announcement; over tcp
- * the sender writes into the receive buffer UCX's answer names. It must
- * never send a data part (refused): that announcement would carry a key
- * to our memory. (Forcing the get scheme broke UCX 1.13's tcp wireup.) */
-#define NET_CTX_UPLOAD 0x4u
 int net_ctx_create(bool multi_thread, unsigned flags, struct net_ctx **out);
 void net_ctx_destroy(struct net_ctx *ctx);
 
@@ -76,8 +69,6 @@ void net_worker_set_max_msg(struct net_worker *w, size_t max);
 unsigned net_progress(struct net_worker *w);
 /* Sleep until there may be work or timeout_ms passes. */
 void net_wait(struct net_worker *w, int timeout_ms);
-/* The same over n (at most 4) workers of one thread. */
-void net_wait_all(struct net_worker *const *w, unsigned n, int timeout_ms);
 
 int net_listen(struct net_worker *w, const char *addr, uint16_t port,
 	       net_accept_cb on_accept);

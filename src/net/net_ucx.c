@@ -28,7 +28,6 @@
 struct net_ctx {
 	ucp_context_h ucp;
 	bool private_mem; /* data moves as UCX iovecs: no key to our memory */
-	bool upload;      /* receives data only (get scheme) */
 };
 
 struct net_worker {
@@ -176,7 +175,6 @@ net_ctx_create(bool multi_thread, unsigned flags, struct net_ctx **out)
 	 * learns a key to its memory.
 	 */
 	c->private_mem = (flags & NET_CTX_PRIVATE) != 0;
-	c->upload = (flags & NET_CTX_UPLOAD) != 0;
 	st = ucp_config_read(NULL, NULL, &cfg);
 	/*
 	 * A restarted daemon must get its port back at once, even while
@@ -447,23 +445,11 @@ net_progress(struct net_worker *w)
 void
 net_wait(struct net_worker *w, int timeout_ms)
 {
-	net_wait_all(&w, 1, timeout_ms);
-}
+	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
 
-void
-net_wait_all(struct net_worker *const *w, unsigned n, int timeout_ms)
-{
-	struct pollfd pfd[4];
-
-	if (n > 4)
-		return;
-	for (unsigned i = 0; i < n; i++) {
-		if (w[i]->dhead != NULL || w[i]->efd < 0 ||
-		    ucp_worker_arm(w[i]->w) != UCS_OK)
-			return; /* events pending (or no fd): go round again */
-		pfd[i] = (struct pollfd){ .fd = w[i]->efd, .events = POLLIN };
-	}
-	poll(pfd, n, timeout_ms);
+	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
+		return; /* events pending (or no fd): go round again */
+	poll(&pfd, 1, timeout_ms);
 }
 
 static void
@@ -786,8 +772,6 @@ net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 		return -ENOTCONN;
 	if (dlen == 0 || mlen == 0)
 		return -EINVAL;
-	if (ep->w->ctx->upload) /* its announcement would carry our key */
-		return -EPERM;
 	o = op_new(ep, cb, arg, &p);
 	if (o == NULL || (o->buf = malloc(mlen)) == NULL) {
 		if (o != NULL)

@@ -58,9 +58,6 @@ enum wire_op {
 	WIRE_OP_RESP = 0x80,
 };
 
-/* HELLO answer flags (u32 after nonce, nshards, shard) */
-#define WIRE_HELLO_UPLOAD 0x1u /* upload ports: port + nshards + shard */
-
 #define WIRE_F_DURABLE 0x01u  /* PUT: acknowledge once on flash */
 #define WIRE_F_PREFETCH 0x02u /* LOOKUP: start reading the prefix */
 

@@ -1146,19 +1146,18 @@ check_sizes(const struct srv_config *c, char *err, size_t errlen)
 static int
 check_ports(const struct srv_config *c, char *err, size_t errlen)
 {
-	/* the shard ports, then as many upload ports */
-	unsigned last = (unsigned)c->port + 2 * c->shards - 1;
+	unsigned last = (unsigned)c->port + c->shards - 1;
 	bool any1, any2;
 
 	if (last > 65535)
-		return check_fail(err, errlen, "port %u + 2 x %u shards runs "
-				  "past 65535", c->port, c->shards);
+		return check_fail(err, errlen, "port %u + %u shards runs past "
+				  "65535", c->port, c->shards);
 	(void)addr_ok(c->listen_addr, &any1);
 	(void)addr_ok(c->metrics_addr, &any2);
 	if (c->metrics_port >= c->port && c->metrics_port <= last &&
 	    (any1 || any2 || strcmp(c->listen_addr, c->metrics_addr) == 0))
 		return check_fail(err, errlen, "metrics_port %u is one of the "
-				  "shard and upload ports %u..%u", c->metrics_port, c->port,
+				  "shard ports %u..%u", c->metrics_port, c->port,
 				  last);
 	return 0;
 }

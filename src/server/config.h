@@ -115,14 +115,6 @@ void srv_config_help(FILE *f);
  */
 int srv_config_write(const struct srv_config *c, FILE *f);
 
-/* Shard i's upload port (PUT data read from client memory): after the
- * shard ports, port + shards + i. */
-static inline unsigned
-srv_upload_port(const struct srv_config *c, unsigned i)
-{
-	return (unsigned)c->port + c->shards + i;
-}
-
 /*
  * Every tenant's engine class (the top bits of its namespaces, which its
  * quota and its blocks hang on): its `class` key, or one derived from its

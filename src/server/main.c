@@ -380,11 +380,9 @@ run(struct srv *s, const char *path)
 	if (rc == 0)
 		write_pidfile(s, true);
 	if (rc == 0) {
-		log_warn("main", "gpucached ready: %u shards on %s:%u-%u "
-			 "(uploads %u-%u), %u devices as %u+%u", s->nsh,
-			 s->cfg.listen_addr, s->cfg.port,
-			 s->cfg.port + s->nsh - 1, srv_upload_port(&s->cfg, 0),
-			 srv_upload_port(&s->cfg, s->nsh - 1), s->cfg.ndev,
+		log_warn("main", "gpucached ready: %u shards on %s:%u-%u, %u "
+			 "devices as %u+%u", s->nsh, s->cfg.listen_addr,
+			 s->cfg.port, s->cfg.port + s->nsh - 1, s->cfg.ndev,
 			 s->cfg.k, s->cfg.m);
 		printf("gpucached: ready\n");
 		fflush(stdout);
@@ -443,10 +441,7 @@ main(int argc, char **argv)
 	}
 	rc = net_ctx_create(true, NET_CTX_PRIVATE, &s.net);
 	if (rc == 0)
-		rc = net_ctx_create(true, NET_CTX_UPLOAD, &s.net_up);
-	if (rc == 0)
 		rc = run(&s, path);
-	net_ctx_destroy(s.net_up);
 	net_ctx_destroy(s.net);
 	free(s.sh);
 	if (rc < 0) {

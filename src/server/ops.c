@@ -55,7 +55,7 @@ static void
 op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	 struct net_data *d)
 {
-	uint8_t resp[WIRE_NONCE_LEN + 12];
+	uint8_t resp[WIRE_NONCE_LEN + 8];
 	const struct srv_config *cfg = tenants(c);
 
 	(void)d; /* none: srv_dispatch refuses data parts here */
@@ -72,7 +72,6 @@ op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	memcpy(resp, c->nonce, WIRE_NONCE_LEN);
 	put_le32(resp + WIRE_NONCE_LEN, c->sh->srv->nsh);
 	put_le32(resp + WIRE_NONCE_LEN + 4, c->sh->idx);
-	put_le32(resp + WIRE_NONCE_LEN + 8, WIRE_HELLO_UPLOAD);
 	c->state = CONN_CHALLENGED; /* unknown tenants too: no probing */
 	srv_reply(c, h, 0, 0, 0, resp, sizeof(resp));
 }
@@ -806,23 +805,20 @@ op_stat(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	srv_reply(c, h, 0, 8, 0, resp, sizeof(resp));
 }
 
-/* need_auth: only after AUTH; upload: allowed on an upload connection
- * (whose UCX context must never send block data). */
 static const struct {
 	op_fn fn;
 	bool need_auth;
-	bool upload;
 } op_table[WIRE_OP_MAX] = {
-	[WIRE_OP_HELLO] = { op_hello, false, true },
-	[WIRE_OP_AUTH] = { op_auth, false, true },
-	[WIRE_OP_PUT] = { op_xfer, true, true },
+	[WIRE_OP_HELLO] = { op_hello, false },
+	[WIRE_OP_AUTH] = { op_auth, false },
+	[WIRE_OP_PUT] = { op_xfer, true },
 	[WIRE_OP_GET] = { op_xfer, true },
 	[WIRE_OP_LOOKUP] = { op_keys, true },
 	[WIRE_OP_DELETE] = { op_keys, true },
 	[WIRE_OP_PIN] = { op_keys, true },
 	[WIRE_OP_UNPIN] = { op_keys, true },
 	[WIRE_OP_STAT] = { op_stat, true },
-	[WIRE_OP_DATA] = { op_data, true, true },
+	[WIRE_OP_DATA] = { op_data, true },
 };
 _Static_assert(sizeof(op_table) / sizeof(op_table[0]) == WIRE_OP_MAX,
 	       "one entry per opcode");
@@ -836,8 +832,7 @@ srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len,
 	if (wire_msg_decode(buf, len, &h) < 0 || h.shard != c->sh->idx ||
 	    h.opcode >= WIRE_OP_MAX || op_table[h.opcode].fn == NULL ||
 	    (op_table[h.opcode].need_auth && c->state != CONN_AUTHED) ||
-	    (d != NULL) != (h.opcode == WIRE_OP_DATA) ||
-	    (c->upload && !op_table[h.opcode].upload)) {
+	    (d != NULL) != (h.opcode == WIRE_OP_DATA)) {
 		log_info("ops", "protocol error from tenant '%s': dropped",
 			 c->tenant_name);
 		srv_conn_drop(c);

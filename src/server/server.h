@@ -43,7 +43,6 @@ struct srv_conn {
 	struct srv_req *puts;   /* PUTs taking DATA, newest first */
 	uint64_t t_open;        /* accepted at (clock_now_ns) */
 	bool doomed;            /* to be dropped by the sweep */
-	bool upload;            /* on the upload listener: PUTs only */
 };
 
 enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2 };
@@ -83,8 +82,7 @@ struct srv_shard {
 	struct srv *srv;
 	unsigned idx;
 	pthread_t th;
-	struct net_worker *w;   /* shard port: everything */
-	struct net_worker *wu;  /* upload port: PUT data by RDMA read */
+	struct net_worker *w;
 	struct store *st;
 	struct srv_conn *conns;
 	struct srv_req *retry;  /* waiting for write-buffer room */
@@ -103,8 +101,7 @@ struct srv_shard {
 
 struct srv {
 	struct srv_config cfg;
-	struct net_ctx *net;    /* put scheme, private (net.h) */
-	struct net_ctx *net_up; /* get scheme, for uploads */
+	struct net_ctx *net;
 	struct srv_metrics *metrics;
 	struct srv_shard *sh;
 	unsigned nsh;

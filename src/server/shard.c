@@ -83,8 +83,9 @@ srv_reply(struct srv_conn *c, const struct wire_hdr *req, int status,
 }
 
 static void
-accept_conn(struct srv_shard *sh, struct net_ep *ep, bool upload)
+on_accept(void *arg, struct net_ep *ep)
 {
+	struct srv_shard *sh = arg;
 	struct srv_conn *c = NULL;
 	unsigned unauth = 0;
 
@@ -101,33 +102,12 @@ accept_conn(struct srv_shard *sh, struct net_ep *ep, bool upload)
 	}
 	c->sh = sh;
 	c->ep = ep;
-	c->upload = upload;
 	c->tenant = -1;
 	c->t_open = clock_now_ns();
 	c->next = sh->conns;
 	sh->conns = c;
 	net_ep_set_user(ep, c);
 	srv_metrics_conn(sh->m, 1);
-}
-
-static void
-on_accept(void *arg, struct net_ep *ep)
-{
-	accept_conn(arg, ep, false);
-}
-
-/* The upload listener (port + nshards + shard): PUTs only. */
-static void
-on_accept_up(void *arg, struct net_ep *ep)
-{
-	accept_conn(arg, ep, true);
-}
-
-/* Progress both of the shard's workers. */
-static unsigned
-shard_progress(struct srv_shard *sh)
-{
-	return net_progress(sh->w) + net_progress(sh->wu);
 }
 
 static void
@@ -288,7 +268,7 @@ drain_wait(struct srv_shard *sh, uint64_t ns)
 	uint64_t t0 = clock_now_ns();
 
 	while (sh->inflight > 0 && clock_now_ns() - t0 < ns) {
-		shard_progress(sh);
+		net_progress(sh->w);
 		store_poll(sh->st, 0);
 		srv_retry(sh);
 	}
@@ -330,7 +310,7 @@ shard_drain(struct srv_shard *sh)
 			drain_flushing++;
 	t0 = clock_now_ns();
 	while (drain_flushing > 0 && clock_now_ns() - t0 < 2000000000ull)
-		shard_progress(sh);
+		net_progress(sh->w);
 	if (sh->inflight > 0) { /* buffers still in use: leak, never free */
 		log_err("shard", "shard %u: %u requests never finished; exiting "
 			"without sealing", sh->idx, sh->inflight);
@@ -361,24 +341,15 @@ shard_main(void *arg)
 		rc = net_worker_create(s->net, NET_AM_TO_SERVER, on_msg, on_err,
 				       sh, &sh->w);
 	if (rc == 0)
-		rc = net_worker_create(s->net_up, NET_AM_TO_SERVER, on_msg,
-				       on_err, sh, &sh->wu);
-	if (rc == 0) {
 		net_worker_set_max_msg(sh->w, WIRE_HDR_SIZE + WIRE_MAX_BODY);
-		net_worker_set_max_msg(sh->wu, WIRE_HDR_SIZE + WIRE_MAX_BODY);
+	if (rc == 0)
 		rc = net_listen(sh->w, s->cfg.listen_addr,
 				(uint16_t)(s->cfg.port + sh->idx), on_accept);
-	}
-	if (rc == 0)
-		rc = net_listen(sh->wu, s->cfg.listen_addr,
-				(uint16_t)srv_upload_port(&s->cfg, sh->idx),
-				on_accept_up);
 	sh->start_rc = rc;
 	if (rc < 0) {
-		log_err("shard", "shard %u: cannot listen on %s:%u and %u: %s",
-			sh->idx, s->cfg.listen_addr, s->cfg.port + sh->idx,
-			srv_upload_port(&s->cfg, sh->idx), gpc_strerror(rc));
-		net_worker_destroy(sh->wu);
+		log_err("shard", "shard %u: cannot listen on %s:%u: %s", sh->idx,
+			s->cfg.listen_addr, s->cfg.port + sh->idx,
+			gpc_strerror(rc));
 		net_worker_destroy(sh->w);
 		store_close(sh->st);
 		rcache_destroy(sh->rc);
@@ -388,7 +359,7 @@ shard_main(void *arg)
 	apply_quotas(sh);
 	atomic_store(&sh->ready, 1);
 	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
-		unsigned n = shard_progress(sh);
+		unsigned n = net_progress(sh->w);
 		uint64_t now;
 
 		n += (unsigned)store_poll(sh->st, 0);
@@ -396,14 +367,10 @@ shard_main(void *arg)
 		now = clock_now_ns(); /* once a round: the loop spins */
 		srv_sweep(sh, now);
 		publish(sh, now);
-		if (n == 0 && store_pending(sh->st) == 0 && sh->retry == NULL) {
-			struct net_worker *ws[2] = { sh->w, sh->wu };
-
-			net_wait_all(ws, 2, 50);
-		}
+		if (n == 0 && store_pending(sh->st) == 0 && sh->retry == NULL)
+			net_wait(sh->w, 50);
 	}
 	shard_drain(sh);
-	net_worker_destroy(sh->wu);
 	net_worker_destroy(sh->w);
 	return NULL;
 }

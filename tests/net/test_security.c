@@ -189,23 +189,14 @@ raw_quiesce(struct raw *r)
 	REQUIRE(r->rx == 0 && r->tx == 0);
 }
 
-/* Connect to shard's port, or with up to its upload port (the daemon
- * has 2 shards: port + 2 + shard). */
-static void
-raw_open_at(struct raw *r, unsigned shard, bool up)
-{
-	memset(r, 0, sizeof(*r));
-	r->shard = shard;
-	REQUIRE(net_connect(rw, "127.0.0.1",
-			    (uint16_t)(nt_port + (up ? 2 : 0) + shard),
-			    &r->ep) == 0);
-	net_ep_set_user(r->ep, r);
-}
-
 static void
 raw_open(struct raw *r, unsigned shard)
 {
-	raw_open_at(r, shard, false);
+	memset(r, 0, sizeof(*r));
+	r->shard = shard;
+	REQUIRE(net_connect(rw, "127.0.0.1", (uint16_t)(nt_port + shard),
+			    &r->ep) == 0);
+	net_ep_set_user(r->ep, r);
 }
 
 static void
@@ -428,12 +419,11 @@ raw_auth_as(struct raw *r, const char *tenant, const char *secret,
 		return 1;
 	CHECK_RC(m->h.status, 0);
 	CHECK_RC(m->h.opcode, WIRE_OP_HELLO | WIRE_OP_RESP);
-	CHECK_RC(m->h.body_len, WIRE_NONCE_LEN + 12);
-	if (m->h.body_len < WIRE_NONCE_LEN + 12)
+	CHECK_RC(m->h.body_len, WIRE_NONCE_LEN + 8);
+	if (m->h.body_len < WIRE_NONCE_LEN + 8)
 		return 1;
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN), 2); /* nshards */
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 4), r->shard);
-	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 8), WIRE_HELLO_UPLOAD);
 	memcpy(r->nonce, m->body, WIRE_NONCE_LEN);
 	REQUIRE(auth_mac((const uint8_t *)secret, strlen(secret), r->nonce,
 			 tenant, mac_shard, mac) == 0);
@@ -1962,60 +1952,6 @@ test_tenants(void)
 	printf("tenants: done\n");
 }
 
-/* ---- upload ports ---- */
-
-/*
- * The upload port takes HELLO, AUTH, PUT and DATA only: a GET (whose
- * answer would be sent from a context whose announcements carry keys),
- * a LOOKUP or a STAT there drops the connection, and nothing before
- * AUTH. A PUT there stores the block, which the main port then serves.
- */
-static void
-test_upload_port(void)
-{
-	enum { L = 3 * 4096 + 5 };
-	static const uint8_t ops[] = { WIRE_OP_GET, WIRE_OP_LOOKUP,
-				       WIRE_OP_STAT, WIRE_OP_DELETE };
-	uint8_t k[32], *d = malloc(L), b[WIRE_BLK_BODY];
-	struct raw r;
-
-	REQUIRE(d != NULL);
-	shard_key(92000, 1, k);
-	test_fill(92000, d, L);
-	raw_open_at(&r, 1, true); /* PUT before AUTH: dropped */
-	raw_put_hdr(&r, 0, k, L);
-	raw_pump(300);
-	CHECK(r.closed);
-	raw_close(&r);
-	raw_open_at(&r, 1, true);
-	REQUIRE(raw_auth_as(&r, "alice", nt_secret("alice"), 1) == 0);
-	raw_clear(&r);
-	CHECK_RC(raw_put(&r, k, d, L, 4096), 0);
-	CHECK(lib_is(&alice, k, 92000, L));
-	raw_close(&r);
-	for (unsigned i = 0; i < sizeof(ops); i++) {
-		struct wire_hdr h = { .opcode = ops[i], .count = 1,
-				      .req_id = next_req++, .shard = 1 };
-
-		raw_open_at(&r, 1, true);
-		REQUIRE(raw_auth_as(&r, "alice", nt_secret("alice"), 1) == 0);
-		raw_clear(&r);
-		blk_body(k, L, b);
-		if (ops[i] == WIRE_OP_STAT)
-			h.count = 0;
-		raw_send_h(&r, &h, ops[i] == WIRE_OP_STAT ? NULL : b,
-			   ops[i] == WIRE_OP_GET ? sizeof(b)
-			   : ops[i] == WIRE_OP_STAT ? 0 : 8 + 32, NULL, 0);
-		raw_pump(300);
-		CHECK(r.closed);
-		CHECK(raw_wait(&r, h.req_id, 10) == NULL);
-		raw_close(&r);
-	}
-	CHECK(lib_is(&alice, k, 92000, L)); /* DELETE there did nothing */
-	free(d);
-	printf("upload port: done\n");
-}
-
 /* ---- clients that stall (server.client_timeout = 3 here) ---- */
 
 /*
@@ -2183,7 +2119,6 @@ main(int argc, char **argv)
 	test_malformed();
 	test_auth();
 	test_tenants();
-	test_upload_port();
 	test_stall();
 	test_reload(); /* last: bob is gone after it */
 	CHECK(nt_daemon_alive());
