@@ -656,6 +656,8 @@ op_defer(struct op *o)
 	o->w->dtail = o;
 }
 
+/* UCX completed the request of o: deliver now, or at the next progress
+ * if UCX completed it inside the issuing call. */
 static void
 op_done(void *req, ucs_status_t st, void *user)
 {
@@ -685,13 +687,14 @@ op_issued(struct op *o, ucs_status_ptr_t sp)
 }
 
 static struct op *
-op_new(struct net_ep *ep, net_done_cb cb, void *arg, ucp_request_param_t *p)
+op_new(struct net_worker *w, net_done_cb cb, void *arg,
+       ucp_request_param_t *p)
 {
 	struct op *o = calloc(1, sizeof(*o));
 
 	if (o == NULL)
 		return NULL;
-	o->w = ep->w;
+	o->w = w;
 	o->cb = cb;
 	o->arg = arg;
 	op_live(o);
@@ -715,7 +718,7 @@ net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
 
 	if (ep->closed)
 		return -ENOTCONN;
-	o = op_new(ep, cb, arg, &p);
+	o = op_new(ep->w, cb, arg, &p);
 	if (o == NULL || (o->buf = malloc(hlen + blen)) == NULL) {
 		if (o != NULL)
 			op_free(o);
@@ -772,7 +775,7 @@ net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 		return -ENOTCONN;
 	if (dlen == 0 || mlen == 0)
 		return -EINVAL;
-	o = op_new(ep, cb, arg, &p);
+	o = op_new(ep->w, cb, arg, &p);
 	if (o == NULL || (o->buf = malloc(mlen)) == NULL) {
 		if (o != NULL)
 			op_free(o);
@@ -852,18 +855,12 @@ net_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
 	return len == 0 ? (int)k : -1;
 }
 
+/* The receive flavour of op_done (UCX hands it the length too). */
 static void
 recv_done(void *req, ucs_status_t st, size_t len, void *user)
 {
-	struct op *o = user;
-
 	(void)len;
-	o->rc = net_status(st);
-	ucp_request_free(req);
-	if (in_issue)
-		op_defer(o);
-	else
-		op_finish(o);
+	op_done(req, st, user);
 }
 
 /* Inline data: copy it in (a client's small answer; the daemon refuses
@@ -892,34 +889,31 @@ net_data_recv_nb(struct net_data *d, const struct iovec *iov, unsigned niov,
 		 net_done_cb cb, void *arg)
 {
 	struct net_worker *w = d->w;
-	ucp_request_param_t p = {
-		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
-				UCP_OP_ATTR_FIELD_USER_DATA |
-				UCP_OP_ATTR_FLAG_NO_IMM_CMPL,
-		.cb.recv_am = recv_done,
-	};
-	struct op *o = calloc(1, sizeof(*o));
+	ucp_request_param_t p;
 	size_t count, total = 0;
 	ucs_status_ptr_t sp;
+	struct op *o;
 	void *buf;
 
 	for (unsigned i = 0; i < niov; i++)
 		total += iov[i].iov_len;
-	if (o == NULL || niov == 0 || total < d->len ||
-	    (o->buf = malloc(niov * sizeof(ucp_dt_iov_t))) == NULL) {
-		free(o);
+	if (niov == 0 || total < d->len) {
 		net_data_drop(d);
-		return total < d->len || niov == 0 ? -EMSGSIZE : -ENOMEM;
+		return -EMSGSIZE;
 	}
-	o->w = w;
-	o->cb = cb;
-	o->arg = arg;
-	op_live(o);
+	o = op_new(w, cb, arg, &p);
+	if (o == NULL ||
+	    (o->buf = malloc(niov * sizeof(ucp_dt_iov_t))) == NULL) {
+		if (o != NULL)
+			op_free(o);
+		net_data_drop(d);
+		return -ENOMEM;
+	}
+	p.cb.recv_am = recv_done;
 	if (!d->rndv) {
 		d->kept = true; /* used up */
 		return recv_inline(d, iov, niov, o);
 	}
-	p.user_data = o;
 	dt_set(w->ctx, o, iov, niov, &p, &buf, &count);
 	in_issue = true;
 	sp = ucp_am_recv_data_nbx(w->w, d->desc, buf, count, &p);
@@ -944,7 +938,7 @@ rma_nb(struct net_ep *ep, bool put, void *local, size_t len, uint64_t raddr,
 
 	if (ep->closed)
 		return -ENOTCONN;
-	o = op_new(ep, cb, arg, &p);
+	o = op_new(ep->w, cb, arg, &p);
 	if (o == NULL)
 		return -ENOMEM;
 	in_issue = true;
@@ -977,7 +971,7 @@ net_flush_nb(struct net_ep *ep, net_done_cb cb, void *arg)
 
 	if (ep->closed)
 		return -ENOTCONN;
-	o = op_new(ep, cb, arg, &p);
+	o = op_new(ep->w, cb, arg, &p);
 	if (o == NULL)
 		return -ENOMEM;
 	in_issue = true;
