@@ -25,6 +25,7 @@ int cli_store_open(const struct cli_devs *d, const struct store_opts *o,
 int64_t cli_parse_size(const char *s);
 int cli_bench(int argc, char **argv);
 int cli_replay(int argc, char **argv);
+int cli_sim(int argc, char **argv);
 int cli_stat_server(int argc, char **argv);
 
 #endif

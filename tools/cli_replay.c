@@ -23,9 +23,10 @@
 #include "server/config.h"
 #include "server/hist.h"
 #include "cli.h"
+#include "trace.h"
 
-#define BLOCK_TOKENS 512u
-#define MAX_CHAIN 4096u
+#define BLOCK_TOKENS TRACE_BLOCK_TOKENS
+#define MAX_CHAIN TRACE_MAX_CHAIN
 
 struct replay {
 	const char *url, *trace, *conf, *tenant;
@@ -59,34 +60,6 @@ check(const uint8_t *p, uint64_t len, const uint8_t *key)
 	return true;
 }
 
-/* Parse one trace line: input_length and the hash_ids list. */
-static int
-parse_line(const char *line, uint64_t *input, uint32_t *ids, unsigned *n)
-{
-	const char *p = strstr(line, "\"input_length\"");
-	char *end;
-
-	*n = 0;
-	if (p == NULL || (p = strchr(p, ':')) == NULL)
-		return -EINVAL;
-	*input = strtoull(p + 1, NULL, 10);
-	p = strstr(line, "\"hash_ids\"");
-	if (p == NULL || (p = strchr(p, '[')) == NULL)
-		return -EINVAL;
-	p++;
-	while (*p && *p != ']' && *n < MAX_CHAIN) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == ']')
-			break;
-		ids[(*n)++] = (uint32_t)strtoul(p, &end, 10);
-		if (end == p)
-			return -EINVAL;
-		p = end;
-	}
-	return 0;
-}
-
 /* GET (put == false) or PUT blocks [from, to) of the chain, in batches. */
 static int
 xfer(struct replay *r, const uint8_t (*keys)[GPC_KEY_LEN], unsigned from,
@@ -109,7 +82,7 @@ xfer(struct replay *r, const uint8_t (*keys)[GPC_KEY_LEN], unsigned from,
 				fill(p, r->block_bytes, keys[i + j]);
 		}
 		t0 = clock_now_ns();
-		rc = put ? gpc_put(r->c, r->ns, b, n, 0) : gpc_get(r->c, r->ns, b, n);
+		rc = put ? gpc_put(r->c, r->ns, b, n, GPC_PUT_IF_ABSENT) : gpc_get(r->c, r->ns, b, n);
 		t0 = clock_now_ns() - t0;
 		if (rc < 0)
 			return rc;
@@ -282,7 +255,7 @@ replay_run(struct replay *r, FILE *f)
 		uint64_t input;
 		unsigned n;
 
-		if (parse_line(line, &input, ids, &n) < 0) {
+		if (trace_parse_line(line, &input, ids, &n, MAX_CHAIN) < 0) {
 			fprintf(stderr, "gpucache replay: %s: line %" PRIu64
 				": not a trace record\n", r->trace, r->reqs + 1);
 			rc = -EINVAL;

@@ -28,6 +28,8 @@ usage(FILE *f)
 "  rebuild --dev N DEV...   rebuild device N from the others\n"
 "  bench   [options] DEV... engine throughput (gpucache bench --help)\n"
 "  replay  --config FILE TRACE  drive a running gpucached with a trace\n"
+"  sim     TRACE [--capacity 1M,3M] [--policy lru,belady,ours]\n"
+"          hit ratio of LRU, Belady and the real store at each capacity\n"
 "  stat    --server HOST:PORT   a running gpucached's metrics, summarized\n"
 "  reload  --pidfile FILE       make gpucached re-read its tenants\n"
 "common options: --backend uring|psync, -v (verbose logs),\n"
@@ -324,6 +326,8 @@ main(int argc, char **argv)
 		return cli_bench(argc - 1, argv + 1);
 	if (strcmp(cmd, "replay") == 0)
 		return cli_replay(argc - 1, argv + 1);
+	if (strcmp(cmd, "sim") == 0)
+		return cli_sim(argc - 1, argv + 1);
 	if (strcmp(cmd, "stat") == 0 && argc > 2 && strncmp(argv[2], "--server", 8) == 0)
 		return cli_stat_server(argc - 1, argv + 1);
 	if (strcmp(cmd, "reload") == 0)

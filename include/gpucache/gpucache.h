@@ -53,6 +53,9 @@ const char *gpc_strerror(int err);
 
 #define GPC_KEY_LEN 32
 #define GPC_PUT_DURABLE 0x1u     /* acknowledge once on flash */
+/* Keys name their content (an engine's block hash): a key the tier holds
+ * already is not rewritten; the put only marks the block used. */
+#define GPC_PUT_IF_ABSENT 0x2u
 #define GPC_LOOKUP_PREFETCH 0x2u /* start reading the found prefix */
 
 struct gpc_client;

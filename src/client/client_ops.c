@@ -263,13 +263,20 @@ mark_all_busy(struct gpc_block *b, unsigned n)
 		b[i].status = -GPC_EBUSY; /* "to be sent" */
 }
 
+static uint8_t
+put_wire_flags(unsigned flags)
+{
+	return (uint8_t)(((flags & GPC_PUT_DURABLE) ? WIRE_F_DURABLE : 0) |
+			 ((flags & GPC_PUT_IF_ABSENT) ? WIRE_F_IF_ABSENT : 0));
+}
+
 int
 gpc_put_submit(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
 	       unsigned n, unsigned flags, struct gpc_req **req)
 {
 	mark_all_busy(b, n);
 	return submit(c, WIRE_OP_PUT, ns, b, NULL, NULL, n,
-		      (flags & GPC_PUT_DURABLE) ? WIRE_F_DURABLE : 0, req);
+		      put_wire_flags(flags), req);
 }
 
 int
@@ -313,7 +320,7 @@ gpc_put(struct gpc_client *c, uint64_t ns, struct gpc_block *b, unsigned n,
 	unsigned flags)
 {
 	return xfer(c, WIRE_OP_PUT, ns, b, n,
-		    (flags & GPC_PUT_DURABLE) ? WIRE_F_DURABLE : 0);
+		    put_wire_flags(flags));
 }
 
 int

@@ -60,6 +60,7 @@ enum wire_op {
 
 #define WIRE_F_DURABLE 0x01u  /* PUT: acknowledge once on flash */
 #define WIRE_F_PREFETCH 0x02u /* LOOKUP: start reading the prefix */
+#define WIRE_F_IF_ABSENT 0x04u /* PUT: a held key keeps its block */
 
 struct wire_hdr {
 	uint16_t version;

@@ -424,6 +424,14 @@ put_rx(struct srv_req *r, struct net_data *d, uint64_t off)
 	}
 }
 
+/* A skipped PUT is answered once all its DATA has come (and gone). */
+static void
+put_skip_check(struct srv_req *r)
+{
+	if (r->announced == r->blk.len)
+		req_end(r, 0);
+}
+
 /*
  * Reserve the block's place in the write buffer; the DATA that came
  * meanwhile goes straight in. Returns -EAGAIN while there is no room.
@@ -436,6 +444,18 @@ put_start(struct srv_req *r)
 
 	if (r->c->dead) {
 		req_end(r, -ECONNRESET);
+		return 0;
+	}
+	if (!r->checked && (r->checked = true) &&
+	    store_put_check(st, r->blk.ns, r->blk.key, r->blk.len,
+			    ((r->h.flags & WIRE_F_DURABLE) ? STORE_PUT_DURABLE
+							   : 0) |
+			    ((r->h.flags & WIRE_F_IF_ABSENT) ? STORE_PUT_IF_ABSENT
+							     : 0)) > 0) {
+		r->state = PUT_SKIP;
+		r->t_wait = clock_now_ns(); /* it waits for its client now */
+		pend_drop(r);
+		put_skip_check(r);
 		return 0;
 	}
 	rc = store_put_reserve(st, r->blk.ns, r->blk.key, (uint32_t)r->blk.len,
@@ -483,6 +503,11 @@ srv_conn_puts_fail(struct srv_conn *c)
 	for (; r != NULL; r = next) {
 		next = r->cnext;
 		pend_drop(r);
+		if (r->state == PUT_SKIP) { /* ended by put_start, as dead */
+			r->link = c->sh->retry;
+			c->sh->retry = r;
+			continue;
+		}
 		if (r->state != PUT_RESERVED)
 			continue;
 		if (r->err == 0)
@@ -517,6 +542,11 @@ op_data(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 		return;
 	}
 	r->announced += n;
+	if (r->state == PUT_SKIP) {
+		net_data_drop(d);
+		put_skip_check(r);
+		return;
+	}
 	if (r->state == PUT_RESERVED) {
 		put_rx(r, d, h->aux);
 		put_check(r);

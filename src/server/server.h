@@ -45,7 +45,10 @@ struct srv_conn {
 	bool doomed;            /* to be dropped by the sweep */
 };
 
-enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2 };
+/* PUT_SKIP: the store does not want the block (a held key, or refused
+ * by the policy): its DATA is let go unreceived, then it is answered 0. */
+enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2,
+		 PUT_SKIP = 3 };
 
 /* A PUT or GET in flight (one block). */
 struct srv_req {
@@ -58,6 +61,7 @@ struct srv_req {
 	int err;                /* first failure of a transfer */
 	/* PUT */
 	uint8_t state;          /* enum put_state */
+	bool checked;           /* PUT: store_put_check has had its say */
 	struct store_resv resv; /* the block's place */
 	uint64_t announced;     /* bytes of DATA arrived so far */
 	unsigned rx;            /* DATA pieces landing */

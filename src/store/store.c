@@ -727,6 +727,25 @@ out:
 	return rc;
 }
 
+/* Flash bytes the log holds when full (every slot's data space). */
+static uint64_t
+store_capacity(const struct store *st)
+{
+	return st->g.nslots * (uint64_t)st->g.cap;
+}
+
+/* The policy, sized for blocks of 64 KiB until puts tell better. */
+static int
+store_policy_create(struct store *st)
+{
+	struct policy_opts po = { .mode = st->o.policy };
+
+	po.capacity = store_capacity(st) / store_rec_size(64u << 10);
+	if (po.capacity < 64)
+		po.capacity = 64;
+	return policy_create(&po, &st->pol);
+}
+
 static int
 store_alloc(struct store *st, const struct sb_disk *ref)
 {
@@ -755,6 +774,8 @@ store_alloc(struct store *st, const struct sb_disk *ref)
 	rc = ringq_init(&st->fifo, st->g.nslots);
 	if (rc == 0)
 		rc = ringq_init(&st->freeq, st->g.nslots);
+	if (rc == 0)
+		rc = store_policy_create(st);
 	return rc;
 }
 
@@ -767,6 +788,7 @@ store_free(struct store *st)
 	free(st->freeq.v);
 	free(st->slots);
 	index_destroy(st->ix);
+	policy_destroy(st->pol);
 	coder_destroy(st->coder);
 	free(st);
 }
@@ -789,8 +811,10 @@ store_open(struct store_io *io, const struct store_opts *o,
 		st->o = *o;
 	if (st->o.wbuf_segs == 0)
 		st->o.wbuf_segs = 4;
-	if (st->o.reinsert_pct == 0 || st->o.reinsert_pct > 50)
-		st->o.reinsert_pct = 25;
+	if (st->o.reinsert_pct == 0 || st->o.reinsert_pct > 90)
+		st->o.reinsert_pct = 50;
+	if (!(st->o.write_amp_max >= 1.0 && st->o.write_amp_max <= 100.0))
+		st->o.write_amp_max = 1.5;
 	rc = open_devs(st, &ref);
 	if (rc == 0)
 		rc = store_alloc(st, &ref);
@@ -919,6 +943,8 @@ store_get_stats(struct store *st, struct store_stats *out)
 	st->s.m = st->g.m;
 	st->s.chunk_size = st->g.chunk_size;
 	st->s.seg_cap = st->g.cap;
+	st->s.capacity_bytes = store_capacity(st);
+	policy_get_stats(st->pol, &st->s.pol);
 	*out = st->s;
 }
 

@@ -26,8 +26,10 @@
 
 #include "format.h"
 #include "io.h"
+#include "policy.h"
 
 #define STORE_PUT_DURABLE 0x1u
+#define STORE_PUT_IF_ABSENT 0x2u /* a held key keeps its block (a touch) */
 
 struct store;
 
@@ -38,9 +40,11 @@ struct store_format_opts {
 
 struct store_opts {
 	unsigned wbuf_segs;     /* write-buffer segments; 0 = 4 */
-	unsigned reinsert_pct;  /* per evicted segment, % of a segment; 0 = 25 */
+	unsigned reinsert_pct;  /* per evicted segment, % of a segment; 0 = 50 */
+	double write_amp_max;   /* flash data bytes / bytes put; 0 = 1.5 */
 	size_t index_expect;    /* index pre-size in blocks; 0 = from capacity */
 	bool read_only;         /* fsck: no writes at all */
+	enum policy_mode policy; /* admission (policy.h); 0 = auto */
 };
 
 struct store_stats {
@@ -58,6 +62,11 @@ struct store_stats {
 	unsigned ndev, ndev_failed, k, m;
 	uint32_t chunk_size, seg_cap;
 	uint64_t recovery_ns;
+	uint64_t put_bytes_offered; /* bytes clients put, written or not */
+	uint64_t puts_deduped;  /* puts of a key held already: a touch */
+	uint64_t puts_refused;  /* new blocks the policy kept off flash */
+	uint64_t capacity_bytes; /* flash the log can hold (live data) */
+	struct policy_stats pol;
 };
 
 /* Completion callback; a NULL callback is allowed (fire and forget). */
@@ -102,6 +111,21 @@ int store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 int store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		     const struct iovec *iov, unsigned iovcnt, store_cb cb,
 		     void *arg);
+/*
+ * Should a put of len bytes under (ns, key) be written at all? 0: yes.
+ * STORE_PUT_DEDUP: with STORE_PUT_IF_ABSENT, the store holds the key at
+ * that length already (the client says keys name content: engines' block
+ * hashes hash the tokens), so the put only marks the block used. STORE_PUT_REFUSED: a new block the policy
+ * does not admit (policy.h); the put has succeeded as far as the client
+ * is concerned, and a later get misses. Durable puts are always written.
+ * store_put_submit applies it itself; a zero-copy server calls it before
+ * store_put_reserve and drops the bytes when it says no.
+ */
+#define STORE_PUT_DEDUP 1
+#define STORE_PUT_REFUSED 2
+int store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
+		    uint64_t len, unsigned flags);
+
 /*
  * Zero-copy put, for a server whose network receives the bytes: reserve
  * room for a len-byte block in the write buffer, fill r->iov (the block's
@@ -176,7 +200,8 @@ int store_flush_submit(struct store *st, store_cb cb, void *arg);
 
 /* 1 if present in the index, 0 if not (a later get may still miss). */
 int store_exists(struct store *st, uint64_t ns, const uint8_t *key);
-/* Number of leading keys of keys[0..n) (32 bytes each) present. */
+/* Number of leading keys of keys[0..n) (32 bytes each) present. Every
+ * key of the chain counts as a reference for the policy. */
 unsigned store_longest_prefix(struct store *st, uint64_t ns,
 			      const uint8_t *keys, unsigned n);
 /* Delete: 0 or -GPC_ENOTFOUND. Persists with the next sealed segment. */

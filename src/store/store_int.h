@@ -125,6 +125,8 @@ struct store {
 	uint64_t lost_segs;    /* segments that could not be made durable */
 	uint64_t lost_seen;    /* lost_segs as last reported by a flush */
 	unsigned pending;      /* user ops not yet completed */
+	struct policy *pol;    /* admission and reinsertion (policy.h) */
+	uint64_t rec_bytes, recs; /* records put: the capacity estimate */
 	struct store_stats s;
 };
 
@@ -161,6 +163,7 @@ ringq_len(const struct ringq *q)
 }
 
 /* store_write.c */
+void store_note_put(struct store *st, uint32_t len);
 int store_wbufs_init(struct store *st);
 void store_wbufs_fini(struct store *st);
 void store_seal_pending(struct store *st);

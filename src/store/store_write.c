@@ -11,10 +11,14 @@
  * when the last flush completes. Readers find blocks of a buffered segment
  * in DRAM through the slot's wbuf link.
  *
- * Eviction is segment-granular and oldest first. Blocks read since they
- * were written (CLOCK bit) or pinned are copied into the new segment, up
- * to reinsert_pct of a segment per evicted segment; that copy is the only
- * write amplification and is counted in bytes_reinserted.
+ * Eviction is segment-granular and oldest first. Blocks the policy keeps
+ * (policy.h: read or re-put since written, or pinned) are copied into the
+ * new segment, up to reinsert_pct of a segment per evicted segment and
+ * while the data written to flash stays within write_amp_max x the bytes
+ * clients put (admission refusals and dedupe leave room for it); that
+ * copy is the only write amplification and is counted in bytes_reinserted.
+ * Admission and dedupe happen before a put touches the write buffer
+ * (store_put_check).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -364,9 +368,11 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls];
 	store_ix_del(st, d->ns, hk, loc.len4k);
 	rs = store_rec_size(d->len);
-	if (keep && rs <= *qbudget) {
+	/* pinned blocks, like quota ones, are kept whatever the write
+	 * amplification: the client asked for them */
+	if ((keep || (loc.flags & INDEX_F_PINNED)) && rs <= *qbudget) {
 		*qbudget -= rs;
-	} else if ((loc.flags & (INDEX_F_REF | INDEX_F_PINNED)) &&
+	} else if (policy_keep(st->pol, hk.tag, loc.flags) &&
 		   rs <= *budget) {
 		*budget -= rs;
 	} else {
@@ -392,6 +398,19 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	st->reinsq = r;
 }
 
+/* Bytes of reinsertion the next evicted segment may have: a share of a
+ * segment, within the write-amplification bound. */
+static uint64_t
+reinsert_budget(const struct store *st)
+{
+	uint64_t seg = (uint64_t)st->g.cap * st->o.reinsert_pct / 100;
+	uint64_t allow = (uint64_t)(st->o.write_amp_max * st->s.put_bytes_offered);
+	uint64_t done = st->s.put_bytes + st->s.bytes_reinserted;
+
+	allow = allow > done ? allow - done : 0;
+	return seg < allow ? seg : allow;
+}
+
 /*
  * Evict the oldest sealed segment. -EAGAIN: the oldest is still being
  * written; -ENOENT: nothing to evict.
@@ -399,7 +418,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 static int
 evict_one(struct store *st)
 {
-	uint64_t v, budget = (uint64_t)st->g.cap * st->o.reinsert_pct / 100;
+	uint64_t v, budget = reinsert_budget(st);
 	/* blocks under quota may fill a whole segment (quotas must leave
 	 * room for others: that is what makes eviction progress) */
 	uint64_t qbudget = (uint64_t)st->g.cap * 9 / 10;
@@ -604,14 +623,18 @@ store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 	if (len > STORE_MAX_BLOCK ||
 	    store_rec_size((uint32_t)len) + store_sum_size(1) > st->g.cap)
 		return -GPC_ETOOBIG;
+	if (store_put_check(st, ns, key, len, flags) > 0) {
+		st->pending++;
+		store_complete(st, cb, arg, 0);
+		return 0;
+	}
 	rc = ensure_room(st, store_rec_size((uint32_t)len), 1);
 	if (rc < 0)
 		return rc;
 	rc = append_rec(st, ns, key, iov, iovcnt, (uint32_t)len, 0);
 	if (rc < 0)
 		return rc;
-	st->s.puts++;
-	st->s.put_bytes += len;
+	store_note_put(st, (uint32_t)len);
 	st->pending++;
 	if ((flags & STORE_PUT_DURABLE) &&
 	    add_waiter(st, &st->wb[st->cur], cb, arg) == 0)
@@ -656,12 +679,56 @@ unsigned
 store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		     unsigned n)
 {
-	unsigned i;
+	unsigned found = n;
 
-	for (i = 0; i < n; i++)
-		if (!store_exists(st, ns, keys + (size_t)i * STORE_KEY_LEN))
-			break;
-	return i;
+	for (unsigned i = 0; i < n; i++) {
+		struct index_hkey hk = index_hash(ns, keys + (size_t)i *
+							  STORE_KEY_LEN);
+		struct index_loc loc;
+
+		policy_ref(st->pol, hk.tag); /* the whole chain is referenced */
+		if (found == n && index_lookup(st->ix, hk, &loc) < 0)
+			found = i;
+	}
+	return found;
+}
+
+int
+store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
+		uint64_t len, unsigned flags)
+{
+	struct index_hkey hk = index_hash(ns, key);
+	struct index_loc loc;
+
+	st->s.put_bytes_offered += len;
+	if (flags & STORE_PUT_DURABLE)
+		return 0;
+	if (index_lookup(st->ix, hk, &loc) == 0) {
+		/* a held key is never refused: its old bytes must not stay */
+		if (!(flags & STORE_PUT_IF_ABSENT) ||
+		    loc.len4k != (len + STORE_SECTOR - 1) / STORE_SECTOR)
+			return 0;
+		index_set_flags(st->ix, hk, INDEX_F_REF, 0);
+		st->s.puts_deduped++;
+		return STORE_PUT_DEDUP;
+	}
+	if (policy_admit(st->pol, hk.tag))
+		return 0;
+	st->s.puts_refused++;
+	return STORE_PUT_REFUSED;
+}
+
+/* A new block went into the write buffer: count it, and tell the policy
+ * how many blocks of the sizes seen the log holds. */
+void
+store_note_put(struct store *st, uint32_t len)
+{
+	st->s.puts++;
+	st->s.put_bytes += len;
+	st->rec_bytes += store_rec_size(len);
+	if (++st->recs % 256 == 0)
+		policy_set_capacity(st->pol, st->g.nslots * (uint64_t)st->g.cap /
+						     (st->rec_bytes / st->recs));
 }
 
 /* Summary, zeroed gap and footer into the tail of the logical space. */
@@ -1176,8 +1243,7 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 		resv_done(st, w);
 		return rc;
 	}
-	st->s.puts++;
-	st->s.put_bytes += r->len;
+	store_note_put(st, r->len);
 	st->pending++;
 	if ((flags & STORE_PUT_DURABLE) && add_waiter(st, w, cb, arg) == 0) {
 		resv_done(st, w);

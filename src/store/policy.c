@@ -1,0 +1,401 @@
+/*
+ * policy.c - admission and reinsertion for the flash engine (policy.h,
+ * docs/cache-policy.md).
+ *
+ * Owns three structures, all DRAM, all the store thread's:
+ *   - the sketch: saturating 4-bit counters, two to a byte, twice as
+ *     many as the references of a window (8 x capacity: at most that
+ *     many keys, so collisions stay rare); a reference bumps the smallest of its 4
+ *     counters (conservative update), and every window halves them all,
+ *     so counts describe the recent past (TinyLFU's reset);
+ *   - two miniature caches: CLOCK rings of fingerprints with a linear-
+ *     probing table (backward-shift deletion), capacity/2^shift slots
+ *     each, fed only the sampled keys' references;
+ *   - the scores: hits of each mini, halved every epoch; at each epoch the
+ *     better mini's admission rule becomes the real one (ties: admit all).
+ * Cost per reference: 4 counter reads and writes, and for 1 key in 16 two
+ * small hash probes. DRAM: 8 bytes per block of capacity for the sketch
+ * (up to 16 where 16 x capacity rounds up to a power of two),
+ * about 26/16 bytes per block for the minis.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index.h"
+#include "policy.h"
+
+#define SKETCH_MIN (1u << 12)
+#define SKETCH_MAX (1u << 28)
+#define SKETCH_SAT 15u
+#define WINDOW_X 8u    /* references per window, x capacity */
+#define MINI_MIN 16u
+
+struct mini {
+	uint64_t *fp;  /* slot -> fingerprint, 0 = empty */
+	uint8_t *ref;  /* CLOCK bit per slot */
+	uint32_t *ht;  /* slot + 1, 0 = empty */
+	uint32_t htmask, cap, hand;
+	double score;
+	uint64_t hits;
+	bool admit_seen;
+};
+
+struct policy {
+	struct policy_opts o;
+	uint8_t *sk;
+	uint64_t skmask, window, incs;
+	struct mini mini[2];
+	uint64_t epoch_refs, epoch_len;
+	struct policy_stats s;
+};
+
+static inline uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t
+pow2_at_least(uint64_t n)
+{
+	uint64_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* ---- the sketch ---- */
+
+static int
+sketch_init(struct policy *p, uint64_t capacity)
+{
+	uint64_t n = pow2_at_least(2 * WINDOW_X * capacity); /* counters */
+
+	if (n < SKETCH_MIN)
+		n = SKETCH_MIN;
+	if (n > SKETCH_MAX)
+		n = SKETCH_MAX;
+	free(p->sk);
+	p->sk = calloc(n / 2, 1);
+	if (p->sk == NULL)
+		return -ENOMEM;
+	p->skmask = n - 1;
+	p->window = WINDOW_X * capacity;
+	p->incs = 0;
+	return 0;
+}
+
+static inline unsigned
+nib_get(const uint8_t *sk, uint64_t i)
+{
+	return (sk[i >> 1] >> (4 * (i & 1))) & 0xf;
+}
+
+static void
+sketch_pos(const struct policy *p, uint64_t fp, uint64_t pos[4])
+{
+	uint64_t h = mix64(fp), g = mix64(fp ^ 0x9e3779b97f4a7c15ull);
+
+	for (unsigned i = 0; i < 4; i++)
+		pos[i] = (h + i * g) & p->skmask;
+}
+
+unsigned
+policy_freq(const struct policy *p, uint64_t fp)
+{
+	uint64_t pos[4];
+	unsigned min = SKETCH_SAT;
+
+	sketch_pos(p, fp, pos);
+	for (unsigned i = 0; i < 4; i++)
+		if (nib_get(p->sk, pos[i]) < min)
+			min = nib_get(p->sk, pos[i]);
+	return min;
+}
+
+static void
+sketch_add(struct policy *p, uint64_t fp)
+{
+	uint64_t pos[4];
+	unsigned min = policy_freq(p, fp);
+
+	if (min < SKETCH_SAT) {
+		sketch_pos(p, fp, pos);
+		for (unsigned i = 0; i < 4; i++)
+			if (nib_get(p->sk, pos[i]) == min)
+				p->sk[pos[i] >> 1] += (uint8_t)(1u << (4 * (pos[i] & 1)));
+	}
+	if (++p->incs >= p->window) {
+		for (uint64_t i = 0; i <= p->skmask / 2; i++)
+			p->sk[i] = (uint8_t)((p->sk[i] >> 1) & 0x77);
+		p->incs = 0;
+	}
+}
+
+/* ---- miniature caches ---- */
+
+static void
+mini_free(struct mini *m)
+{
+	free(m->fp);
+	free(m->ref);
+	free(m->ht);
+	m->fp = NULL;
+	m->ref = NULL;
+	m->ht = NULL;
+}
+
+static int
+mini_init(struct mini *m, uint32_t cap, bool admit_seen)
+{
+	uint64_t hn = pow2_at_least(2 * (uint64_t)cap);
+
+	mini_free(m);
+	*m = (struct mini){ .cap = cap, .htmask = (uint32_t)(hn - 1),
+			    .admit_seen = admit_seen };
+	m->fp = calloc(cap, sizeof(*m->fp));
+	m->ref = calloc(cap, 1);
+	m->ht = calloc(hn, sizeof(*m->ht));
+	if (m->fp == NULL || m->ref == NULL || m->ht == NULL) {
+		mini_free(m);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static uint32_t
+mini_home(const struct mini *m, uint64_t fp)
+{
+	return (uint32_t)(mix64(fp ^ 0x5bd1e995ull) & m->htmask);
+}
+
+/* Table position of fp, or of the empty cell that ends its probe. */
+static uint32_t
+mini_find(const struct mini *m, uint64_t fp)
+{
+	uint32_t i = mini_home(m, fp);
+
+	while (m->ht[i] != 0 && m->fp[m->ht[i] - 1] != fp)
+		i = (i + 1) & m->htmask;
+	return i;
+}
+
+/* Remove the cell at i (linear probing, backward shift). */
+static void
+mini_unhash(struct mini *m, uint32_t i)
+{
+	uint32_t j = i;
+
+	for (;;) {
+		uint32_t k;
+
+		j = (j + 1) & m->htmask;
+		if (m->ht[j] == 0)
+			break;
+		k = mini_home(m, m->fp[m->ht[j] - 1]);
+		/* move j back to i unless its home lies cyclically in (i, j] */
+		if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+			m->ht[i] = m->ht[j];
+			i = j;
+		}
+	}
+	m->ht[i] = 0;
+}
+
+/* Put fp in the ring at the CLOCK hand, evicting what is there. */
+static void
+mini_insert(struct mini *m, uint64_t fp, uint32_t cell)
+{
+	uint32_t s;
+
+	while (m->fp[m->hand] != 0 && m->ref[m->hand]) {
+		m->ref[m->hand] = 0;
+		m->hand = (m->hand + 1) % m->cap;
+	}
+	s = m->hand;
+	if (m->fp[s] != 0) {
+		mini_unhash(m, mini_find(m, m->fp[s]));
+		cell = mini_find(m, fp); /* the shift may have moved it */
+	}
+	m->fp[s] = fp;
+	m->ref[s] = 0;
+	m->ht[cell] = s + 1;
+	m->hand = (s + 1) % m->cap;
+}
+
+static void
+mini_ref(struct policy *p, struct mini *m, uint64_t fp)
+{
+	uint32_t cell = mini_find(m, fp);
+
+	if (m->ht[cell] != 0) {
+		m->ref[m->ht[cell] - 1] = 1;
+		m->hits++;
+		m->score += 1;
+		return;
+	}
+	if (m->admit_seen && policy_freq(p, fp) < 2)
+		return;
+	mini_insert(m, fp, cell);
+}
+
+static int
+minis_init(struct policy *p)
+{
+	uint64_t cap = p->o.capacity >> p->o.sample_shift;
+	int rc;
+
+	if (cap < MINI_MIN)
+		cap = MINI_MIN;
+	if (cap > UINT32_MAX / 4)
+		cap = UINT32_MAX / 4;
+	rc = mini_init(&p->mini[0], (uint32_t)cap, false);
+	if (rc == 0)
+		rc = mini_init(&p->mini[1], (uint32_t)cap, true);
+	p->epoch_len = cap / 4 < 32 ? 32 : cap / 4;
+	p->epoch_refs = 0;
+	return rc;
+}
+
+/* An epoch ends: the better admission rule wins, scores age. */
+static void
+epoch_end(struct policy *p)
+{
+	unsigned want = p->mini[1].score > p->mini[0].score
+				? POLICY_ADMIT_SEEN : POLICY_ADMIT_ALL;
+
+	if (want != p->s.mode)
+		p->s.switches++;
+	p->s.mode = want;
+	for (unsigned i = 0; i < 2; i++)
+		p->mini[i].score *= 0.8;
+	p->epoch_refs = 0;
+}
+
+/* ---- the interface ---- */
+
+int
+policy_create(const struct policy_opts *o, struct policy **out)
+{
+	struct policy *p;
+
+	if (o == NULL || o->capacity == 0 || o->sample_shift > 16 ||
+	    o->mode > POLICY_ADMIT_SEEN)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	p->o = *o;
+	if (p->o.sample_shift == 0)
+		p->o.sample_shift = 4;
+	p->s.mode = o->mode == POLICY_AUTO ? POLICY_ADMIT_ALL : o->mode;
+	p->s.capacity = o->capacity;
+	if (sketch_init(p, o->capacity) < 0 || minis_init(p) < 0) {
+		policy_destroy(p);
+		return -ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+void
+policy_destroy(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	free(p->sk);
+	mini_free(&p->mini[0]);
+	mini_free(&p->mini[1]);
+	free(p);
+}
+
+void
+policy_set_capacity(struct policy *p, uint64_t blocks)
+{
+	uint64_t cur = p->o.capacity;
+
+	if (blocks == 0)
+		return;
+	/* resize only on a real change: resizing forgets the minis */
+	if (blocks * 8 > cur * 7 && blocks * 8 < cur * 9)
+		return;
+	p->o.capacity = blocks;
+	p->s.capacity = blocks;
+	p->window = WINDOW_X * blocks;
+	if (pow2_at_least(2 * WINDOW_X * blocks) > p->skmask + 1 &&
+	    p->skmask + 1 < SKETCH_MAX)
+		(void)sketch_init(p, blocks); /* on -ENOMEM the old one stays */
+	(void)minis_init(p); /* on -ENOMEM: no minis, the mode stays */
+}
+
+void
+policy_ref(struct policy *p, uint64_t fp)
+{
+	p->s.refs++;
+	sketch_add(p, fp);
+	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
+	    (mix64(fp ^ 0x2545f4914f6cdd1dull) >> (64 - p->o.sample_shift)) != 0)
+		return;
+	p->s.mini_refs++;
+	mini_ref(p, &p->mini[0], fp);
+	mini_ref(p, &p->mini[1], fp);
+	if (++p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
+		epoch_end(p);
+}
+
+bool
+policy_admit(struct policy *p, uint64_t fp)
+{
+	bool yes = p->s.mode != POLICY_ADMIT_SEEN || policy_freq(p, fp) >= 2;
+
+	if (yes)
+		p->s.admitted++;
+	else
+		p->s.refused++;
+	return yes;
+}
+
+bool
+policy_keep(const struct policy *p, uint64_t fp, uint8_t flags)
+{
+	(void)p;
+	(void)fp;
+	return (flags & (INDEX_F_REF | INDEX_F_PINNED)) != 0;
+}
+
+void
+policy_get_stats(const struct policy *p, struct policy_stats *out)
+{
+	*out = p->s;
+	out->mini_hits[0] = p->mini[0].hits;
+	out->mini_hits[1] = p->mini[1].hits;
+}
+
+const char *
+policy_mode_name(unsigned mode)
+{
+	switch (mode) {
+	case POLICY_AUTO: return "auto";
+	case POLICY_ADMIT_ALL: return "all";
+	case POLICY_ADMIT_SEEN: return "seen";
+	default: return "?";
+	}
+}
+
+int
+policy_mode_parse(const char *s, enum policy_mode *out)
+{
+	for (unsigned m = POLICY_AUTO; m <= POLICY_ADMIT_SEEN; m++)
+		if (strcmp(s, policy_mode_name(m)) == 0) {
+			*out = (enum policy_mode)m;
+			return 0;
+		}
+	return -EINVAL;
+}

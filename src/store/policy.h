@@ -1,0 +1,87 @@
+/*
+ * policy.h - what the cache keeps: the flash engine's admission and
+ * reinsertion decisions, in one module that the store and the offline
+ * simulator (`gpucache sim`, which runs the real store on in-memory
+ * devices) both run, so what is measured offline is what the daemon does.
+ * Design and measurements: docs/cache-policy.md.
+ *
+ * The store is a log: flash is written only in whole segments and
+ * reclaimed oldest segment first (store_write.c). Within that constraint
+ * the policy decides
+ *   - admission: does a new block go to flash at all (policy_admit)?
+ *   - reinsertion: which live blocks of a reclaimed segment are rewritten
+ *     (policy_keep; the store bounds the bytes per segment);
+ * from what the workload tells it:
+ *   - references: every key of a LOOKUP chain (engines look a prefix up
+ *     before they load or save it) goes into a frequency sketch
+ *     (TinyLFU-style count-min, 4 hashes, counters halved every window
+ *     of 8 x capacity references), so "seen before" outlives the block;
+ *   - the CLOCK bit (read or re-put since written) and pins, kept in the
+ *     index entry.
+ * Admission is chosen online by miniature simulations (Waldspurger et
+ * al., ATC'17): two tiny CLOCK caches over a spatial sample of the keys
+ * (1 in 2^sample_shift), sized to the cache's capacity scaled down the
+ * same way, one admitting every block and one admitting only blocks
+ * referenced before (sketch >= 2). Whichever scored more hits over the
+ * recent epochs decides for the real cache. A small cache whose reuse
+ * distances are longer than it can hold gains by refusing one-hit
+ * wonders; a large one loses by it; the minis tell which case holds now,
+ * on this workload, with no tuning to a trace.
+ *
+ * Fingerprints are the index's 64-bit tags (index_hash), never 0.
+ * Single-threaded: one policy per store, owned by the store's thread.
+ */
+#ifndef GPC_STORE_POLICY_H
+#define GPC_STORE_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum policy_mode {
+	POLICY_AUTO = 0,       /* the miniature simulations choose */
+	POLICY_ADMIT_ALL = 1,  /* every new block goes to flash */
+	POLICY_ADMIT_SEEN = 2, /* only blocks referenced before */
+};
+
+struct policy_opts {
+	uint64_t capacity;     /* blocks the cache holds when full (estimate) */
+	unsigned sample_shift; /* minis sample 1 key in 2^shift; 0 = 4 */
+	enum policy_mode mode;
+};
+
+struct policy_stats {
+	uint64_t refs;            /* references recorded */
+	uint64_t admitted, refused; /* admission decisions */
+	uint64_t mini_hits[2];    /* per mini: hits so far (not decayed) */
+	uint64_t mini_refs;       /* sampled references fed to the minis */
+	uint64_t capacity;        /* current capacity estimate, blocks */
+	unsigned mode;            /* enum policy_mode in force now */
+	uint64_t switches;        /* times AUTO changed its choice */
+};
+
+struct policy;
+
+/* -ENOMEM or -EINVAL (capacity 0). */
+int policy_create(const struct policy_opts *o, struct policy **out);
+void policy_destroy(struct policy *p);
+
+/* The cache now holds about this many blocks when full (block sizes
+ * vary: the store re-estimates from the records it writes). */
+void policy_set_capacity(struct policy *p, uint64_t blocks);
+
+/* A reference to a block (a key of a LOOKUP chain). */
+void policy_ref(struct policy *p, uint64_t fp);
+/* Should a new block go to flash? Counts the decision. */
+bool policy_admit(struct policy *p, uint64_t fp);
+/* Is a live block of a reclaimed segment worth rewriting? flags are its
+ * index flags (INDEX_F_REF, INDEX_F_PINNED). */
+bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags);
+/* The sketch's estimate of a block's references in the current window. */
+unsigned policy_freq(const struct policy *p, uint64_t fp);
+
+void policy_get_stats(const struct policy *p, struct policy_stats *out);
+const char *policy_mode_name(unsigned mode);
+/* Parse "auto", "all", "seen"; -EINVAL otherwise. */
+int policy_mode_parse(const char *s, enum policy_mode *out);
+
+#endif

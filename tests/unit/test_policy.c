@@ -1,0 +1,275 @@
+/*
+ * test_policy.c - the cache policy (src/store/policy.c) on hand-made
+ * reference streams with known right answers, then the store that runs
+ * it: a one-hit-wonder scan does not flush a hot set, a pinned block
+ * survives any pressure, a re-put of a held key is a touch (no write,
+ * the first bytes stay), a refused block reads as a miss, a durable put
+ * is always written.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpucache/gpucache.h"
+#include "store/index.h"
+#include "store/policy.h"
+#include "store/store.h"
+#include "test.h"
+
+#define NS 11
+#define BLK 4096u
+
+static uint64_t
+fp_of(uint64_t i)
+{
+	uint64_t s = i + 1;
+
+	return test_rand(&s) | 1; /* never 0 */
+}
+
+static void
+test_sketch(void)
+{
+	struct policy_opts o = { .capacity = 1000 };
+	struct policy *p;
+
+	REQUIRE(policy_create(&o, &p) == 0);
+	CHECK_RC(policy_freq(p, fp_of(1)), 0);
+	for (int i = 0; i < 3; i++)
+		policy_ref(p, fp_of(1));
+	CHECK_RC(policy_freq(p, fp_of(1)), 3);
+	for (int i = 0; i < 40; i++)
+		policy_ref(p, fp_of(2));
+	CHECK_RC(policy_freq(p, fp_of(2)), 15); /* saturates */
+	/* a window of 8 x capacity references halves every count */
+	for (uint64_t i = 0; i < 8000; i++)
+		policy_ref(p, fp_of(100000 + i));
+	CHECK(policy_freq(p, fp_of(2)) <= 8);
+	CHECK(policy_freq(p, fp_of(1)) <= 2);
+	policy_destroy(p);
+	CHECK_RC(policy_create(&(struct policy_opts){ 0 }, &p), -EINVAL);
+}
+
+/* A hot set referenced over and over, interleaved with a stream of keys
+ * never seen again, more than the cache holds: refusing the stream is
+ * right, and the minis must find that out. */
+static void
+test_auto_refuses_scan(void)
+{
+	struct policy_opts o = { .capacity = 4096, .sample_shift = 2 };
+	struct policy_stats s;
+	struct policy *p;
+	uint64_t uniq = 1u << 30;
+	unsigned cold = 0, hot = 0;
+
+	REQUIRE(policy_create(&o, &p) == 0);
+	for (int round = 0; round < 60; round++)
+		for (uint64_t h = 0; h < 1500; h++) {
+			policy_ref(p, fp_of(h));
+			for (int j = 0; j < 5; j++)
+				policy_ref(p, fp_of(uniq++));
+		}
+	policy_get_stats(p, &s);
+	CHECK_RC(s.mode, POLICY_ADMIT_SEEN);
+	CHECK(s.mini_hits[1] > s.mini_hits[0]);
+	/* the sketch is approximate: a few never-seen keys pass for seen */
+	for (uint64_t i = 0; i < 1000; i++)
+		cold += policy_admit(p, fp_of(uniq + 10 + i));
+	for (uint64_t h = 0; h < 1500; h++)
+		hot += policy_admit(p, fp_of(h));
+	CHECK(cold <= 150);
+	CHECK(hot >= 1425);
+	policy_destroy(p);
+}
+
+/* A loop over half the capacity: everything comes back, so every block
+ * must be admitted. */
+static void
+test_auto_admits_loop(void)
+{
+	struct policy_opts o = { .capacity = 4096, .sample_shift = 2 };
+	struct policy_stats s;
+	struct policy *p;
+
+	REQUIRE(policy_create(&o, &p) == 0);
+	for (int round = 0; round < 50; round++)
+		for (uint64_t h = 0; h < 2048; h++)
+			policy_ref(p, fp_of(h));
+	policy_get_stats(p, &s);
+	CHECK_RC(s.mode, POLICY_ADMIT_ALL);
+	CHECK(policy_admit(p, fp_of(1u << 30)));
+	policy_destroy(p);
+}
+
+/* ---- the store that runs it ---- */
+
+static struct store_memdisk *md;
+
+static struct store *
+mkstore(enum policy_mode mode)
+{
+	struct store_format_opts fo = { .k = 1, .m = 0,
+					.chunk_size = 64 * BLK + BLK };
+	struct store_opts so = { .policy = mode, .wbuf_segs = 2 };
+	struct store_io *io;
+	struct store *st;
+
+	store_memdisk_destroy(md);
+	REQUIRE(store_memdisk_create(1, 40 * (64 * BLK + BLK) + (1u << 20),
+				     &md) == 0);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_format(io, &fo) == 0);
+	store_io_close(io);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_open(io, &so, &st) == 0);
+	return st;
+}
+
+static int
+put(struct store *st, uint64_t i, unsigned flags)
+{
+	uint8_t key[32], buf[BLK];
+
+	test_key(i, key);
+	test_fill(i, buf, BLK);
+	return store_put(st, NS, key, buf, BLK, flags);
+}
+
+/* 1: present and exact; 0: miss; -1: wrong bytes. */
+static int
+get(struct store *st, uint64_t i, uint64_t want_fill)
+{
+	static uint8_t got[BLK] __attribute__((aligned(4096)));
+	uint8_t key[32], want[BLK];
+	int rc;
+
+	test_key(i, key);
+	test_fill(want_fill, want, BLK);
+	rc = store_get(st, NS, key, got, BLK);
+	if (rc == -GPC_ENOTFOUND)
+		return 0;
+	return rc == (int)BLK && memcmp(got, want, BLK) == 0 ? 1 : -1;
+}
+
+/* An engine's request: LOOKUP the key, GET it on a hit, PUT on a miss. */
+static int
+request(struct store *st, uint64_t i)
+{
+	uint8_t key[32];
+
+	test_key(i, key);
+	if (store_longest_prefix(st, NS, key, 1) == 1)
+		return get(st, i, i);
+	REQUIRE(put(st, i, 0) == 0);
+	return 0;
+}
+
+/* Returns the last round's hot hits. */
+static unsigned
+scan_run(enum policy_mode mode, struct store_stats *out)
+{
+	struct store *st = mkstore(mode);
+	uint64_t uniq = 1000000;
+	unsigned hits = 0, wrong = 0;
+
+	/* capacity 1,280 blocks, hot set 500, 6 scan blocks per hot one: each
+	 * round scans 2.3 x the capacity */
+	for (int round = 0; round < 12; round++) {
+		hits = 0;
+		for (uint64_t h = 0; h < 500; h++) {
+			int rc = request(st, h);
+
+			hits += rc == 1;
+			wrong += rc < 0;
+			for (int j = 0; j < 6; j++)
+				wrong += request(st, uniq++) < 0;
+		}
+	}
+	store_get_stats(st, out);
+	CHECK_RC(wrong, 0);
+	store_close(st);
+	return hits;
+}
+
+static void
+test_scan_keeps_hot_set(void)
+{
+	struct store_stats s;
+	unsigned hits = scan_run(POLICY_AUTO, &s);
+
+	printf("scan: last round %u/500 hot hits; %" PRIu64 " refused, %"
+	       PRIu64 " written, %" PRIu64 " reinserted, %" PRIu64
+	       " evicted, capacity %" PRIu64 " blocks, mode %s\n", hits,
+	       s.puts_refused, s.puts, s.blocks_reinserted, s.blocks_evicted,
+	       s.capacity_bytes / (2 * BLK), policy_mode_name(s.pol.mode));
+	CHECK(hits >= 450); /* the last round found the hot set */
+	CHECK(s.puts_refused > 0);
+	CHECK_RC(s.pol.mode, POLICY_ADMIT_SEEN);
+	/* and it is the admission that keeps it: admitting every block,
+	 * the scan flushes it */
+	hits = scan_run(POLICY_ADMIT_ALL, &s);
+	printf("scan, admitting all: last round %u/500 hot hits\n", hits);
+	CHECK(hits < 250);
+}
+
+static void
+test_pin_survives(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	uint8_t key[32];
+
+	REQUIRE(put(st, 7, 0) == 0);
+	test_key(7, key);
+	REQUIRE(store_pin(st, NS, key, true) == 0);
+	for (uint64_t i = 100; i < 20000; i++) /* ~8x the capacity */
+		REQUIRE(put(st, i, 0) == 0);
+	CHECK_RC(get(st, 7, 7), 1);
+	CHECK_RC(get(st, 100, 100), 0); /* the pressure was real */
+	store_close(st);
+}
+
+static void
+test_dedupe_and_refusal(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_SEEN);
+	struct store_stats s0, s1;
+	uint8_t key[32], buf[BLK];
+
+	/* never referenced: refused, a miss, no error */
+	CHECK_RC(put(st, 1, 0), 0);
+	CHECK_RC(get(st, 1, 1), 0);
+	/* referenced before (a LOOKUP twice): admitted */
+	test_key(2, key);
+	store_longest_prefix(st, NS, key, 1);
+	store_longest_prefix(st, NS, key, 1);
+	CHECK_RC(put(st, 2, 0), 0);
+	CHECK_RC(get(st, 2, 2), 1);
+	/* the same key again, other bytes: a touch, the first bytes stay */
+	store_get_stats(st, &s0);
+	test_fill(99, buf, BLK);
+	CHECK_RC(store_put(st, NS, key, buf, BLK, STORE_PUT_IF_ABSENT), 0);
+	store_get_stats(st, &s1);
+	CHECK_RC(s1.puts_deduped - s0.puts_deduped, 1);
+	CHECK_RC(s1.puts, s0.puts);
+	CHECK_RC(get(st, 2, 2), 1);
+	/* durable puts are always written, even never seen */
+	CHECK_RC(put(st, 3, STORE_PUT_DURABLE), 0);
+	CHECK_RC(get(st, 3, 3), 1);
+	store_get_stats(st, &s1);
+	CHECK_RC(s1.puts_refused, 1);
+	store_close(st);
+}
+
+int
+main(void)
+{
+	test_sketch();
+	test_auto_refuses_scan();
+	test_auto_admits_loop();
+	test_scan_keeps_hot_set();
+	test_pin_survives();
+	test_dedupe_and_refusal();
+	store_memdisk_destroy(md);
+	return test_summary("policy");
+}

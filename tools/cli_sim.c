@@ -1,0 +1,542 @@
+/*
+ * cli_sim.c - `gpucache sim`: what a cache of a given capacity would have
+ * hit on a trace, for three policies side by side:
+ *   lru     a plain LRU of whole blocks (the baseline to beat);
+ *   belady  furthest next use, with the future known (the bound);
+ *   ours    the real flash engine (src/store, its policy module
+ *           src/store/policy.c) on in-memory devices sized to the
+ *           capacity, driven the way gpucached drives it (LOOKUP the
+ *           chain, GET the present prefix, PUT the rest), so the figure
+ *           is what the daemon does, not a model of it; "all" and "seen"
+ *           pin its admission to one rule instead of the automatic choice.
+ * Prefix semantics throughout: a request's hit is its leading run of
+ * present blocks; then every block of the request is touched or inserted.
+ * Capacity is in tokens (512 per block; K, M, G are powers of 10). Every
+ * block the store returns is checked against the bytes that were put.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpucache/gpucache.h"
+#include "store/format.h"
+#include "store/store.h"
+#include "cli.h"
+#include "trace.h"
+
+#define SIM_MAX_CAPS 16
+#define SIM_NS 1
+
+enum { P_LRU, P_BELADY, P_OURS, P_ALL, P_SEEN, P_N };
+static const char *const pol_names[P_N] = { "lru", "belady", "ours", "all",
+					    "seen" };
+
+struct sim {
+	struct trace t;
+	uint32_t *dense;      /* ids renumbered 0..nuniq-1, per access */
+	uint64_t nuniq;
+	uint64_t caps[SIM_MAX_CAPS];
+	unsigned ncaps;
+	bool want[P_N];
+	uint64_t block_bytes;
+	const char *data_out;
+};
+
+struct result {
+	double hit, write_amp;
+	uint64_t wrong, refused, deduped, capacity_blocks;
+	const char *mode;
+};
+
+/* ---- dense ids ---- */
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+densify(struct sim *s)
+{
+	uint32_t *sorted = malloc(s->t.nids * sizeof(*sorted));
+	uint64_t u = 0;
+
+	s->dense = malloc(s->t.nids * sizeof(*s->dense));
+	if (sorted == NULL || s->dense == NULL) {
+		free(sorted);
+		return -ENOMEM;
+	}
+	memcpy(sorted, s->t.ids, s->t.nids * sizeof(*sorted));
+	qsort(sorted, s->t.nids, sizeof(*sorted), cmp_u32);
+	for (uint64_t i = 0; i < s->t.nids; i++)
+		if (i == 0 || sorted[i] != sorted[i - 1])
+			sorted[u++] = sorted[i];
+	for (uint64_t i = 0; i < s->t.nids; i++) {
+		uint32_t *p = bsearch(&s->t.ids[i], sorted, u, sizeof(*sorted),
+				      cmp_u32);
+		s->dense[i] = (uint32_t)(p - sorted);
+	}
+	s->nuniq = u;
+	free(sorted);
+	return 0;
+}
+
+/* ---- LRU: a doubly linked list over dense ids ---- */
+
+static double
+run_lru(const struct sim *s, uint64_t cap)
+{
+	uint32_t *prev = malloc(s->nuniq * 4), *next = malloc(s->nuniq * 4);
+	uint8_t *in = calloc(s->nuniq, 1);
+	uint32_t head = UINT32_MAX, tail = UINT32_MAX; /* head: most recent */
+	uint64_t n = 0, hits = 0;
+
+	if (prev == NULL || next == NULL || in == NULL)
+		abort();
+	for (uint64_t r = 0; r < s->t.nreq; r++) {
+		uint64_t a = s->t.off[r], b = s->t.off[r + 1], i;
+
+		for (i = a; i < b && in[s->dense[i]]; i++)
+			hits++;
+		for (i = a; i < b; i++) {
+			uint32_t x = s->dense[i];
+
+			if (in[x]) { /* unlink */
+				if (prev[x] != UINT32_MAX)
+					next[prev[x]] = next[x];
+				else
+					head = next[x];
+				if (next[x] != UINT32_MAX)
+					prev[next[x]] = prev[x];
+				else
+					tail = prev[x];
+			} else {
+				in[x] = 1;
+				n++;
+			}
+			prev[x] = UINT32_MAX;
+			next[x] = head;
+			if (head != UINT32_MAX)
+				prev[head] = x;
+			head = x;
+			if (tail == UINT32_MAX)
+				tail = x;
+			while (n > cap) {
+				uint32_t v = tail;
+
+				tail = prev[v];
+				if (tail != UINT32_MAX)
+					next[tail] = UINT32_MAX;
+				else
+					head = UINT32_MAX;
+				in[v] = 0;
+				n--;
+			}
+		}
+	}
+	free(prev);
+	free(next);
+	free(in);
+	return (double)hits / (double)s->t.nids;
+}
+
+/* ---- Belady: furthest next use, a max-heap with lazy deletion ---- */
+
+struct hent {
+	uint64_t nu;
+	uint32_t id;
+};
+
+static void
+heap_push(struct hent *h, uint64_t *n, struct hent e)
+{
+	uint64_t i = (*n)++;
+
+	while (i > 0 && h[(i - 1) / 2].nu < e.nu) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = e;
+}
+
+static struct hent
+heap_pop(struct hent *h, uint64_t *n)
+{
+	struct hent top = h[0], e = h[--(*n)];
+	uint64_t i = 0;
+
+	for (;;) {
+		uint64_t c = 2 * i + 1;
+
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && h[c + 1].nu > h[c].nu)
+			c++;
+		if (h[c].nu <= e.nu)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n > 0)
+		h[i] = e;
+	return top;
+}
+
+static double
+run_belady(const struct sim *s, uint64_t cap)
+{
+	uint64_t *nextuse = malloc(s->t.nids * 8), *cur = malloc(s->nuniq * 8);
+	uint64_t *last = malloc(s->nuniq * 8), hn = 0, n = 0, hits = 0;
+	struct hent *h = malloc(s->t.nids * sizeof(*h));
+	const uint64_t never = UINT64_MAX;
+
+	if (nextuse == NULL || cur == NULL || last == NULL || h == NULL)
+		abort();
+	for (uint64_t x = 0; x < s->nuniq; x++) {
+		last[x] = never;
+		cur[x] = 0; /* 0: not cached; else its next use + 1 */
+	}
+	for (uint64_t i = s->t.nids; i-- > 0;) {
+		nextuse[i] = last[s->dense[i]];
+		last[s->dense[i]] = i;
+	}
+	for (uint64_t r = 0; r < s->t.nreq; r++) {
+		uint64_t a = s->t.off[r], b = s->t.off[r + 1], i;
+
+		for (i = a; i < b && cur[s->dense[i]]; i++)
+			hits++;
+		for (i = a; i < b; i++) {
+			uint32_t x = s->dense[i];
+			uint64_t nu = nextuse[i] == never ? never - 1 : nextuse[i];
+
+			if (!cur[x])
+				n++;
+			cur[x] = nu + 1;
+			heap_push(h, &hn, (struct hent){ nu, x });
+			while (n > cap) {
+				struct hent e = heap_pop(h, &hn);
+
+				if (cur[e.id] == e.nu + 1) {
+					cur[e.id] = 0;
+					n--;
+				}
+			}
+		}
+	}
+	free(nextuse);
+	free(cur);
+	free(last);
+	free(h);
+	return (double)hits / (double)s->t.nids;
+}
+
+/* ---- ours: the real store on in-memory devices ---- */
+
+static void
+fill(uint8_t *p, uint64_t len, const uint8_t *key)
+{
+	for (uint64_t i = 0; i < len; i += GPC_KEY_LEN)
+		memcpy(p + i, key, len - i < GPC_KEY_LEN ? len - i : GPC_KEY_LEN);
+}
+
+/* 1+0 on one device: 32 segments, the capacity's blocks spread over them. */
+static int
+ours_open(const struct sim *s, uint64_t cap, enum policy_mode mode,
+	  struct store_memdisk **md, struct store **st)
+{
+	uint64_t rec = store_rec_size((uint32_t)s->block_bytes);
+	uint64_t per = (cap + 31) / 32;
+	uint64_t chunk = ((per * rec + store_sum_size((uint32_t)per) +
+			   STORE_SECTOR - 1) & ~(uint64_t)(STORE_SECTOR - 1)) +
+			 STORE_SECTOR;
+	struct store_format_opts fo = { .k = 1, .m = 0,
+					.chunk_size = (uint32_t)chunk };
+	struct store_opts so = { .policy = mode, .wbuf_segs = 2 };
+	struct store_io *io;
+	int rc;
+
+	rc = store_memdisk_create(1, 32 * chunk + (1u << 20), md);
+	if (rc < 0)
+		return rc;
+	rc = store_io_mem_open(*md, &io);
+	if (rc == 0) {
+		rc = store_format(io, &fo);
+		store_io_close(io);
+	}
+	if (rc == 0)
+		rc = store_io_mem_open(*md, &io);
+	if (rc == 0 && (rc = store_open(io, &so, st)) < 0)
+		store_io_close(io);
+	if (rc < 0)
+		store_memdisk_destroy(*md);
+	return rc;
+}
+
+static int
+ours_request(const struct sim *s, struct store *st, uint64_t r, uint8_t *buf,
+	     uint8_t (*keys)[GPC_KEY_LEN], struct result *res, uint64_t *hits)
+{
+	uint64_t a = s->t.off[r];
+	unsigned n = (unsigned)(s->t.off[r + 1] - a), p;
+
+	for (unsigned i = 0; i < n; i++)
+		if (gpc_key_chain(i ? keys[i - 1] : NULL, "gpucache-replay", 15,
+				  &s->t.ids[a + i], 1, keys[i]) < 0)
+			return -EINVAL;
+	p = store_longest_prefix(st, SIM_NS, &keys[0][0], n);
+	for (unsigned i = 0; i < p; i++) {
+		int rc = store_get(st, SIM_NS, keys[i], buf, s->block_bytes);
+
+		if (rc == -GPC_ENOTFOUND) { /* gone since the lookup */
+			p = i;
+			break;
+		}
+		fill(buf + s->block_bytes, s->block_bytes, keys[i]);
+		if (rc != (int)s->block_bytes ||
+		    memcmp(buf, buf + s->block_bytes, s->block_bytes) != 0)
+			res->wrong++;
+	}
+	*hits += p;
+	for (unsigned i = p; i < n; i++) {
+		int rc;
+
+		fill(buf, s->block_bytes, keys[i]);
+		rc = store_put(st, SIM_NS, keys[i], buf, s->block_bytes,
+			       STORE_PUT_IF_ABSENT);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
+	 struct result *res)
+{
+	static uint8_t keys[TRACE_MAX_CHAIN][GPC_KEY_LEN];
+	struct store_memdisk *md;
+	struct store_stats ss;
+	struct store *st;
+	uint8_t *buf;
+	uint64_t hits = 0;
+	int rc;
+
+	if (posix_memalign((void **)&buf, 4096, 2 * s->block_bytes + 4096))
+		return -ENOMEM;
+	rc = ours_open(s, cap, mode, &md, &st);
+	for (uint64_t r = 0; rc == 0 && r < s->t.nreq; r++)
+		rc = ours_request(s, st, r, buf, keys, res, &hits);
+	if (rc == 0) {
+		store_get_stats(st, &ss);
+		res->hit = (double)hits / (double)s->t.nids;
+		res->write_amp = ss.put_bytes_offered
+			? (double)(ss.put_bytes + ss.bytes_reinserted) /
+				  (double)ss.put_bytes_offered : 0;
+		res->refused = ss.puts_refused;
+		res->deduped = ss.puts_deduped;
+		res->capacity_blocks = ss.capacity_bytes /
+			store_rec_size((uint32_t)s->block_bytes);
+		res->mode = policy_mode_name(ss.pol.mode);
+		store_close(st);
+		store_memdisk_destroy(md);
+	} else if (rc != -ENOMEM) {
+		fprintf(stderr, "gpucache sim: store: %s\n", gpc_strerror(rc));
+	}
+	free(buf);
+	return rc;
+}
+
+/* ---- command line ---- */
+
+/* "1M,3M,300K": tokens, powers of 10. */
+static int
+parse_caps(struct sim *s, char *arg)
+{
+	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+		char *end;
+		double v = strtod(tok, &end);
+
+		if (*end == 'K' || *end == 'k')
+			v *= 1e3, end++;
+		else if (*end == 'M' || *end == 'm')
+			v *= 1e6, end++;
+		else if (*end == 'G' || *end == 'g')
+			v *= 1e9, end++;
+		if (end == tok || *end != '\0' || v < TRACE_BLOCK_TOKENS ||
+		    s->ncaps == SIM_MAX_CAPS)
+			return -1;
+		s->caps[s->ncaps++] = (uint64_t)v;
+	}
+	return s->ncaps ? 0 : -1;
+}
+
+static int
+parse_pols(struct sim *s, char *arg)
+{
+	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+		unsigned p;
+
+		for (p = 0; p < P_N && strcmp(tok, pol_names[p]) != 0; p++)
+			;
+		if (p == P_N)
+			return -1;
+		s->want[p] = true;
+	}
+	return 0;
+}
+
+static int
+sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
+{
+	static const struct option opts[] = {
+		{ "capacity", required_argument, NULL, 'c' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "block-bytes", required_argument, NULL, 'b' },
+		{ "max-requests", required_argument, NULL, 'n' },
+		{ "data", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool pols = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (parse_caps(s, optarg) < 0)
+				goto usage;
+			break;
+		case 'p':
+			pols = true;
+			if (parse_pols(s, optarg) < 0)
+				goto usage;
+			break;
+		case 'b': s->block_bytes = (uint64_t)cli_parse_size(optarg); break;
+		case 'n': *max_req = strtoull(optarg, NULL, 10); break;
+		case 'd': s->data_out = optarg; break;
+		case 'h':
+			printf("usage: gpucache sim TRACE.jsonl [--capacity "
+			       "1M,3M,10M] [--policy lru,belady,ours,all,seen] "
+			       "[--block-bytes 16K] [--max-requests N] [--data "
+			       "FILE.tsv]\ncapacity in tokens (512 a block; K, M, "
+			       "G = 1e3, 1e6, 1e9).\n");
+			exit(0);
+		default:
+			goto usage;
+		}
+	}
+	if (!pols)
+		s->want[P_LRU] = s->want[P_BELADY] = s->want[P_OURS] = true;
+	if (s->ncaps == 0) {
+		s->caps[0] = 1000000;
+		s->caps[1] = 3000000;
+		s->ncaps = 2;
+	}
+	if (optind != argc - 1 || s->block_bytes < 1 ||
+	    s->block_bytes > (16u << 20))
+		goto usage;
+	return 0;
+usage:
+	fprintf(stderr, "gpucache sim: bad arguments (see --help)\n");
+	return -1;
+}
+
+static void
+report(const struct sim *s, uint64_t tokens, const double *hit,
+       const struct result *ours, FILE *data)
+{
+	printf("capacity %" PRIu64 " tokens (%" PRIu64 " blocks):", tokens,
+	       tokens / TRACE_BLOCK_TOKENS);
+	for (unsigned p = 0; p < P_N; p++)
+		if (s->want[p])
+			printf(" %s %.2f%%", pol_names[p], 100 * hit[p]);
+	printf("\n");
+	for (unsigned p = P_OURS; p < P_N; p++)
+		if (s->want[p])
+			printf("  %-5s store of %" PRIu64 " blocks, write amp %.2f, "
+			       "%" PRIu64 " puts refused, %" PRIu64
+			       " deduped, admission %s, wrong %" PRIu64 "\n",
+			       pol_names[p], ours[p].capacity_blocks,
+			       ours[p].write_amp, ours[p].refused,
+			       ours[p].deduped, ours[p].mode, ours[p].wrong);
+	if (data != NULL) {
+		fprintf(data, "%" PRIu64, tokens);
+		for (unsigned p = 0; p < P_N; p++)
+			if (s->want[p])
+				fprintf(data, "\t%.5f", hit[p]);
+		fprintf(data, "\n");
+	}
+}
+
+static int
+sim_run(struct sim *s, FILE *data)
+{
+	static const enum policy_mode modes[P_N] = {
+		[P_OURS] = POLICY_AUTO, [P_ALL] = POLICY_ADMIT_ALL,
+		[P_SEEN] = POLICY_ADMIT_SEEN,
+	};
+	uint64_t wrong = 0;
+
+	for (unsigned i = 0; i < s->ncaps; i++) {
+		uint64_t cap = s->caps[i] / TRACE_BLOCK_TOKENS;
+		struct result ours[P_N] = { 0 };
+		double hit[P_N] = { 0 };
+
+		if (s->want[P_LRU])
+			hit[P_LRU] = run_lru(s, cap);
+		if (s->want[P_BELADY])
+			hit[P_BELADY] = run_belady(s, cap);
+		for (unsigned p = P_OURS; p < P_N; p++) {
+			if (!s->want[p])
+				continue;
+			if (run_ours(s, cap, modes[p], &ours[p]) < 0)
+				return 1;
+			hit[p] = ours[p].hit;
+			wrong += ours[p].wrong;
+		}
+		report(s, s->caps[i], hit, ours, data);
+		if (s->want[P_OURS])
+			printf("RESULT sim capacity=%" PRIu64 " lru=%.4f belady=%.4f "
+			       "ours=%.4f write_amp=%.3f wrong=%" PRIu64 "\n",
+			       s->caps[i], hit[P_LRU], hit[P_BELADY],
+			       hit[P_OURS], ours[P_OURS].write_amp,
+			       ours[P_OURS].wrong);
+	}
+	return wrong ? 1 : 0;
+}
+
+int
+cli_sim(int argc, char **argv)
+{
+	struct sim s = { .block_bytes = 16u << 10 };
+	uint64_t max_req = 0;
+	FILE *data = NULL;
+	int rc;
+
+	if (sim_parse(&s, argc, argv, &max_req) < 0)
+		return 2;
+	if (trace_load(argv[optind], max_req, &s.t) < 0)
+		return 1;
+	if (densify(&s) < 0) {
+		trace_free(&s.t);
+		return 1;
+	}
+	printf("sim: %" PRIu64 " requests, %" PRIu64 " block accesses, %"
+	       PRIu64 " distinct blocks, %" PRIu64 "-byte blocks\n", s.t.nreq,
+	       s.t.nids, s.nuniq, s.block_bytes);
+	if (s.data_out != NULL && (data = fopen(s.data_out, "w")) == NULL)
+		fprintf(stderr, "gpucache sim: %s: %s\n", s.data_out,
+			strerror(errno));
+	rc = sim_run(&s, data);
+	if (data != NULL)
+		fclose(data);
+	free(s.dense);
+	trace_free(&s.t);
+	return rc;
+}
