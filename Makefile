@@ -7,13 +7,14 @@
 #                      every test (aarch64 under qemu-user), plus the
 #                      portability check
 #   make bench-engine  engine vs fio on files and zram (needs root for zram)
+#   make bench-cache   hit ratio against LRU and Belady, offline and live
 #   make soak / crash-long / fault-long   longer campaigns, bounded defaults
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: bench-net demo-engine all deps build build-asan test test-plain test-asan demo \
+.PHONY: bench-net bench-cache demo-engine all deps build build-asan test test-plain test-asan demo \
 	bench-engine crash-long clean
 
 all: build
@@ -59,6 +60,12 @@ bench-engine: build
 bench-net: build
 	@scripts/deps.sh bench
 	scripts/bench-net.sh $(BUILD)
+
+# the cache policy: gpucache sim (LRU, Belady, ours) and the trace through
+# a real daemon at 1M and 3M tokens; plot in var/bench-cache/hit-ratio.png
+bench-cache: build
+	@scripts/deps.sh cache
+	scripts/bench-cache.sh $(BUILD)
 
 crash-long: build-asan
 	GPC_CRASH_SEEDS=$${GPC_CRASH_SEEDS:-20000} $(ASAN_BUILD)/tests/test_crash

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages GPUCache needs, only when missing (idempotent).
-# Usage: scripts/deps.sh [build|bench|all]
+# Usage: scripts/deps.sh [build|bench|cache|all]
 set -euo pipefail
 what=${1:-build}
 pkgs=(gcc clang make pkg-config meson ninja-build liburing-dev libisal-dev
       libxxhash-dev libinih-dev libucx-dev ucx-utils libmicrohttpd-dev
       libssl-dev curl python3)
 case "$what" in
-  bench|all) pkgs+=(fio util-linux redis-server redis-tools) ;;
+  bench|all) pkgs+=(fio util-linux redis-server redis-tools gnuplot-nox) ;;
+  cache) pkgs+=(gnuplot-nox) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -42,6 +42,8 @@ struct sim {
 	unsigned ncaps;
 	bool want[P_N];
 	uint64_t block_bytes;
+	unsigned segs;        /* segments the store's capacity is cut into */
+	bool geometry;        /* print the store's geometry, run nothing */
 	const char *data_out;
 };
 
@@ -245,23 +247,47 @@ fill(uint8_t *p, uint64_t len, const uint8_t *key)
 		memcpy(p + i, key, len - i < GPC_KEY_LEN ? len - i : GPC_KEY_LEN);
 }
 
-/* 1+0 on one device: 32 segments, the capacity's blocks spread over them. */
+/* 1+0 on one device: the capacity's blocks spread over s->segs segments
+ * (a chunk each). `gpucache sim --geometry` prints the same figures for a
+ * gpucached that is to match. */
+static uint64_t
+ours_chunk(const struct sim *s, uint64_t cap)
+{
+	uint64_t rec = store_rec_size((uint32_t)s->block_bytes);
+	uint64_t per = (cap + s->segs - 1) / s->segs;
+
+	return ((per * rec + store_sum_size((uint32_t)per) + STORE_SECTOR - 1) &
+		~(uint64_t)(STORE_SECTOR - 1)) + STORE_SECTOR;
+}
+
+static uint64_t
+ours_dev_size(const struct sim *s, uint64_t cap)
+{
+	return s->segs * ours_chunk(s, cap) + STORE_DATA_OFF;
+}
+
+/* gpucached's dram_buffer for it: 2 segments, in whole MiB (the daemon
+ * turns it into dram_buffer / chunk write buffers, as ours_open does). */
+static uint64_t
+ours_dram(const struct sim *s, uint64_t cap)
+{
+	return (2 * ours_chunk(s, cap) + (1u << 20) - 1) &
+	       ~(uint64_t)((1u << 20) - 1);
+}
+
 static int
 ours_open(const struct sim *s, uint64_t cap, enum policy_mode mode,
 	  struct store_memdisk **md, struct store **st)
 {
-	uint64_t rec = store_rec_size((uint32_t)s->block_bytes);
-	uint64_t per = (cap + 31) / 32;
-	uint64_t chunk = ((per * rec + store_sum_size((uint32_t)per) +
-			   STORE_SECTOR - 1) & ~(uint64_t)(STORE_SECTOR - 1)) +
-			 STORE_SECTOR;
+	uint64_t chunk = ours_chunk(s, cap);
 	struct store_format_opts fo = { .k = 1, .m = 0,
 					.chunk_size = (uint32_t)chunk };
-	struct store_opts so = { .policy = mode, .wbuf_segs = 2 };
+	struct store_opts so = { .policy = mode,
+				 .wbuf_segs = (unsigned)(ours_dram(s, cap) / chunk) };
 	struct store_io *io;
 	int rc;
 
-	rc = store_memdisk_create(1, 32 * chunk + (1u << 20), md);
+	rc = store_memdisk_create(1, ours_dev_size(s, cap), md);
 	if (rc < 0)
 		return rc;
 	rc = store_io_mem_open(*md, &io);
@@ -400,6 +426,8 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		{ "block-bytes", required_argument, NULL, 'b' },
 		{ "max-requests", required_argument, NULL, 'n' },
 		{ "data", required_argument, NULL, 'd' },
+		{ "segments", required_argument, NULL, 's' },
+		{ "geometry", no_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -420,11 +448,15 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		case 'b': s->block_bytes = (uint64_t)cli_parse_size(optarg); break;
 		case 'n': *max_req = strtoull(optarg, NULL, 10); break;
 		case 'd': s->data_out = optarg; break;
+		case 's': s->segs = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'g': s->geometry = true; break;
 		case 'h':
 			printf("usage: gpucache sim TRACE.jsonl [--capacity "
 			       "1M,3M,10M] [--policy lru,belady,ours,all,seen] "
-			       "[--block-bytes 16K] [--max-requests N] [--data "
-			       "FILE.tsv]\ncapacity in tokens (512 a block; K, M, "
+			       "[--block-bytes 16K] [--segments 64] [--max-requests "
+			       "N] [--data FILE.tsv]\n       gpucache sim --geometry "
+			       "--capacity C [--block-bytes B] [--segments S]: the "
+			       "gpucached settings of the same store\ncapacity in tokens (512 a block; K, M, "
 			       "G = 1e3, 1e6, 1e9).\n");
 			exit(0);
 		default:
@@ -438,7 +470,9 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		s->caps[1] = 3000000;
 		s->ncaps = 2;
 	}
-	if (optind != argc - 1 || s->block_bytes < 1 ||
+	if (optind != argc - (s->geometry ? 0 : 1) || s->block_bytes < 1 ||
+	    s->segs < 4 ||
+	    s->segs > 4096 ||
 	    s->block_bytes > (16u << 20))
 		goto usage;
 	return 0;
@@ -514,13 +548,21 @@ sim_run(struct sim *s, FILE *data)
 int
 cli_sim(int argc, char **argv)
 {
-	struct sim s = { .block_bytes = 16u << 10 };
+	struct sim s = { .block_bytes = 16u << 10, .segs = 64 };
 	uint64_t max_req = 0;
 	FILE *data = NULL;
 	int rc;
 
 	if (sim_parse(&s, argc, argv, &max_req) < 0)
 		return 2;
+	if (s.geometry) { /* for a gpucached of the first capacity */
+		uint64_t cap = s.caps[0] / TRACE_BLOCK_TOKENS;
+
+		printf("chunk_size=%" PRIu64 " device_size=%" PRIu64
+		       " dram_buffer=%" PRIu64 "\n", ours_chunk(&s, cap),
+		       ours_dev_size(&s, cap), ours_dram(&s, cap));
+		return 0;
+	}
 	if (trace_load(argv[optind], max_req, &s.t) < 0)
 		return 1;
 	if (densify(&s) < 0) {

@@ -75,7 +75,7 @@ enum cfg_type {
 	T_ADDR,     /* numeric IPv4 or IPv6 address */
 	T_DIR,      /* data directory (re-derives the default devices) */
 	T_DEVICE,   /* one device path, repeatable */
-	T_LOGLEVEL, /* 0..3 or error, warn, info, debug */
+	T_NAME,     /* one of the key's names, or its index (log_level: 0..3) */
 	T_SECRET,   /* 16..256 bytes: plain text or hex:... */
 };
 
@@ -91,6 +91,7 @@ struct cfg_key {
 	uint32_t align;    /* T_SIZE: a multiple of this (0: any) */
 	unsigned flags;
 	const char *def;   /* default, as a value would be written; NULL: none */
+	const char *const *names; /* T_NAME: value i's name, for 0..max */
 	const char *help;
 };
 
@@ -101,6 +102,9 @@ struct cfg_key {
 #define MIB (1024ull * KIB)
 #define GIB (1024ull * MIB)
 #define TIB (1024ull * GIB)
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const admission_names[] = { "auto", "all", "seen" };
 
 static const struct cfg_key cfg_keys[] = {
 	{ SECT_SERVER, "listen", T_ADDR, SRV(listen_addr), .def = "0.0.0.0",
@@ -124,7 +128,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ SECT_SERVER, "data_dir", T_DIR, SRV(data_dir),
 	  .def = "/var/lib/gpucache",
 	  .help = "data directory; default devices live here" },
-	{ SECT_SERVER, "log_level", T_LOGLEVEL, SRV(log_level), 0, 3,
+	{ SECT_SERVER, "log_level", T_NAME, SRV(log_level), 0, 3,
+	  .names = level_names,
 	  .def = "info", .help = "error, warn, info or debug (or 0..3)" },
 	{ SECT_STORE, "device", T_DEVICE, SRV(devices), .flags = KF_REPEAT,
 	  .help = "device or file, one line each (default: data_dir/dev0.img"
@@ -139,6 +144,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ SECT_STORE, "chunk_size", T_SIZE, SRV(chunk_size), 8 * KIB, GIB,
 	  STORE_SECTOR, KF_ZERO_OK, .def = "0",
 	  .help = "bytes per chunk, a multiple of 4K; 0 = engine default (8M)" },
+	{ SECT_STORE, "admission", T_NAME, SRV(admission), 0, 2,
+	  .names = admission_names, .def = "auto",
+	  .help = "which new blocks go to flash: auto (chosen online by "
+	  "miniature simulations), all, or seen (only blocks looked up "
+	  "before; docs/cache-policy.md)" },
 	{ SECT_STORE, "dram_buffer", T_SIZE, SRV(dram_buffer), MIB, TIB,
 	  .def = "256M", .help = "DRAM write buffer per shard" },
 	{ SECT_TENANT, "secret", T_SECRET, TEN(secret),
@@ -156,7 +166,6 @@ static const char *const sect_names[] = {
 	[SECT_NONE] = "", [SECT_SERVER] = "server", [SECT_STORE] = "store",
 	[SECT_TENANT] = "tenant",
 };
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 /* State of one parse: the config copy, the reader and error position. */
 struct cfg_parse {
@@ -462,16 +471,23 @@ apply_device(struct srv_config *c, const char *v, bool replace, char *why,
 }
 
 static int
-apply_loglevel(struct srv_config *c, const char *v, char *why, size_t wl)
+apply_name(const struct cfg_key *k, void *f, const char *v, char *why,
+	   size_t wl)
 {
-	for (int i = 0; i < 4; i++)
-		if (strcmp(v, level_names[i]) == 0 ||
-		    (v[0] == '0' + i && v[1] == '\0')) {
-			c->log_level = i;
+	size_t n = 0;
+
+	for (uint64_t i = 0; i <= k->max; i++)
+		if (strcmp(v, k->names[i]) == 0 ||
+		    (v[0] == (char)('0' + i) && v[1] == '\0')) {
+			store_uint(f, k->size, i);
 			return 0;
 		}
-	snprintf(why, wl, "'%.64s' is not a log level (error, warn, info, "
-		 "debug or 0..3)", v);
+	n += (size_t)snprintf(why, wl, "'%.64s' is not one of", v);
+	for (uint64_t i = 0; i <= k->max && n < wl; i++)
+		n += (size_t)snprintf(why + n, wl - n, "%s %s", i ? "," : "",
+				      k->names[i]);
+	if (n < wl)
+		snprintf(why + n, wl - n, " (or 0..%" PRIu64 ")", k->max);
 	return -1;
 }
 
@@ -525,8 +541,8 @@ apply(struct srv_config *c, const struct cfg_key *k, struct srv_tenant *t,
 		return 0;
 	case T_DEVICE:
 		return apply_device(c, v, replace_devs, why, wl);
-	case T_LOGLEVEL:
-		return apply_loglevel(c, v, why, wl);
+	case T_NAME:
+		return apply_name(k, f, v, why, wl);
 	case T_SECRET:
 		return apply_secret(t, v, why, wl);
 	}
@@ -1082,7 +1098,7 @@ check_fields(const struct srv_config *c, char *err, size_t errlen)
 		bool bad = false;
 
 		if (k->type == T_INT || k->type == T_SIZE ||
-		    k->type == T_LOGLEVEL) {
+		    k->type == T_NAME) {
 			bad = check_range(k, load_uint(f, k->size), why,
 					  sizeof(why)) < 0;
 		} else if (k->type == T_ADDR || k->type == T_DIR) {
@@ -1300,7 +1316,7 @@ write_key(const struct srv_config *c, const struct cfg_key *k,
 	uint64_t v = 0;
 	char b[32];
 
-	if (k->type == T_INT || k->type == T_SIZE || k->type == T_LOGLEVEL)
+	if (k->type == T_INT || k->type == T_SIZE || k->type == T_NAME)
 		v = load_uint(fld, k->size);
 	switch (k->type) {
 	case T_INT:
@@ -1308,9 +1324,9 @@ write_key(const struct srv_config *c, const struct cfg_key *k,
 	case T_SIZE:
 		return fprintf(f, "%s = %s\n", k->name,
 			       fmt_size(v, b, sizeof(b))) < 0 ? -EIO : 0;
-	case T_LOGLEVEL:
+	case T_NAME:
 		return fprintf(f, "%s = %s\n", k->name,
-			       level_names[v & 3]) < 0 ? -EIO : 0;
+			       k->names[v <= k->max ? v : 0]) < 0 ? -EIO : 0;
 	case T_ADDR:
 	case T_DIR:
 		if (!value_writable(fld))

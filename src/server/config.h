@@ -8,7 +8,7 @@
  *   [server]       listen, port, shards, metrics_addr, metrics_port,
  *                  max_inflight_conn, max_inflight_shard, data_dir, log_level
  *   [store]        device = PATH (repeatable), device_size, k, m,
- *                  chunk_size, dram_buffer
+ *                  chunk_size, admission, dram_buffer
  *   [tenant NAME]  secret = TEXT | hex:HEX, quota = SIZE (0 = none)
  *
  * Every function here runs at start-up, on one thread; none keeps state
@@ -55,6 +55,7 @@ struct srv_config {
 	unsigned max_inflight_shard;    /* default 1024 */
 	unsigned client_timeout_s;      /* default 30 */
 	int log_level;                  /* 0 err .. 3 debug, default 2 */
+	int admission;                  /* enum policy_mode, default auto */
 	unsigned ntenants;
 	struct srv_tenant tenants[SRV_MAX_TENANTS];
 	/*

@@ -177,7 +177,8 @@ shard_store(struct srv_shard *sh)
 	struct srv *s = sh->srv;
 	uint64_t wb = (uint64_t)s->cfg.k * (s->cfg.chunk_size ? s->cfg.chunk_size
 							       : (32u << 20) / s->cfg.k);
-	struct store_opts o = { .wbuf_segs = (unsigned)(s->cfg.dram_buffer / wb) };
+	struct store_opts o = { .wbuf_segs = (unsigned)(s->cfg.dram_buffer / wb),
+				.policy = (enum policy_mode)s->cfg.admission };
 	struct store_io *io;
 	int rc;
 

@@ -14,7 +14,7 @@
  *   - the scores: hits of each mini, halved every epoch; at each epoch the
  *     better mini's admission rule becomes the real one (ties: admit all).
  * Cost per reference: 4 counter reads and writes, and for 1 key in 16 two
- * small hash probes. DRAM: 8 bytes per block of capacity for the sketch
+ * small hash probes (every key while the capacity is under 4,096 blocks). DRAM: 8 bytes per block of capacity for the sketch
  * (up to 16 where 16 x capacity rounds up to a power of two),
  * about 26/16 bytes per block for the minis.
  */
@@ -30,6 +30,8 @@
 #define SKETCH_SAT 15u
 #define WINDOW_X 8u    /* references per window, x capacity */
 #define MINI_MIN 16u
+#define SEEN_MARGIN 1.1 /* refusing must score 10% more hits to win */
+#define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
 
 struct mini {
 	uint64_t *fp;  /* slot -> fingerprint, 0 = empty */
@@ -46,6 +48,7 @@ struct policy {
 	uint8_t *sk;
 	uint64_t skmask, window, incs;
 	struct mini mini[2];
+	unsigned shift;         /* minis see 1 key in 2^shift */
 	uint64_t epoch_refs, epoch_len;
 	struct policy_stats s;
 };
@@ -249,7 +252,17 @@ mini_ref(struct policy *p, struct mini *m, uint64_t fp)
 static int
 minis_init(struct policy *p)
 {
-	uint64_t cap = p->o.capacity >> p->o.sample_shift;
+	uint64_t cap;
+
+	if (p->o.sample_shift == 0) { /* auto: minis of >= MINI_AUTO slots */
+		p->shift = 0;
+		while (p->shift < 8 && (p->o.capacity >> (p->shift + 1)) >=
+					       MINI_AUTO)
+			p->shift++;
+	} else {
+		p->shift = p->o.sample_shift;
+	}
+	cap = p->o.capacity >> p->shift;
 	int rc;
 
 	if (cap < MINI_MIN)
@@ -264,12 +277,21 @@ minis_init(struct policy *p)
 	return rc;
 }
 
-/* An epoch ends: the better admission rule wins, scores age. */
+/*
+ * An epoch ends: the better admission rule wins, scores age. Refusing is
+ * the riskier choice (a refused block is a sure miss next time), so it
+ * must win clearly; admitting everything wins ties.
+ */
 static void
 epoch_end(struct policy *p)
 {
-	unsigned want = p->mini[1].score > p->mini[0].score
-				? POLICY_ADMIT_SEEN : POLICY_ADMIT_ALL;
+	double all = p->mini[0].score, seen = p->mini[1].score;
+	unsigned want = p->s.mode;
+
+	if (seen > all * SEEN_MARGIN + 8)
+		want = POLICY_ADMIT_SEEN;
+	else if (all >= seen)
+		want = POLICY_ADMIT_ALL;
 
 	if (want != p->s.mode)
 		p->s.switches++;
@@ -293,8 +315,6 @@ policy_create(const struct policy_opts *o, struct policy **out)
 	if (p == NULL)
 		return -ENOMEM;
 	p->o = *o;
-	if (p->o.sample_shift == 0)
-		p->o.sample_shift = 4;
 	p->s.mode = o->mode == POLICY_AUTO ? POLICY_ADMIT_ALL : o->mode;
 	p->s.capacity = o->capacity;
 	if (sketch_init(p, o->capacity) < 0 || minis_init(p) < 0) {
@@ -341,7 +361,8 @@ policy_ref(struct policy *p, uint64_t fp)
 	p->s.refs++;
 	sketch_add(p, fp);
 	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
-	    (mix64(fp ^ 0x2545f4914f6cdd1dull) >> (64 - p->o.sample_shift)) != 0)
+	    (p->shift > 0 &&
+	     (mix64(fp ^ 0x2545f4914f6cdd1dull) >> (64 - p->shift)) != 0))
 		return;
 	p->s.mini_refs++;
 	mini_ref(p, &p->mini[0], fp);

@@ -19,7 +19,7 @@
  *   - the CLOCK bit (read or re-put since written) and pins, kept in the
  *     index entry.
  * Admission is chosen online by miniature simulations (Waldspurger et
- * al., ATC'17): two tiny CLOCK caches over a spatial sample of the keys
+ * al., ATC'17): two small CLOCK caches over a spatial sample of the keys
  * (1 in 2^sample_shift), sized to the cache's capacity scaled down the
  * same way, one admitting every block and one admitting only blocks
  * referenced before (sketch >= 2). Whichever scored more hits over the
@@ -45,7 +45,9 @@ enum policy_mode {
 
 struct policy_opts {
 	uint64_t capacity;     /* blocks the cache holds when full (estimate) */
-	unsigned sample_shift; /* minis sample 1 key in 2^shift; 0 = 4 */
+	unsigned sample_shift; /* minis sample 1 key in 2^shift; 0 = auto:
+				* as few as keep each mini >= 2,048 slots,
+				* at most 1 in 256 */
 	enum policy_mode mode;
 };
 

@@ -153,6 +153,13 @@ test_full(void)
 	/* log levels by number */
 	CHECK_RC(parse("[server]\nlog_level = 0\n"), 0);
 	CHECK(cfg->log_level == 0);
+	/* the admission rule, by name; auto by default */
+	CHECK_RC(parse("[server]\nport = 7171\n"), 0);
+	CHECK(cfg->admission == 0);
+	CHECK_RC(parse("[store]\nadmission = seen\n"), 0);
+	CHECK(cfg->admission == 2);
+	CHECK_RC(parse("[store]\nadmission = all\n"), 0);
+	CHECK(cfg->admission == 1);
 }
 
 static void
@@ -206,8 +213,11 @@ test_errors(void)
 	EXPECT_ERR("[server]\nshards = 65\n", 2, "out of range 1..64");
 	EXPECT_ERR("[server]\nmetrics_port = 65536\n", 2, "out of range 0..65535");
 	EXPECT_ERR("[server]\nmax_inflight_conn = 0\n", 2, "out of range");
-	EXPECT_ERR("[server]\nlog_level = loud\n", 2, "not a log level");
-	EXPECT_ERR("[server]\nlog_level = 4\n", 2, "not a log level");
+	EXPECT_ERR("[server]\nlog_level = loud\n", 2,
+		   "'loud' is not one of error, warn, info, debug (or 0..3)");
+	EXPECT_ERR("[server]\nlog_level = 4\n", 2, "is not one of error");
+	EXPECT_ERR("[store]\nadmission = maybe\n", 2,
+		   "[store] admission: 'maybe' is not one of auto, all, seen");
 	EXPECT_ERR("[server]\nlisten = localhost\n", 2, "not a numeric IPv4");
 	EXPECT_ERR("[server]\nmetrics_addr = 1.2.3.4.5\n", 2, "not a numeric");
 	EXPECT_ERR("[server]\ndata_dir =\n", 2, "must be 1..");
