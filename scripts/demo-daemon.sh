@@ -48,6 +48,12 @@ say "2. Replay the Mooncake trace (3,993 requests, prefix-chained 512-token bloc
 "$GPC" replay --config "$DIR/gpucached.conf" --block-bytes "${DEMO_BLOCK:-64K}" \
 	${DEMO_REQUESTS:+--max-requests "$DEMO_REQUESTS"} "$TRACE"
 
+CAP=$(curl -s "127.0.0.1:$MPORT/metrics" | awk '{ split($1, n, "{") } n[1] == "gpucache_store_capacity_bytes" { s += $2 } END { printf "%.0f", s }')
+REC=$(( ($(numfmt --from=iec "${DEMO_BLOCK:-64K}") + 4095) / 4096 * 4096 + 4096 ))
+TOKENS=$(( CAP / REC * 512 ))
+say "2b. How good is that? The same trace offline at the tier's capacity ($CAP bytes of flash: $((CAP / REC)) blocks, $TOKENS tokens): a plain LRU, and Belady's furthest-next-use with the future known (the bound no online policy reaches)."
+"$GPC" sim "$TRACE" --capacity "$TOKENS" --policy lru,belady | grep -v '^RESULT'
+
 say "3. The daemon's own figures (gpucache stat --server, the same Prometheus metrics curl 127.0.0.1:$MPORT/metrics serves):"
 "$GPC" stat --server "127.0.0.1:$MPORT"
 
