@@ -49,7 +49,8 @@ struct sim {
 
 struct result {
 	double hit, write_amp;
-	uint64_t wrong, refused, deduped, capacity_blocks;
+	uint64_t wrong, refused, deduped, capacity_blocks, switches;
+	uint64_t mini_hits[2];
 	const char *mode;
 };
 
@@ -247,14 +248,37 @@ fill(uint8_t *p, uint64_t len, const uint8_t *key)
 		memcpy(p + i, key, len - i < GPC_KEY_LEN ? len - i : GPC_KEY_LEN);
 }
 
-/* 1+0 on one device: the capacity's blocks spread over s->segs segments
- * (a chunk each). `gpucache sim --geometry` prints the same figures for a
- * gpucached that is to match. */
+/* 1+0 on one device: about s->segs segments (a chunk each) of whole
+ * blocks, the count within 25% of it that wastes the fewest blocks, so
+ * the store holds no more blocks than the capacity says and as close to
+ * it as whole segments allow. `gpucache sim --geometry` prints the same
+ * figures for a gpucached that is to match. */
+static uint64_t
+ours_segs(const struct sim *s, uint64_t cap)
+{
+	uint64_t best = s->segs, lo = s->segs * 3 / 4, hi = s->segs * 5 / 4;
+
+	for (uint64_t n = lo; n <= hi && n <= cap; n++)
+		if (cap % n < cap % best || (cap % n == cap % best &&
+		    (n > best ? n - s->segs : s->segs - n) <
+		    (best > s->segs ? best - s->segs : s->segs - best)))
+			best = n;
+	return best;
+}
+
+static uint64_t
+ours_per_seg(const struct sim *s, uint64_t cap)
+{
+	uint64_t n = ours_segs(s, cap);
+
+	return cap / n ? cap / n : 1;
+}
+
 static uint64_t
 ours_chunk(const struct sim *s, uint64_t cap)
 {
 	uint64_t rec = store_rec_size((uint32_t)s->block_bytes);
-	uint64_t per = (cap + s->segs - 1) / s->segs;
+	uint64_t per = ours_per_seg(s, cap);
 
 	return ((per * rec + store_sum_size((uint32_t)per) + STORE_SECTOR - 1) &
 		~(uint64_t)(STORE_SECTOR - 1)) + STORE_SECTOR;
@@ -263,7 +287,7 @@ ours_chunk(const struct sim *s, uint64_t cap)
 static uint64_t
 ours_dev_size(const struct sim *s, uint64_t cap)
 {
-	return s->segs * ours_chunk(s, cap) + STORE_DATA_OFF;
+	return ours_segs(s, cap) * ours_chunk(s, cap) + STORE_DATA_OFF;
 }
 
 /* gpucached's dram_buffer for it: 2 segments, in whole MiB (the daemon
@@ -361,14 +385,18 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 	if (rc == 0) {
 		store_get_stats(st, &ss);
 		res->hit = (double)hits / (double)s->t.nids;
+		/* flash bytes written (records, headers, summaries; 1+0 has
+		 * no parity) over the bytes put, as bench-cache's daemon */
 		res->write_amp = ss.put_bytes_offered
-			? (double)(ss.put_bytes + ss.bytes_reinserted) /
+			? (double)ss.flash_bytes_written /
 				  (double)ss.put_bytes_offered : 0;
 		res->refused = ss.puts_refused;
 		res->deduped = ss.puts_deduped;
-		res->capacity_blocks = ss.capacity_bytes /
-			store_rec_size((uint32_t)s->block_bytes);
+		res->capacity_blocks = ss.nslots * ours_per_seg(s, cap);
 		res->mode = policy_mode_name(ss.pol.mode);
+		res->switches = ss.pol.switches;
+		res->mini_hits[0] = ss.pol.mini_hits[0];
+		res->mini_hits[1] = ss.pol.mini_hits[1];
 		store_close(st);
 		store_memdisk_destroy(md);
 	} else if (rc != -ENOMEM) {
@@ -495,10 +523,14 @@ report(const struct sim *s, uint64_t tokens, const double *hit,
 		if (s->want[p])
 			printf("  %-5s store of %" PRIu64 " blocks, write amp %.2f, "
 			       "%" PRIu64 " puts refused, %" PRIu64
-			       " deduped, admission %s, wrong %" PRIu64 "\n",
+			       " deduped, admission %s at the end (%" PRIu64
+			       " switches; minis all/seen %" PRIu64 "/%" PRIu64
+			       " hits), wrong %" PRIu64 "\n",
 			       pol_names[p], ours[p].capacity_blocks,
 			       ours[p].write_amp, ours[p].refused,
-			       ours[p].deduped, ours[p].mode, ours[p].wrong);
+			       ours[p].deduped, ours[p].mode, ours[p].switches,
+			       ours[p].mini_hits[0], ours[p].mini_hits[1],
+			       ours[p].wrong);
 	if (data != NULL) {
 		fprintf(data, "%" PRIu64, tokens);
 		for (unsigned p = 0; p < P_N; p++)

@@ -29,8 +29,9 @@
 #define SKETCH_MAX (1u << 28)
 #define SKETCH_SAT 15u
 #define WINDOW_X 8u    /* references per window, x capacity */
+#define DK_BITS 4u     /* doorkeeper bits per reference of a window */
 #define MINI_MIN 16u
-#define SEEN_MARGIN 1.1 /* refusing must score 10% more hits to win */
+#define SEEN_MARGIN 1.2 /* refusing must score 20% more hits to win */
 #define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
 
 struct mini {
@@ -45,8 +46,8 @@ struct mini {
 
 struct policy {
 	struct policy_opts o;
-	uint8_t *sk;
-	uint64_t skmask, window, incs;
+	uint8_t *sk, *dk, *dk_old;  /* count-min nibbles; doorkeepers */
+	uint64_t skmask, dkmask, window, incs;
 	struct mini mini[2];
 	unsigned shift;         /* minis see 1 key in 2^shift */
 	uint64_t epoch_refs, epoch_len;
@@ -74,23 +75,34 @@ pow2_at_least(uint64_t n)
 	return p;
 }
 
-/* ---- the sketch ---- */
+/* ---- the sketch: a doorkeeper Bloom filter in front of a count-min ---- */
 
 static int
 sketch_init(struct policy *p, uint64_t capacity)
 {
-	uint64_t n = pow2_at_least(2 * WINDOW_X * capacity); /* counters */
+	uint64_t window = WINDOW_X * capacity;
+	uint64_t n = pow2_at_least(window / 2);      /* count-min counters */
+	uint64_t bits = pow2_at_least(DK_BITS * window); /* doorkeeper */
 
 	if (n < SKETCH_MIN)
 		n = SKETCH_MIN;
 	if (n > SKETCH_MAX)
 		n = SKETCH_MAX;
+	if (bits < 8 * SKETCH_MIN)
+		bits = 8 * SKETCH_MIN;
+	if (bits > 8ull * SKETCH_MAX)
+		bits = 8ull * SKETCH_MAX;
 	free(p->sk);
+	free(p->dk);
+	free(p->dk_old);
 	p->sk = calloc(n / 2, 1);
-	if (p->sk == NULL)
+	p->dk = calloc(bits / 8, 1);
+	p->dk_old = calloc(bits / 8, 1);
+	if (p->sk == NULL || p->dk == NULL || p->dk_old == NULL)
 		return -ENOMEM;
 	p->skmask = n - 1;
-	p->window = WINDOW_X * capacity;
+	p->dkmask = bits - 1;
+	p->window = window;
 	p->incs = 0;
 	return 0;
 }
@@ -101,43 +113,105 @@ nib_get(const uint8_t *sk, uint64_t i)
 	return (sk[i >> 1] >> (4 * (i & 1))) & 0xf;
 }
 
+/* 4 positions under mask by double hashing (salt: one family per use). */
 static void
-sketch_pos(const struct policy *p, uint64_t fp, uint64_t pos[4])
+hash_pos(uint64_t fp, uint64_t salt, uint64_t mask, uint64_t pos[4])
 {
-	uint64_t h = mix64(fp), g = mix64(fp ^ 0x9e3779b97f4a7c15ull);
+	uint64_t h = mix64(fp ^ salt), g = mix64(fp ^ salt ^ 0x9e3779b97f4a7c15ull) | 1;
 
 	for (unsigned i = 0; i < 4; i++)
-		pos[i] = (h + i * g) & p->skmask;
+		pos[i] = (h + i * g) & mask;
 }
 
-unsigned
-policy_freq(const struct policy *p, uint64_t fp)
+static bool
+bloom_has(const uint8_t *b, const uint64_t pos[4])
+{
+	for (unsigned i = 0; i < 4; i++)
+		if (!(b[pos[i] >> 3] & (1u << (pos[i] & 7))))
+			return false;
+	return true;
+}
+
+/* In this window's doorkeeper or the last one's. */
+static bool
+dk_has(const struct policy *p, uint64_t fp)
+{
+	uint64_t pos[4];
+
+	hash_pos(fp, 0x3c6ef372fe94f82bull, p->dkmask, pos);
+	return bloom_has(p->dk, pos) || bloom_has(p->dk_old, pos);
+}
+
+static void
+dk_add(struct policy *p, uint64_t fp)
+{
+	uint64_t pos[4];
+
+	hash_pos(fp, 0x3c6ef372fe94f82bull, p->dkmask, pos);
+	for (unsigned i = 0; i < 4; i++)
+		p->dk[pos[i] >> 3] |= (uint8_t)(1u << (pos[i] & 7));
+}
+
+static unsigned
+cm_get(const struct policy *p, uint64_t fp)
 {
 	uint64_t pos[4];
 	unsigned min = SKETCH_SAT;
 
-	sketch_pos(p, fp, pos);
+	hash_pos(fp, 0, p->skmask, pos);
 	for (unsigned i = 0; i < 4; i++)
 		if (nib_get(p->sk, pos[i]) < min)
 			min = nib_get(p->sk, pos[i]);
 	return min;
 }
 
+/* Conservative update: only the smallest counters grow. */
+static void
+cm_add(struct policy *p, uint64_t fp)
+{
+	uint64_t pos[4];
+	unsigned min = cm_get(p, fp);
+
+	if (min >= SKETCH_SAT)
+		return;
+	hash_pos(fp, 0, p->skmask, pos);
+	for (unsigned i = 0; i < 4; i++)
+		if (nib_get(p->sk, pos[i]) == min)
+			p->sk[pos[i] >> 1] += (uint8_t)(1u << (4 * (pos[i] & 1)));
+}
+
+unsigned
+policy_freq(const struct policy *p, uint64_t fp)
+{
+	unsigned n;
+
+	if (p->sk == NULL || p->dk == NULL)
+		return 0;
+	n = cm_get(p, fp) + dk_has(p, fp);
+
+	return n < SKETCH_SAT ? n : SKETCH_SAT;
+}
+
+/* A first reference only marks the doorkeeper; later ones count. Every
+ * window halves the counts and ages the doorkeeper (TinyLFU's reset, with
+ * the last window's doorkeeper kept, so a key seen just before a reset is
+ * not forgotten at once). */
 static void
 sketch_add(struct policy *p, uint64_t fp)
 {
-	uint64_t pos[4];
-	unsigned min = policy_freq(p, fp);
+	uint8_t *t;
 
-	if (min < SKETCH_SAT) {
-		sketch_pos(p, fp, pos);
-		for (unsigned i = 0; i < 4; i++)
-			if (nib_get(p->sk, pos[i]) == min)
-				p->sk[pos[i] >> 1] += (uint8_t)(1u << (4 * (pos[i] & 1)));
-	}
+	if (dk_has(p, fp))
+		cm_add(p, fp);
+	else
+		dk_add(p, fp);
 	if (++p->incs >= p->window) {
 		for (uint64_t i = 0; i <= p->skmask / 2; i++)
 			p->sk[i] = (uint8_t)((p->sk[i] >> 1) & 0x77);
+		t = p->dk_old;
+		p->dk_old = p->dk;
+		p->dk = t;
+		memset(p->dk, 0, (p->dkmask + 1) / 8);
 		p->incs = 0;
 	}
 }
@@ -233,20 +307,34 @@ mini_insert(struct mini *m, uint64_t fp, uint32_t cell)
 	m->hand = (s + 1) % m->cap;
 }
 
+/*
+ * A sampled chain through one mini: its leading run of present keys
+ * scores (prefix hits: what the real cache earns; a key present behind a
+ * miss earns nothing), then every key is touched or, if the mini's rule
+ * admits it, inserted.
+ */
 static void
-mini_ref(struct policy *p, struct mini *m, uint64_t fp)
+mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
+	   unsigned n)
 {
-	uint32_t cell = mini_find(m, fp);
+	bool lead = true;
 
-	if (m->ht[cell] != 0) {
-		m->ref[m->ht[cell] - 1] = 1;
-		m->hits++;
-		m->score += 1;
-		return;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t cell = mini_find(m, fps[i]);
+
+		if (m->ht[cell] != 0) {
+			m->ref[m->ht[cell] - 1] = 1;
+			if (lead) {
+				m->hits++;
+				m->score += 1;
+			}
+			continue;
+		}
+		lead = false;
+		if (m->admit_seen && policy_freq(p, fps[i]) < 2)
+			continue;
+		mini_insert(m, fps[i], cell);
 	}
-	if (m->admit_seen && policy_freq(p, fp) < 2)
-		return;
-	mini_insert(m, fp, cell);
 }
 
 static int
@@ -272,7 +360,7 @@ minis_init(struct policy *p)
 	rc = mini_init(&p->mini[0], (uint32_t)cap, false);
 	if (rc == 0)
 		rc = mini_init(&p->mini[1], (uint32_t)cap, true);
-	p->epoch_len = cap / 4 < 32 ? 32 : cap / 4;
+	p->epoch_len = 2 * cap; /* a mini turns over about once an epoch */
 	p->epoch_refs = 0;
 	return rc;
 }
@@ -331,6 +419,8 @@ policy_destroy(struct policy *p)
 	if (p == NULL)
 		return;
 	free(p->sk);
+	free(p->dk);
+	free(p->dk_old);
 	mini_free(&p->mini[0]);
 	mini_free(&p->mini[1]);
 	free(p);
@@ -349,26 +439,41 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 	p->o.capacity = blocks;
 	p->s.capacity = blocks;
 	p->window = WINDOW_X * blocks;
-	if (pow2_at_least(2 * WINDOW_X * blocks) > p->skmask + 1 &&
-	    p->skmask + 1 < SKETCH_MAX)
-		(void)sketch_init(p, blocks); /* on -ENOMEM the old one stays */
+	if (pow2_at_least(WINDOW_X * blocks / 2) > p->skmask + 1 &&
+	    p->skmask + 1 < SKETCH_MAX &&
+	    sketch_init(p, blocks) < 0) { /* no memory: admit all, count none */
+		p->o.mode = POLICY_ADMIT_ALL;
+		p->s.mode = POLICY_ADMIT_ALL;
+	}
 	(void)minis_init(p); /* on -ENOMEM: no minis, the mode stays */
+}
+
+void
+policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
+{
+	if (p->sk == NULL || p->dk == NULL || n == 0)
+		return;
+	p->s.refs += n;
+	for (unsigned i = 0; i < n; i++)
+		sketch_add(p, fps[i]);
+	/* chains are sampled by their first key, so a sampled prefix is
+	 * seen whole by the minis, and prefix hits can be scored */
+	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
+	    (p->shift > 0 &&
+	     (mix64(fps[0] ^ 0x2545f4914f6cdd1dull) >> (64 - p->shift)) != 0))
+		return;
+	p->s.mini_refs += n;
+	mini_chain(p, &p->mini[0], fps, n);
+	mini_chain(p, &p->mini[1], fps, n);
+	p->epoch_refs += n;
+	if (p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
+		epoch_end(p);
 }
 
 void
 policy_ref(struct policy *p, uint64_t fp)
 {
-	p->s.refs++;
-	sketch_add(p, fp);
-	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
-	    (p->shift > 0 &&
-	     (mix64(fp ^ 0x2545f4914f6cdd1dull) >> (64 - p->shift)) != 0))
-		return;
-	p->s.mini_refs++;
-	mini_ref(p, &p->mini[0], fp);
-	mini_ref(p, &p->mini[1], fp);
-	if (++p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
-		epoch_end(p);
+	policy_ref_chain(p, &fp, 1);
 }
 
 bool

@@ -55,7 +55,7 @@ struct policy_stats {
 	uint64_t refs;            /* references recorded */
 	uint64_t admitted, refused; /* admission decisions */
 	uint64_t mini_hits[2];    /* per mini: hits so far (not decayed) */
-	uint64_t mini_refs;       /* sampled references fed to the minis */
+	uint64_t mini_refs;       /* references of sampled chains fed to the minis */
 	uint64_t capacity;        /* current capacity estimate, blocks */
 	unsigned mode;            /* enum policy_mode in force now */
 	uint64_t switches;        /* times AUTO changed its choice */
@@ -71,7 +71,9 @@ void policy_destroy(struct policy *p);
  * vary: the store re-estimates from the records it writes). */
 void policy_set_capacity(struct policy *p, uint64_t blocks);
 
-/* A reference to a block (a key of a LOOKUP chain). */
+/* The keys of a LOOKUP chain, root first: each is a reference. */
+void policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n);
+/* A reference to one block (a chain of one). */
 void policy_ref(struct policy *p, uint64_t fp);
 /* Should a new block go to flash? Counts the decision. */
 bool policy_admit(struct policy *p, uint64_t fp);

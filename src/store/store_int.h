@@ -13,6 +13,8 @@
 #include "store.h"
 
 #define STORE_MAX_IO (1u << 20) /* device I/O size cap */
+#define STORE_CHAIN_PIECE 1024u /* a LOOKUP chain goes to the policy in
+				 * pieces of this many keys */
 
 enum slot_state {
 	SLOT_FREE = 0,

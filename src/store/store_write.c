@@ -399,13 +399,14 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 }
 
 /* Bytes of reinsertion the next evicted segment may have: a share of a
- * segment, within the write-amplification bound. */
+ * segment, within the write-amplification bound: flash bytes written
+ * (records, headers, summaries; parity excluded) over bytes put. */
 static uint64_t
 reinsert_budget(const struct store *st)
 {
 	uint64_t seg = (uint64_t)st->g.cap * st->o.reinsert_pct / 100;
 	uint64_t allow = (uint64_t)(st->o.write_amp_max * st->s.put_bytes_offered);
-	uint64_t done = st->s.put_bytes + st->s.bytes_reinserted;
+	uint64_t done = st->s.flash_bytes_written * st->g.k / st->g.w;
 
 	allow = allow > done ? allow - done : 0;
 	return seg < allow ? seg : allow;
@@ -679,6 +680,7 @@ unsigned
 store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		     unsigned n)
 {
+	uint64_t fps[STORE_CHAIN_PIECE];
 	unsigned found = n;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -686,7 +688,9 @@ store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 							  STORE_KEY_LEN);
 		struct index_loc loc;
 
-		policy_ref(st->pol, hk.tag); /* the whole chain is referenced */
+		fps[i % STORE_CHAIN_PIECE] = hk.tag;
+		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n)
+			policy_ref_chain(st->pol, fps, i % STORE_CHAIN_PIECE + 1);
 		if (found == n && index_lookup(st->ix, hk, &loc) < 0)
 			found = i;
 	}
