@@ -50,7 +50,13 @@ _Static_assert((SRV_CACHELINE & (SRV_CACHELINE - 1)) == 0,
 	       "cache line is a power of two");
 
 enum { OPC_REQ, OPC_ERR, OPC_BUSY, OPC_IN, OPC_OUT, OPC_N };
-enum { TC_PUTS, TC_HITS, TC_MISSES, TC_STORED, TC_SERVED, TC_USAGE, TC_N };
+/* TC_DEPTH: LOOKUPs by the length of the prefix found, one counter per
+ * histogram bucket (depth_le), the last one open. */
+#define TC_NDEPTH 8
+static const unsigned depth_le[TC_NDEPTH - 1] = { 0, 1, 4, 16, 64, 256, 1024 };
+enum { TC_PUTS, TC_HITS, TC_MISSES, TC_STORED, TC_SERVED, TC_USAGE,
+       TC_LOOKUPS, TC_LKEYS, TC_LFOUND, TC_DEPTH,
+       TC_N = TC_DEPTH + TC_NDEPTH };
 #define TC_GETS TC_N /* rendered as hits + misses */
 
 struct op_ctr {
@@ -232,6 +238,24 @@ srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
 		ctr_add(&c->v[TC_MISSES], nblocks);
 		break;
 	}
+}
+
+void
+srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
+			  unsigned nkeys, unsigned found)
+{
+	struct tenant_ctr *c;
+	unsigned b = 0;
+
+	if (t >= s->ntenants)
+		return;
+	c = &s->tenant[t];
+	ctr_add(&c->v[TC_LOOKUPS], 1);
+	ctr_add(&c->v[TC_LKEYS], nkeys);
+	ctr_add(&c->v[TC_LFOUND], found);
+	while (b < TC_NDEPTH - 1 && found > depth_le[b])
+		b++;
+	ctr_add(&c->v[TC_DEPTH + b], 1);
 }
 
 void
@@ -447,6 +471,11 @@ static const struct fam tenant_fams[] = {
 	 "Bytes served to the tenant.", TC_SERVED},
 	{"gpucache_tenant_quota_used_bytes", "gauge",
 	 "Bytes the tenant holds now (counted against its quota).", TC_USAGE},
+	{"gpucache_tenant_lookup_keys_total", "counter",
+	 "Keys of the chains the tenant looked up (the hit funnel's top).",
+	 TC_LKEYS},
+	{"gpucache_tenant_lookup_found_total", "counter",
+	 "Keys its lookups found present as a leading prefix.", TC_LFOUND},
 };
 
 static const uint64_t le_ns[] = {
@@ -610,6 +639,41 @@ tenant_exported(const struct render *r, unsigned t)
 	return !named || r->tname[t] != NULL;
 }
 
+/* The found-prefix length of each LOOKUP, a Prometheus histogram. */
+static void
+emit_tenant_depth(struct render *r)
+{
+	static const char name[] = "gpucache_tenant_lookup_prefix_blocks";
+	struct sbuf *b = &r->b;
+
+	sb_head(b, name, "histogram",
+		"Blocks found as a leading prefix, per LOOKUP.");
+	for (unsigned t = 0; t < r->m->ntenants; t++) {
+		const uint64_t *v = &r->ten[t * TC_N];
+		uint64_t cum = 0;
+
+		if (!tenant_exported(r, t))
+			continue;
+		for (unsigned i = 0; i < TC_NDEPTH; i++) {
+			cum += v[TC_DEPTH + i];
+			sb_printf(b, "%s_bucket{tenant=\"", name);
+			if (r->tname[t] != NULL)
+				sb_label(b, r->tname[t]);
+			else
+				sb_printf(b, "%u", t);
+			if (i < TC_NDEPTH - 1)
+				sb_printf(b, "\",le=\"%u\"} %" PRIu64 "\n",
+					  depth_le[i], cum);
+			else
+				sb_printf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
+		}
+		emit_tenant_sample(r, "gpucache_tenant_lookup_prefix_blocks_sum",
+				   t, v[TC_LFOUND]);
+		emit_tenant_sample(r, "gpucache_tenant_lookup_prefix_blocks_count",
+				   t, v[TC_LOOKUPS]);
+	}
+}
+
 static void
 emit_tenants(struct render *r)
 {
@@ -628,6 +692,7 @@ emit_tenants(struct render *r)
 				v[TC_HITS] + v[TC_MISSES] : v[fm->idx]);
 		}
 	}
+	emit_tenant_depth(r);
 	if (r->src == NULL || r->src->tenant_quota == NULL)
 		return;
 	sb_head(&r->b, "gpucache_tenant_quota_limit_bytes", "gauge",

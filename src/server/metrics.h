@@ -89,6 +89,9 @@ void srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
 			enum srv_tenant_ev ev, uint64_t nblocks,
 			uint64_t bytes);
 /* Tenant t's counters on this shard, for its own STAT. */
+/* A LOOKUP of nkeys keys by tenant t found a prefix of found blocks. */
+void srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
+			       unsigned nkeys, unsigned found);
 struct srv_tenant_counts {
 	uint64_t puts, hits, misses, stored, served, usage;
 };

@@ -400,10 +400,11 @@ srv_metrics_fetch(const char *host, uint16_t port, int timeout_ms, char **out,
 enum { T_OPS, T_TEN, T_DEV, T_ALL, T_N };
 enum { OP_REQ, OP_ERR, OP_BUSY, OP_P50, OP_P99, OP_P999, OP_NCOL };
 enum { TN_PUTS, TN_GETS, TN_HITS, TN_MISSES, TN_STORED, TN_SERVED, TN_USED,
-       TN_LIMIT, TN_NCOL };
+       TN_LIMIT, TN_LKEYS, TN_LFOUND, TN_NCOL };
 enum { SC_COPY, SC_AUTH, SC_CONNS, SC_DEGRADED, SC_EVICTED, SC_REINS,
-       SC_WRITTEN, SC_READ, SC_IDXBYTES, SC_DEVFAIL, SC_NCOL };
-#define MAX_COL 10u
+       SC_WRITTEN, SC_READ, SC_IDXBYTES, SC_DEVFAIL, SC_OFFERED, SC_REFUSED,
+       SC_DEDUP, SC_RULE, SC_NCOL };
+#define MAX_COL 14u
 _Static_assert(OP_NCOL <= MAX_COL && TN_NCOL <= MAX_COL && SC_NCOL <= MAX_COL,
 	       "a row holds every column");
 
@@ -438,6 +439,8 @@ static const struct pick {
 	{"gpucache_tenant_served_bytes_total", T_TEN, TN_SERVED, NULL},
 	{"gpucache_tenant_quota_used_bytes", T_TEN, TN_USED, NULL},
 	{"gpucache_tenant_quota_limit_bytes", T_TEN, TN_LIMIT, NULL},
+	{"gpucache_tenant_lookup_keys_total", T_TEN, TN_LKEYS, NULL},
+	{"gpucache_tenant_lookup_found_total", T_TEN, TN_LFOUND, NULL},
 	{"gpucache_device_healthy", T_DEV, 0, NULL},
 	{"gpucache_payload_copy_bytes_total", T_ALL, SC_COPY, NULL},
 	{"gpucache_auth_failures_total", T_ALL, SC_AUTH, NULL},
@@ -449,6 +452,10 @@ static const struct pick {
 	{"gpucache_store_flash_read_bytes_total", T_ALL, SC_READ, NULL},
 	{"gpucache_store_index_bytes", T_ALL, SC_IDXBYTES, NULL},
 	{"gpucache_devices_failed", T_ALL, SC_DEVFAIL, NULL},
+	{"gpucache_store_put_offered_bytes_total", T_ALL, SC_OFFERED, NULL},
+	{"gpucache_store_puts_refused_total", T_ALL, SC_REFUSED, NULL},
+	{"gpucache_store_puts_deduped_total", T_ALL, SC_DEDUP, NULL},
+	{"gpucache_policy_admission_rule", T_ALL, SC_RULE, NULL},
 };
 
 /* Cell (key, col) of t, appended (zero) if new; NULL if out of memory. */
@@ -598,6 +605,16 @@ print_tenants(FILE *f, const struct table *t)
 	}
 	if (t->n == 0)
 		fprintf(f, "  (no tenants)\n");
+	for (size_t i = 0; i < t->n; i++) {
+		const double *v = t->r[i].v;
+
+		if (v[TN_LKEYS] == 0)
+			continue;
+		fprintf(f, "  %-14s funnel: %.0f keys looked up -> %.0f found "
+			"(%.1f%%) -> %.0f fetched\n", t->r[i].key, v[TN_LKEYS],
+			v[TN_LFOUND], 100.0 * v[TN_LFOUND] / v[TN_LKEYS],
+			v[TN_HITS]);
+	}
 }
 
 static void
@@ -626,6 +643,12 @@ print_rest(FILE *f, const struct table *t)
 		fmt_bytes(v[SC_WRITTEN], a, sizeof(a)),
 		fmt_bytes(v[SC_READ], b, sizeof(b)),
 		fmt_bytes(v[SC_IDXBYTES], c, sizeof(c)));
+	if (v[SC_OFFERED] > 0)
+		fprintf(f, "cache: %.2f flash bytes written (parity included) "
+			"per byte put, %.0f puts refused, %.0f deduped; admission "
+			"rule sum over shards %.0f (1 all, 2 seen)\n",
+			v[SC_WRITTEN] / v[SC_OFFERED], v[SC_REFUSED],
+			v[SC_DEDUP], v[SC_RULE]);
 	fprintf(f, "connections: %.0f open, %.0f authentication failures\n",
 		v[SC_CONNS], v[SC_AUTH]);
 	if (v[SC_COPY] == 0)

@@ -780,6 +780,9 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	ns = ns_of(c, ns);
 	if (h->opcode == WIRE_OP_LOOKUP) {
 		present = store_longest_prefix(st, ns, keys, h->count);
+		if (c->tenant >= 0)
+			srv_metrics_tenant_lookup(c->sh->m, (unsigned)c->tenant,
+						  h->count, present);
 		if (h->flags & WIRE_F_PREFETCH)
 			prefetch(c->sh, ns, keys, present);
 		srv_reply(c, h, 0, h->count, present, NULL, 0);

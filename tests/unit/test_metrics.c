@@ -214,6 +214,10 @@ fill(struct srv_metrics *m)
 	srv_metrics_tenant(s1, 99, SRV_TENANT_HIT, 3, 300); /* ignored */
 	srv_metrics_tenant_usage(s0, 0, 1000);
 	srv_metrics_tenant_usage(s1, 0, 500);
+	srv_metrics_tenant_lookup(s0, 0, 30, 0);
+	srv_metrics_tenant_lookup(s0, 0, 30, 12);
+	srv_metrics_tenant_lookup(s1, 0, 2000, 1500);
+	srv_metrics_tenant_lookup(s1, 99, 3, 3); /* ignored */
 	srv_metrics_conn(s0, 1);
 	srv_metrics_conn(s0, 1);
 	srv_metrics_conn(s1, -1);
@@ -368,6 +372,16 @@ test_render(void)
 	CHECK(sample(text, "gpucache_tenant_quota_limit_bytes{tenant=\"alice\"}") == 1073741824);
 	CHECK(sample(text, "gpucache_tenant_served_bytes_total{tenant=\"bob \\\"the\\\" \\\\b\"}") == 300);
 	CHECK(strstr(text, "tenant=\"1\"") == NULL); /* unnamed: not exported */
+	/* the hit funnel and the found-prefix histogram */
+	CHECK(sample(text, "gpucache_tenant_lookup_keys_total{tenant=\"alice\"}") == 2060);
+	CHECK(sample(text, "gpucache_tenant_lookup_found_total{tenant=\"alice\"}") == 1512);
+	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"0\"}") == 1);
+	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"4\"}") == 1);
+	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"16\"}") == 2);
+	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"1024\"}") == 2);
+	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"+Inf\"}") == 3);
+	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_sum{tenant=\"alice\"}") == 1512);
+	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_count{tenant=\"alice\"}") == 3);
 	CHECK(sample(text, "gpucache_shard_requests_total{shard=\"1\"}") == 102);
 	CHECK(sample(text, "gpucache_connections_open") == 1);
 	CHECK(sample(text, "gpucache_connections_total") == 2);
