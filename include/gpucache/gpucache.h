@@ -136,6 +136,29 @@ int gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
 	    unsigned n, int pin, int *status);
 
 /*
+ * KV events, for routers (docs/protocol.md, "KV events"): after
+ * gpc_subscribe(c, ns), every shard tells this client which blocks of its
+ * tenant's namespace ns it stored (GPC_EV_STORED: a new block, not a
+ * touch) and which left it (GPC_EV_REMOVED: evicted or deleted). Up to 16
+ * namespaces per client. gpc_events_poll drives the connection once and
+ * takes up to max events, oldest first, into ev; *n gets their count and
+ * *lost (may be NULL) the events dropped since the last poll because this
+ * client did not keep up (the server's and this library's queues are
+ * bounded): after a loss, resynchronize (e.g. LOOKUP what matters).
+ */
+#define GPC_EV_STORED 1
+#define GPC_EV_REMOVED 2
+struct gpc_event {
+	uint64_t ns;                 /* as subscribed */
+	uint8_t key[GPC_KEY_LEN];
+	uint32_t type;               /* GPC_EV_* */
+	uint32_t shard;
+};
+int gpc_subscribe(struct gpc_client *c, uint64_t ns);
+int gpc_events_poll(struct gpc_client *c, struct gpc_event *ev,
+		    unsigned max, unsigned *n, uint64_t *lost);
+
+/*
  * Chained block key, as engines with prefix caching compute them:
  * SHA-256(parent[32] || u32 salt_len || salt || u32 n || n x u32 token),
  * all integers little-endian; parent NULL means 32 zero bytes.

@@ -166,6 +166,33 @@ part_statuses(struct gpc_req *r, struct cli_part *p, const struct wire_hdr *h,
 	}
 }
 
+/* An EVENT from shard h->shard: its records into the client's ring. */
+static void
+events_rx(struct gpc_client *c, const struct wire_hdr *h, const uint8_t *body)
+{
+	if (c->evq == NULL || h->shard >= c->nshards)
+		return; /* not subscribed: nothing to keep */
+	c->ev_lost += h->aux;
+	if ((uint64_t)h->count * WIRE_EV_SIZE != h->body_len)
+		return;
+	for (uint32_t i = 0; i < h->count; i++) {
+		struct wire_ev e;
+		struct gpc_event *g;
+
+		if (wire_ev_decode(body + (size_t)i * WIRE_EV_SIZE, &e) < 0)
+			continue;
+		if (c->ev_n == CLI_EVQ) {
+			c->ev_lost++;
+			continue;
+		}
+		g = &c->evq[(c->ev_head + c->ev_n++) % CLI_EVQ];
+		g->ns = e.ns;
+		memcpy(g->key, e.key, GPC_KEY_LEN);
+		g->type = e.type;
+		g->shard = h->shard;
+	}
+}
+
 static void
 on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
        struct net_data *d)
@@ -178,6 +205,11 @@ on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
 	(void)ep;
 	if (wire_msg_decode(buf, len, &h) < 0 || !(h.opcode & WIRE_OP_RESP))
 		return;
+	if (h.opcode == (WIRE_OP_EVENT | WIRE_OP_RESP)) {
+		if (d == NULL)
+			events_rx(c, &h, buf + WIRE_HDR_SIZE);
+		return;
+	}
 	p = part_find(c, h.req_id, &r);
 	if (p == NULL || h.shard != p->shard)
 		return;
@@ -533,6 +565,7 @@ gpc_close(struct gpc_client *c)
 		gpc_mem_deregister(c, c->mrs);
 	net_worker_destroy(c->w);
 	net_ctx_destroy(c->ctx);
+	free(c->evq);
 	pthread_mutex_destroy(&c->mu);
 	memset(c->secret, 0, sizeof(c->secret));
 	free(c);

@@ -76,7 +76,12 @@ struct gpc_client {
 	struct gpc_mr *mrs;
 	struct gpc_req *reqs;
 	unsigned timeout_ms;
+	struct gpc_event *evq;  /* KV events received (ring of CLI_EVQ) */
+	unsigned ev_head, ev_n;
+	uint64_t ev_lost;
 };
+
+#define CLI_EVQ 4096u /* KV events kept until gpc_events_poll */
 
 struct gpc_req *cli_req_new(struct gpc_client *c, uint8_t op,
 			    unsigned nparts);

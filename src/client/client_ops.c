@@ -386,3 +386,52 @@ gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys, unsigned n,
 	return keys_op(c, pin ? WIRE_OP_PIN : WIRE_OP_UNPIN, ns, keys, n, 0,
 		       status, NULL);
 }
+
+int
+gpc_subscribe(struct gpc_client *c, uint64_t ns)
+{
+	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->evq == NULL)
+		c->evq = calloc(CLI_EVQ, sizeof(*c->evq));
+	if (c->evq == NULL)
+		rc = -ENOMEM;
+	pthread_mutex_unlock(&c->mu);
+	for (unsigned s = 0; rc == 0 && s < c->nshards; s++) {
+		struct wire_wr w;
+
+		wire_wr_init(&w);
+		wire_wr_u64(&w, ns);
+		rc = w.err ? w.err : cli_call(c, s, WIRE_OP_SUBSCRIBE, &w, lim,
+					      NULL);
+		wire_wr_fini(&w);
+	}
+	return rc;
+}
+
+int
+gpc_events_poll(struct gpc_client *c, struct gpc_event *ev, unsigned max,
+		unsigned *n, uint64_t *lost)
+{
+	unsigned k = 0;
+
+	if (ev == NULL && max > 0)
+		return -EINVAL;
+	pthread_mutex_lock(&c->mu);
+	while (net_progress(c->w) != 0) /* take what has arrived */
+		;
+	for (; k < max && c->ev_n > 0; k++) {
+		ev[k] = c->evq[c->ev_head];
+		c->ev_head = (c->ev_head + 1) % CLI_EVQ;
+		c->ev_n--;
+	}
+	if (lost != NULL) {
+		*lost = c->ev_lost;
+		c->ev_lost = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	*n = k;
+	return 0;
+}

@@ -221,6 +221,29 @@ wire_blk_encode(struct wire_wr *w, const struct wire_blk *b)
 	wire_wr_u64(w, b->len);
 }
 
+void
+wire_ev_encode(const struct wire_ev *e, uint8_t *buf)
+{
+	memset(buf, 0, WIRE_EV_SIZE);
+	buf[0] = e->type;
+	put_le64(buf + 8, e->ns);
+	memcpy(buf + 16, e->key, WIRE_KEY_LEN);
+}
+
+int
+wire_ev_decode(const uint8_t *buf, struct wire_ev *out)
+{
+	static const uint8_t zero[7];
+
+	if ((buf[0] != WIRE_EV_STORED && buf[0] != WIRE_EV_REMOVED) ||
+	    memcmp(buf + 1, zero, sizeof(zero)) != 0)
+		return -GPC_ECORRUPT;
+	out->type = buf[0];
+	out->ns = get_le64(buf + 8);
+	memcpy(out->key, buf + 16, WIRE_KEY_LEN);
+	return 0;
+}
+
 int
 wire_keys_decode(const uint8_t *body, size_t len, uint32_t count,
 		 uint64_t *ns, const uint8_t **keys)

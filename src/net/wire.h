@@ -54,7 +54,9 @@ enum wire_op {
 	WIRE_OP_UNPIN = 10,
 	WIRE_OP_STAT = 11,
 	WIRE_OP_DATA = 12,   /* a piece of a PUT's or GET's block */
-	WIRE_OP_MAX = 13,
+	WIRE_OP_SUBSCRIBE = 13, /* c->s: u64 ns; KV events of it follow */
+	WIRE_OP_EVENT = 14,  /* s->c only: a batch of KV events */
+	WIRE_OP_MAX = 15,
 	WIRE_OP_RESP = 0x80,
 };
 
@@ -91,6 +93,29 @@ struct wire_blk {
 	uint8_t key[WIRE_KEY_LEN];
 	uint64_t len;
 };
+
+/*
+ * KV event record (48 bytes), count of them in an EVENT body; the EVENT
+ * header's aux counts events the server dropped since its last EVENT on
+ * this connection (a slow subscriber), req_id is 0.
+ *   off size field
+ *    0    1 type      WIRE_EV_STORED, WIRE_EV_REMOVED
+ *    1    7 zero
+ *    8    8 ns        the subscriber's namespace id, as it subscribed
+ *   16   32 key
+ */
+#define WIRE_EV_SIZE 48u
+#define WIRE_EV_STORED 1u
+#define WIRE_EV_REMOVED 2u
+#define WIRE_MAX_SUBS 16u /* namespaces one connection may subscribe to */
+struct wire_ev {
+	uint8_t type;
+	uint64_t ns;
+	uint8_t key[WIRE_KEY_LEN];
+};
+void wire_ev_encode(const struct wire_ev *e, uint8_t *buf);
+/* 0, or -GPC_ECORRUPT (an unknown type, nonzero padding). */
+int wire_ev_decode(const uint8_t *buf, struct wire_ev *out);
 
 /*
  * Encode the header for a body of h->body_len bytes (body_crc must be set,

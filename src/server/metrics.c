@@ -99,6 +99,8 @@ static const char *const op_names[SRV_METRICS_OPS] = {
 	[WIRE_OP_UNPIN] = "unpin",
 	[WIRE_OP_STAT] = "stat",
 	[WIRE_OP_DATA] = "data",
+	[WIRE_OP_SUBSCRIBE] = "subscribe",
+	[WIRE_OP_EVENT] = "event",
 };
 _Static_assert(ARRAY_SIZE(op_names) == WIRE_OP_MAX,
 	       "one name per opcode slot; name any new opcode");

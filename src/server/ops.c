@@ -838,6 +838,24 @@ op_stat(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	srv_reply(c, h, 0, 8, 0, resp, sizeof(resp));
 }
 
+/* SUBSCRIBE: u64 ns; KV events of the namespace follow as EVENTs. */
+static void
+op_subscribe(struct srv_conn *c, const struct wire_hdr *h,
+	     const uint8_t *body, struct net_data *d)
+{
+	uint64_t client_ns;
+
+	(void)d; /* none: srv_dispatch refuses data parts here */
+	if (h->body_len != 8) {
+		srv_conn_drop(c);
+		return;
+	}
+	client_ns = get_le64(body);
+	srv_reply(c, h, srv_events_subscribe(c, client_ns, ns_of(c, client_ns)),
+		  0, 0, NULL, 0);
+	srv_metrics_op(c->sh->m, h->opcode, 0, 0, 0, 0);
+}
+
 static const struct {
 	op_fn fn;
 	bool need_auth;
@@ -852,6 +870,9 @@ static const struct {
 	[WIRE_OP_UNPIN] = { op_keys, true },
 	[WIRE_OP_STAT] = { op_stat, true },
 	[WIRE_OP_DATA] = { op_data, true },
+	[WIRE_OP_SUBSCRIBE] = { op_subscribe, true },
+	/* WIRE_OP_EVENT goes to clients only: NULL, a peer sending it is
+	 * dropped like any unknown opcode */
 };
 _Static_assert(sizeof(op_table) / sizeof(op_table[0]) == WIRE_OP_MAX,
 	       "one entry per opcode");

@@ -43,6 +43,7 @@ struct srv_conn {
 	struct srv_req *puts;   /* PUTs taking DATA, newest first */
 	uint64_t t_open;        /* accepted at (clock_now_ns) */
 	bool doomed;            /* to be dropped by the sweep */
+	struct srv_evq *evq;    /* KV event subscriptions (events.c) */
 };
 
 /* PUT_SKIP: the store does not want the block (a held key, or refused
@@ -101,6 +102,7 @@ struct srv_shard {
 	atomic_int ready;       /* 0 starting, 1 running, -1 failed */
 	uint64_t last_publish;
 	unsigned tenants_gen;   /* quotas applied for this generation */
+	unsigned nsubscribed;   /* connections with KV event subscriptions */
 };
 
 struct srv {
@@ -126,6 +128,19 @@ void srv_conn_drop(struct srv_conn *c);
 int srv_reply(struct srv_conn *c, const struct wire_hdr *req, int status,
 	      uint32_t count, uint64_t aux, const void *body, size_t blen);
 int srv_shard_of(const uint8_t *key, unsigned nshards);
+
+/* events.c: KV events for subscribers */
+struct srv_evq;
+/* Subscribe c to namespace ns (client_ns as the client names it): 0,
+ * -ENOSPC past WIRE_MAX_SUBS, -ENOMEM. */
+int srv_events_subscribe(struct srv_conn *c, uint64_t client_ns,
+			 uint64_t ns);
+/* c is being freed: its queue goes once its EVENTs are sent. */
+void srv_events_conn_gone(struct srv_conn *c);
+/* store_ev_cb for the shard's store (arg: the shard). */
+void srv_events_store_cb(void *arg, int ev, uint64_t ns, const uint8_t *key);
+/* Send what the loop round queued. */
+void srv_events_flush(struct srv_shard *sh);
 
 /* ops.c */
 void srv_dispatch(struct srv_conn *c, const uint8_t *buf, size_t len,

@@ -36,6 +36,7 @@ conn_free(struct srv_conn *c)
 		pp = &(*pp)->next;
 	if (*pp == c)
 		*pp = c->next;
+	srv_events_conn_gone(c);
 	srv_metrics_conn(c->sh->m, -1);
 	free(c);
 }
@@ -358,6 +359,7 @@ shard_main(void *arg)
 		return NULL;
 	}
 	apply_quotas(sh);
+	store_set_event_cb(sh->st, srv_events_store_cb, sh);
 	atomic_store(&sh->ready, 1);
 	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
 		unsigned n = net_progress(sh->w);
@@ -367,6 +369,7 @@ shard_main(void *arg)
 		srv_retry(sh);
 		now = clock_now_ns(); /* once a round: the loop spins */
 		srv_sweep(sh, now);
+		srv_events_flush(sh);
 		publish(sh, now);
 		if (n == 0 && store_pending(sh->st) == 0 && sh->retry == NULL)
 			net_wait(sh->w, 50);

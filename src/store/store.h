@@ -188,6 +188,18 @@ long store_block_room(struct store *st, uint64_t ns, const uint8_t *key);
 /* Is the block still in the DRAM write buffer (no flash read needed)? */
 bool store_block_buffered(struct store *st, uint64_t ns, const uint8_t *key);
 
+/*
+ * KV events: cb(arg, STORE_EV_STORED, ns, key) when a new block is put
+ * (not when eviction rewrites one), STORE_EV_REMOVED when a block leaves
+ * the store (evicted, deleted). Runs on the store's thread, inside the
+ * call that caused it: it must not call back into the store. NULL: none.
+ */
+#define STORE_EV_STORED 1
+#define STORE_EV_REMOVED 2
+typedef void (*store_ev_cb)(void *arg, int ev, uint64_t ns,
+			    const uint8_t *key);
+void store_set_event_cb(struct store *st, store_ev_cb cb, void *arg);
+
 /* Pin a block so eviction keeps it (reinserted), or unpin it. */
 int store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin);
 

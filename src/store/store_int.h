@@ -128,6 +128,8 @@ struct store {
 	uint64_t lost_seen;    /* lost_segs as last reported by a flush */
 	unsigned pending;      /* user ops not yet completed */
 	struct policy *pol;    /* admission and reinsertion (policy.h) */
+	store_ev_cb ev_cb;     /* KV events, or NULL */
+	void *ev_arg;
 	uint64_t rec_bytes, recs; /* records put: the capacity estimate */
 	struct store_stats s;
 };
@@ -165,7 +167,11 @@ ringq_len(const struct ringq *q)
 }
 
 /* store_write.c */
-void store_note_put(struct store *st, uint32_t len);
+void store_note_put(struct store *st, uint64_t ns, const uint8_t *key,
+		    uint32_t len);
+/* A block left the store: counted as evicted when evicted is set. */
+void store_note_gone(struct store *st, uint64_t ns, const uint8_t *key,
+		     bool evicted);
 int store_wbufs_init(struct store *st);
 void store_wbufs_fini(struct store *st);
 void store_seal_pending(struct store *st);

@@ -376,7 +376,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		   rs <= *budget) {
 		*budget -= rs;
 	} else {
-		st->s.blocks_evicted++;
+		store_note_gone(st, d->ns, d->key, true);
 		return;
 	}
 	r = calloc(1, sizeof(*r));
@@ -386,7 +386,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		if (r != NULL)
 			free(r->data);
 		free(r);
-		st->s.blocks_evicted++;
+		store_note_gone(st, d->ns, d->key, true);
 		return;
 	}
 	r->ns = d->ns;
@@ -522,7 +522,7 @@ reinsert(struct store *st)
 			st->s.blocks_reinserted++;
 			st->s.bytes_reinserted += r->len;
 		} else {
-			st->s.blocks_evicted++;
+			store_note_gone(st, r->ns, r->key, true);
 		}
 		free(r->data);
 		free(r);
@@ -635,7 +635,7 @@ store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 	rc = append_rec(st, ns, key, iov, iovcnt, (uint32_t)len, 0);
 	if (rc < 0)
 		return rc;
-	store_note_put(st, (uint32_t)len);
+	store_note_put(st, ns, key, (uint32_t)len);
 	st->pending++;
 	if ((flags & STORE_PUT_DURABLE) &&
 	    add_waiter(st, &st->wb[st->cur], cb, arg) == 0)
@@ -665,6 +665,7 @@ store_delete(struct store *st, uint64_t ns, const uint8_t *key)
 		return rc;
 	store_ix_del(st, ns, hk, loc.len4k);
 	st->s.deletes++;
+	store_note_gone(st, ns, key, false);
 	return 0;
 }
 
@@ -722,11 +723,31 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 	return STORE_PUT_REFUSED;
 }
 
+void
+store_note_gone(struct store *st, uint64_t ns, const uint8_t *key,
+		bool evicted)
+{
+	if (evicted)
+		st->s.blocks_evicted++;
+	if (st->ev_cb != NULL)
+		st->ev_cb(st->ev_arg, STORE_EV_REMOVED, ns, key);
+}
+
+void
+store_set_event_cb(struct store *st, store_ev_cb cb, void *arg)
+{
+	st->ev_cb = cb;
+	st->ev_arg = arg;
+}
+
 /* A new block went into the write buffer: count it, and tell the policy
  * how many blocks of the sizes seen the log holds. */
 void
-store_note_put(struct store *st, uint32_t len)
+store_note_put(struct store *st, uint64_t ns, const uint8_t *key,
+	       uint32_t len)
 {
+	if (st->ev_cb != NULL)
+		st->ev_cb(st->ev_arg, STORE_EV_STORED, ns, key);
 	st->s.puts++;
 	st->s.put_bytes += len;
 	st->rec_bytes += store_rec_size(len);
@@ -1247,7 +1268,7 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 		resv_done(st, w);
 		return rc;
 	}
-	store_note_put(st, r->len);
+	store_note_put(st, r->ns, r->key, r->len);
 	st->pending++;
 	if ((flags & STORE_PUT_DURABLE) && add_waiter(st, w, cb, arg) == 0) {
 		resv_done(st, w);

@@ -3,7 +3,9 @@
  * batch PUT/GET bit-exact (1 B .. 2 MiB, iovecs over two registrations,
  * UCX-allocated and registered malloc memory, GET layouts other than the
  * PUT's, nothing written outside the descriptors), LOOKUP of a key chain
- * (also after a delete in the middle), DELETE, PIN/UNPIN (a pinned block
+ * (also after a delete in the middle), KV events (a subscriber sees the
+ * stored and deleted blocks of its namespace, nothing of others'), DELETE,
+ * PIN/UNPIN (a pinned block
  * survives eviction), GPC_PUT_DURABLE, several client processes at once,
  * and a SIGTERM restart: exit 0, every acknowledged block back bit-exact.
  *
@@ -486,6 +488,103 @@ test_pin(struct gpc_client *c)
 	       miss, FB);
 }
 
+/* ---- KV events ---- */
+
+#define NSE 0x5e7e5e02ull /* another namespace of alice's */
+#define NEV 40
+
+/* Poll sub until it has seen want events or 5 s pass; counts per type
+ * into st/rm for keys of keys[0..nk) in namespace ns, and anything else
+ * into *other. */
+static void
+ev_collect(struct gpc_client *sub, uint64_t ns, const uint8_t (*keys)[32],
+	   unsigned nk, unsigned want, unsigned *st, unsigned *rm,
+	   unsigned *other, uint64_t *lost)
+{
+	struct gpc_event ev[64];
+	uint64_t t0 = nt_now_ms(), l;
+	unsigned got = 0, n;
+
+	while (got < want && nt_now_ms() - t0 < 5000) {
+		REQUIRE(gpc_events_poll(sub, ev, 64, &n, &l) == 0);
+		*lost += l;
+		for (unsigned i = 0; i < n; i++) {
+			unsigned k = nk;
+
+			for (unsigned j = 0; j < nk && ev[i].ns == ns; j++)
+				if (memcmp(ev[i].key, keys[j], 32) == 0)
+					k = j;
+			got++;
+			if (k == nk)
+				(*other)++;
+			else if (ev[i].type == GPC_EV_STORED)
+				st[k]++;
+			else if (ev[i].type == GPC_EV_REMOVED)
+				rm[k]++;
+			else
+				(*other)++;
+		}
+		if (n == 0)
+			usleep(1000);
+	}
+}
+
+static void
+test_events(struct gpc_client *c)
+{
+	struct gpc_client *sub = nt_connect("alice"), *bob = nt_connect("bob");
+	static uint8_t keys[NEV][32], bk[4][32];
+	uint64_t ids[NEV], lost = 0;
+	size_t lens[NEV];
+	unsigned st[NEV] = { 0 }, rm[NEV] = { 0 }, other = 0, n;
+	struct gpc_event ev[8];
+	int dst[4];
+	struct buf b;
+
+	REQUIRE(sub != NULL && bob != NULL);
+	buf_alloc(c, &b, NEV * 8192);
+	CHECK_RC(gpc_subscribe(sub, NS), 0);
+	CHECK_RC(gpc_subscribe(bob, NS), 0); /* bob's NS is not alice's */
+	for (unsigned i = 0; i < NEV; i++) {
+		ids[i] = 900000 + i;
+		lens[i] = 8192;
+		test_key(ids[i], keys[i]);
+	}
+	CHECK_RC(put_ids(c, &b, NS, (const uint8_t (*)[32])keys, ids, lens,
+			 NEV, 0), 0);
+	/* another namespace: no events for it */
+	for (unsigned i = 0; i < 4; i++)
+		test_key(950000 + i, bk[i]);
+	CHECK_RC(put_ids(c, &b, NSE, (const uint8_t (*)[32])bk, ids, lens, 4,
+			 0), 0);
+	ev_collect(sub, NS, (const uint8_t (*)[32])keys, NEV, NEV, st, rm,
+		   &other, &lost);
+	for (unsigned i = 0; i < NEV; i++)
+		CHECK_RC(st[i], 1);
+	/* the same keys again with put-if-absent: touches, no events */
+	CHECK_RC(put_ids(c, &b, NS, (const uint8_t (*)[32])keys, ids, lens,
+			 NEV, GPC_PUT_IF_ABSENT), 0);
+	CHECK_RC(gpc_delete(c, NS, &keys[0][0], 4, dst), 0);
+	ev_collect(sub, NS, (const uint8_t (*)[32])keys, NEV, 4, st, rm,
+		   &other, &lost);
+	for (unsigned i = 0; i < NEV; i++) {
+		CHECK_RC(st[i], 1);
+		CHECK_RC(rm[i], i < 4 ? 1 : 0);
+	}
+	usleep(50000); /* nothing else comes */
+	ev_collect(sub, NS, (const uint8_t (*)[32])keys, NEV, 1, st, rm,
+		   &other, &lost);
+	CHECK_RC(other, 0);
+	CHECK_RC(lost, 0);
+	/* bob subscribed to a namespace of the same number: his own */
+	REQUIRE(gpc_events_poll(bob, ev, 8, &n, NULL) == 0);
+	CHECK_RC(n, 0);
+	gpc_mem_deregister(c, b.mr);
+	gpc_close(bob);
+	gpc_close(sub);
+	printf("events: %u stored and 4 removed events, none foreign\n", NEV);
+}
+
 /* ---- several client processes at once ---- */
 
 #define NCHILD 4
@@ -652,6 +751,7 @@ main(int argc, char **argv)
 	CHECK_RC(gpc_shards(c), 2);
 	test_batch(c);
 	test_chain(c);
+	test_events(c);
 	test_clients(c);
 	test_pin(c);
 	test_restart(&c);

@@ -213,6 +213,41 @@ test_scan_keeps_hot_set(void)
 	CHECK(hits < 250);
 }
 
+static uint64_t ev_stored, ev_removed;
+
+static void
+ev_count(void *arg, int ev, uint64_t ns, const uint8_t *key)
+{
+	(void)arg;
+	(void)key;
+	CHECK_RC(ns, NS);
+	if (ev == STORE_EV_STORED)
+		ev_stored++;
+	else if (ev == STORE_EV_REMOVED)
+		ev_removed++;
+}
+
+/* KV events: one per new block, one per block evicted or deleted. */
+static void
+test_events(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_stats s;
+	uint8_t key[32];
+
+	store_set_event_cb(st, ev_count, NULL);
+	for (uint64_t i = 0; i < 5000; i++) /* ~4x the capacity */
+		REQUIRE(put(st, i, 0) == 0);
+	test_key(4999, key);
+	REQUIRE(put(st, 4999, STORE_PUT_IF_ABSENT) == 0); /* a touch */
+	CHECK_RC(store_delete(st, NS, key), 0);
+	store_get_stats(st, &s);
+	CHECK_RC(ev_stored, 5000);
+	CHECK(s.blocks_evicted > 3000);
+	CHECK_RC(ev_removed, s.blocks_evicted + 1);
+	store_close(st);
+}
+
 static void
 test_pin_survives(void)
 {
@@ -269,6 +304,7 @@ main(void)
 	test_auto_admits_loop();
 	test_scan_keeps_hot_set();
 	test_pin_survives();
+	test_events();
 	test_dedupe_and_refusal();
 	store_memdisk_destroy(md);
 	return test_summary("policy");
