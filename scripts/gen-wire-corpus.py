@@ -11,7 +11,7 @@ import struct
 
 VERSION = 2
 OPS = dict(HELLO=1, AUTH=2, PUT=5, GET=6, LOOKUP=7, DELETE=8, PIN=9,
-           UNPIN=10, STAT=11, DATA=12)
+           UNPIN=10, STAT=11, DATA=12, SUBSCRIBE=13, EVENT=14)
 RESP = 0x80
 
 
@@ -54,6 +54,10 @@ seeds = {
     "lookup_resp": msg(OPS["LOOKUP"] | RESP, count=3, aux=2),
     "delete1": msg(OPS["DELETE"], struct.pack("<Q", 7) + key(4), count=1),
     "stat": msg(OPS["STAT"]),
+    "subscribe": msg(OPS["SUBSCRIBE"], struct.pack("<Q", 7)),
+    "event2": msg(OPS["EVENT"] | RESP, req_id=0, count=2, aux=3,
+                  body=bytes([1]) + bytes(7) + struct.pack("<Q", 7) + key(1) +
+                  bytes([2]) + bytes(7) + struct.pack("<Q", 7) + key(2)),
     "op3_v1_reg": msg(3, struct.pack("<IIQQ", 1, 8, 4096, 4096) + bytes(8)),
     "raw_blk": struct.pack("<HBB", 1, 0, 0) + blk(1, key(5), 1),
     "raw_keys3": struct.pack("<HBB", 3, 0, 0) + struct.pack("<Q", 9) + key(6) * 3,
