@@ -882,6 +882,47 @@ stats_field(const struct store_stats *st, size_t off, size_t size)
 	return v32;
 }
 
+/* The policy's reuse distances (its admit-all mini), a histogram. */
+static void
+emit_reuse(struct render *r)
+{
+	static const char name[] = "gpucache_policy_reuse_distance_references";
+	struct sbuf *b = &r->b;
+
+	sb_head(b, name, "histogram", "References between two references "
+		"of a block, as the cache policy's admit-all mini sees them.");
+	for (unsigned i = 0; i < r->m->nshards; i++) {
+		const struct policy_stats *p = &r->snap[i].stats.pol;
+		uint64_t cum = 0;
+
+		if (!r->snap_ok[i])
+			continue;
+		for (unsigned k = 0; k < POLICY_REUSE_BUCKETS; k++) {
+			cum += p->reuse[k];
+			if (k + 1 < POLICY_REUSE_BUCKETS)
+				sb_printf(b, "%s_bucket{shard=\"%u\",le=\"%llu\"} %"
+					  PRIu64 "\n", name, i,
+					  (unsigned long long)(1ull << (k + 1)) - 1,
+					  cum);
+			else
+				sb_printf(b, "%s_bucket{shard=\"%u\",le=\"+Inf\"} %"
+					  PRIu64 "\n", name, i, cum);
+		}
+		sb_printf(b, "%s_sum{shard=\"%u\"} %" PRIu64 "\n", name, i,
+			  p->reuse_sum);
+		sb_printf(b, "%s_count{shard=\"%u\"} %" PRIu64 "\n", name, i,
+			  cum);
+	}
+	sb_head(b, "gpucache_policy_reuse_beyond_total", "counter",
+		"References the admit-all mini missed: first seen, or reused "
+		"beyond what the cache holds.");
+	for (unsigned i = 0; i < r->m->nshards; i++)
+		if (r->snap_ok[i])
+			sb_printf(b, "gpucache_policy_reuse_beyond_total{shard="
+				  "\"%u\"} %" PRIu64 "\n", i,
+				  r->snap[i].stats.pol.reuse_far);
+}
+
 static void
 emit_store(struct render *r)
 {
@@ -906,6 +947,7 @@ emit_store(struct render *r)
 			sb_printf(b, "\n");
 		}
 	}
+	emit_reuse(r);
 	sb_head(b, "gpucache_device_healthy", "gauge",
 		"1 if the device is healthy, 0 if failed.");
 	for (unsigned i = 0; i < ns; i++) {

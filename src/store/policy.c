@@ -36,6 +36,7 @@
 
 struct mini {
 	uint64_t *fp;  /* slot -> fingerprint, 0 = empty */
+	uint64_t *last; /* slot -> p->clock at its last reference */
 	uint8_t *ref;  /* CLOCK bit per slot */
 	uint32_t *ht;  /* slot + 1, 0 = empty */
 	uint32_t htmask, cap, hand;
@@ -49,6 +50,7 @@ struct policy {
 	uint8_t *sk, *dk, *dk_old;  /* count-min nibbles; doorkeepers */
 	uint64_t skmask, dkmask, window, incs;
 	struct mini mini[2];
+	uint64_t clock;         /* references of sampled chains so far */
 	unsigned shift;         /* minis see 1 key in 2^shift */
 	uint64_t epoch_refs, epoch_len;
 	struct policy_stats s;
@@ -222,9 +224,11 @@ static void
 mini_free(struct mini *m)
 {
 	free(m->fp);
+	free(m->last);
 	free(m->ref);
 	free(m->ht);
 	m->fp = NULL;
+	m->last = NULL;
 	m->ref = NULL;
 	m->ht = NULL;
 }
@@ -238,9 +242,11 @@ mini_init(struct mini *m, uint32_t cap, bool admit_seen)
 	*m = (struct mini){ .cap = cap, .htmask = (uint32_t)(hn - 1),
 			    .admit_seen = admit_seen };
 	m->fp = calloc(cap, sizeof(*m->fp));
+	m->last = calloc(cap, sizeof(*m->last));
 	m->ref = calloc(cap, 1);
 	m->ht = calloc(hn, sizeof(*m->ht));
-	if (m->fp == NULL || m->ref == NULL || m->ht == NULL) {
+	if (m->fp == NULL || m->last == NULL || m->ref == NULL ||
+	    m->ht == NULL) {
 		mini_free(m);
 		return -ENOMEM;
 	}
@@ -286,8 +292,9 @@ mini_unhash(struct mini *m, uint32_t i)
 	m->ht[i] = 0;
 }
 
-/* Put fp in the ring at the CLOCK hand, evicting what is there. */
-static void
+/* Put fp in the ring at the CLOCK hand, evicting what is there; returns
+ * its slot. */
+static uint32_t
 mini_insert(struct mini *m, uint64_t fp, uint32_t cell)
 {
 	uint32_t s;
@@ -305,6 +312,20 @@ mini_insert(struct mini *m, uint64_t fp, uint32_t cell)
 	m->ref[s] = 0;
 	m->ht[cell] = s + 1;
 	m->hand = (s + 1) % m->cap;
+	return s;
+}
+
+/* The admit-all mini saw fp again after d sampled references. */
+static void
+reuse_note(struct policy *p, uint64_t d)
+{
+	unsigned b = 0;
+
+	d <<= p->shift; /* in references of the whole stream */
+	p->s.reuse_sum += d;
+	while (b + 1 < POLICY_REUSE_BUCKETS && (d >> (b + 1)) != 0)
+		b++;
+	p->s.reuse[b]++;
 }
 
 /*
@@ -320,10 +341,16 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 	bool lead = true;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint32_t cell = mini_find(m, fps[i]);
+		uint32_t cell = mini_find(m, fps[i]), s;
 
+		p->clock += m == &p->mini[0];
 		if (m->ht[cell] != 0) {
-			m->ref[m->ht[cell] - 1] = 1;
+			s = m->ht[cell] - 1;
+			m->ref[s] = 1;
+			if (m == &p->mini[0]) {
+				reuse_note(p, p->clock - m->last[s]);
+				m->last[s] = p->clock;
+			}
 			if (lead) {
 				m->hits++;
 				m->score += 1;
@@ -331,9 +358,11 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 			continue;
 		}
 		lead = false;
+		p->s.reuse_far += m == &p->mini[0];
 		if (m->admit_seen && policy_freq(p, fps[i]) < 2)
 			continue;
-		mini_insert(m, fps[i], cell);
+		s = mini_insert(m, fps[i], cell);
+		m->last[s] = p->clock;
 	}
 }
 

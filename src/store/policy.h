@@ -51,6 +51,12 @@ struct policy_opts {
 	enum policy_mode mode;
 };
 
+/* Reuse distances seen by the admit-all mini, in references (scaled by
+ * the sampling): bucket i counts distances in [2^i, 2^(i+1)), the last
+ * one everything beyond; reuse_far counts references it missed (first
+ * seen, or reused beyond what it holds). */
+#define POLICY_REUSE_BUCKETS 28
+
 struct policy_stats {
 	uint64_t refs;            /* references recorded */
 	uint64_t admitted, refused; /* admission decisions */
@@ -59,6 +65,9 @@ struct policy_stats {
 	uint64_t capacity;        /* current capacity estimate, blocks */
 	unsigned mode;            /* enum policy_mode in force now */
 	uint64_t switches;        /* times AUTO changed its choice */
+	uint64_t reuse[POLICY_REUSE_BUCKETS];
+	uint64_t reuse_sum;       /* sum of the distances counted there */
+	uint64_t reuse_far;
 };
 
 struct policy;

@@ -102,6 +102,25 @@ test_auto_admits_loop(void)
 	policy_destroy(p);
 }
 
+/* A loop over 100 keys: every reuse is 100 references later. */
+static void
+test_reuse_histogram(void)
+{
+	struct policy_opts o = { .capacity = 1000 };
+	struct policy_stats s;
+	struct policy *p;
+
+	REQUIRE(policy_create(&o, &p) == 0);
+	for (int round = 0; round < 10; round++)
+		for (uint64_t h = 0; h < 100; h++)
+			policy_ref(p, fp_of(h));
+	policy_get_stats(p, &s);
+	CHECK_RC(s.reuse_far, 100);  /* the first round */
+	CHECK_RC(s.reuse[6], 900);   /* [64, 128) */
+	CHECK_RC(s.reuse_sum, 90000);
+	policy_destroy(p);
+}
+
 /* ---- the store that runs it ---- */
 
 static struct store_memdisk *md;
@@ -302,6 +321,7 @@ main(void)
 	test_sketch();
 	test_auto_refuses_scan();
 	test_auto_admits_loop();
+	test_reuse_histogram();
 	test_scan_keeps_hot_set();
 	test_pin_survives();
 	test_events();
