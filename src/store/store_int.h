@@ -131,6 +131,7 @@ struct store {
 	store_ev_cb ev_cb;     /* KV events, or NULL */
 	void *ev_arg;
 	uint64_t rec_bytes, recs; /* records put: the capacity estimate */
+	uint64_t reins_rec_bytes; /* records rewritten by reinsertion */
 	struct store_stats s;
 };
 

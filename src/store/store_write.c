@@ -399,14 +399,17 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 }
 
 /* Bytes of reinsertion the next evicted segment may have: a share of a
- * segment, within the write-amplification bound: flash bytes written
- * (records, headers, summaries; parity excluded) over bytes put. */
+ * segment, and within what the policy may add to the flash writes: the
+ * records it rewrites stay under (write_amp_max - 1) x the records of new
+ * blocks (the format's own cost, headers and summaries, is the block
+ * size's, not the policy's). */
 static uint64_t
 reinsert_budget(const struct store *st)
 {
 	uint64_t seg = (uint64_t)st->g.cap * st->o.reinsert_pct / 100;
-	uint64_t allow = (uint64_t)(st->o.write_amp_max * st->s.put_bytes_offered);
-	uint64_t done = st->s.flash_bytes_written * st->g.k / st->g.w;
+	uint64_t allow = (uint64_t)((st->o.write_amp_max - 1.0) *
+				    (double)st->rec_bytes);
+	uint64_t done = st->reins_rec_bytes;
 
 	allow = allow > done ? allow - done : 0;
 	return seg < allow ? seg : allow;
@@ -521,6 +524,7 @@ reinsert(struct store *st)
 			    0) {
 			st->s.blocks_reinserted++;
 			st->s.bytes_reinserted += r->len;
+			st->reins_rec_bytes += store_rec_size(r->len);
 		} else {
 			store_note_gone(st, r->ns, r->key, true);
 		}
