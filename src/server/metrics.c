@@ -923,6 +923,55 @@ emit_reuse(struct render *r)
 				  r->snap[i].stats.pol.reuse_far);
 }
 
+/* The tiers: flash (the log's capacity) and the DRAM read cache. */
+static void
+emit_dram(struct render *r)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} fams[] = {
+		{ "gpucache_dram_tier_bytes", "gauge", "Bytes the DRAM read "
+		  "cache holds (copies of flash blocks).",
+		  offsetof(struct srv_dram_snap, bytes) },
+		{ "gpucache_dram_tier_capacity_bytes", "gauge", "The DRAM read "
+		  "cache's budget (dram_buffer / 4).",
+		  offsetof(struct srv_dram_snap, max) },
+		{ "gpucache_dram_tier_hits_total", "counter", "GETs served "
+		  "from the DRAM read cache, no flash read.",
+		  offsetof(struct srv_dram_snap, hits) },
+		{ "gpucache_dram_tier_promotions_total", "counter", "Blocks "
+		  "brought up from flash into DRAM (LOOKUP with PREFETCH).",
+		  offsetof(struct srv_dram_snap, loads) },
+	};
+	struct sbuf *b = &r->b;
+
+	for (unsigned f = 0; f < ARRAY_SIZE(fams); f++) {
+		sb_head(b, fams[f].name, fams[f].type, fams[f].help);
+		for (unsigned i = 0; i < r->m->nshards; i++) {
+			uint64_t v;
+
+			if (!r->snap_ok[i])
+				continue;
+			memcpy(&v, (const char *)&r->snap[i].dram + fams[f].off,
+			       sizeof(v));
+			sb_printf(b, "%s{shard=\"%u\"} %" PRIu64 "\n",
+				  fams[f].name, i, v);
+		}
+	}
+	sb_head(b, "gpucache_capacity_bytes", "gauge", "Block bytes the tier "
+		"holds when full, per tier; the DRAM tier is inclusive (copies "
+		"of flash), so the tier's capacity is the flash one.");
+	for (unsigned i = 0; i < r->m->nshards; i++)
+		if (r->snap_ok[i])
+			sb_printf(b, "gpucache_capacity_bytes{shard=\"%u\","
+				  "tier=\"flash\"} %" PRIu64 "\n"
+				  "gpucache_capacity_bytes{shard=\"%u\","
+				  "tier=\"dram\"} %" PRIu64 "\n", i,
+				  r->snap[i].stats.capacity_bytes, i,
+				  r->snap[i].dram.max);
+}
+
 static void
 emit_store(struct render *r)
 {
@@ -948,6 +997,7 @@ emit_store(struct render *r)
 		}
 	}
 	emit_reuse(r);
+	emit_dram(r);
 	sb_head(b, "gpucache_device_healthy", "gauge",
 		"1 if the device is healthy, 0 if failed.");
 	for (unsigned i = 0; i < ns; i++) {

@@ -45,8 +45,16 @@ enum srv_tenant_ev {
 };
 
 /* A shard's engine figures as the shard thread last saw them. */
+/* The DRAM read cache (rcache.h) beside the engine: blocks LOOKUP with
+ * PREFETCH brought up from flash. It holds copies (the tier is inclusive),
+ * so it adds speed, not capacity. */
+struct srv_dram_snap {
+	uint64_t bytes, max, hits, loads;
+};
+
 struct srv_store_snap {
 	struct store_stats stats;
+	struct srv_dram_snap dram;
 	uint8_t dev_failed[STORE_MAX_DEVS]; /* i < stats.ndev: 1 = failed */
 };
 

@@ -28,7 +28,7 @@ struct rcache_ent {
 struct rcache {
 	struct rcache_ent *b[RC_BUCKETS];
 	struct rcache_ent lru; /* sentinel: next = oldest */
-	uint64_t bytes, max, hits;
+	uint64_t bytes, max, hits, loads;
 };
 
 static unsigned
@@ -169,6 +169,7 @@ rcache_ready(struct rcache *rc, struct rcache_ent *e, uint32_t len)
 	}
 	e->state = RC_READY;
 	e->len = len;
+	rc->loads++;
 	lru_add(rc, e);
 }
 
@@ -226,4 +227,16 @@ uint64_t
 rcache_hits(const struct rcache *rc)
 {
 	return rc->hits;
+}
+
+uint64_t
+rcache_loads(const struct rcache *rc)
+{
+	return rc->loads;
+}
+
+uint64_t
+rcache_max(const struct rcache *rc)
+{
+	return rc->max;
 }

@@ -45,5 +45,8 @@ void rcache_drop(struct rcache *rc, uint64_t ns, const uint8_t *key);
 
 uint64_t rcache_bytes(const struct rcache *rc);
 uint64_t rcache_hits(const struct rcache *rc);
+/* Blocks brought up from flash (promotions), and the byte budget. */
+uint64_t rcache_loads(const struct rcache *rc);
+uint64_t rcache_max(const struct rcache *rc);
 
 #endif

@@ -236,6 +236,10 @@ publish(struct srv_shard *sh, uint64_t now)
 	sh->last_publish = now;
 	memset(&snap, 0, sizeof(snap));
 	store_get_stats(sh->st, &snap.stats);
+	snap.dram = (struct srv_dram_snap){ rcache_bytes(sh->rc),
+					    rcache_max(sh->rc),
+					    rcache_hits(sh->rc),
+					    rcache_loads(sh->rc) };
 	for (unsigned i = 0; i < snap.stats.ndev && i < STORE_MAX_DEVS; i++)
 		snap.dev_failed[i] = store_dev_health(sh->st, i) != 0;
 	srv_metrics_publish_store(sh->m, &snap);

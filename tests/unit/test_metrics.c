@@ -229,6 +229,10 @@ fill(struct srv_metrics *m)
 	snap.stats.blocks_evicted = 11;
 	snap.stats.ec_cpu_ns = 1500000000;
 	snap.dev_failed[2] = 1;
+	snap.dram = (struct srv_dram_snap){ 4096, 1 << 20, 5, 9 };
+	snap.stats.capacity_bytes = 1ull << 30;
+	snap.stats.pol.reuse[3] = 2;
+	snap.stats.pol.reuse_sum = 20;
 	srv_metrics_publish_store(s0, &snap);
 	snap.dev_failed[2] = 0;
 	snap.stats.ndev_failed = 0;
@@ -372,6 +376,14 @@ test_render(void)
 	CHECK(sample(text, "gpucache_tenant_quota_limit_bytes{tenant=\"alice\"}") == 1073741824);
 	CHECK(sample(text, "gpucache_tenant_served_bytes_total{tenant=\"bob \\\"the\\\" \\\\b\"}") == 300);
 	CHECK(strstr(text, "tenant=\"1\"") == NULL); /* unnamed: not exported */
+	/* the DRAM tier, the tiers' capacities, the reuse histogram */
+	CHECK(sample(text, "gpucache_dram_tier_bytes{shard=\"0\"}") == 4096);
+	CHECK(sample(text, "gpucache_dram_tier_promotions_total{shard=\"0\"}") == 9);
+	CHECK(sample(text, "gpucache_capacity_bytes{shard=\"0\",tier=\"flash\"}") == 1073741824);
+	CHECK(sample(text, "gpucache_capacity_bytes{shard=\"0\",tier=\"dram\"}") == 1048576);
+	CHECK(sample(text, "gpucache_policy_reuse_distance_references_bucket{shard=\"0\",le=\"7\"}") == 0);
+	CHECK(sample(text, "gpucache_policy_reuse_distance_references_bucket{shard=\"0\",le=\"15\"}") == 2);
+	CHECK(sample(text, "gpucache_policy_reuse_distance_references_count{shard=\"0\"}") == 2);
 	/* the hit funnel and the found-prefix histogram */
 	CHECK(sample(text, "gpucache_tenant_lookup_keys_total{tenant=\"alice\"}") == 2060);
 	CHECK(sample(text, "gpucache_tenant_lookup_found_total{tenant=\"alice\"}") == 1512);
