@@ -12,6 +12,9 @@
 # hit_* come from the daemon (replay); write_amp is the worse of the two
 # daemons' flash bytes written (records, summaries, padding; no parity at
 # 1+0) over block bytes put.
+# The sim runs the store over CACHE_SEEDS (4) namespaces: the same trace
+# under other fingerprints, whose spread shows how much of a difference is
+# hash placement and sampling rather than policy.
 # Environment: CACHE_BLOCK (16K), CACHE_SEGS (64), CACHE_PLOT_CAPS
 # (300K,1M,3M,10M,30M), CACHE_DIR (var/bench-cache), CACHE_PORT (7270).
 set -euo pipefail
@@ -35,7 +38,7 @@ mkdir -p "$DIR"
 echo "== 1. gpucache sim (LRU, Belady, the real store on memory devices)"
 "$GPC" sim "$TRACE" --capacity "${CACHE_PLOT_CAPS:-300K,1M,3M,10M,30M}" \
 	--policy lru,belady,ours --block-bytes "$BLOCK" --segments "$SEGS" \
-	--data "$DIR/sim.tsv" | tee "$DIR/sim.log"
+	--seeds "${CACHE_SEEDS:-4}" --data "$DIR/sim.tsv" | tee "$DIR/sim.log"
 simfield() { # capacity-in-tokens key
 	awk -v c="$1" -v k="$2" '$1 == "RESULT" && $2 == "sim" &&
 		$3 == "capacity=" c { for (i = 4; i <= NF; i++) {
@@ -110,7 +113,8 @@ echo
 echo "== agreement: sim vs daemon"
 for cap in 1M 3M; do
 	t=$(python3 -c "print(int(float('${cap%M}') * 1e6))")
-	echo "$cap: sim $(simfield "$t" ours), daemon ${HIT[$cap]}"
+	echo "$cap: sim $(simfield "$t" ours) ($(simfield "$t" ours_min) .." \
+		"$(simfield "$t" ours_max) over the hash seeds), daemon ${HIT[$cap]}"
 done
 b1=$(simfield 1000000 belady)
 b3=$(simfield 3000000 belady)

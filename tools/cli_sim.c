@@ -44,11 +44,12 @@ struct sim {
 	uint64_t block_bytes;
 	unsigned segs;        /* segments the store's capacity is cut into */
 	bool geometry;        /* print the store's geometry, run nothing */
+	unsigned seeds;       /* runs of the store, each another namespace */
 	const char *data_out;
 };
 
 struct result {
-	double hit, write_amp;
+	double hit, hit_min, hit_max, write_amp; /* hit: mean over seeds */
 	uint64_t wrong, refused, deduped, capacity_blocks, switches;
 	uint64_t mini_hits[2];
 	const char *mode;
@@ -248,22 +249,50 @@ fill(uint8_t *p, uint64_t len, const uint8_t *key)
 		memcpy(p + i, key, len - i < GPC_KEY_LEN ? len - i : GPC_KEY_LEN);
 }
 
-/* 1+0 on one device: about s->segs segments (a chunk each) of whole
- * blocks, the count within 25% of it that wastes the fewest blocks, so
- * the store holds no more blocks than the capacity says and as close to
- * it as whole segments allow. `gpucache sim --geometry` prints the same
- * figures for a gpucached that is to match. */
+/*
+ * 1+0 on one device: about s->segs segments (a chunk each) of whole
+ * blocks, so the store holds no more blocks than the capacity says and as
+ * close to it as whole segments allow: of the counts within 25% of
+ * s->segs, the one that wastes the fewest blocks. gpucached gives its
+ * shards devices cut to whole MiB (store_io_region_len), so the device is
+ * rounded up to a MiB, and a count is taken only if that rounding does
+ * not make room for one more segment: both stores then have exactly n
+ * segments. `gpucache sim --geometry` prints these figures for a
+ * gpucached that is to match.
+ */
+static uint64_t
+chunk_for(const struct sim *s, uint64_t per)
+{
+	uint64_t rec = store_rec_size((uint32_t)s->block_bytes);
+
+	return ((per * rec + store_sum_size((uint32_t)per) + STORE_SECTOR - 1) &
+		~(uint64_t)(STORE_SECTOR - 1)) + STORE_SECTOR;
+}
+
+static uint64_t
+dev_for(uint64_t n, uint64_t chunk)
+{
+	return (n * chunk + STORE_DATA_OFF + (1u << 20) - 1) &
+	       ~(uint64_t)((1u << 20) - 1);
+}
+
 static uint64_t
 ours_segs(const struct sim *s, uint64_t cap)
 {
-	uint64_t best = s->segs, lo = s->segs * 3 / 4, hi = s->segs * 5 / 4;
+	uint64_t best = 0, lo = s->segs * 3 / 4, hi = s->segs * 5 / 4;
 
-	for (uint64_t n = lo; n <= hi && n <= cap; n++)
-		if (cap % n < cap % best || (cap % n == cap % best &&
-		    (n > best ? n - s->segs : s->segs - n) <
-		    (best > s->segs ? best - s->segs : s->segs - best)))
+	for (uint64_t n = lo; n <= hi && n <= cap; n++) {
+		uint64_t chunk = chunk_for(s, cap / n);
+
+		if (dev_for(n, chunk) - STORE_DATA_OFF >= (n + 1) * chunk)
+			continue; /* the MiB rounding would add a segment */
+		if (best == 0 || cap % n < cap % best ||
+		    (cap % n == cap % best &&
+		     (n > s->segs ? n - s->segs : s->segs - n) <
+		     (best > s->segs ? best - s->segs : s->segs - best)))
 			best = n;
-	return best;
+	}
+	return best ? best : s->segs; /* none fits: let the rounding be */
 }
 
 static uint64_t
@@ -277,17 +306,13 @@ ours_per_seg(const struct sim *s, uint64_t cap)
 static uint64_t
 ours_chunk(const struct sim *s, uint64_t cap)
 {
-	uint64_t rec = store_rec_size((uint32_t)s->block_bytes);
-	uint64_t per = ours_per_seg(s, cap);
-
-	return ((per * rec + store_sum_size((uint32_t)per) + STORE_SECTOR - 1) &
-		~(uint64_t)(STORE_SECTOR - 1)) + STORE_SECTOR;
+	return chunk_for(s, ours_per_seg(s, cap));
 }
 
 static uint64_t
 ours_dev_size(const struct sim *s, uint64_t cap)
 {
-	return ours_segs(s, cap) * ours_chunk(s, cap) + STORE_DATA_OFF;
+	return dev_for(ours_segs(s, cap), ours_chunk(s, cap));
 }
 
 /* gpucached's dram_buffer for it: 2 segments, in whole MiB (the daemon
@@ -329,8 +354,9 @@ ours_open(const struct sim *s, uint64_t cap, enum policy_mode mode,
 }
 
 static int
-ours_request(const struct sim *s, struct store *st, uint64_t r, uint8_t *buf,
-	     uint8_t (*keys)[GPC_KEY_LEN], struct result *res, uint64_t *hits)
+ours_request(const struct sim *s, struct store *st, uint64_t ns, uint64_t r,
+	     uint8_t *buf, uint8_t (*keys)[GPC_KEY_LEN], struct result *res,
+	     uint64_t *hits)
 {
 	uint64_t a = s->t.off[r];
 	unsigned n = (unsigned)(s->t.off[r + 1] - a), p;
@@ -339,9 +365,9 @@ ours_request(const struct sim *s, struct store *st, uint64_t r, uint8_t *buf,
 		if (gpc_key_chain(i ? keys[i - 1] : NULL, "gpucache-replay", 15,
 				  &s->t.ids[a + i], 1, keys[i]) < 0)
 			return -EINVAL;
-	p = store_longest_prefix(st, SIM_NS, &keys[0][0], n);
+	p = store_longest_prefix(st, ns, &keys[0][0], n);
 	for (unsigned i = 0; i < p; i++) {
-		int rc = store_get(st, SIM_NS, keys[i], buf, s->block_bytes);
+		int rc = store_get(st, ns, keys[i], buf, s->block_bytes);
 
 		if (rc == -GPC_ENOTFOUND) { /* gone since the lookup */
 			p = i;
@@ -357,7 +383,7 @@ ours_request(const struct sim *s, struct store *st, uint64_t r, uint8_t *buf,
 		int rc;
 
 		fill(buf, s->block_bytes, keys[i]);
-		rc = store_put(st, SIM_NS, keys[i], buf, s->block_bytes,
+		rc = store_put(st, ns, keys[i], buf, s->block_bytes,
 			       STORE_PUT_IF_ABSENT);
 		if (rc < 0)
 			return rc;
@@ -367,7 +393,7 @@ ours_request(const struct sim *s, struct store *st, uint64_t r, uint8_t *buf,
 
 static int
 run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
-	 struct result *res)
+	 uint64_t ns, struct result *res)
 {
 	static uint8_t keys[TRACE_MAX_CHAIN][GPC_KEY_LEN];
 	struct store_memdisk *md;
@@ -381,7 +407,7 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 		return -ENOMEM;
 	rc = ours_open(s, cap, mode, &md, &st);
 	for (uint64_t r = 0; rc == 0 && r < s->t.nreq; r++)
-		rc = ours_request(s, st, r, buf, keys, res, &hits);
+		rc = ours_request(s, st, ns, r, buf, keys, res, &hits);
 	if (rc == 0) {
 		store_get_stats(st, &ss);
 		res->hit = (double)hits / (double)s->t.nids;
@@ -404,6 +430,40 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 	}
 	free(buf);
 	return rc;
+}
+
+/*
+ * ours over s->seeds namespaces: the same trace, other fingerprints, so
+ * other hash placements and other samples for the minis. The figure is
+ * the mean, with its spread; the write amplification the worst; the
+ * rest is the first run's.
+ */
+static int
+run_seeds(const struct sim *s, uint64_t cap, enum policy_mode mode,
+	  struct result *res)
+{
+	double sum = 0;
+
+	for (unsigned k = 0; k < s->seeds; k++) {
+		struct result one = { 0 };
+		int rc = run_ours(s, cap, mode, SIM_NS + k, &one);
+
+		if (rc < 0)
+			return rc;
+		if (k == 0) {
+			*res = one;
+			res->hit_min = res->hit_max = one.hit;
+		}
+		sum += one.hit;
+		res->hit_min = one.hit < res->hit_min ? one.hit : res->hit_min;
+		res->hit_max = one.hit > res->hit_max ? one.hit : res->hit_max;
+		res->write_amp = one.write_amp > res->write_amp ? one.write_amp
+							  : res->write_amp;
+		if (k > 0)
+			res->wrong += one.wrong;
+	}
+	res->hit = sum / s->seeds;
+	return 0;
 }
 
 /* ---- command line ---- */
@@ -456,6 +516,7 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		{ "data", required_argument, NULL, 'd' },
 		{ "segments", required_argument, NULL, 's' },
 		{ "geometry", no_argument, NULL, 'g' },
+		{ "seeds", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -478,11 +539,12 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		case 'd': s->data_out = optarg; break;
 		case 's': s->segs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'g': s->geometry = true; break;
+		case 'S': s->seeds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: gpucache sim TRACE.jsonl [--capacity "
 			       "1M,3M,10M] [--policy lru,belady,ours,all,seen] "
-			       "[--block-bytes 16K] [--segments 64] [--max-requests "
-			       "N] [--data FILE.tsv]\n       gpucache sim --geometry "
+			       "[--block-bytes 16K] [--segments 64] [--seeds 1] "
+			       "[--max-requests N] [--data FILE.tsv]\n       gpucache sim --geometry "
 			       "--capacity C [--block-bytes B] [--segments S]: the "
 			       "gpucached settings of the same store\ncapacity in tokens (512 a block; K, M, "
 			       "G = 1e3, 1e6, 1e9).\n");
@@ -499,7 +561,7 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		s->ncaps = 2;
 	}
 	if (optind != argc - (s->geometry ? 0 : 1) || s->block_bytes < 1 ||
-	    s->segs < 4 ||
+	    s->segs < 4 || s->seeds < 1 || s->seeds > 64 ||
 	    s->segs > 4096 ||
 	    s->block_bytes > (16u << 20))
 		goto usage;
@@ -519,6 +581,12 @@ report(const struct sim *s, uint64_t tokens, const double *hit,
 		if (s->want[p])
 			printf(" %s %.2f%%", pol_names[p], 100 * hit[p]);
 	printf("\n");
+	for (unsigned p = P_OURS; p < P_N; p++)
+		if (s->want[p] && s->seeds > 1)
+			printf("  %-5s %.2f%% .. %.2f%% over %u namespaces (hash "
+			       "seeds); the first of them:\n", pol_names[p],
+			       100 * ours[p].hit_min, 100 * ours[p].hit_max,
+			       s->seeds);
 	for (unsigned p = P_OURS; p < P_N; p++)
 		if (s->want[p])
 			printf("  %-5s store of %" PRIu64 " blocks, write amp %.2f, "
@@ -561,7 +629,7 @@ sim_run(struct sim *s, FILE *data)
 		for (unsigned p = P_OURS; p < P_N; p++) {
 			if (!s->want[p])
 				continue;
-			if (run_ours(s, cap, modes[p], &ours[p]) < 0)
+			if (run_seeds(s, cap, modes[p], &ours[p]) < 0)
 				return 1;
 			hit[p] = ours[p].hit;
 			wrong += ours[p].wrong;
@@ -569,9 +637,11 @@ sim_run(struct sim *s, FILE *data)
 		report(s, s->caps[i], hit, ours, data);
 		if (s->want[P_OURS])
 			printf("RESULT sim capacity=%" PRIu64 " lru=%.4f belady=%.4f "
-			       "ours=%.4f write_amp=%.3f wrong=%" PRIu64 "\n",
+			       "ours=%.4f ours_min=%.4f ours_max=%.4f "
+			       "write_amp=%.3f wrong=%" PRIu64 "\n",
 			       s->caps[i], hit[P_LRU], hit[P_BELADY],
-			       hit[P_OURS], ours[P_OURS].write_amp,
+			       hit[P_OURS], ours[P_OURS].hit_min,
+			       ours[P_OURS].hit_max, ours[P_OURS].write_amp,
 			       ours[P_OURS].wrong);
 	}
 	return wrong ? 1 : 0;
@@ -580,7 +650,7 @@ sim_run(struct sim *s, FILE *data)
 int
 cli_sim(int argc, char **argv)
 {
-	struct sim s = { .block_bytes = 16u << 10, .segs = 64 };
+	struct sim s = { .block_bytes = 16u << 10, .segs = 64, .seeds = 1 };
 	uint64_t max_req = 0;
 	FILE *data = NULL;
 	int rc;

@@ -25,13 +25,14 @@
 #include "index.h"
 #include "policy.h"
 
-#define SKETCH_MIN (1u << 12)
-#define SKETCH_MAX (1u << 28)
-#define SKETCH_SAT 15u
+#define RT_WAYS 4u       /* slots per bucket */
+#define RT_SLOTS_X 4u    /* slots per block of capacity */
+#define RT_MIN (1u << 12)
+#define RT_MAX (1u << 30)
+#define RT_KICKS 64u     /* cuckoo relocations before giving up */
 #define WINDOW_X 8u    /* references per window, x capacity */
-#define DK_BITS 4u     /* doorkeeper bits per reference of a window */
 #define MINI_MIN 16u
-#define SEEN_MARGIN 1.2 /* refusing must score 20% more hits to win */
+#define SEEN_MARGIN 1.1 /* refusing must score 10% more hits to win */
 #define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
 
 struct mini {
@@ -47,8 +48,8 @@ struct mini {
 
 struct policy {
 	struct policy_opts o;
-	uint8_t *sk, *dk, *dk_old;  /* count-min nibbles; doorkeepers */
-	uint64_t skmask, dkmask, window, incs;
+	uint16_t *rt;               /* reference table: tag << 2 | count */
+	uint64_t rtmask, window, incs;
 	struct mini mini[2];
 	uint64_t clock;         /* references of sampled chains so far */
 	unsigned shift;         /* minis see 1 key in 2^shift */
@@ -77,145 +78,139 @@ pow2_at_least(uint64_t n)
 	return p;
 }
 
-/* ---- the sketch: a doorkeeper Bloom filter in front of a count-min ---- */
+/* ---- the reference table: a cuckoo filter with 2-bit counts ----
+ *
+ * Each entry is 16 bits: a 14-bit tag of the key (never 0) and a count
+ * 1..3 (saturating). A key lives in one of 4 slots of one of 2 buckets
+ * (partial-key cuckoo hashing: the second bucket is the first xor a hash
+ * of the tag), so a lookup reads 8 slots and a false match needs another
+ * key's tag in them: about 8 / 16384. Every window of WINDOW_X x capacity
+ * references, or sooner when an insertion finds no room (a scan of new
+ * keys), all counts halve and entries that reach 0 leave: "referenced
+ * twice lately" stays exact for the keys it still holds.
+ */
 
 static int
 sketch_init(struct policy *p, uint64_t capacity)
 {
-	uint64_t window = WINDOW_X * capacity;
-	uint64_t n = pow2_at_least(window / 2);      /* count-min counters */
-	uint64_t bits = pow2_at_least(DK_BITS * window); /* doorkeeper */
+	uint64_t slots = pow2_at_least(RT_SLOTS_X * capacity);
 
-	if (n < SKETCH_MIN)
-		n = SKETCH_MIN;
-	if (n > SKETCH_MAX)
-		n = SKETCH_MAX;
-	if (bits < 8 * SKETCH_MIN)
-		bits = 8 * SKETCH_MIN;
-	if (bits > 8ull * SKETCH_MAX)
-		bits = 8ull * SKETCH_MAX;
-	free(p->sk);
-	free(p->dk);
-	free(p->dk_old);
-	p->sk = calloc(n / 2, 1);
-	p->dk = calloc(bits / 8, 1);
-	p->dk_old = calloc(bits / 8, 1);
-	if (p->sk == NULL || p->dk == NULL || p->dk_old == NULL)
+	if (slots < RT_MIN)
+		slots = RT_MIN;
+	if (slots > RT_MAX)
+		slots = RT_MAX;
+	free(p->rt);
+	p->rt = calloc(slots, sizeof(*p->rt));
+	if (p->rt == NULL)
 		return -ENOMEM;
-	p->skmask = n - 1;
-	p->dkmask = bits - 1;
-	p->window = window;
+	p->rtmask = slots / RT_WAYS - 1; /* buckets - 1 */
+	p->window = WINDOW_X * capacity;
 	p->incs = 0;
 	return 0;
 }
 
-static inline unsigned
-nib_get(const uint8_t *sk, uint64_t i)
+static inline uint16_t
+rt_tag(uint64_t fp)
 {
-	return (sk[i >> 1] >> (4 * (i & 1))) & 0xf;
+	uint16_t t = (uint16_t)((mix64(fp ^ 0x3c6ef372fe94f82bull) >> 50) & 0x3fff);
+
+	return t ? t : 1;
 }
 
-/* 4 positions under mask by double hashing (salt: one family per use). */
+static inline uint64_t
+rt_alt(const struct policy *p, uint64_t b, uint16_t tag)
+{
+	return (b ^ mix64(tag)) & p->rtmask;
+}
+
+/* The slot holding fp's tag, or NULL. */
+static uint16_t *
+rt_find(const struct policy *p, uint64_t fp)
+{
+	uint16_t tag = rt_tag(fp);
+	uint64_t b1 = mix64(fp) & p->rtmask, b2 = rt_alt(p, b1, tag);
+
+	for (unsigned i = 0; i < RT_WAYS; i++) {
+		uint16_t *e1 = &p->rt[b1 * RT_WAYS + i], *e2 = &p->rt[b2 * RT_WAYS + i];
+
+		if (*e1 != 0 && (*e1 >> 2) == tag)
+			return e1;
+		if (*e2 != 0 && (*e2 >> 2) == tag)
+			return e2;
+	}
+	return NULL;
+}
+
+/* Halve every count; entries at 0 leave. */
 static void
-hash_pos(uint64_t fp, uint64_t salt, uint64_t mask, uint64_t pos[4])
+rt_age(struct policy *p)
 {
-	uint64_t h = mix64(fp ^ salt), g = mix64(fp ^ salt ^ 0x9e3779b97f4a7c15ull) | 1;
+	for (uint64_t i = 0; i < (p->rtmask + 1) * RT_WAYS; i++) {
+		unsigned c = (p->rt[i] & 3) >> 1;
 
-	for (unsigned i = 0; i < 4; i++)
-		pos[i] = (h + i * g) & mask;
+		p->rt[i] = c ? (uint16_t)((p->rt[i] & ~3u) | c) : 0;
+	}
+	p->incs = 0;
+	p->s.resets++;
 }
 
+/* Put a new entry (count 1) in; false when there is no room. */
 static bool
-bloom_has(const uint8_t *b, const uint64_t pos[4])
+rt_insert(struct policy *p, uint64_t fp)
 {
-	for (unsigned i = 0; i < 4; i++)
-		if (!(b[pos[i] >> 3] & (1u << (pos[i] & 7))))
-			return false;
-	return true;
-}
+	uint16_t e = (uint16_t)(rt_tag(fp) << 2 | 1);
+	uint64_t b = mix64(fp) & p->rtmask;
 
-/* In this window's doorkeeper or the last one's. */
-static bool
-dk_has(const struct policy *p, uint64_t fp)
-{
-	uint64_t pos[4];
+	for (unsigned kick = 0; kick < RT_KICKS; kick++) {
+		uint64_t b2 = rt_alt(p, b, (uint16_t)(e >> 2));
+		uint16_t *slot = NULL;
 
-	hash_pos(fp, 0x3c6ef372fe94f82bull, p->dkmask, pos);
-	return bloom_has(p->dk, pos) || bloom_has(p->dk_old, pos);
-}
-
-static void
-dk_add(struct policy *p, uint64_t fp)
-{
-	uint64_t pos[4];
-
-	hash_pos(fp, 0x3c6ef372fe94f82bull, p->dkmask, pos);
-	for (unsigned i = 0; i < 4; i++)
-		p->dk[pos[i] >> 3] |= (uint8_t)(1u << (pos[i] & 7));
-}
-
-static unsigned
-cm_get(const struct policy *p, uint64_t fp)
-{
-	uint64_t pos[4];
-	unsigned min = SKETCH_SAT;
-
-	hash_pos(fp, 0, p->skmask, pos);
-	for (unsigned i = 0; i < 4; i++)
-		if (nib_get(p->sk, pos[i]) < min)
-			min = nib_get(p->sk, pos[i]);
-	return min;
-}
-
-/* Conservative update: only the smallest counters grow. */
-static void
-cm_add(struct policy *p, uint64_t fp)
-{
-	uint64_t pos[4];
-	unsigned min = cm_get(p, fp);
-
-	if (min >= SKETCH_SAT)
-		return;
-	hash_pos(fp, 0, p->skmask, pos);
-	for (unsigned i = 0; i < 4; i++)
-		if (nib_get(p->sk, pos[i]) == min)
-			p->sk[pos[i] >> 1] += (uint8_t)(1u << (4 * (pos[i] & 1)));
+		for (unsigned i = 0; i < RT_WAYS && slot == NULL; i++) {
+			if (p->rt[b * RT_WAYS + i] == 0)
+				slot = &p->rt[b * RT_WAYS + i];
+			else if (p->rt[b2 * RT_WAYS + i] == 0)
+				slot = &p->rt[b2 * RT_WAYS + i];
+		}
+		if (slot != NULL) {
+			*slot = e;
+			return true;
+		}
+		/* evict a victim to its other bucket (deterministic walk) */
+		slot = &p->rt[b * RT_WAYS + (kick + (unsigned)b) % RT_WAYS];
+		e ^= *slot; /* swap e and *slot */
+		*slot ^= e;
+		e ^= *slot;
+		b = rt_alt(p, b, (uint16_t)(e >> 2));
+	}
+	/* the homeless entry is lost: a key once seen, now forgotten */
+	return false;
 }
 
 unsigned
 policy_freq(const struct policy *p, uint64_t fp)
 {
-	unsigned n;
+	const uint16_t *e;
 
-	if (p->sk == NULL || p->dk == NULL)
+	if (p->rt == NULL)
 		return 0;
-	n = cm_get(p, fp) + dk_has(p, fp);
-
-	return n < SKETCH_SAT ? n : SKETCH_SAT;
+	e = rt_find(p, fp);
+	return e != NULL ? (*e & 3) : 0;
 }
 
-/* A first reference only marks the doorkeeper; later ones count. Every
- * window halves the counts and ages the doorkeeper (TinyLFU's reset, with
- * the last window's doorkeeper kept, so a key seen just before a reset is
- * not forgotten at once). */
 static void
 sketch_add(struct policy *p, uint64_t fp)
 {
-	uint8_t *t;
+	uint16_t *e = rt_find(p, fp);
 
-	if (dk_has(p, fp))
-		cm_add(p, fp);
-	else
-		dk_add(p, fp);
-	if (++p->incs >= p->window) {
-		for (uint64_t i = 0; i <= p->skmask / 2; i++)
-			p->sk[i] = (uint8_t)((p->sk[i] >> 1) & 0x77);
-		t = p->dk_old;
-		p->dk_old = p->dk;
-		p->dk = t;
-		memset(p->dk, 0, (p->dkmask + 1) / 8);
-		p->incs = 0;
+	if (e != NULL) {
+		if ((*e & 3) < 3)
+			(*e)++;
+	} else if (!rt_insert(p, fp)) {
+		rt_age(p); /* full: a scan of new keys ages the table early */
+		(void)rt_insert(p, fp);
 	}
+	if (++p->incs >= p->window)
+		rt_age(p);
 }
 
 /* ---- miniature caches ---- */
@@ -447,9 +442,7 @@ policy_destroy(struct policy *p)
 {
 	if (p == NULL)
 		return;
-	free(p->sk);
-	free(p->dk);
-	free(p->dk_old);
+	free(p->rt);
 	mini_free(&p->mini[0]);
 	mini_free(&p->mini[1]);
 	free(p);
@@ -468,8 +461,8 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 	p->o.capacity = blocks;
 	p->s.capacity = blocks;
 	p->window = WINDOW_X * blocks;
-	if (pow2_at_least(WINDOW_X * blocks / 2) > p->skmask + 1 &&
-	    p->skmask + 1 < SKETCH_MAX &&
+	if (pow2_at_least(RT_SLOTS_X * blocks) > (p->rtmask + 1) * RT_WAYS &&
+	    (p->rtmask + 1) * RT_WAYS < RT_MAX &&
 	    sketch_init(p, blocks) < 0) { /* no memory: admit all, count none */
 		p->o.mode = POLICY_ADMIT_ALL;
 		p->s.mode = POLICY_ADMIT_ALL;
@@ -480,7 +473,7 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 void
 policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
 {
-	if (p->sk == NULL || p->dk == NULL || n == 0)
+	if (p->rt == NULL || n == 0)
 		return;
 	p->s.refs += n;
 	for (unsigned i = 0; i < n; i++)

@@ -65,6 +65,7 @@ struct policy_stats {
 	uint64_t capacity;        /* current capacity estimate, blocks */
 	unsigned mode;            /* enum policy_mode in force now */
 	uint64_t switches;        /* times AUTO changed its choice */
+	uint64_t resets;          /* reference-table agings (windows, scans) */
 	uint64_t reuse[POLICY_REUSE_BUCKETS];
 	uint64_t reuse_sum;       /* sum of the distances counted there */
 	uint64_t reuse_far;
