@@ -39,8 +39,8 @@ struct mini {
 	uint64_t *fp;  /* slot -> fingerprint, 0 = empty */
 	uint64_t *last; /* slot -> p->clock at its last reference */
 	uint8_t *ref;  /* CLOCK bit per slot */
-	uint32_t *ht;  /* slot + 1, 0 = empty */
-	uint32_t htmask, cap, hand;
+	struct store_index *ix; /* fingerprint -> slot (index.h's table) */
+	uint32_t cap, hand;
 	double score;
 	uint64_t hits;
 	bool admit_seen;
@@ -221,77 +221,35 @@ mini_free(struct mini *m)
 	free(m->fp);
 	free(m->last);
 	free(m->ref);
-	free(m->ht);
+	index_destroy(m->ix);
 	m->fp = NULL;
 	m->last = NULL;
 	m->ref = NULL;
-	m->ht = NULL;
+	m->ix = NULL;
 }
 
 static int
 mini_init(struct mini *m, uint32_t cap, bool admit_seen)
 {
-	uint64_t hn = pow2_at_least(2 * (uint64_t)cap);
-
 	mini_free(m);
-	*m = (struct mini){ .cap = cap, .htmask = (uint32_t)(hn - 1),
-			    .admit_seen = admit_seen };
+	*m = (struct mini){ .cap = cap, .admit_seen = admit_seen };
 	m->fp = calloc(cap, sizeof(*m->fp));
 	m->last = calloc(cap, sizeof(*m->last));
 	m->ref = calloc(cap, 1);
-	m->ht = calloc(hn, sizeof(*m->ht));
 	if (m->fp == NULL || m->last == NULL || m->ref == NULL ||
-	    m->ht == NULL) {
+	    index_create(cap, &m->ix) < 0) {
 		mini_free(m);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
-static uint32_t
-mini_home(const struct mini *m, uint64_t fp)
-{
-	return (uint32_t)(mix64(fp ^ 0x5bd1e995ull) & m->htmask);
-}
-
-/* Table position of fp, or of the empty cell that ends its probe. */
-static uint32_t
-mini_find(const struct mini *m, uint64_t fp)
-{
-	uint32_t i = mini_home(m, fp);
-
-	while (m->ht[i] != 0 && m->fp[m->ht[i] - 1] != fp)
-		i = (i + 1) & m->htmask;
-	return i;
-}
-
-/* Remove the cell at i (linear probing, backward shift). */
-static void
-mini_unhash(struct mini *m, uint32_t i)
-{
-	uint32_t j = i;
-
-	for (;;) {
-		uint32_t k;
-
-		j = (j + 1) & m->htmask;
-		if (m->ht[j] == 0)
-			break;
-		k = mini_home(m, m->fp[m->ht[j] - 1]);
-		/* move j back to i unless its home lies cyclically in (i, j] */
-		if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
-			m->ht[i] = m->ht[j];
-			i = j;
-		}
-	}
-	m->ht[i] = 0;
-}
-
 /* Put fp in the ring at the CLOCK hand, evicting what is there; returns
- * its slot. */
-static uint32_t
-mini_insert(struct mini *m, uint64_t fp, uint32_t cell)
+ * its slot, or -ENOMEM (the index could not grow: fp stays out). */
+static int64_t
+mini_insert(struct mini *m, uint64_t fp)
 {
+	struct index_loc loc = { .len4k = 1 }; /* only .slot means anything */
 	uint32_t s;
 
 	while (m->fp[m->hand] != 0 && m->ref[m->hand]) {
@@ -299,13 +257,13 @@ mini_insert(struct mini *m, uint64_t fp, uint32_t cell)
 		m->hand = (m->hand + 1) % m->cap;
 	}
 	s = m->hand;
-	if (m->fp[s] != 0) {
-		mini_unhash(m, mini_find(m, m->fp[s]));
-		cell = mini_find(m, fp); /* the shift may have moved it */
-	}
+	loc.slot = s;
+	if (index_upsert(m->ix, (struct index_hkey){ fp }, &loc) < 0)
+		return -ENOMEM;
+	if (m->fp[s] != 0)
+		index_remove(m->ix, (struct index_hkey){ m->fp[s] });
 	m->fp[s] = fp;
 	m->ref[s] = 0;
-	m->ht[cell] = s + 1;
 	m->hand = (s + 1) % m->cap;
 	return s;
 }
@@ -336,11 +294,12 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 	bool lead = true;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint32_t cell = mini_find(m, fps[i]), s;
+		struct index_loc loc;
+		int64_t s;
 
 		p->clock += m == &p->mini[0];
-		if (m->ht[cell] != 0) {
-			s = m->ht[cell] - 1;
+		if (index_lookup(m->ix, (struct index_hkey){ fps[i] }, &loc) == 0) {
+			s = loc.slot;
 			m->ref[s] = 1;
 			if (m == &p->mini[0]) {
 				reuse_note(p, p->clock - m->last[s]);
@@ -356,8 +315,9 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 		p->s.reuse_far += m == &p->mini[0];
 		if (m->admit_seen && policy_freq(p, fps[i]) < 2)
 			continue;
-		s = mini_insert(m, fps[i], cell);
-		m->last[s] = p->clock;
+		s = mini_insert(m, fps[i]);
+		if (s >= 0)
+			m->last[s] = p->clock;
 	}
 }
 
@@ -379,8 +339,8 @@ minis_init(struct policy *p)
 
 	if (cap < MINI_MIN)
 		cap = MINI_MIN;
-	if (cap > UINT32_MAX / 4)
-		cap = UINT32_MAX / 4;
+	if (cap > INDEX_MAX_SLOT) /* the index keeps slots in 24 bits */
+		cap = INDEX_MAX_SLOT;
 	rc = mini_init(&p->mini[0], (uint32_t)cap, false);
 	if (rc == 0)
 		rc = mini_init(&p->mini[1], (uint32_t)cap, true);
