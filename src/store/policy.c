@@ -3,20 +3,20 @@
  * docs/cache-policy.md).
  *
  * Owns three structures, all DRAM, all the store thread's:
- *   - the sketch: saturating 4-bit counters, two to a byte, twice as
- *     many as the references of a window (8 x capacity: at most that
- *     many keys, so collisions stay rare); a reference bumps the smallest of its 4
- *     counters (conservative update), and every window halves them all,
- *     so counts describe the recent past (TinyLFU's reset);
- *   - two miniature caches: CLOCK rings of fingerprints with a linear-
- *     probing table (backward-shift deletion), capacity/2^shift slots
- *     each, fed only the sampled keys' references;
- *   - the scores: hits of each mini, halved every epoch; at each epoch the
- *     better mini's admission rule becomes the real one (ties: admit all).
- * Cost per reference: 4 counter reads and writes, and for 1 key in 16 two
- * small hash probes (every key while the capacity is under 4,096 blocks). DRAM: 8 bytes per block of capacity for the sketch
- * (up to 16 where 16 x capacity rounds up to a power of two),
- * about 26/16 bytes per block for the minis.
+ *   - the reference table: a cuckoo filter of 16-bit entries (a 14-bit
+ *     tag, a 2-bit saturating count), 4 per block of capacity; every
+ *     window of 8 x capacity references, or when a scan of new keys
+ *     fills it, the counts halve and zeros leave;
+ *   - two miniature caches: CLOCK rings of fingerprints, found through
+ *     an index.h table, capacity/2^shift slots each, fed whole sampled
+ *     chains and scored on their prefix hits;
+ *   - the scores: hits of each mini, decayed every epoch; at each epoch
+ *     the better mini's admission rule becomes the real one (`seen` must
+ *     win by 10%; ties admit all).
+ * Cost per reference: a lookup of 8 table entries (and an insertion for
+ * a new key); for sampled chains, two index probes. DRAM: 8 bytes per
+ * block of capacity for the table (16 where the size rounds up to a
+ * power of two), about 40 bytes per mini slot.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -13,17 +13,18 @@
  *     (policy_keep; the store bounds the bytes per segment);
  * from what the workload tells it:
  *   - references: every key of a LOOKUP chain (engines look a prefix up
- *     before they load or save it) goes into a frequency sketch
- *     (TinyLFU-style count-min, 4 hashes, counters halved every window
- *     of 8 x capacity references), so "seen before" outlives the block;
+ *     before they load or save it) is counted in a reference table (a
+ *     cuckoo filter with 2-bit counts, halved every window of 8 x
+ *     capacity references), so "seen before" outlives the block;
  *   - the CLOCK bit (read or re-put since written) and pins, kept in the
  *     index entry.
  * Admission is chosen online by miniature simulations (Waldspurger et
- * al., ATC'17): two small CLOCK caches over a spatial sample of the keys
- * (1 in 2^sample_shift), sized to the cache's capacity scaled down the
- * same way, one admitting every block and one admitting only blocks
- * referenced before (sketch >= 2). Whichever scored more hits over the
- * recent epochs decides for the real cache. A small cache whose reuse
+ * al., ATC'17): two small CLOCK caches over a spatial sample of the
+ * chains (1 in 2^sample_shift, by first key), sized to the cache's
+ * capacity scaled down the same way, one admitting every block and one
+ * admitting only blocks referenced twice lately (count >= 2). Whichever
+ * scored more prefix hits over the recent epochs decides for the real
+ * cache. A small cache whose reuse
  * distances are longer than it can hold gains by refusing one-hit
  * wonders; a large one loses by it; the minis tell which case holds now,
  * on this workload, with no tuning to a trace.
@@ -90,7 +91,7 @@ bool policy_admit(struct policy *p, uint64_t fp);
 /* Is a live block of a reclaimed segment worth rewriting? flags are its
  * index flags (INDEX_F_REF, INDEX_F_PINNED). */
 bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags);
-/* The sketch's estimate of a block's references in the current window. */
+/* A block's references lately, 0..3, as the reference table counts them. */
 unsigned policy_freq(const struct policy *p, uint64_t fp);
 
 void policy_get_stats(const struct policy *p, struct policy_stats *out);
