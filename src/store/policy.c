@@ -91,7 +91,7 @@ pow2_at_least(uint64_t n)
  */
 
 static int
-sketch_init(struct policy *p, uint64_t capacity)
+rt_init(struct policy *p, uint64_t capacity)
 {
 	uint64_t slots = pow2_at_least(RT_SLOTS_X * capacity);
 
@@ -198,7 +198,7 @@ policy_freq(const struct policy *p, uint64_t fp)
 }
 
 static void
-sketch_add(struct policy *p, uint64_t fp)
+rt_ref(struct policy *p, uint64_t fp)
 {
 	uint16_t *e = rt_find(p, fp);
 
@@ -389,7 +389,7 @@ policy_create(const struct policy_opts *o, struct policy **out)
 	p->o = *o;
 	p->s.mode = o->mode == POLICY_AUTO ? POLICY_ADMIT_ALL : o->mode;
 	p->s.capacity = o->capacity;
-	if (sketch_init(p, o->capacity) < 0 || minis_init(p) < 0) {
+	if (rt_init(p, o->capacity) < 0 || minis_init(p) < 0) {
 		policy_destroy(p);
 		return -ENOMEM;
 	}
@@ -423,7 +423,7 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 	p->window = WINDOW_X * blocks;
 	if (pow2_at_least(RT_SLOTS_X * blocks) > (p->rtmask + 1) * RT_WAYS &&
 	    (p->rtmask + 1) * RT_WAYS < RT_MAX &&
-	    sketch_init(p, blocks) < 0) { /* no memory: admit all, count none */
+	    rt_init(p, blocks) < 0) { /* no memory: admit all, count none */
 		p->o.mode = POLICY_ADMIT_ALL;
 		p->s.mode = POLICY_ADMIT_ALL;
 	}
@@ -437,7 +437,7 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
 		return;
 	p->s.refs += n;
 	for (unsigned i = 0; i < n; i++)
-		sketch_add(p, fps[i]);
+		rt_ref(p, fps[i]);
 	/* chains are sampled by their first key, so a sampled prefix is
 	 * seen whole by the minis, and prefix hits can be scored */
 	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
