@@ -1,0 +1,36 @@
+"""gpucache: Python bindings of libgpucache (the GPUCache client library,
+bound with ctypes in gpucache._lib) and the inference-engine connectors
+(gpucache.connectors)."""
+
+from ._lib import KEY_LEN, find_library, strerror
+from .client import Client, MemoryRegion, Request, buffer_address
+from .errors import (
+    AuthError,
+    BatchError,
+    BusyError,
+    ClosedError,
+    GpucacheError,
+    NotFoundError,
+)
+from .keys import chain_keys, key_chain, layout_namespace, namespace
+
+__all__ = [
+    "KEY_LEN",
+    "AuthError",
+    "BatchError",
+    "BusyError",
+    "Client",
+    "ClosedError",
+    "GpucacheError",
+    "MemoryRegion",
+    "NotFoundError",
+    "Request",
+    "buffer_address",
+    "chain_keys",
+    "find_library",
+    "key_chain",
+    "layout_namespace",
+    "namespace",
+    "strerror",
+]
+__version__ = "0.1.0"

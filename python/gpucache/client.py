@@ -1,0 +1,417 @@
+"""Client: a connection to gpucached (libgpucache's gpc_client) with
+registered memory and batched PUT / GET / LOOKUP / DELETE / PIN.
+
+Memory is registered once (``Client.register``: a numpy array, a torch
+tensor, any writable buffer, or a raw ``(pointer, nbytes)``) and never
+copied: a block's value is then any piece of registered memory (a view or
+slice of a registered array, a ``(pointer, nbytes)`` pair, or a list of
+them as an iovec), and the client finds the registration that holds it.
+
+Blocking calls (``put``, ``get``) retry blocks the tier answered BUSY, as
+libgpucache's blocking helpers do; ``put_async`` / ``get_async`` return a
+``Request`` whose ``wait()`` (or ``result()``) completes it the same way.
+A GET answers per block: the number of bytes read, or None for a miss.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+from . import _lib
+from . import config as _config
+from .errors import BatchError, GpucacheError, check, error
+
+Buffer = Any  # numpy array, torch tensor, writable buffer, or (ptr, nbytes)
+Value = Union[Buffer, Sequence[Buffer]]
+
+
+def buffer_address(obj: Buffer, writable: bool = True) -> tuple[int, int]:
+    """(address, nbytes) of contiguous memory, without copying it."""
+    if isinstance(obj, tuple) and len(obj) == 2 and all(isinstance(x, int) for x in obj):
+        return obj[0], obj[1]
+    if hasattr(obj, "data_ptr") and hasattr(obj, "element_size"):  # torch.Tensor
+        if not obj.is_contiguous():
+            raise ValueError("tensor is not contiguous: a block must be one piece of memory")
+        return int(obj.data_ptr()), int(obj.numel() * obj.element_size())
+    ai = getattr(obj, "__array_interface__", None)
+    if ai is not None:  # numpy and friends
+        addr, readonly = ai["data"]
+        if ai.get("strides") is not None and not obj.flags["C_CONTIGUOUS"]:
+            raise ValueError("array is not C-contiguous: a block must be one piece of memory")
+        if readonly and writable:
+            raise ValueError("array is read-only")
+        return int(addr), int(obj.nbytes)
+    mv = memoryview(obj)
+    if not mv.c_contiguous:
+        raise ValueError("buffer is not contiguous")
+    if mv.readonly:
+        raise ValueError("buffer is read-only: register writable memory")
+    n = mv.nbytes
+    if n == 0:
+        raise ValueError("empty buffer")
+    cbuf = (ctypes.c_char * n).from_buffer(mv)
+    return ctypes.addressof(cbuf), n
+
+
+class MemoryRegion:
+    """Memory registered with a connection. Holds a reference to the object
+    it came from, so the memory outlives the registration."""
+
+    def __init__(self, client: Client, handle: int, addr: int, nbytes: int, owner: Any) -> None:
+        self._client = client
+        self.handle = handle
+        self.addr = addr
+        self.nbytes = nbytes
+        self.owner = owner
+
+    def contains(self, addr: int, nbytes: int) -> bool:
+        return self.addr <= addr and addr + nbytes <= self.addr + self.nbytes
+
+    def array(self, dtype: Any = "uint8") -> Any:
+        """A numpy view of the whole region (no copy)."""
+        import numpy as np
+
+        buf = (ctypes.c_char * self.nbytes).from_address(self.addr)
+        return np.frombuffer(buf, dtype=dtype)
+
+    def deregister(self) -> None:
+        self._client._deregister(self)
+
+    def __enter__(self) -> MemoryRegion:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deregister()
+
+
+def _keys_buffer(keys: Sequence[bytes] | bytes) -> tuple[ctypes.Array, int]:
+    if isinstance(keys, (bytes, bytearray, memoryview)):
+        raw = bytes(keys)
+    else:
+        for k in keys:
+            if len(k) != _lib.KEY_LEN:
+                raise ValueError(f"a key is {_lib.KEY_LEN} bytes, not {len(k)}")
+        raw = b"".join(bytes(k) for k in keys)
+    if len(raw) % _lib.KEY_LEN:
+        raise ValueError(f"keys must be {_lib.KEY_LEN} bytes each")
+    n = len(raw) // _lib.KEY_LEN
+    if n == 0:
+        raise ValueError("no keys")
+    return ctypes.create_string_buffer(raw, len(raw)), n
+
+
+class _Batch:
+    """The C structures of one PUT or GET batch, kept alive until done."""
+
+    def __init__(self, client: Client, keys: Sequence[bytes], values: Sequence[Value],
+                 writable: bool) -> None:
+        self.keybuf, n = _keys_buffer(keys)
+        if n != len(values):
+            raise ValueError(f"{n} keys but {len(values)} values")
+        self.n = n
+        self.blocks = (_lib.Block * n)()
+        self.iovs = []
+        base = ctypes.addressof(self.keybuf)
+        for i, v in enumerate(values):
+            parts = v if isinstance(v, list) else [v]
+            iov = (_lib.Iov * len(parts))()
+            for j, p in enumerate(parts):
+                addr, nbytes = buffer_address(p, writable)
+                iov[j].addr = addr
+                iov[j].len = nbytes
+                iov[j].mr = client._region_of(addr, nbytes).handle
+            self.iovs.append(iov)
+            self.blocks[i].key = base + i * _lib.KEY_LEN
+            self.blocks[i].iov = iov
+            self.blocks[i].iovcnt = len(parts)
+
+    def statuses(self) -> list[int]:
+        return [self.blocks[i].status for i in range(self.n)]
+
+    def busy_subset(self) -> list[int]:
+        return [i for i in range(self.n) if self.blocks[i].status == -_lib.EBUSY]
+
+
+class Request:
+    """An asynchronous PUT or GET in flight. ``done()`` polls (gpc_test),
+    ``wait()`` completes it (gpc_wait, then re-sends blocks the tier
+    answered BUSY) and returns the batch's result. Wait for every request
+    you submit: its blocks' memory is in use until then."""
+
+    def __init__(self, client: Client, op: str, batch: _Batch, handle: int, flags: int) -> None:
+        self._client = client
+        self._op = op
+        self._batch = batch
+        self._handle: int | None = handle
+        self._flags = flags
+        self._result: Any = None
+        self._exc: BaseException | None = None
+        self._done = False
+
+    def done(self) -> bool:
+        if self._done:
+            return True
+        if self._handle is None:
+            return False
+        rc = _lib.lib().gpc_test(self._client._c, self._handle)
+        if rc < 0:
+            # finished with an error: wait() reports it
+            return True
+        return rc == 1
+
+    def wait(self) -> Any:
+        if not self._done:
+            self._finish()
+        if self._exc is not None:
+            raise self._exc
+        return self._result
+
+    result = wait
+
+    def _finish(self) -> None:
+        lib = _lib.lib()
+        c = self._client
+        try:
+            rc = lib.gpc_wait(c._c, self._handle)
+            lib.gpc_req_free(self._handle)
+            self._handle = None
+            check(rc, self._op)
+            c._retry_busy(self._op, self._batch, self._flags)
+            self._result = c._batch_result(self._op, self._batch)
+        except GpucacheError as e:
+            self._exc = e
+        finally:
+            self._done = True
+            c._inflight.discard(self)
+
+
+class Client:
+    """A connection to gpucached, authenticated as one tenant."""
+
+    def __init__(self, url: str = "gpc://127.0.0.1:7070", tenant: str = "default",
+                 secret: bytes | str | None = None, timeout_ms: int = 0) -> None:
+        if secret is None:
+            raise ValueError("a secret is needed (or use Client.from_config)")
+        if isinstance(secret, str):
+            secret = secret.encode()
+        lib = _lib.lib()
+        self._c: int | None = None
+        self._regions: list[MemoryRegion] = []  # sorted by addr
+        self._rlock = threading.Lock()
+        self._inflight: set[Request] = set()
+        self.url = url
+        self.tenant = tenant
+        sbuf = ctypes.create_string_buffer(secret, len(secret))
+        opts = _lib.ConnectOpts(ctypes.sizeof(_lib.ConnectOpts), tenant.encode(),
+                                ctypes.addressof(sbuf), len(secret), timeout_ms)
+        out = ctypes.c_void_p()
+        check(lib.gpc_connect(url.encode(), ctypes.byref(opts), ctypes.byref(out)),
+              f"connect {url} as tenant '{tenant}'")
+        self._c = out.value
+
+    @classmethod
+    def from_config(cls, path: str | Path, tenant: str | None = None, host: str | None = None,
+                    timeout_ms: int = 0) -> Client:
+        """Connect with the port and a tenant's secret from a gpucached.conf
+        (the only tenant, or ``tenant``)."""
+        cfg = _config.load(path)
+        if tenant is None:
+            if len(cfg.tenants) != 1:
+                raise ValueError(f"{path}: {len(cfg.tenants)} tenants: name one")
+            tenant = next(iter(cfg.tenants))
+        if tenant not in cfg.tenants:
+            raise ValueError(f"{path}: no tenant '{tenant}'")
+        return cls(cfg.url(host), tenant, cfg.tenants[tenant], timeout_ms)
+
+    # ---- lifecycle ----
+
+    def close(self) -> None:
+        if self._c is None:
+            return
+        for r in list(self._inflight):
+            try:
+                r.wait()
+            except GpucacheError:
+                pass
+        for reg in list(self._regions):
+            self._deregister(reg)
+        _lib.lib().gpc_close(self._c)
+        self._c = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def handle(self) -> int:
+        if self._c is None:
+            raise error(-_lib.ECLOSED, "client")
+        return self._c
+
+    @property
+    def shards(self) -> int:
+        return int(_lib.lib().gpc_shards(self.handle))
+
+    # ---- memory ----
+
+    def register(self, obj: Buffer) -> MemoryRegion:
+        """Register memory for transfers, in place (no copy): a numpy array,
+        a torch tensor (its data_ptr), a writable buffer, or (ptr, nbytes)."""
+        addr, nbytes = buffer_address(obj)
+        if nbytes == 0:
+            raise ValueError("cannot register 0 bytes")
+        out = ctypes.c_void_p()
+        check(_lib.lib().gpc_mem_register(self.handle, addr, nbytes, ctypes.byref(out)),
+              "register memory")
+        reg = MemoryRegion(self, out.value, addr, nbytes, obj)
+        self._add_region(reg)
+        return reg
+
+    def alloc(self, nbytes: int) -> MemoryRegion:
+        """Memory that the transport allocates and registers (gpc_mem_alloc:
+        a true one-sided copy over shared memory); ``.array()`` views it."""
+        out = ctypes.c_void_p()
+        addr = ctypes.c_void_p()
+        check(_lib.lib().gpc_mem_alloc(self.handle, nbytes, ctypes.byref(addr),
+                                       ctypes.byref(out)), "allocate memory")
+        reg = MemoryRegion(self, out.value, addr.value, nbytes, None)
+        self._add_region(reg)
+        return reg
+
+    def _add_region(self, reg: MemoryRegion) -> None:
+        with self._rlock:
+            i = bisect.bisect([r.addr for r in self._regions], reg.addr)
+            self._regions.insert(i, reg)
+
+    def _deregister(self, reg: MemoryRegion) -> None:
+        with self._rlock:
+            if reg not in self._regions:
+                return
+            self._regions.remove(reg)
+        if self._c is not None:
+            _lib.lib().gpc_mem_deregister(self._c, reg.handle)
+
+    def _region_of(self, addr: int, nbytes: int) -> MemoryRegion:
+        with self._rlock:
+            i = bisect.bisect([r.addr for r in self._regions], addr)
+            for r in reversed(self._regions[:i]):
+                if r.contains(addr, nbytes):
+                    return r
+        raise ValueError(f"memory {addr:#x}+{nbytes} is not inside a registered region")
+
+    # ---- PUT / GET ----
+
+    def put(self, ns: int, keys: Sequence[bytes], values: Sequence[Value],
+            durable: bool = False) -> None:
+        """Store values[i] under keys[i]; raise BatchError if any block failed."""
+        return self.put_async(ns, keys, values, durable).wait()
+
+    def get(self, ns: int, keys: Sequence[bytes], values: Sequence[Value]) -> list[int | None]:
+        """Read keys[i] into values[i]: per block the bytes read, or None for
+        a miss; raise BatchError if a block failed otherwise."""
+        return self.get_async(ns, keys, values).wait()
+
+    def put_async(self, ns: int, keys: Sequence[bytes], values: Sequence[Value],
+                  durable: bool = False) -> Request:
+        flags = _lib.PUT_DURABLE if durable else 0
+        return self._submit("put", ns, keys, values, flags)
+
+    def get_async(self, ns: int, keys: Sequence[bytes], values: Sequence[Value]) -> Request:
+        return self._submit("get", ns, keys, values, 0)
+
+    def _submit(self, op: str, ns: int, keys: Sequence[bytes], values: Sequence[Value],
+                flags: int) -> Request:
+        batch = _Batch(self, keys, values, writable=(op == "get"))
+        handle = self._submit_blocks(op, ns, batch.blocks, batch.n, flags)
+        req = Request(self, op, batch, handle, flags)
+        req._ns = ns  # type: ignore[attr-defined]
+        batch.ns = ns  # type: ignore[attr-defined]
+        self._inflight.add(req)
+        return req
+
+    def _submit_blocks(self, op: str, ns: int, blocks: Any, n: int, flags: int) -> int:
+        lib = _lib.lib()
+        out = ctypes.c_void_p()
+        if op == "put":
+            rc = lib.gpc_put_submit(self.handle, ns, blocks, n, flags, ctypes.byref(out))
+        else:
+            rc = lib.gpc_get_submit(self.handle, ns, blocks, n, ctypes.byref(out))
+        check(rc, op)
+        return out.value
+
+    def _retry_busy(self, op: str, batch: _Batch, flags: int) -> None:
+        """Re-send the blocks answered BUSY, with backoff, like gpc_put/gpc_get."""
+        lib = _lib.lib()
+        for tries in range(1000):
+            busy = batch.busy_subset()
+            if not busy:
+                return
+            time.sleep(0.0001 if tries < 10 else 0.001)
+            sub = (_lib.Block * len(busy))()
+            for j, i in enumerate(busy):
+                sub[j] = batch.blocks[i]
+            handle = self._submit_blocks(op, batch.ns, sub, len(busy), flags)
+            rc = lib.gpc_wait(self.handle, handle)
+            lib.gpc_req_free(handle)
+            check(rc, op)
+            for j, i in enumerate(busy):
+                batch.blocks[i].status = sub[j].status
+
+    @staticmethod
+    def _batch_result(op: str, batch: _Batch) -> Any:
+        st = batch.statuses()
+        if op == "put":
+            if any(s < 0 for s in st):
+                raise BatchError(st, "put")
+            return None
+        out: list[int | None] = []
+        for s in st:
+            if s == -_lib.ENOTFOUND:
+                out.append(None)
+            elif s < 0:
+                raise BatchError(st, "get")
+            else:
+                out.append(s)
+        return out
+
+    # ---- key operations ----
+
+    def lookup(self, ns: int, keys: Sequence[bytes], prefetch: bool = False) -> int:
+        """How many leading keys of the chain are present."""
+        buf, n = _keys_buffer(keys)
+        present = ctypes.c_uint()
+        check(_lib.lib().gpc_lookup(self.handle, ns, buf, n,
+                                    _lib.LOOKUP_PREFETCH if prefetch else 0,
+                                    ctypes.byref(present)), "lookup")
+        return int(present.value)
+
+    def delete(self, ns: int, keys: Sequence[bytes]) -> list[int]:
+        """Delete keys; per key 0 or a negative code (e.g. a miss)."""
+        buf, n = _keys_buffer(keys)
+        st = (ctypes.c_int * n)()
+        check(_lib.lib().gpc_delete(self.handle, ns, buf, n, st), "delete")
+        return list(st)
+
+    def pin(self, ns: int, keys: Sequence[bytes], pin: bool = True) -> list[int]:
+        """Pin (or unpin) keys against eviction; per key 0 or a negative code."""
+        buf, n = _keys_buffer(keys)
+        st = (ctypes.c_int * n)()
+        check(_lib.lib().gpc_pin(self.handle, ns, buf, n, 1 if pin else 0, st),
+              "pin" if pin else "unpin")
+        return list(st)
+
+    def unpin(self, ns: int, keys: Sequence[bytes]) -> list[int]:
+        return self.pin(ns, keys, False)

@@ -1,0 +1,208 @@
+"""The gpucache package against a live gpucached: round trips are
+bit-exact, misses are None, bad input raises with libgpucache's message."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpucache
+from gpucache import config, metrics
+
+NS = gpucache.namespace("tests/python/test_client")
+
+
+def rand_blocks(n: int, size: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, size), dtype=np.uint8)
+
+
+def keys_for(tag: str, n: int) -> list[bytes]:
+    return gpucache.chain_keys(list(range(n * 4)), 4, salt=tag.encode())
+
+
+def test_connect_from_config(daemon):
+    cfg = config.load(daemon.conf)
+    tenant, secret = next(iter(cfg.tenants.items()))
+    assert tenant == "default" and len(secret) >= 16
+    with gpucache.Client(daemon.url, tenant, secret) as c:
+        assert c.shards == 2
+
+
+def test_wrong_secret_raises_auth_error(daemon):
+    with pytest.raises(gpucache.AuthError) as ei:
+        gpucache.Client(daemon.url, "default", b"x" * 32)
+    assert gpucache.strerror(1033) in str(ei.value)
+
+
+def test_round_trip_numpy_bit_exact(client):
+    n, size = 16, 64 * 1024
+    src = rand_blocks(n, size, 1)
+    dst = np.zeros_like(src)
+    client.register(src)
+    client.register(dst)
+    keys = keys_for("numpy", n)
+    client.put(NS, keys, [src[i] for i in range(n)])
+    assert client.lookup(NS, keys) == n
+    got = client.get(NS, keys, [dst[i] for i in range(n)])
+    assert got == [size] * n
+    assert np.array_equal(src, dst)
+
+
+def test_async_put_get_and_iovec(client):
+    n, size = 8, 32 * 1024
+    src = rand_blocks(n, 2 * size, 2)
+    dst = np.zeros_like(src)
+    client.register(src)
+    client.register(dst)
+    keys = keys_for("iov", n)
+    # each block gathered from two pieces, scattered back the same way
+    req = client.put_async(NS, keys, [[src[i, :size], src[i, size:]] for i in range(n)])
+    assert req.wait() is None
+    assert req.done()
+    req = client.get_async(NS, keys, [[dst[i, size:], dst[i, :size]] for i in range(n)])
+    assert req.wait() == [2 * size] * n
+    swapped = np.concatenate([dst[:, size:], dst[:, :size]], axis=1)
+    assert np.array_equal(src, swapped)
+
+
+def test_misses_and_prefix_lookup(client):
+    n, size = 6, 8192
+    src = rand_blocks(n, size, 3)
+    dst = np.zeros_like(src)
+    client.register(src)
+    client.register(dst)
+    keys = keys_for("prefix", n)
+    client.put(NS, keys[:3], [src[i] for i in range(3)])
+    assert client.lookup(NS, keys) == 3
+    assert client.lookup(NS, keys[3:]) == 0
+    got = client.get(NS, keys, [dst[i] for i in range(n)])
+    assert got == [size, size, size, None, None, None]
+    assert np.array_equal(dst[:3], src[:3]) and not dst[3:].any()
+    # another namespace does not see them
+    other = gpucache.namespace("tests/python/other")
+    assert client.lookup(other, keys) == 0
+
+
+def test_delete_and_pin(client):
+    src = rand_blocks(2, 4096, 4)
+    client.register(src)
+    keys = keys_for("delete", 2)
+    client.put(NS, keys, [src[0], src[1]])
+    assert client.pin(NS, keys) == [0, 0]
+    assert client.unpin(NS, keys) == [0, 0]
+    st = client.delete(NS, keys[:1])
+    assert st == [0]
+    assert client.lookup(NS, keys) == 0
+    assert client.lookup(NS, keys[1:]) == 1
+
+
+def test_raw_pointer_and_alloc(client):
+    size = 16384
+    reg = client.alloc(2 * size)
+    a = reg.array()
+    a[:size] = np.arange(size, dtype=np.uint32).view(np.uint8)[:size]
+    keys = keys_for("alloc", 1)
+    client.put(NS, keys, [(reg.addr, size)])
+    buf = ctypes.create_string_buffer(size)
+    client.register((ctypes.addressof(buf), size))
+    assert client.get(NS, keys, [(ctypes.addressof(buf), size)]) == [size]
+    assert buf.raw == a[:size].tobytes()
+
+
+def test_torch_tensor_if_installed(client):
+    torch = pytest.importorskip("torch")  # the base venv has no torch; vllm's has
+    t = torch.randn(4, 1024)
+    out = torch.zeros_like(t)
+    client.register(t)
+    client.register(out)
+    keys = keys_for("torch", 4)
+    client.put(NS, keys, [t[i] for i in range(4)])
+    assert client.get(NS, keys, [out[i] for i in range(4)]) == [4096] * 4
+    assert torch.equal(t, out)
+
+
+def test_bad_input_raises(client):
+    src = rand_blocks(1, 4096, 5)
+    unreg = np.zeros(4096, dtype=np.uint8)
+    client.register(src)
+    with pytest.raises(ValueError, match="not inside a registered region"):
+        client.put(NS, keys_for("bad", 1), [unreg])
+    with pytest.raises(ValueError, match="32 bytes"):
+        client.put(NS, [b"short"], [src[0]])
+    with pytest.raises(ValueError, match="keys but"):
+        client.put(NS, keys_for("bad", 2), [src[0]])
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        client.register(np.zeros((8, 8), dtype=np.uint8)[:, ::2])
+    with pytest.raises(ValueError, match="read-only"):
+        client.register(b"immutable bytes")
+    # a region that the library itself refuses: its message comes through
+    with pytest.raises(gpucache.GpucacheError) as ei:
+        client.register((0, 4096))
+    assert ei.value.code == 22 and os.strerror(22) in str(ei.value)
+
+
+def test_too_small_get_buffer_is_an_error(client):
+    src = rand_blocks(1, 8192, 6)
+    dst = np.zeros(4096, dtype=np.uint8)
+    client.register(src)
+    client.register(dst)
+    keys = keys_for("small", 1)
+    client.put(NS, keys, [src[0]])
+    with pytest.raises(gpucache.BatchError) as ei:
+        client.get(NS, keys, [dst])
+    assert ei.value.statuses[0] < 0 and ei.value.message
+
+
+def test_key_chain_matches_spec_and_is_stable():
+    import hashlib
+    import struct
+
+    toks = [7, 8, 9, 2**32 - 1]
+    want = hashlib.sha256(
+        bytes(32) + struct.pack("<I", 3) + b"abc" + struct.pack("<I", 4)
+        + struct.pack("<4I", *toks)
+    ).digest()
+    assert gpucache.key_chain(toks, salt=b"abc") == want
+    k2 = gpucache.key_chain([1], parent=want)
+    assert k2 == hashlib.sha256(want + struct.pack("<II", 0, 1) + struct.pack("<I", 1)).digest()
+    # another process computes the same keys (no per-process hash seed)
+    code = ("import gpucache; print(gpucache.chain_keys(list(range(64)), 16, salt=b's')[-1].hex(),"
+            " gpucache.namespace('m'))")
+    env = dict(os.environ, PYTHONHASHSEED="random")
+    outs = {subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stdout for _ in range(2)}
+    assert len(outs) == 1
+    assert outs.pop().split() == [gpucache.chain_keys(list(range(64)), 16, salt=b"s")[-1].hex(),
+                                  str(gpucache.namespace("m"))]
+
+
+def test_namespaces_do_not_alias():
+    a, da = gpucache.layout_namespace("m", "bf16", 16, 0)
+    b, db = gpucache.layout_namespace("m", "bf16", 16, 1)
+    c, _ = gpucache.layout_namespace("m", "fp16", 16, 0)
+    assert len({a, b, c}) == 3 and da != db
+
+
+def test_stat_counts_our_traffic(daemon, client):
+    before = metrics.stat(daemon.metrics_addr)
+    src = rand_blocks(2, 4096, 7)
+    client.register(src)
+    keys = keys_for("stat", 2)
+    client.put(NS, keys, [src[0], src[1]])
+    client.get(NS, keys, [src[0], src[1]])
+    after = metrics.stat(daemon.metrics_addr)
+    hits = "gpucache_tenant_hits_total"
+    assert metrics.total(after, hits) - metrics.total(before, hits) == 2
+    assert metrics.total(after, "gpucache_payload_copy_bytes_total") == 0
+
+
+def test_closed_client_raises(daemon):
+    c = daemon.client()
+    c.close()
+    with pytest.raises(gpucache.ClosedError):
+        c.lookup(NS, keys_for("closed", 1))
