@@ -6,6 +6,8 @@
 #   make test          build three times (plain, ASan+UBSan, aarch64) and run
 #                      every test (aarch64 under qemu-user), plus the
 #                      portability check
+#   make test-python   the Python package and engine connectors (tests/python)
+#                      in venvs cached under /var/cache/gpucache
 #   make bench-engine  engine vs fio on files and zram (needs root for zram)
 #   make bench-cache   hit ratio against LRU and Belady, offline and live
 #   make soak / crash-long / fault-long   longer campaigns, bounded defaults
@@ -15,6 +17,7 @@ ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
 .PHONY: bench-net bench-cache demo-engine all deps build build-asan test test-plain test-asan demo \
+	test-python \
 	bench-engine crash-long clean
 
 all: build
@@ -41,10 +44,17 @@ test-plain: build
 test-asan: build-asan
 	scripts/run-tests.sh $(ASAN_BUILD)
 
+# Python package and engine connectors (tests/python), each suite in a venv
+# cached outside the clone (scripts/py-venv.sh); PY_SUITES picks suites.
+PY_SUITES ?= base
+test-python: build
+	scripts/run-tests.sh --counted "scripts/py-tests.sh $(BUILD) $(PY_SUITES)"
+
 test: build build-asan cross
 	scripts/run-tests.sh --check "scripts/check-portable.sh --self-test" \
 		--check scripts/check-portable.sh \
 		--check "scripts/fuzz.sh 5" \
+		--counted "scripts/py-tests.sh $(BUILD) $(PY_SUITES)" \
 		$(BUILD) $(ASAN_BUILD) $(AARCH64_BUILD)
 
 demo: build
