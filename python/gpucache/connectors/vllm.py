@@ -169,6 +169,7 @@ class GpucacheConnector(KVConnectorBase_V1):
         self._block_size = vllm_config.cache_config.block_size
         self._extra = extra
         self._check_supported(kv_cache_config)
+        self._check_reproducible_keys(vllm_config)
         self._layer_names = self._known_layers(kv_cache_config)
         hbs = getattr(kv_cache_config, "hash_block_size", None) or self._block_size
         if self._block_size % hbs:
@@ -208,6 +209,18 @@ class GpucacheConnector(KVConnectorBase_V1):
             if name not in ("FullAttentionSpec",):
                 raise ValueError(f"GpucacheConnector: KV cache spec {name} is not supported "
                                  "(full attention only)")
+
+    @staticmethod
+    def _check_reproducible_keys(vllm_config: VllmConfig) -> None:
+        """Start-up self-test: the block hashes must be equal in every
+        process for equal tokens, or every lookup misses. vLLM seeds its
+        non-cryptographic hashes per process unless PYTHONHASHSEED is set."""
+        algo = getattr(vllm_config.cache_config, "prefix_caching_hash_algo", "sha256")
+        if str(algo).startswith("xxhash") and os.environ.get("PYTHONHASHSEED") is None:
+            raise ValueError(
+                f"GpucacheConnector: prefix_caching_hash_algo={algo} gives block hashes "
+                "that differ from process to process unless PYTHONHASHSEED is set: set "
+                "it to the same value everywhere, or use sha256 / sha256_cbor")
 
     @staticmethod
     def _known_layers(kv_cache_config: Any) -> list[str]:

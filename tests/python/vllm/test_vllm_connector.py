@@ -7,9 +7,6 @@ turns it into recompute."""
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
 import torch
 from vllm.config import CacheConfig, DeviceConfig, KVTransferConfig, ModelConfig, VllmConfig
@@ -39,18 +36,8 @@ LAYERS = [f"model.layers.{i}.self_attn.attn" for i in range(2)]
 init_none_hash(sha256_cbor)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tinyllama")
-    (d / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
-        "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": HEADS,
-        "num_hidden_layers": len(LAYERS), "vocab_size": 256, "max_position_embeddings": 512,
-        "rms_norm_eps": 1e-5, "torch_dtype": "float32"}))
-    return str(d)
-
-
-def make_config(model_dir: str, daemon, fingerprint: str = "tiny-test") -> VllmConfig:
+def make_config(model_dir: str, daemon, fingerprint: str = "tiny-test",
+                connector: bool = True) -> VllmConfig:
     tenant, secret = daemon.tenant()
     mc = ModelConfig(model=model_dir, skip_tokenizer_init=True, dtype="float32",
                      max_model_len=512)
@@ -62,7 +49,8 @@ def make_config(model_dir: str, daemon, fingerprint: str = "tiny-test") -> VllmC
                                    "secret_hex": secret.hex(),
                                    "model_fingerprint": fingerprint})
     cfg = VllmConfig(model_config=mc, cache_config=CacheConfig(block_size=BLOCK),
-                     device_config=DeviceConfig(device="cpu"), kv_transfer_config=kvt)
+                     device_config=DeviceConfig(device="cpu"),
+                     kv_transfer_config=kvt if connector else None)
     cfg.cache_config.num_gpu_blocks = NUM_BLOCKS
     return cfg
 
@@ -230,4 +218,14 @@ def test_failed_load_is_reported_and_recomputed(tmp_path, model_dir):
     assert out2.num_scheduled_tokens["B"] == len(PROMPT)  # recomputed in full
     assert not out2.kv_connector_metadata.loads
     w._client.close()
-    os.environ.get("UCX_TLS")
+
+
+def test_per_process_hash_seed_refused(daemon, model_dir, monkeypatch):
+    cfg = make_config(model_dir, daemon)
+    cfg.cache_config.prefix_caching_hash_algo = "xxhash"
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    with pytest.raises(ValueError, match="PYTHONHASHSEED"):
+        KVConnectorFactory.create_connector(cfg, KVConnectorRole.SCHEDULER, make_kv_config())
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    KVConnectorFactory.create_connector(cfg, KVConnectorRole.SCHEDULER,
+                                        make_kv_config()).shutdown()
