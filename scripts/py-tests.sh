@@ -23,6 +23,7 @@ export PYTHONPATH=$ROOT/python${PYTHONPATH:+:$PYTHONPATH}
 export UCX_TLS=${UCX_TLS:-posix,cma,tcp} GPUCACHE_NO_BUILD=1
 export PYTHONHASHSEED=0 # vLLM's sha256_cbor block hashes are reproducible with it
 export HF_HUB_OFFLINE=1 # the vLLM tests build their model config from a local file
+export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 pass=0 fail=0 skip=0
 
 # add the counts of pytest's summary line in $1 (a log)
