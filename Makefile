@@ -46,7 +46,7 @@ test-asan: build-asan
 
 # Python package and engine connectors (tests/python), each suite in a venv
 # cached outside the clone (scripts/py-venv.sh); PY_SUITES picks suites.
-PY_SUITES ?= base vllm sglang
+PY_SUITES ?= base vllm sglang lmcache
 test-python: build
 	scripts/run-tests.sh --counted "scripts/py-tests.sh $(BUILD) $(PY_SUITES)"
 

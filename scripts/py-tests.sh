@@ -6,6 +6,7 @@
 #   base  the gpucache package (numpy, pytest) and `ruff check`
 #   vllm  the vLLM v1 KV connector against the real vllm package
 #   sglang  the SGLang HiCache storage backend against the real sglang package
+#   lmcache the LMCache remote storage plugin against the real lmcache package
 # Default: every suite. Prints pytest's summary per suite, then one line
 #   py-tests: N passed, N failed, N skipped
 # which scripts/run-tests.sh --counted adds to the make test line. A suite
@@ -17,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "$1" && pwd) || die "no build dir $1"
 shift
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(base vllm sglang)
+[ ${#suites[@]} -gt 0 ] || suites=(base vllm sglang lmcache)
 export GPUCACHE_LIB=$B/src/client/libgpucache.so GPUCACHED=$B/src/server/gpucached
 [ -f "$GPUCACHE_LIB" ] && [ -x "$GPUCACHED" ] || die "build $B first (make build)"
 export PYTHONPATH=$ROOT/python${PYTHONPATH:+:$PYTHONPATH}
