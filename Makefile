@@ -8,6 +8,7 @@
 #                      portability check
 #   make test-python   the Python package and engine connectors (tests/python)
 #                      in venvs cached under /var/cache/gpucache
+#   make bench-peers   gpucached beside Mooncake Store, loopback tcp
 #   make bench-engine  engine vs fio on files and zram (needs root for zram)
 #   make bench-cache   hit ratio against LRU and Belady, offline and live
 #   make soak / crash-long / fault-long   longer campaigns, bounded defaults
@@ -17,7 +18,7 @@ ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
 .PHONY: bench-net bench-cache demo-engine all deps build build-asan test test-plain test-asan demo \
-	test-python \
+	test-python bench-peers \
 	bench-engine crash-long clean
 
 all: build
@@ -76,6 +77,9 @@ bench-net: build
 bench-cache: build
 	@scripts/deps.sh cache
 	scripts/bench-cache.sh $(BUILD)
+
+bench-peers: build
+	scripts/bench-peers.sh $(BUILD)
 
 crash-long: build-asan
 	GPC_CRASH_SEEDS=$${GPC_CRASH_SEEDS:-20000} $(ASAN_BUILD)/tests/test_crash
