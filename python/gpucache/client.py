@@ -315,9 +315,12 @@ class Client:
     # ---- PUT / GET ----
 
     def put(self, ns: int, keys: Sequence[bytes], values: Sequence[Value],
-            durable: bool = False) -> None:
-        """Store values[i] under keys[i]; raise BatchError if any block failed."""
-        return self.put_async(ns, keys, values, durable).wait()
+            durable: bool = False, if_absent: bool = False) -> None:
+        """Store values[i] under keys[i]; raise BatchError if any block failed.
+        ``durable``: acknowledged once on flash; ``if_absent``: the keys name
+        their content (an engine's block hash), so a key the tier holds
+        already is not rewritten, only marked used."""
+        return self.put_async(ns, keys, values, durable, if_absent).wait()
 
     def get(self, ns: int, keys: Sequence[bytes], values: Sequence[Value]) -> list[int | None]:
         """Read keys[i] into values[i]: per block the bytes read, or None for
@@ -325,8 +328,8 @@ class Client:
         return self.get_async(ns, keys, values).wait()
 
     def put_async(self, ns: int, keys: Sequence[bytes], values: Sequence[Value],
-                  durable: bool = False) -> Request:
-        flags = _lib.PUT_DURABLE if durable else 0
+                  durable: bool = False, if_absent: bool = False) -> Request:
+        flags = (_lib.PUT_DURABLE if durable else 0) | (_lib.PUT_IF_ABSENT if if_absent else 0)
         return self._submit("put", ns, keys, values, flags)
 
     def get_async(self, ns: int, keys: Sequence[bytes], values: Sequence[Value]) -> Request:

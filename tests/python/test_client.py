@@ -101,6 +101,21 @@ def test_delete_and_pin(client):
     assert client.lookup(NS, keys[1:]) == 1
 
 
+def test_put_if_absent_keeps_the_first_value(client):
+    src = rand_blocks(2, 4096, 8)
+    out = np.zeros(4096, dtype=np.uint8)
+    for a in (src, out):
+        client.register(a)
+    keys = keys_for("if-absent", 1)
+    client.put(NS, keys, [src[0]], if_absent=True)
+    client.put(NS, keys, [src[1]], if_absent=True)  # same key: not rewritten
+    client.get(NS, keys, [out])
+    assert np.array_equal(out, src[0])
+    client.put(NS, keys, [src[1]])  # a plain put replaces it
+    client.get(NS, keys, [out])
+    assert np.array_equal(out, src[1])
+
+
 def test_raw_pointer_and_alloc(client):
     size = 16384
     reg = client.alloc(2 * size)

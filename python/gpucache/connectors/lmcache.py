@@ -219,7 +219,7 @@ class GpucacheConnector(RemoteConnector):
         for ns, idx in self._groups(keys).items():
             try:
                 self._client.put(ns, [chunk_key(keys[i]) for i in idx],
-                                 [self._buf(objs[i]) for i in idx])
+                                 [self._buf(objs[i]) for i in idx], if_absent=True)
                 self.stats["put"] += len(idx)
             except GpucacheError as e:
                 logger.warning("gpucache put failed: %s", e)

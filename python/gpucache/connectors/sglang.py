@@ -178,7 +178,7 @@ class GpucacheHiCacheStorage(HiCacheStorage):
         ns = self._require_pool()
         try:
             self._client.put(ns, [page_key(k) for k in keys],
-                             self._page_iovs(len(keys), host_indices))
+                             self._page_iovs(len(keys), host_indices), if_absent=True)
             ok = [True] * len(keys)
         except BatchError as e:
             ok = [s == 0 for s in e.statuses]
@@ -234,7 +234,8 @@ class GpucacheHiCacheStorage(HiCacheStorage):
         vals = [v.contiguous() for v in values]
         try:
             self._with_registered(
-                vals, lambda: self._client.put(ns, [page_key(k) for k in keys], vals))
+                vals, lambda: self._client.put(ns, [page_key(k) for k in keys], vals,
+                                               if_absent=True))
         except GpucacheError as e:
             logger.warning("gpucache put failed: %s", e)
             return False

@@ -427,7 +427,7 @@ class GpucacheConnector(KVConnectorBase_V1):
         keys = [k for t in meta.saves for k in t.keys]
         try:
             req = self._client.put_async(self._layer_ns[layer_name], keys,
-                                         self._iovs(layer_name, ids))
+                                         self._iovs(layer_name, ids), if_absent=True)
         except GpucacheError as e:
             logger.warning("gpucache save of %s failed: %s", layer_name, e)
             self.stats["failed_save_blocks"] += len(ids)
