@@ -35,6 +35,11 @@ def buffer_address(obj: Buffer, writable: bool = True) -> tuple[int, int]:
     if isinstance(obj, tuple) and len(obj) == 2 and all(isinstance(x, int) for x in obj):
         return obj[0], obj[1]
     if hasattr(obj, "data_ptr") and hasattr(obj, "element_size"):  # torch.Tensor
+        dev = getattr(obj, "device", None)
+        if dev is not None and getattr(dev, "type", "cpu") != "cpu":
+            # libgpucache 0.1 registers host memory; device memory needs a
+            # UCX built with CUDA (GPUDirect), which this build is not
+            raise ValueError(f"tensor on {dev}: only host (CPU) memory can be registered")
         if not obj.is_contiguous():
             raise ValueError("tensor is not contiguous: a block must be one piece of memory")
         return int(obj.data_ptr()), int(obj.numel() * obj.element_size())

@@ -139,6 +139,9 @@ def test_torch_tensor_if_installed(client):
     client.put(NS, keys, [t[i] for i in range(4)])
     assert client.get(NS, keys, [out[i] for i in range(4)]) == [4096] * 4
     assert torch.equal(t, out)
+    # device memory is refused clearly, never registered as if it were host memory
+    with pytest.raises(ValueError, match="only host"):
+        client.register(torch.empty(16, device="meta"))
 
 
 def test_bad_input_raises(client):
