@@ -3,7 +3,7 @@ bound with ctypes in gpucache._lib) and the inference-engine connectors
 (gpucache.connectors)."""
 
 from ._lib import KEY_LEN, find_library, strerror
-from .client import Client, MemoryRegion, Request, buffer_address
+from .client import Client, KVEvent, MemoryRegion, Request, buffer_address
 from .errors import (
     AuthError,
     BatchError,
@@ -22,6 +22,7 @@ __all__ = [
     "Client",
     "ClosedError",
     "GpucacheError",
+    "KVEvent",
     "MemoryRegion",
     "NotFoundError",
     "Request",

@@ -74,6 +74,19 @@ class Block(ctypes.Structure):
     ]
 
 
+EV_STORED = 1
+EV_REMOVED = 2
+
+
+class Event(ctypes.Structure):
+    _fields_ = [
+        ("ns", ctypes.c_uint64),
+        ("key", ctypes.c_uint8 * KEY_LEN),
+        ("type", ctypes.c_uint32),
+        ("shard", ctypes.c_uint32),
+    ]
+
+
 _P = ctypes.c_void_p
 _U = ctypes.c_uint
 _I = ctypes.c_int
@@ -99,6 +112,9 @@ _SIGNATURES = {
     "gpc_lookup": (_I, [_P, _U64, _P, _U, _U, ctypes.POINTER(_U)]),
     "gpc_delete": (_I, [_P, _U64, _P, _U, ctypes.POINTER(_I)]),
     "gpc_pin": (_I, [_P, _U64, _P, _U, _I, ctypes.POINTER(_I)]),
+    "gpc_subscribe": (_I, [_P, _U64]),
+    "gpc_events_poll": (_I, [_P, ctypes.POINTER(Event), _U, ctypes.POINTER(_U),
+                             ctypes.POINTER(_U64)]),
     "gpc_key_chain": (_I, [_P, _P, _SZ, _P, _SZ, _P]),
     "gpc_namespace": (_U64, [_P, _SZ]),
 }

@@ -19,12 +19,25 @@ import bisect
 import ctypes
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 from . import _lib
 from . import config as _config
 from .errors import BatchError, GpucacheError, check, error
+
+
+@dataclass(frozen=True)
+class KVEvent:
+    """A block of a subscribed namespace was stored (a new block, not a
+    touch) or removed (evicted or deleted)."""
+
+    ns: int
+    key: bytes
+    stored: bool
+    shard: int
+
 
 Buffer = Any  # numpy array, torch tensor, writable buffer, or (ptr, nbytes)
 Value = Union[Buffer, Sequence[Buffer]]
@@ -423,3 +436,22 @@ class Client:
 
     def unpin(self, ns: int, keys: Sequence[bytes]) -> list[int]:
         return self.pin(ns, keys, False)
+
+    # ---- KV events (for routers) ----
+
+    def subscribe(self, ns: int) -> None:
+        """Receive KV events of namespace ns (up to 16 per client)."""
+        check(_lib.lib().gpc_subscribe(self.handle, ns), "subscribe")
+
+    def events(self, max_events: int = 256) -> tuple[list[KVEvent], int]:
+        """Drive the connection once; the events that arrived (oldest
+        first) and how many were lost since the last call because this
+        client did not keep up (after a loss, LOOKUP what matters)."""
+        ev = (_lib.Event * max_events)()
+        n = ctypes.c_uint()
+        lost = ctypes.c_uint64()
+        check(_lib.lib().gpc_events_poll(self.handle, ev, max_events, ctypes.byref(n),
+                                         ctypes.byref(lost)), "events")
+        out = [KVEvent(int(e.ns), bytes(e.key), e.type == _lib.EV_STORED, int(e.shard))
+               for e in ev[: n.value]]
+        return out, int(lost.value)

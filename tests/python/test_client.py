@@ -219,6 +219,31 @@ def test_stat_counts_our_traffic(daemon, client):
     assert metrics.total(after, "gpucache_payload_copy_bytes_total") == 0
 
 
+def test_kv_events_of_a_subscribed_namespace(daemon, client):
+    import time
+
+    ns = gpucache.namespace("tests/python/events")
+    router = daemon.client()
+    router.subscribe(ns)
+    src = rand_blocks(3, 4096, 9)
+    client.register(src)
+    keys = keys_for("events", 3)
+    client.put(ns, keys, [src[i] for i in range(3)])
+    client.put(NS, keys_for("not-subscribed", 1), [src[0]])
+    client.delete(ns, keys[:1])
+    seen: list[gpucache.KVEvent] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(seen) < 4:
+        evs, lost = router.events()
+        assert lost == 0
+        seen += evs
+        time.sleep(0.01)
+    assert all(e.ns == ns for e in seen)
+    assert sorted(e.key for e in seen if e.stored) == sorted(keys)
+    assert [e.key for e in seen if not e.stored] == [keys[0]]
+    router.close()
+
+
 def test_closed_client_raises(daemon):
     c = daemon.client()
     c.close()
