@@ -44,8 +44,11 @@ What maps to what:
   never kept. A failed save is logged and is a future miss.
 
 Loads are synchronous from the scheduler's point of view (they finish
-within the step that needs them, layer by layer); ``get_finished`` reports
-nothing because no request waits on an asynchronous transfer.
+within the step that needs them, layer by layer: the scheduler marks the
+step ``has_sync_kv_loads``, so the model runner calls ``start_load_kv``
+before the forward); ``get_finished`` reports nothing because no request
+waits on an asynchronous transfer. Loading across steps
+(``load_kv_async=True``) is not implemented yet.
 
 Hybrid models (more than one KV cache group: sliding window beside full
 attention, Mamba) and MLA are refused at start-up with a clear error.

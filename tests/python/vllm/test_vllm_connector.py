@@ -162,6 +162,9 @@ def test_round_trip_through_scheduler_bit_exact(daemon, model_dir, layout):
     out = sched.schedule()
     # 48 tokens come from gpucached; vLLM computes the last 2 only
     assert out.num_scheduled_tokens["B"] == len(PROMPT) - 3 * BLOCK
+    # a load within the step: vLLM's model runner then calls start_load_kv
+    # before the forward, so wait_for_layer_load finds every layer's GET
+    assert out.has_sync_kv_loads
     meta = out.kv_connector_metadata
     assert [len(t.block_ids) for t in meta.loads] == [3]
     ids = meta.loads[0].block_ids
