@@ -43,12 +43,13 @@ What maps to what:
   ``kv_load_failure_policy="recompute"`` vLLM recomputes them; wrong KV is
   never kept. A failed save is logged and is a future miss.
 
-Loads are synchronous from the scheduler's point of view (they finish
-within the step that needs them, layer by layer: the scheduler marks the
-step ``has_sync_kv_loads``, so the model runner calls ``start_load_kv``
-before the forward); ``get_finished`` reports nothing because no request
-waits on an asynchronous transfer. Loading across steps
-(``load_kv_async=True``) is not implemented yet.
+Loads, by default, finish within the step that needs them, layer by
+layer (the scheduler marks the step ``has_sync_kv_loads``, so the model
+runner calls ``start_load_kv`` before the forward and each layer waits
+only for its own GET). With ``"load_async": true`` in the extra config,
+``get_num_new_matched_tokens`` answers ``load_kv_async=True``: the request
+waits outside the batch while its GETs run, ``get_finished`` reports it
+once every layer's GET is done, and only then is it scheduled.
 
 Hybrid models (more than one KV cache group: sliding window beside full
 attention, Mamba) and MLA are refused at start-up with a clear error.
@@ -94,6 +95,7 @@ class BlockTransfer:
     req_id: str
     block_ids: list[int]
     keys: list[bytes]
+    async_load: bool = False
 
 
 @dataclass
@@ -109,6 +111,7 @@ class _ReqState:
     stored_blocks: int = 0  # leading blocks known to be in gpucached
     local_tokens: int = 0  # tokens vLLM had computed when it asked us
     load: BlockTransfer | None = None
+    load_sent: bool = False  # an asynchronous load was handed to the worker
 
 
 def _key32(h: Any) -> bytes:
@@ -190,6 +193,8 @@ class GpucacheConnector(KVConnectorBase_V1):
         self._layouts: dict[str, _LayerLayout] = {}
         self._layer_ns: dict[str, int] = {}
         self._loads: dict[str, tuple[Any, list[int]]] = {}
+        self._async_loads: dict[str, list[tuple[Any, list[int]]]] = {}
+        self._load_async = bool(extra.get("load_async", False))
         self._saves: list[tuple[str, Any, list[int]]] = []
         self._failed: set[int] = set()
         self._lock = threading.Lock()
@@ -308,19 +313,20 @@ class GpucacheConnector(KVConnectorBase_V1):
         st.stored_blocks = max(st.stored_blocks, present)
         if present * self._block_size <= num_computed_tokens:
             return 0, False
-        return present * self._block_size - num_computed_tokens, False
+        return present * self._block_size - num_computed_tokens, self._load_async
 
     def update_state_after_alloc(self, request: Request, blocks: KVCacheBlocks,
                                  num_external_tokens: int) -> None:
         st = self._reqs.setdefault(request.request_id, _ReqState(request))
-        if num_external_tokens <= 0:
+        if num_external_tokens <= 0 or st.load_sent:
             return
         ids = blocks.get_block_ids()[0]
         total = st.local_tokens + num_external_tokens
         first = st.local_tokens // self._block_size
         last = total // self._block_size
         keys = self._keys(request, last)
-        st.load = BlockTransfer(request.request_id, list(ids[first:last]), keys[first:last])
+        st.load = BlockTransfer(request.request_id, list(ids[first:last]), keys[first:last],
+                                self._load_async)
 
     def build_connector_meta(self, scheduler_output: SchedulerOutput) -> KVConnectorMetadata:
         meta = GpucacheConnectorMetadata()
@@ -343,11 +349,15 @@ class GpucacheConnector(KVConnectorBase_V1):
             elif new:
                 st.block_ids.extend(new[0])
             computed[rid] = cr.num_computed_tokens[i]
-        for rid, ncomp in computed.items():
-            st = self._reqs[rid]
+        # loads: every planned one, also of requests that wait for it
+        # (an asynchronous load runs while the request is not scheduled)
+        for st in self._reqs.values():
             if st.load is not None:
                 meta.loads.append(st.load)
+                st.load_sent = st.load.async_load
                 st.load = None
+        for rid, ncomp in computed.items():
+            st = self._reqs[rid]
             done = ncomp + scheduler_output.num_scheduled_tokens.get(rid, 0)
             nfull = min(self._full_hashed_blocks(st.request, done), len(st.block_ids))
             if nfull > st.stored_blocks:
@@ -390,8 +400,14 @@ class GpucacheConnector(KVConnectorBase_V1):
         assert isinstance(meta, GpucacheConnectorMetadata)
         if not meta.loads:
             return
-        ids = [b for t in meta.loads for b in t.block_ids]
-        keys = [k for t in meta.loads for k in t.keys]
+        for t in meta.loads:
+            if t.async_load:
+                self._start_async_load(t)
+        sync = [t for t in meta.loads if not t.async_load]
+        if not sync:
+            return
+        ids = [b for t in sync for b in t.block_ids]
+        keys = [k for t in sync for k in t.keys]
         for layer in self._layouts:
             try:
                 req = self._client.get_async(self._layer_ns[layer], keys, self._iovs(layer, ids))
@@ -400,6 +416,33 @@ class GpucacheConnector(KVConnectorBase_V1):
                 req = None
             self._loads[layer] = (req, ids)
         self.stats["loaded_tokens"] += len(ids) * self._block_size
+
+    def _start_async_load(self, t: BlockTransfer) -> None:
+        """One batched GET per layer for one request; get_finished reports
+        the request once every layer's GET is done."""
+        reqs = []
+        for layer in self._layouts:
+            try:
+                req = self._client.get_async(self._layer_ns[layer], t.keys,
+                                             self._iovs(layer, t.block_ids))
+            except GpucacheError as e:
+                logger.warning("gpucache load of %s failed: %s", layer, e)
+                req = None
+            reqs.append((req, list(t.block_ids)))
+        self._async_loads[t.req_id] = reqs
+        self.stats["loaded_tokens"] += len(t.block_ids) * self._block_size
+
+    def _finish_async(self, reqs: list[tuple[Any, list[int]]]) -> None:
+        for req, ids in reqs:
+            bad = list(ids)
+            if req is not None:
+                try:
+                    bad = [b for b, g in zip(ids, req.wait()) if g is None]
+                except GpucacheError as e:
+                    logger.warning("gpucache load failed: %s", e)
+            self._failed.update(bad)
+            self.stats["failed_load_blocks"] += len(bad)
+            self.stats["loaded_blocks"] += len(ids) - len(bad)
 
     def _finish_load(self, layer: str) -> None:
         req, ids = self._loads.pop(layer, (None, []))
@@ -457,8 +500,20 @@ class GpucacheConnector(KVConnectorBase_V1):
 
     def get_finished(self, finished_req_ids: set[str]) -> tuple[set[str] | None,
                                                                 set[str] | None]:
-        return None, None
+        """Requests whose asynchronous load is complete (their failed
+        blocks, if any, are in get_block_ids_with_load_errors, which vLLM
+        asks right after, in the same pass)."""
+        done = set()
+        for rid, reqs in list(self._async_loads.items()):
+            if all(r is None or r.done() for r, _ in reqs):
+                self._finish_async(reqs)
+                del self._async_loads[rid]
+                done.add(rid)
+        return None, (done or None)
 
     def shutdown(self) -> None:
         self.wait_for_save()
+        for reqs in self._async_loads.values():
+            self._finish_async(reqs)
+        self._async_loads.clear()
         self._client.close()

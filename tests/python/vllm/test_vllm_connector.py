@@ -7,6 +7,8 @@ turns it into recompute."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from vllm.config import CacheConfig, DeviceConfig, KVTransferConfig, ModelConfig, VllmConfig
@@ -37,7 +39,7 @@ init_none_hash(sha256_cbor)
 
 
 def make_config(model_dir: str, daemon, fingerprint: str = "tiny-test",
-                connector: bool = True) -> VllmConfig:
+                connector: bool = True, load_async: bool = False) -> VllmConfig:
     tenant, secret = daemon.tenant()
     mc = ModelConfig(model=model_dir, skip_tokenizer_init=True, dtype="float32",
                      max_model_len=512)
@@ -47,7 +49,8 @@ def make_config(model_dir: str, daemon, fingerprint: str = "tiny-test",
         kv_role="kv_both", kv_load_failure_policy="recompute",
         kv_connector_extra_config={"url": daemon.url, "tenant": tenant,
                                    "secret_hex": secret.hex(),
-                                   "model_fingerprint": fingerprint})
+                                   "model_fingerprint": fingerprint,
+                                   "load_async": load_async})
     cfg = VllmConfig(model_config=mc, cache_config=CacheConfig(block_size=BLOCK),
                      device_config=DeviceConfig(device="cpu"),
                      kv_transfer_config=kvt if connector else None)
@@ -182,6 +185,47 @@ def test_round_trip_through_scheduler_bit_exact(daemon, model_dir, layout):
         c.shutdown()
 
 
+def test_async_load_through_scheduler_bit_exact(daemon, model_dir):
+    cfg = make_config(model_dir, daemon, "tiny-async", load_async=True)
+    saved = prefill_and_save(cfg, "blocks-first", seed=4)
+
+    sched = make_scheduler(cfg)
+    kv = make_kv("blocks-first")
+    w = worker(cfg, kv)
+    sched.add_request(make_request("B", PROMPT))
+    out = sched.schedule()
+    # the request waits outside the batch while its blocks load
+    assert "B" not in out.num_scheduled_tokens and not out.has_sync_kv_loads
+    meta = out.kv_connector_metadata
+    assert [len(t.block_ids) for t in meta.loads] == [3] and meta.loads[0].async_load
+    ids = meta.loads[0].block_ids
+    w.bind_connector_metadata(meta)
+    w.start_load_kv(None)
+    w.wait_for_save()
+    recving: set[str] = set()
+    for _ in range(1000):
+        _, r = w.get_finished(set())
+        recving |= r or set()
+        if recving:
+            break
+        time.sleep(0.01)
+    assert recving == {"B"}
+    assert w.get_block_ids_with_load_errors() == set()
+    w.clear_connector_metadata()
+    for n in LAYERS:
+        for i, b in enumerate(ids):
+            assert torch.equal(block_of(kv[n], b), saved[n][i]), (n, i)
+    # vLLM's scheduler takes the report and schedules only the 2 tokens left
+    mro = ModelRunnerOutput(req_ids=[], req_id_to_index={},
+                            kv_connector_output=KVConnectorOutput(finished_recving={"B"}))
+    sched.update_from_output(out, mro)
+    out2 = sched.schedule()
+    assert out2.num_scheduled_tokens["B"] == len(PROMPT) - 3 * BLOCK
+    assert not out2.kv_connector_metadata.loads  # loaded once, not again
+    for c in (w, sched.connector):
+        c.shutdown()
+
+
 def test_hybrid_model_refused(daemon, model_dir):
     cfg = make_config(model_dir, daemon)
     kvc = make_kv_config()
@@ -220,6 +264,44 @@ def test_failed_load_is_reported_and_recomputed(tmp_path, model_dir):
     out2 = sched.schedule()
     assert out2.num_scheduled_tokens["B"] == len(PROMPT)  # recomputed in full
     assert not out2.kv_connector_metadata.loads
+    w._client.close()
+
+
+def test_failed_async_load_is_reported_and_recomputed(tmp_path, model_dir):
+    from gpucache.testing import Daemon
+
+    d = Daemon(tmp_path / "gpucached").start()
+    cfg = make_config(model_dir, d, "tiny-kill-async", load_async=True)
+    prefill_and_save(cfg, "blocks-first", seed=5)
+
+    sched = make_scheduler(cfg)
+    w = worker(cfg, make_kv("blocks-first"))
+    sched.add_request(make_request("B", PROMPT))
+    out = sched.schedule()
+    assert "B" not in out.num_scheduled_tokens
+    meta = out.kv_connector_metadata
+    ids = meta.loads[0].block_ids
+    d.kill()
+    w.bind_connector_metadata(meta)
+    w.start_load_kv(None)
+    w.wait_for_save()
+    _, recving = w.get_finished(set())
+    for _ in range(1000):
+        if recving:
+            break
+        time.sleep(0.01)
+        _, recving = w.get_finished(set())
+    # finished (so vLLM releases it) and its blocks reported in the same pass
+    assert recving == {"B"}
+    errors = w.get_block_ids_with_load_errors()
+    assert errors == set(ids)
+    w.clear_connector_metadata()
+    mro = ModelRunnerOutput(req_ids=[], req_id_to_index={},
+                            kv_connector_output=KVConnectorOutput(
+                                finished_recving={"B"}, invalid_block_ids=errors))
+    sched.update_from_output(out, mro)
+    out2 = sched.schedule()
+    assert out2.num_scheduled_tokens["B"] == len(PROMPT)  # recomputed in full
     w._client.close()
 
 
