@@ -76,14 +76,17 @@ def run_side(name: str, put, get, src: np.ndarray, dst: np.ndarray, bs: int, bat
     return res
 
 
-def bench_gpucached(sizes: list[int], total: int, batch: int, rounds: int) -> dict:
+def bench_gpucached(sizes: list[int], total: int, batch: int, rounds: int,
+                    devices: list[str]) -> dict:
     os.environ.update(UCX_TCP)
     from gpucache import namespace
     from gpucache.testing import Daemon
 
     out = {}
     with tempfile.TemporaryDirectory(prefix="gpc-peers-") as tmp:
-        d = Daemon(tmp, shards=2, dev_size="2G", dram_buffer="256M", chunk_size="0")
+        extra = tuple(a for dev in devices for a in ("--set", f"store.device={dev}"))
+        d = Daemon(tmp, shards=2, dev_size="2G", dram_buffer="256M", chunk_size="0",
+                   extra=extra)
         d.start()
         try:
             c = d.client()
@@ -194,10 +197,15 @@ def main() -> None:
     ap.add_argument("--total", default="128M", help="bytes per block size and round")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--devices", default="",
+                    help="gpucached's devices, comma-separated (default: 4 files "
+                         "in a temp dir); e.g. zram devices, so its flash reads "
+                         "run at DRAM speed like Mooncake's memory")
     a = ap.parse_args()
     sizes = [size_arg(x) for x in a.sizes.split(",")]
     total = size_arg(a.total)
-    g = bench_gpucached(sizes, total, a.batch, a.rounds)
+    g = bench_gpucached(sizes, total, a.batch, a.rounds,
+                        [x for x in a.devices.split(",") if x])
     m = bench_mooncake(sizes, total, a.batch, a.rounds)
     print(f"{'block':>6} {'side':>10} {'put GB/s':>9} {'p99 ms':>8} {'get GB/s':>9} {'p99 ms':>8}")
     rp, rg = [], []
