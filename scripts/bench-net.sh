@@ -3,11 +3,16 @@
 # RMA and against Redis, in one run (what `make bench-net` runs; the
 # figures go to docs/benchmarks-net.md).
 #
-#   raw UCX   tools/bench_ucx_rma: a server process doing exactly
-#             gpucached's server-driven RMA (GET from client memory for a
-#             put, PUT into it plus an endpoint flush for a get) and
-#             nothing else; same transports, sizes, threads, depth; run
-#             right before each gpucached run it is compared with.
+#   raw UCX   tools/bench_ucx_rma, two baselines, each run right before
+#             the gpucached run it is compared with; same transports,
+#             sizes, threads, depth, peer error handling:
+#               rma  server-driven RMA (GET from client memory for a put,
+#                    PUT into it plus an endpoint flush for a get): what
+#                    protocol v1 had available
+#               am   --mode am: block data as the data part of an active
+#                    message by rendezvous, received into a UCX iovec on
+#                    the server, sent with the put scheme: what gpucached
+#                    (protocol v2) does, and nothing else
 #   gpucached tools/bench_net through libgpucache: threads share one
 #             client (CLIENT=per-thread: one each; the other mode is
 #             measured once for comparison), UCX-allocated buffers
@@ -33,11 +38,17 @@
 # timed phase; payload copies are gpucached's own counter
 # (gpucache_payload_copy_bytes_total) from its metrics endpoint.
 #
+# Shard scaling: gpucached with 1 and then 2 shards (shm, dram tier,
+# SCALE_SIZES, SCALE_THREADS client threads), shard_scaling = the lower of
+# PUT's and GET's 2-shard / 1-shard GB/s, each of the two best over sizes.
+#
 # Needs root (zram). Environment: BENCH_DIR (var/bench-net), SECONDS_PER
 # (1.5), DEPTH (8), SIZES ("256K 2M"), THREADS ("1 4"), TRANSPORTS
 # ("shm tcp"), TIERS ("dram flash"), CLIENT (shared), DRAM_SET (96M),
 # FLASH_SET (1G), REDIS_SET (1G), PORT (7470), REDIS_PORT (7490),
-# LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools).
+# LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am"),
+# SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
+# EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), REDIS (1; 0 skips it).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -68,6 +79,11 @@ PORT=${PORT:-7470}
 MPORT=$((PORT + 10))
 RPORT=${REDIS_PORT:-7490}
 LOAD_PCT=${LOAD_PCT:-70}
+UCX_MODES=${UCX_MODES:-rma am}
+SCALE=${SCALE:-1}
+SCALE_SIZES=${SCALE_SIZES:-256K 2M}
+SCALE_THREADS=${SCALE_THREADS:-4}
+SHARDS=1
 SECRET=bench-net-secret-$$-$RANDOM$RANDOM
 
 bytes() { # 256K -> 262144
@@ -138,9 +154,9 @@ gpc_start() { # transport tier
 		args+=(--set store.dram_buffer=128M)
 	fi
 	env $(ucx_env "$1") "$GPUCACHED" -c "$dir/bench.conf" --data-dir "$dir" \
-		--port "$PORT" --shards 1 --set server.listen=127.0.0.1 \
+		--port "$PORT" --shards "$SHARDS" --set server.listen=127.0.0.1 \
 		--set "server.metrics_port=$MPORT" --set server.log_level=warn \
-		"${args[@]}" >"$dir/log" 2>&1 &
+		"${args[@]}" ${EXTRA_GPC_ARGS:-} >"$dir/log" 2>&1 &
 	GPID=$!
 	for _ in $(seq 300); do
 		grep -q "gpucached: ready" "$dir/log" 2>/dev/null && return 0
@@ -189,18 +205,20 @@ run_gpc() { # transport tier size threads [extra bench_net args]
 		--ops "$ops" --seconds "$SECS" --server-pid "$GPID" "$@" \
 		2>>"$LOG") || die "bench_net failed ($tp $tier $size x$th)"
 	fr1=$(metric gpucache_store_flash_read_bytes_total)
-	echo "$out" | sed "s/^gpc /gpc ${TAG:-}transport=$tp tier=$tier flash_read=$((fr1 - fr0)) /" |
+	echo "$out" | sed "s/^gpc /gpc ${TAG:-}shards=$SHARDS transport=$tp tier=$tier flash_read=$((fr1 - fr0)) /" |
 		tee -a "$RES" | sed 's/^/  /'
 }
 
 run_ucx() { # transport size threads tier (the gpucached run it precedes)
-	local out
-	out=$(env $(ucx_env "$1") timeout 120 "$BIN/bench_ucx_rma" \
-		--port $((PORT + 20)) --size "$(bytes "$2")" --threads "$3" \
-		--depth "$DEPTH" --seconds "$SECS" 2>>"$LOG") ||
-		die "bench_ucx_rma failed ($1 $2 x$3)"
-	echo "$out" | sed "s/^ucx /ucx transport=$1 tier=$4 /" | tee -a "$RES" |
-		sed 's/^/  /'
+	local out mode
+	for mode in $UCX_MODES; do
+		out=$(env $(ucx_env "$1") timeout 120 "$BIN/bench_ucx_rma" \
+			--mode "$mode" --port $((PORT + 20)) --size "$(bytes "$2")" \
+			--threads "$3" --depth "$DEPTH" --seconds "$SECS" \
+			2>>"$LOG") || die "bench_ucx_rma --mode $mode failed ($1 $2 x$3)"
+		echo "$out" | sed "s/^ucx /ucx transport=$1 tier=$4 /" |
+			tee -a "$RES" | sed 's/^/  /'
+	done
 }
 
 proc_cpu() { # pid -> utime+stime in clock ticks
@@ -240,7 +258,7 @@ read -r _ u0 n0 s0 i0 _ </proc/stat
 
 for tp in $TRANSPORTS; do
 	for tier in $TIERS; do
-		echo "== gpucached over $tp, $tier tier; each right after raw UCX RMA of the same shape"
+		echo "== gpucached over $tp, $tier tier; each right after raw UCX ($UCX_MODES) of the same shape"
 		gpc_start "$tp" "$tier"
 		for size in $SIZES; do
 			for th in $THREADS; do
@@ -271,26 +289,40 @@ for tp in $TRANSPORTS; do
 	done
 done
 
-echo "== Redis $(redis-server --version | cut -d' ' -f3) (-c THREADS -P $DEPTH)"
-rm -f "$BENCH_DIR/redis.sock"
-redis-server --port "$RPORT" --bind 127.0.0.1 --protected-mode yes \
-	--unixsocket "$BENCH_DIR/redis.sock" --unixsocketperm 700 \
-	--save "" --appendonly no --dir "$BENCH_DIR" --logfile "$BENCH_DIR/redis.log" &
-RPID=$!
-for _ in $(seq 50); do
-	redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break
-	sleep 0.1
-done
-for via in tcp unix; do
-	for size in $SIZES; do
-		for th in $THREADS; do
-			run_redis "$via" "$size" "$th"
+if [ "$SCALE" = 1 ]; then
+	for SHARDS in 1 2; do
+		echo "== shard scaling: gpucached with $SHARDS shard(s), shm, dram tier, $SCALE_THREADS client threads"
+		gpc_start shm dram
+		for size in $SCALE_SIZES; do
+			TAG="scale=1 " run_gpc shm dram "$size" "$SCALE_THREADS"
+		done
+		gpc_stop shm dram
+	done
+	SHARDS=1
+fi
+
+if [ "${REDIS:-1}" = 1 ]; then
+	echo "== Redis $(redis-server --version | cut -d' ' -f3) (-c THREADS -P $DEPTH)"
+	rm -f "$BENCH_DIR/redis.sock"
+	redis-server --port "$RPORT" --bind 127.0.0.1 --protected-mode yes \
+		--unixsocket "$BENCH_DIR/redis.sock" --unixsocketperm 700 \
+		--save "" --appendonly no --dir "$BENCH_DIR" --logfile "$BENCH_DIR/redis.log" &
+	RPID=$!
+	for _ in $(seq 50); do
+		redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	for via in tcp unix; do
+		for size in $SIZES; do
+			for th in $THREADS; do
+				run_redis "$via" "$size" "$th"
+			done
 		done
 	done
-done
-redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
-wait "$RPID" 2>/dev/null || true
-RPID=
+	redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
+	wait "$RPID" 2>/dev/null || true
+	RPID=
+fi
 
 read -r _ u1 n1 s1 i1 _ </proc/stat
 echo "bench-net: $(( $(date +%s) - T0 )) s; machine busy $(( 100 * ((u1 + n1 + s1) - (u0 + n0 + s0)) / ((u1 + n1 + s1 + i1) - (u0 + n0 + s0 + i0)) ))% over the run, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -305,28 +337,32 @@ for line in open(sys.argv[1]):
         d[k] = v
     rows.append(d)
 f = float
-ucx = {(r["transport"], r["tier"], r["op"], r["size"], r["threads"]): f(r["gbps"])
+ucx = {(r.get("mode", "rma"), r["transport"], r["tier"], r["op"], r["size"], r["threads"]): f(r["gbps"])
        for r in rows if r["kind"] == "ucx"}
 gpc = [r for r in rows if r["kind"] == "gpc" and "latency" not in r
-       and "compare" not in r]
+       and "compare" not in r and "scale" not in r]
+scale = [r for r in rows if r["kind"] == "gpc" and "scale" in r]
 red = {(r["via"], r["op"], r["size"], r["conns"]): r
        for r in rows if r["kind"] == "redis"}
 red_op = {"put": "set", "get": "get"}
 mib = lambda n: "%dK" % (int(n) >> 10) if int(n) < 1 << 20 else "%dM" % (int(n) >> 20)
 
-print("\n%-4s %-5s %-4s %-3s %-3s | %7s %7s %6s | %7s %6s | %8s %8s %8s | %6s %s"
-      % ("tp", "tier", "size", "thr", "op", "gpc", "rawUCX", "ratio", "Redis",
-         "ratio", "p50_us", "p99_us", "p999_us", "s/GB", "notes"))
-ratios = {"get": [], "put": [], "tcp": [], "shm": []}
+print("\n%-4s %-5s %-4s %-3s %-3s | %7s %7s %6s %7s %6s | %7s %6s | %8s %8s %8s | %6s %s"
+      % ("tp", "tier", "size", "thr", "op", "gpc", "UCXrma", "ratio", "UCXam", "ratio",
+         "Redis", "ratio", "p50_us", "p99_us", "p999_us", "s/GB", "notes"))
+ratios = {"get": [], "put": [], "tcp": [], "shm": [], "get_am": [], "put_am": []}
 for r in gpc:
     k = (r["transport"], r["op"], r["size"], r["threads"])
     g = f(r["gbps"])
-    u = ucx.get((k[0], r["tier"]) + k[1:])
+    u = ucx.get(("rma", k[0], r["tier"]) + k[1:])
+    a = ucx.get(("am", k[0], r["tier"]) + k[1:])
     via = "tcp" if r["transport"] == "tcp" else "unix"
     rd = red.get((via, red_op[r["op"]], r["size"], r["threads"]))
     rg = f(rd["gbps"]) if rd else None
     if u:
         ratios[r["op"]].append((g / u, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
+    if a:
+        ratios[r["op"] + "_am"].append((g / a, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     if rg:
         ratios[r["transport"]].append((g / rg, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     notes = []
@@ -335,8 +371,9 @@ for r in gpc:
     for n in ("busy", "errors", "wrong"):
         if r[n] != "0":
             notes.append("%s=%s" % (n, r[n]))
-    print("%-4s %-5s %-4s %-3s %-3s | %7.2f %7.2f %6.2f | %7s %6s | %8s %8s %8s | %6.3f %s"
+    print("%-4s %-5s %-4s %-3s %-3s | %7.2f %7.2f %6.2f %7.2f %6.2f | %7s %6s | %8s %8s %8s | %6.3f %s"
           % (k[0], r["tier"], mib(k[2]), k[3], k[1], g, u or 0, g / u if u else 0,
+             a or 0, g / a if a else 0,
              "%.2f" % rg if rg else "-", "%.2f" % (g / rg) if rg else "-",
              r["p50_us"], r["p99_us"], r["p999_us"], f(r["srv_cpu_s_per_gb"]),
              " ".join(notes)))
@@ -363,7 +400,25 @@ scopy = sum(int(r["store_copy_bytes"]) for r in rows if r["kind"] == "copy")
 print("\nserver CPU s/GB: gpucached %.3f (dram tier %.3f), Redis %.3f; payload bytes copied by gpucached %d (engine copies %d)"
       % (ours, ours_dram, theirs, copy, scopy))
 mn = lambda k: min(ratios[k]) if ratios[k] else (0.0, "-")
+sc = {}
+if scale:
+    print("\nshard scaling (shm, dram tier):")
+    for r in scale:
+        print("  shards %s  %-4s x%s %s  %7.2f GB/s  p50 %8s us  p99 %8s us  %.3f s/GB"
+              % (r["shards"], mib(r["size"]), r["threads"], r["op"], f(r["gbps"]),
+                 r["p50_us"], r["p99_us"], f(r["srv_cpu_s_per_gb"])))
+        key = (r["op"], r["shards"])
+        sc[key] = max(sc.get(key, 0.0), f(r["gbps"]))
+    per_op = [sc[(op, "2")] / sc[(op, "1")] for op in ("put", "get")
+              if sc.get((op, "1")) and (op, "2") in sc]
+    for op in ("put", "get"):
+        if sc.get((op, "1")) and (op, "2") in sc:
+            print("  %s: 2 shards / 1 = %.2f (best over sizes)" % (op, sc[(op, "2")] / sc[(op, "1")]))
+    sc_val = min(per_op) if per_op else 0.0
+else:
+    sc_val = 0.0
 for k, name, goal in (("get", "GET gpucached/raw UCX", ">= 0.9"), ("put", "PUT gpucached/raw UCX", ">= 0.9"),
+                      ("get_am", "GET gpucached/UCX AM", ">= 0.9"), ("put_am", "PUT gpucached/UCX AM", ">= 0.9"),
                       ("tcp", "gpucached tcp/Redis tcp", ">= 1"), ("shm", "gpucached shm/Redis unix", ">= 3")):
     v, where = mn(k)
     print("lowest %-26s %.2f (goal %s) at %s" % (name, v, goal, where))
@@ -371,8 +426,9 @@ if lat:
     l = lat[-1]
     print("latency at %s%% of peak (256K GET, shm, dram, %s threads, %s req/s): p50 %s us, p99 %s us, p999 %s us, achieved %s GB/s"
           % (sys.argv[2], l["threads"], l["rate"], l["p50_us"], l["p99_us"], l["p999_us"], l["gbps"]))
-print("RESULT get_vs_ucx=%.2f put_vs_ucx=%.2f tcp_vs_redis=%.2f shm_vs_redis=%.2f cpu_vs_redis=%.2f payload_copy_bytes=%d server_cpu_s_per_gb=%.3f get_p50_us=%s get_p99_us=%s"
+print("RESULT get_vs_ucx=%.2f put_vs_ucx=%.2f tcp_vs_redis=%.2f shm_vs_redis=%.2f cpu_vs_redis=%.2f payload_copy_bytes=%d server_cpu_s_per_gb=%.3f get_p50_us=%s get_p99_us=%s put_vs_am=%.2f get_vs_am=%.2f shard_scaling=%.2f"
       % (mn("get")[0], mn("put")[0], mn("tcp")[0], mn("shm")[0],
          ours / theirs if theirs else 0, copy, ours,
-         lat[-1]["p50_us"] if lat else "-", lat[-1]["p99_us"] if lat else "-"))
+         lat[-1]["p50_us"] if lat else "-", lat[-1]["p99_us"] if lat else "-",
+         mn("put_am")[0], mn("get_am")[0], sc_val))
 EOF

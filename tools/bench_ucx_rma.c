@@ -20,6 +20,21 @@
  * latency, and the server's CPU seconds per GB (its utime+stime from
  * /proc, before and after the op's timed run).
  *
+ * --mode am measures what protocol v2 (gpucached today) does instead: no
+ * RMA feature, no rkey; block bytes travel as the data part of an active
+ * message sent by rendezvous (UCP_AM_SEND_FLAG_RNDV). A put is the 16-byte
+ * request as the AM header and the slot as its data part; the server
+ * receives it with ucp_am_recv_data_nbx into its buffer as a one-element
+ * UCX iovec (as gpucached's private context does, so no key to its memory
+ * goes out) and answers with a 16-byte message when it has landed. A get
+ * is a 16-byte request; the server sends the block from its buffer as the
+ * data part of an AM with the request as header, rendezvous with the put
+ * scheme (UCX_RNDV_SCHEME=put_zcopy on the server's context unless the
+ * environment says otherwise, as gpucached sets it), and the client
+ * receives it straight into the slot: the landed data is the answer, as
+ * a GET's last DATA piece is gpucached's answer. Peer error handling on
+ * every endpoint and whole-message AM handlers, as in gpucached.
+ *
  * Threads: each client thread owns its context, worker and endpoint; the
  * server is single-threaded; nothing is shared across threads but the
  * start/stop flags and the result arrays.
@@ -58,6 +73,7 @@ struct opts {
 	unsigned threads, depth;
 	double seconds;
 	bool client_malloc, srv_reg;
+	bool am; /* --mode am: AM rendezvous, no RMA */
 	const char *ops;
 };
 
@@ -81,10 +97,11 @@ die(const char *what, ucs_status_t st)
 }
 
 static ucp_context_h
-ctx_new(void)
+ctx_new(bool server)
 {
 	ucp_params_t p = { .field_mask = UCP_PARAM_FIELD_FEATURES,
-			   .features = UCP_FEATURE_AM | UCP_FEATURE_RMA };
+			   .features = UCP_FEATURE_AM |
+				       (o.am ? 0 : UCP_FEATURE_RMA) };
 	ucp_config_t *cfg;
 	ucp_context_h ctx;
 	ucs_status_t st = ucp_config_read(NULL, NULL, &cfg);
@@ -93,6 +110,9 @@ ctx_new(void)
 		die("ucp_config_read", st);
 	if (getenv("UCX_TCP_CM_REUSEADDR") == NULL)
 		(void)ucp_config_modify(cfg, "CM_REUSEADDR", "y");
+	/* as gpucached's private context (src/net/net_ucx.c) */
+	if (server && o.am && getenv("UCX_RNDV_SCHEME") == NULL)
+		(void)ucp_config_modify(cfg, "RNDV_SCHEME", "put_zcopy");
 	st = ucp_init(&p, cfg, &ctx);
 	ucp_config_release(cfg);
 	if (st != UCS_OK)
@@ -109,8 +129,10 @@ worker_new(ucp_context_h ctx, unsigned am_id, ucp_am_recv_callback_t cb,
 	ucp_am_handler_param_t hp = {
 		.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID |
 			      UCP_AM_HANDLER_PARAM_FIELD_CB |
-			      UCP_AM_HANDLER_PARAM_FIELD_ARG,
+			      UCP_AM_HANDLER_PARAM_FIELD_ARG |
+			      UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
 		.id = am_id, .cb = cb, .arg = arg,
+		.flags = o.am ? UCP_AM_FLAG_WHOLE_MSG : 0,
 	};
 	ucp_worker_h w;
 	ucs_status_t st = ucp_worker_create(ctx, &wp, &w);
@@ -183,6 +205,7 @@ struct sop {
 	struct sconn *c;
 	struct msg m;
 	bool flushing;
+	ucp_dt_iov_t iov; /* am put: the receive buffer as a UCX iovec */
 };
 
 static struct {
@@ -255,10 +278,88 @@ srv_request(struct sconn *c, const struct msg *m)
 		srv_rma_cb(NULL, UCS_OK, op);
 }
 
+/* --mode am: the put's data part has landed in the server's buffer. */
+static void
+srv_am_recv_cb(void *req, ucs_status_t st, size_t len, void *user)
+{
+	(void)len;
+	if (req != NULL)
+		ucp_request_free(req);
+	if (st != UCS_OK)
+		die("server am receive", st);
+	srv_answer(user);
+}
+
+/* --mode am: the get's block has gone out (landed at the client). */
+static void
+srv_am_send_cb(void *req, ucs_status_t st, void *user)
+{
+	if (req != NULL)
+		ucp_request_free(req);
+	if (st != UCS_OK)
+		die("server am send", st);
+	free(user);
+}
+
+/* --mode am put: receive the data part (desc) into the slot. */
+static void
+srv_am_put(struct sconn *c, const struct msg *m, void *desc)
+{
+	struct sop *op = calloc(1, sizeof(*op));
+	ucp_request_param_t p = {
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+				UCP_OP_ATTR_FIELD_USER_DATA |
+				UCP_OP_ATTR_FIELD_DATATYPE,
+		.cb.recv_am = srv_am_recv_cb, .user_data = op,
+		.datatype = ucp_dt_make_iov(),
+	};
+	ucs_status_ptr_t sp;
+
+	if (m->slot >= o.depth)
+		die("bad slot", UCS_ERR_INVALID_PARAM);
+	op->c = c;
+	op->m = *m;
+	op->iov = (ucp_dt_iov_t){ c->buf + (size_t)m->slot * o.size, o.size };
+	sp = ucp_am_recv_data_nbx(S.w, desc, &op->iov, 1, &p);
+	if (UCS_PTR_IS_ERR(sp))
+		die("ucp_am_recv_data_nbx", UCS_PTR_STATUS(sp));
+	if (sp == NULL)
+		srv_am_recv_cb(NULL, UCS_OK, o.size, op);
+}
+
+/* --mode am get: send the slot as the data part of the answer. */
+static void
+srv_am_get(struct sconn *c, const struct msg *m)
+{
+	struct sop *op = calloc(1, sizeof(*op));
+	ucp_request_param_t p = {
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+				UCP_OP_ATTR_FIELD_USER_DATA |
+				UCP_OP_ATTR_FIELD_FLAGS |
+				UCP_OP_ATTR_FIELD_DATATYPE,
+		.cb.send = srv_am_send_cb, .user_data = op,
+		.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV,
+		.datatype = ucp_dt_make_contig(1),
+	};
+	ucs_status_ptr_t sp;
+
+	if (m->slot >= o.depth)
+		die("bad slot", UCS_ERR_INVALID_PARAM);
+	op->c = c;
+	op->m = *m; /* the header stays alive until the send completes */
+	sp = ucp_am_send_nbx(c->ep, AM_TO_CLI, &op->m, sizeof(op->m),
+			     c->buf + (size_t)m->slot * o.size, o.size, &p);
+	if (UCS_PTR_IS_ERR(sp))
+		die("ucp_am_send_nbx (get)", UCS_PTR_STATUS(sp));
+	if (sp == NULL)
+		free(op);
+}
+
 static void
 srv_reg(struct sconn *c, const struct reg_msg *r)
 {
-	ucs_status_t st = ucp_ep_rkey_unpack(c->ep, r->rkey, &c->rk);
+	ucs_status_t st = o.am ? UCS_OK
+			       : ucp_ep_rkey_unpack(c->ep, r->rkey, &c->rk);
 
 	if (st != UCS_OK)
 		die("ucp_ep_rkey_unpack", st);
@@ -297,13 +398,27 @@ srv_am(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
 	struct sconn *c = sconn_of(param->reply_ep);
 	struct msg m;
 
-	(void)arg, (void)hdr, (void)hlen;
-	if (c == NULL || len < sizeof(m) ||
+	(void)arg;
+	if (c == NULL)
+		die("server: message from nobody", UCS_ERR_INVALID_PARAM);
+	if (o.am && hlen == sizeof(m)) { /* a put with its data part */
+		memcpy(&m, hdr, sizeof(m));
+		if (m.type != MSG_PUT || len != o.size ||
+		    !(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
+			die("server: unexpected data", UCS_ERR_INVALID_PARAM);
+		srv_am_put(c, &m, data);
+		return UCS_OK; /* received in the callback */
+	}
+	if (hlen != 0 || len < sizeof(m) ||
 	    (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
 		die("server: unexpected message", UCS_ERR_INVALID_PARAM);
 	memcpy(&m, data, sizeof(m));
 	if (m.type == MSG_REG)
 		srv_reg(c, data);
+	else if (o.am && m.type == MSG_GET)
+		srv_am_get(c, &m);
+	else if (o.am)
+		die("server: put without data", UCS_ERR_INVALID_PARAM);
 	else
 		srv_request(c, &m);
 	return UCS_OK;
@@ -353,7 +468,7 @@ server_main(int ready_fd)
 	};
 	ucs_status_t st;
 
-	S.ctx = ctx_new();
+	S.ctx = ctx_new(true);
 	S.w = worker_new(S.ctx, AM_TO_SRV, srv_am, NULL);
 	st = ucp_listener_create(S.w, &lp, &S.l);
 	if (st != UCS_OK)
@@ -377,6 +492,7 @@ struct cli {
 	uint8_t *mem;
 	bool reg_done;
 	uint64_t t0[MAX_DEPTH];
+	struct msg hdr[MAX_DEPTH]; /* am puts: kept until the send completes */
 	unsigned done_slot[MAX_DEPTH], ndone;
 	uint64_t *lat;
 	size_t nlat, cap;
@@ -386,6 +502,26 @@ struct cli {
 static struct cli *clis;
 static atomic_int phase; /* 0 warm-up, 1 timed, 2 stop */
 
+struct cli_rx {
+	struct cli *c;
+	unsigned slot;
+};
+
+/* --mode am get: the block has landed in the slot: the get is done. */
+static void
+cli_rx_cb(void *req, ucs_status_t st, size_t len, void *user)
+{
+	struct cli_rx *x = user;
+
+	(void)len;
+	if (req != NULL)
+		ucp_request_free(req);
+	if (st != UCS_OK)
+		die("client am receive", st);
+	x->c->done_slot[x->c->ndone++] = x->slot;
+	free(x);
+}
+
 static ucs_status_t
 cli_am(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
        const ucp_am_recv_param_t *param)
@@ -393,7 +529,30 @@ cli_am(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
 	struct cli *c = arg;
 	struct msg m;
 
-	(void)hdr, (void)hlen, (void)param;
+	if (hlen == sizeof(m)) { /* --mode am: a get's block */
+		struct cli_rx *x = malloc(sizeof(*x));
+		ucp_request_param_t p = {
+			.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+					UCP_OP_ATTR_FIELD_USER_DATA,
+			.cb.recv_am = cli_rx_cb, .user_data = x,
+		};
+		ucs_status_ptr_t sp;
+
+		memcpy(&m, hdr, sizeof(m));
+		if (m.slot >= o.depth || len != o.size ||
+		    !(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
+			die("client: unexpected data", UCS_ERR_INVALID_PARAM);
+		x->c = c;
+		x->slot = m.slot;
+		sp = ucp_am_recv_data_nbx(c->w, data,
+					  c->mem + (size_t)m.slot * o.size,
+					  o.size, &p);
+		if (UCS_PTR_IS_ERR(sp))
+			die("client ucp_am_recv_data_nbx", UCS_PTR_STATUS(sp));
+		if (sp == NULL)
+			cli_rx_cb(NULL, UCS_OK, len, x);
+		return UCS_OK;
+	}
 	if (len < sizeof(m))
 		return UCS_OK;
 	memcpy(&m, data, sizeof(m));
@@ -432,7 +591,7 @@ cli_setup(struct cli *c)
 	struct reg_msg *r;
 	ucs_status_t st;
 
-	c->ctx = ctx_new();
+	c->ctx = ctx_new(false);
 	c->w = worker_new(c->ctx, AM_TO_CLI, cli_am, c);
 	st = ucp_ep_create(c->w, &ep, &c->ep);
 	if (st != UCS_OK)
@@ -450,18 +609,56 @@ cli_setup(struct cli *c)
 		die("client ucp_mem_map", st);
 	c->mem = ma.address;
 	memset(c->mem, (int)c->idx, len);
-	st = ucp_rkey_pack(c->ctx, c->memh, &rk, &rklen);
-	if (st != UCS_OK)
-		die("ucp_rkey_pack", st);
+	if (o.am) { /* no key: the server allocates its buffers only */
+		rk = NULL;
+		rklen = 0;
+	} else {
+		st = ucp_rkey_pack(c->ctx, c->memh, &rk, &rklen);
+		if (st != UCS_OK)
+			die("ucp_rkey_pack", st);
+	}
 	r = calloc(1, sizeof(*r) + rklen);
 	*r = (struct reg_msg){ .type = MSG_REG, .rkey_len = (uint32_t)rklen,
 			       .addr = (uint64_t)(uintptr_t)c->mem, .len = len };
-	memcpy(r->rkey, rk, rklen);
-	ucp_rkey_buffer_release(rk);
+	if (rk != NULL) {
+		memcpy(r->rkey, rk, rklen);
+		ucp_rkey_buffer_release(rk);
+	}
 	am_send(c->ep, AM_TO_SRV, r, sizeof(*r) + rklen);
 	free(r);
 	while (!c->reg_done)
 		ucp_worker_progress(c->w);
+}
+
+static void
+cli_put_sent(void *req, ucs_status_t st, void *user)
+{
+	(void)user;
+	if (st != UCS_OK)
+		die("client am put", st);
+	ucp_request_free(req);
+}
+
+/* --mode am put: the request as the header, the slot as the data part,
+ * by rendezvous, as libgpucache sends a PUT's DATA. */
+static void
+cli_am_put(struct cli *c, unsigned slot)
+{
+	ucp_request_param_t p = {
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+				UCP_OP_ATTR_FIELD_FLAGS |
+				UCP_OP_ATTR_FIELD_DATATYPE,
+		.cb.send = cli_put_sent,
+		.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV,
+		.datatype = ucp_dt_make_contig(1),
+	};
+	ucs_status_ptr_t sp;
+
+	sp = ucp_am_send_nbx(c->ep, AM_TO_SRV, &c->hdr[slot],
+			     sizeof(c->hdr[slot]),
+			     c->mem + (size_t)slot * o.size, o.size, &p);
+	if (UCS_PTR_IS_ERR(sp))
+		die("ucp_am_send_nbx (put)", UCS_PTR_STATUS(sp));
 }
 
 static void
@@ -470,7 +667,11 @@ cli_issue(struct cli *c, uint32_t type, unsigned slot)
 	struct msg m = { .type = type, .slot = slot };
 
 	c->t0[slot] = now_ns();
-	am_send(c->ep, AM_TO_SRV, &m, sizeof(m));
+	c->hdr[slot] = m;
+	if (o.am && type == MSG_PUT)
+		cli_am_put(c, slot);
+	else
+		am_send(c->ep, AM_TO_SRV, &m, sizeof(m));
 }
 
 static void
@@ -579,10 +780,10 @@ report(const char *name, double dt, double cpu)
 	}
 	qsort(all, n, sizeof(*all), cmp_u64);
 #define Q(q) (n ? all[(size_t)((double)(n - 1) * (q))] / 1000.0 : 0.0)
-	printf("ucx op=%s size=%zu threads=%u depth=%u gbps=%.3f reqs=%" PRIu64
+	printf("ucx mode=%s op=%s size=%zu threads=%u depth=%u gbps=%.3f reqs=%" PRIu64
 	       " p50_us=%.1f p99_us=%.1f p999_us=%.1f srv_cpu_s=%.3f bytes=%" PRIu64
 	       " srv_cpu_s_per_gb=%.4f\n",
-	       name, o.size, o.threads, o.depth, (double)bytes / dt / 1e9, n,
+	       o.am ? "am" : "rma", name, o.size, o.threads, o.depth, (double)bytes / dt / 1e9, n,
 	       Q(0.5), Q(0.99), Q(0.999), cpu, bytes,
 	       bytes ? cpu / ((double)bytes / 1e9) : 0);
 #undef Q
@@ -596,10 +797,11 @@ usage(void)
 	fprintf(stderr,
 "usage: bench_ucx_rma [--port N] [--size S] [--threads N] [--depth N]\n"
 "                     [--seconds T] [--ops put,get] [--client-mem ucx|malloc]\n"
-"                     [--server-reg]\n"
-"  Server-driven RMA against client-registered memory (see the top of\n"
-"  tools/bench_ucx_rma.c). UCX_TLS and other UCX_* variables apply to both\n"
-"  the server and the clients.\n");
+"                     [--server-reg] [--mode rma|am]\n"
+"  Server-driven RMA against client-registered memory, or (--mode am)\n"
+"  block data by active-message rendezvous as gpucached moves it (see the\n"
+"  top of tools/bench_ucx_rma.c). UCX_TLS and other UCX_* variables apply\n"
+"  to both the server and the clients.\n");
 	exit(2);
 }
 
@@ -611,6 +813,7 @@ parse(int argc, char **argv)
 		{ "threads", 1, NULL, 't' }, { "depth", 1, NULL, 'd' },
 		{ "seconds", 1, NULL, 'T' }, { "ops", 1, NULL, 'o' },
 		{ "client-mem", 1, NULL, 'm' }, { "server-reg", 0, NULL, 'r' },
+		{ "mode", 1, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -625,6 +828,11 @@ parse(int argc, char **argv)
 		case 'o': o.ops = optarg; break;
 		case 'm': o.client_malloc = strcmp(optarg, "malloc") == 0; break;
 		case 'r': o.srv_reg = true; break;
+		case 'M':
+			if (strcmp(optarg, "am") != 0 && strcmp(optarg, "rma") != 0)
+				usage();
+			o.am = strcmp(optarg, "am") == 0;
+			break;
 		default: usage();
 		}
 	}
