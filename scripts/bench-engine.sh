@@ -15,6 +15,13 @@
 #      and, reported, the median of each figure and of each ratio.
 # Then the index rebuild of REBUILD_BLOCKS 4 KiB blocks on open.
 #
+# Thread scaling (THREADS_LIST, default "1 nproc"; on zram 4+2, files 4+2
+# without zram): `gpucache bench --threads N` (N engines, each over its own
+# region of the same devices, as gpucached's N shards run them) against
+# fio with numjobs=N, job j on the same slice of every device as engine j
+# (--offset_increment = the device size / N), QD in flight per job and per
+# engine, BYTES in total; THREADS_REPS repetitions, same ratios as above.
+#
 # Fairness: both tools do 1 MiB O_DIRECT I/O through io_uring from one
 # thread with QD (32) I/Os in flight in total: fio runs one job over all
 # the devices of a configuration (--filename=a:b:...), the engine keeps 32
@@ -25,9 +32,10 @@
 # an fsync, as the engine's put phase ends with a flush. fio's figure is
 # the better of a plain run and a --force_async=1 run (see fio_best).
 #
-# Environment: BENCH_DIR (var/bench), BYTES (3G, per configuration),
-# REPS (5), QD (32), DATA (pattern|random), REBUILD_BLOCKS (1000000),
-# MEDIA ("file zram").
+# Environment: BENCH_DIR (var/bench), BYTES (2G, per configuration),
+# REPS (3), QD (32), DATA (pattern|random), REBUILD_BLOCKS (1000000),
+# MEDIA ("file zram"), THREADS_LIST ("1 $(nproc)"; "" skips it),
+# THREADS_REPS (3).
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the run too
 
@@ -41,8 +49,11 @@ command -v fio >/dev/null || die "fio not found (apt-get install fio)"
 command -v python3 >/dev/null || die "python3 not found"
 
 BENCH_DIR=${BENCH_DIR:-var/bench}
-BYTES=${BYTES:-3G}
-REPS=${REPS:-5}
+BYTES=${BYTES:-2G}
+REPS=${REPS:-3}
+NPROC=$(nproc)
+THREADS_LIST=${THREADS_LIST-$( [ "$NPROC" -gt 1 ] && echo "1 $NPROC" || echo 1)}
+THREADS_REPS=${THREADS_REPS:-3}
 QD=${QD:-32}
 DATA=${DATA:-pattern}
 REBUILD_BLOCKS=${REBUILD_BLOCKS:-1000000}
@@ -150,18 +161,22 @@ EOF
 # the kernel does for some of the engine's requests. The baseline is fio's
 # best, never its worse.
 fio_best() {
-	local a b
-	a=$(fio_run "$1" "$2" "${3:-$2}")
-	b=$(fio_run "$1" "$2" "${3:-$2}" --force_async=1)
-	echo "fio $1: plain $a, force_async $b GB/s" >>"$LOG"
+	local a b rw=$1 size=$2 io=${3:-$2}
+	shift $(($# < 3 ? $# : 3))
+	a=$(fio_run "$rw" "$size" "$io" "$@")
+	b=$(fio_run "$rw" "$size" "$io" "$@" --force_async=1)
+	echo "fio $rw $*: plain $a, force_async $b GB/s" >>"$LOG"
 	awk -v a="$a" -v b="$b" 'BEGIN { print (a > b ? a : b) }'
 }
+# (fio_best RW TOTAL_SIZE [IO_SIZE [FIO_OPTION...]]; IO_SIZE "" = TOTAL_SIZE)
 
-# engine_run K M: runs the engine bench, prints its RESULT fields.
+# engine_run K M [BENCH_OPTION...]: runs the engine bench, prints its
+# RESULT fields.
 engine_run() {
-	local out
-	out=$("$GPC" bench --format -k "$1" -m "$2" --bytes "$BYTES_B" \
-		--qd "$QD" --data "$DATA" "${DEVS[@]}" 2>&1) || {
+	local out k=$1 m=$2
+	shift 2
+	out=$("$GPC" bench --format -k "$k" -m "$m" --bytes "$BYTES_B" \
+		--qd "$QD" --data "$DATA" "$@" "${DEVS[@]}" 2>&1) || {
 		echo "$out" >&2
 		die "gpucache bench failed on ${DEVS[*]}"
 	}
@@ -229,6 +244,44 @@ bench_config() {
 		"$(spread "${rr[@]}")" "$mec" "$mcrc")")
 }
 
+TROWS=()     # thread-scaling table lines
+declare -A TW TR # thread count -> median write / read ratio
+
+# bench_threads MEDIUM K M N: N engine threads against fio numjobs=N.
+bench_threads() {
+	local medium=$1 k=$2 m=$3 nt=$4 n=$(($2 + $3))
+	local region=$((BYTES_B / k / MiB * MiB)) dev_size inc r res
+	local fw=() fr=() ep=() eg=() wr=() rr=() jobs
+	dev_size=$(((region + region / 4 + 64 * MiB * nt) / MiB * MiB))
+	inc=$((dev_size / nt / MiB * MiB))
+	jobs=(--numjobs="$nt" --offset_increment="$inc")
+	echo "== threads: $medium $k+$m, $nt engine thread(s) vs fio numjobs=$nt," \
+		"$((BYTES_B / MiB)) MiB in all, qd $QD each"
+	make_devs "$medium" "$n" "$dev_size"
+	fio_run write $((dev_size * n)) $((dev_size * n)) >/dev/null # prefill
+	for ((r = 1; r <= THREADS_REPS; r++)); do
+		fw+=("$(fio_best write $((region * n / nt)) "" "${jobs[@]}")")
+		res=$(engine_run "$k" "$m" --threads "$nt")
+		fr+=("$(fio_best randread $((region * n / nt)) $((BYTES_B / nt)) "${jobs[@]}")")
+		[ "$(field errors "$res")" = 0 ] || die "engine read errors: $res"
+		ep+=("$(field put_gbps "$res")")
+		eg+=("$(field get_gbps "$res")")
+		wr+=("$(calc "${ep[-1]} / (${fw[-1]} * $k / $n)")")
+		rr+=("$(calc "${eg[-1]} / ${fr[-1]}")")
+		echo "   rep $r: fio write ${fw[-1]} read ${fr[-1]} GB/s;" \
+			"engine put ${ep[-1]} get ${eg[-1]} GB/s;" \
+			"ratios ${wr[-1]} ${rr[-1]}"
+	done
+	cleanup
+	TW[$nt]=$(median "${wr[@]}")
+	TR[$nt]=$(median "${rr[@]}")
+	TROWS+=("$(printf '| %s %s+%s | %s | %s (%s) | %s (%s) | **%s** (%s) | %s (%s) | %s (%s) | **%s** (%s) |' \
+		"$medium" "$k" "$m" "$nt" "$(median "${fw[@]}")" "$(spread "${fw[@]}")" \
+		"$(median "${ep[@]}")" "$(spread "${ep[@]}")" "${TW[$nt]}" "$(spread "${wr[@]}")" \
+		"$(median "${fr[@]}")" "$(spread "${fr[@]}")" \
+		"$(median "${eg[@]}")" "$(spread "${eg[@]}")" "${TR[$nt]}" "$(spread "${rr[@]}")")")
+}
+
 # rebuild_run MEDIUM: fills a 1+0 store with REBUILD_BLOCKS 4 KiB blocks
 # and times the index rebuild of a fresh open.
 rebuild_run() {
@@ -264,6 +317,11 @@ for medium in $MEDIA; do
 	bench_config "$medium" 4 2
 done
 [ ${#ROWS[@]} -gt 0 ] || die "no configuration ran (MEDIA=$MEDIA)"
+if [ -n "$THREADS_LIST" ]; then
+	tmedium=file
+	[ $HAVE_ZRAM = 1 ] && tmedium=zram
+	for nt in $THREADS_LIST; do bench_threads "$tmedium" 4 2 "$nt"; done
+fi
 if [ $HAVE_ZRAM = 1 ]; then rebuild_run zram; else rebuild_run file; fi
 
 echo
@@ -284,7 +342,21 @@ rbs=$(field rebuild_s "$REB")
 rblk=$(field rebuild_blocks "$REB")
 echo "index: $ipb DRAM bytes per indexed block (goal <= 32);" \
 	"rebuild of $rblk blocks on open: $rbs s (goal <= 2 s)"
+if [ ${#TROWS[@]} -gt 0 ]; then
+	echo
+	echo "Thread scaling: N engine threads (gpucached's shard regions) vs fio numjobs=N;"
+	echo "medians of $THREADS_REPS repetitions (min..max), fio = the better of plain and force_async."
+	echo
+	echo "| config | N | fio write GB/s | engine put GB/s | put/bound | fio randread GB/s | engine get GB/s | get/fio |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for row in "${TROWS[@]}"; do echo "$row"; done
+	echo
+fi
+tmax=$(printf '%s\n' $THREADS_LIST | sort -g | tail -1)
+[ "$tmax" = "$NPROC" ] || [ -z "$tmax" ] ||
+	echo "bench-engine: note: threads ratios are at N=$tmax, not nproc=$NPROC" >&2
 echo "ec_cpu_s_per_gb below = erasure coding + checksums, worst k+m>1 configuration"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "RESULT write_vs_fio=$wmin read_vs_fio=$rmin index_bytes_per_block=$ipb" \
-	"rebuild_1m_blocks_s=$rbs ec_cpu_s_per_gb=$ecw"
+	"rebuild_1m_blocks_s=$rbs ec_cpu_s_per_gb=$ecw" \
+	"write_vs_fio_threads=${TW[$tmax]:-nan} read_vs_fio_threads=${TR[$tmax]:-nan}"

@@ -6,10 +6,18 @@
  * into 4096-aligned buffers (the direct O_DIRECT path), each one checked.
  * --rebuild-blocks N instead fills the store with N 4 KiB blocks and
  * times the index rebuild of a fresh open.
+ *
+ * --threads N runs N engines at once, each on its own thread over its own
+ * region of the same devices, exactly as gpucached's N shards do (the
+ * region of --shard I/N), for comparison with fio's numjobs=N. --bytes is
+ * the total: each engine puts and gets bytes/N. The phases start together
+ * (a barrier); a phase's time is the slowest engine's. Threads share
+ * nothing but the barrier and their own result slots, read after join.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +37,13 @@ struct bench {
 	double put_cpu, get_cpu; /* this thread's CPU seconds per phase */
 	uint8_t **bufs;
 	struct iovec *iov;
+	unsigned threads;        /* --threads: engines at once (0: one) */
+	/* --threads: each engine's own */
+	pthread_t th;
+	pthread_barrier_t *bar;
+	double put_s, get_s;
+	struct store_stats stats;
+	int rc;
 };
 
 static void
@@ -236,29 +251,35 @@ rebuild_phase(struct bench *b)
 	return 0;
 }
 
+/*
+ * Report b (the sum of every engine's figures when --threads: nkeys,
+ * errors, CPU seconds and the engine counters added up; the times are
+ * the slowest engine's).
+ */
 static void
-bench_report(struct bench *b, double put_s, double get_s)
+bench_report(struct bench *b, const struct store_stats *sp, double put_s,
+	     double get_s)
 {
-	struct store_stats s;
+	const struct store_stats s = *sp;
 	double gb = (double)b->nkeys * (double)b->size / 1e9;
 	double put_gbps = gb / put_s, get_gbps = gb / get_s, ipb;
+	unsigned nt = b->threads ? b->threads : 1;
 
-	store_get_stats(b->st, &s);
 	ipb = (double)s.index_bytes /
 	      (double)(s.index_blocks ? s.index_blocks : 1);
 	printf("bench: %u+%u over %u devices, blocks of %" PRId64 " bytes, "
-	       "qd %u, %s data\n", s.k, s.m, s.ndev, b->size, b->qd,
-	       b->random_data ? "random" : "pattern");
+	       "qd %u, %s data, %u engine thread(s)\n", s.k, s.m, s.ndev,
+	       b->size, b->qd, b->random_data ? "random" : "pattern", nt);
 	printf("put   %.2f GB in %.3f s: %.2f GB/s (write amplification "
 	       "%.3f incl. parity and metadata)\n", gb, put_s, put_gbps,
 	       (double)s.flash_bytes_written / (double)s.put_bytes);
 	printf("get   %.2f GB in %.3f s: %.2f GB/s, %" PRIu64 " errors, "
 	       "%.2f GB read from flash\n", gb, get_s, get_gbps, b->errors,
 	       s.flash_bytes_read / 1e9);
-	printf("cpu   erasure coding %.4f s/GB, checksums %.4f s/GB; thread "
+	printf("cpu   erasure coding %.4f s/GB, checksums %.4f s/GB; threads "
 	       "busy %.0f%% of put, %.0f%% of get (%.3f, %.3f s/GB)\n",
 	       s.ec_cpu_ns / 1e9 / gb, s.crc_cpu_ns / 1e9 / gb,
-	       100 * b->put_cpu / put_s, 100 * b->get_cpu / get_s,
+	       100 * b->put_cpu / put_s / nt, 100 * b->get_cpu / get_s / nt,
 	       b->put_cpu / gb, b->get_cpu / gb);
 	printf("index %.1f bytes per block (%" PRIu64 " blocks), %" PRIu64
 	       " segments evicted\n", ipb, s.index_blocks, s.segs_evicted);
@@ -285,6 +306,7 @@ bench_parse(struct bench *b, int argc, char **argv)
 		{ "rebuild-blocks", required_argument, NULL, 'r' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "data", required_argument, NULL, 'd' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -304,6 +326,7 @@ bench_parse(struct bench *b, int argc, char **argv)
 		case 'C': b->d.create_size = (uint64_t)cli_parse_size(optarg); break;
 		case 'r': b->rebuild_blocks = cli_parse_size(optarg); break;
 		case 'b': b->d.backend = optarg; break;
+		case 't': b->threads = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'd':
 			b->random_data = strcmp(optarg, "random") == 0;
 			if (!b->random_data && strcmp(optarg, "pattern") != 0)
@@ -313,13 +336,18 @@ bench_parse(struct bench *b, int argc, char **argv)
 			printf("usage: gpucache bench [--format -k K -m M --chunk "
 			       "SIZE --create-size SIZE] [--size 1M] [--qd 32] "
 			       "[--bytes 2G] [--wbufs N] [--data pattern|random] "
-			       "[--rebuild-blocks N] DEV...\n");
+			       "[--rebuild-blocks N] [--threads N] DEV...\n"
+			       "  --threads N: N engines at once, each over "
+			       "its own region of the devices\n"
+			       "  (gpucached's shard regions); --bytes is "
+			       "their total\n");
 			exit(0);
 		default: return -1;
 		}
 	}
 	if (optind >= argc || b->size < 1 || b->bytes < b->size ||
-	    b->qd < 1 || b->chunk < 0 || b->rebuild_blocks < 0) {
+	    b->qd < 1 || b->chunk < 0 || b->rebuild_blocks < 0 ||
+	    b->threads > 64 || (b->threads > 1 && b->rebuild_blocks > 0)) {
 		fprintf(stderr, "gpucache bench: bad options or no devices "
 			"(see --help)\n");
 		return -1;
@@ -329,17 +357,120 @@ bench_parse(struct bench *b, int argc, char **argv)
 	return 0;
 }
 
+/* One engine of --threads: format its region, put, then get, in step
+ * with the others. Frees nothing it was given; closes its store. */
+static void *
+bench_thread(void *arg)
+{
+	struct bench *b = arg;
+	struct store_opts o = { .wbuf_segs = b->wbufs };
+
+	b->rc = b->format ? bench_format(b) : 0;
+	if (b->rc == 0)
+		b->rc = cli_store_open(&b->d, &o, &b->st);
+	pthread_barrier_wait(b->bar); /* every engine ready */
+	if (b->rc == 0)
+		b->rc = put_phase(b, &b->put_s);
+	pthread_barrier_wait(b->bar); /* gets start together */
+	if (b->rc == 0)
+		b->rc = get_phase(b, &b->get_s);
+	if (b->st != NULL && b->rc == 0)
+		store_get_stats(b->st, &b->stats);
+	if (b->rc < 0 && b->st != NULL)
+		store_abandon(b->st);
+	else
+		store_close(b->st);
+	b->st = NULL;
+	return NULL;
+}
+
+/* Add one engine's figures to the total in sum. */
+static void
+bench_add(struct bench *sum, struct store_stats *ss, const struct bench *b)
+{
+	const struct store_stats *s = &b->stats;
+
+	sum->nkeys += b->nkeys;
+	sum->errors += b->errors;
+	sum->put_cpu += b->put_cpu;
+	sum->get_cpu += b->get_cpu;
+	if (b->put_s > sum->put_s)
+		sum->put_s = b->put_s;
+	if (b->get_s > sum->get_s)
+		sum->get_s = b->get_s;
+	if (ss->ndev == 0)
+		*ss = *s; /* geometry and the rest from the first */
+	else {
+		ss->index_bytes += s->index_bytes;
+		ss->index_blocks += s->index_blocks;
+		ss->segs_evicted += s->segs_evicted;
+		ss->flash_bytes_written += s->flash_bytes_written;
+		ss->flash_bytes_read += s->flash_bytes_read;
+		ss->put_bytes += s->put_bytes;
+		ss->ec_cpu_ns += s->ec_cpu_ns;
+		ss->crc_cpu_ns += s->crc_cpu_ns;
+	}
+}
+
+/* --threads N: N engines over the regions of N shards. */
+static int
+bench_threads(struct bench *tmpl)
+{
+	unsigned n = tmpl->threads;
+	struct bench *bs = calloc(n, sizeof(*bs)), sum = *tmpl;
+	struct store_stats ss = { 0 };
+	pthread_barrier_t bar;
+	int rc = 0;
+
+	if (bs == NULL)
+		return 1;
+	pthread_barrier_init(&bar, NULL, n);
+	for (unsigned i = 0; i < n; i++) {
+		bs[i] = *tmpl;
+		bs[i].d.shard = i;
+		bs[i].d.nshards = n;
+		bs[i].bytes = tmpl->bytes / n / tmpl->size * tmpl->size;
+		bs[i].bar = &bar;
+		if (bs[i].bytes < bs[i].size ||
+		    pthread_create(&bs[i].th, NULL, bench_thread, &bs[i]) != 0) {
+			fprintf(stderr, "gpucache bench: cannot start engine "
+				"%u of %u\n", i, n);
+			exit(1); /* the others wait at a barrier forever */
+		}
+	}
+	sum.nkeys = sum.errors = 0;
+	sum.put_cpu = sum.get_cpu = sum.put_s = sum.get_s = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(bs[i].th, NULL);
+		if (bs[i].rc < 0 && rc == 0) {
+			fprintf(stderr, "gpucache bench: engine %u: %s\n", i,
+				gpc_strerror(bs[i].rc));
+			rc = bs[i].rc;
+		}
+		bench_add(&sum, &ss, &bs[i]);
+	}
+	pthread_barrier_destroy(&bar);
+	free(bs);
+	if (rc < 0)
+		return 1;
+	bench_report(&sum, &ss, sum.put_s, sum.get_s);
+	return sum.errors ? 1 : 0;
+}
+
 int
 cli_bench(int argc, char **argv)
 {
 	struct bench b = { .k = 1, .qd = 32, .wbufs = 4, .size = 1 << 20,
 			   .bytes = 2ll << 30 };
 	struct store_opts o;
+	struct store_stats s;
 	double put_s = 0, get_s = 0;
 	int rc;
 
 	if (bench_parse(&b, argc, argv) < 0)
 		return 2;
+	if (b.threads > 0)
+		return bench_threads(&b);
 	if (b.format && bench_format(&b) < 0)
 		return 1;
 	o = (struct store_opts){ .wbuf_segs = b.wbufs };
@@ -358,7 +489,8 @@ cli_bench(int argc, char **argv)
 		store_abandon(b.st);
 		return 1;
 	}
-	bench_report(&b, put_s, get_s);
+	store_get_stats(b.st, &s);
+	bench_report(&b, &s, put_s, get_s);
 	store_close(b.st);
 	return b.errors ? 1 : 0;
 }
