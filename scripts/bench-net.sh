@@ -48,7 +48,10 @@
 # FLASH_SET (1G), REDIS_SET (1G), PORT (7470), REDIS_PORT (7490),
 # LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am"),
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
-# EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), REDIS (1; 0 skips it).
+# EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), REDIS (1; 0 skips it),
+# PROFILE (0; 1: `perf record -g` on gpucached during every timed PUT and
+# GET phase, into BENCH_DIR/perf/TAG-TRANSPORT-TIER-SIZE-xTHREADS-OP.data;
+# scripts/bench-profile.py sums them up by stage).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -96,6 +99,27 @@ bytes() { # 256K -> 262144
 
 mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+if [ "${PROFILE:-0}" = 1 ]; then
+	command -v perf >/dev/null || die "PROFILE=1 needs perf (scripts/deps.sh bench)"
+	mkdir -p "$BENCH_DIR/perf"
+	# bench_net --phase-hook: perf on the daemon for the timed phase only
+	cat >"$BENCH_DIR/perf-hook.sh" <<HOOK
+#!/bin/sh
+# \$1 start|stop, \$2 put|get; PERF_TAG and PERF_PID from bench-net.sh
+d=$BENCH_DIR/perf
+case \$1 in
+start)
+	perf record -q ${PERF_ARGS:---call-graph dwarf,16384 -F 400} -p "\$PERF_PID" -o "\$d/\$PERF_TAG-\$2.data" >/dev/null 2>&1 &
+	echo \$! >"\$d/.pid"
+	sleep 0.2 ;;
+stop)
+	p=\$(cat "\$d/.pid")
+	kill -INT "\$p" 2>/dev/null
+	while kill -0 "\$p" 2>/dev/null; do sleep 0.05; done ;;
+esac
+HOOK
+	chmod +x "$BENCH_DIR/perf-hook.sh"
+fi
 RES=$BENCH_DIR/results.txt
 LOG=$BENCH_DIR/bench-net.log
 : >"$RES"
@@ -197,6 +221,11 @@ run_gpc() { # transport tier size threads [extra bench_net args]
 	# 2-CPU machine 4 busy-polling UCX workers lost to one (see the
 	# comparison run and docs/benchmarks-net.md)
 	[ "$th" -gt 1 ] && [ "${CLIENT:-shared}" = shared ] && set -- --shared-client "$@"
+	if [ "${PROFILE:-0}" = 1 ]; then
+		set -- --phase-hook "$BENCH_DIR/perf-hook.sh" "$@"
+		PERF_TAG=$(echo "${TAG:-}" | tr -d ' =')s$SHARDS-$tp-$tier-$size-x$th
+		export PERF_TAG PERF_PID=$GPID
+	fi
 	keys=$((set / sz))
 	fr0=$(metric gpucache_store_flash_read_bytes_total)
 	out=$(env $(ucx_env "$tp") timeout 120 "$BIN/bench_net" \

@@ -25,6 +25,10 @@
  * paces issue for a latency point below peak; a request's latency then
  * counts from its scheduled time, so queueing behind a late one shows.
  *
+ * --phase-hook CMD runs `CMD start OP` as a timed phase begins and
+ * `CMD stop OP` as it ends, and waits for each (bench-net's PROFILE=1
+ * attaches perf to the daemon for exactly the timed phase this way).
+ *
  * Per timed op one line: GB/s, requests, p50/p99/p999 per request (a
  * batch), retries, errors, wrong bytes, and with --server-pid the
  * server's CPU seconds per GB (utime+stime from /proc).
@@ -38,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +54,7 @@
 #define STAMP_X 0xa5c3f00d12345678ull
 
 struct opts {
-	const char *url, *tenant, *secret, *ops;
+	const char *url, *tenant, *secret, *ops, *hook;
 	size_t size;
 	unsigned threads, depth, batch;
 	uint64_t keys;
@@ -463,7 +468,7 @@ usage(void)
 "usage: bench_net --secret S [--url gpc://H:P] [--tenant T] [--size S]\n"
 "       [--threads N] [--depth D] [--batch B] [--keys K] [--seconds T]\n"
 "       [--ops put,fill,get,seal] [--rate REQ_PER_S] [--shared-client]\n"
-"       [--server-pid PID] [--pattern]\n");
+"       [--server-pid PID] [--pattern] [--phase-hook CMD]\n");
 	exit(2);
 }
 
@@ -478,7 +483,7 @@ parse(int argc, char **argv)
 		{ "seconds", 1, NULL, 'T' }, { "ops", 1, NULL, 'o' },
 		{ "rate", 1, NULL, 'r' }, { "shared-client", 0, NULL, 'C' },
 		{ "server-pid", 1, NULL, 'P' }, { "pattern", 0, NULL, 'X' },
-		{ NULL, 0, NULL, 0 },
+		{ "phase-hook", 1, NULL, 'H' }, { NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -498,6 +503,7 @@ parse(int argc, char **argv)
 		case 'C': o.shared = true; break;
 		case 'P': o.srv_pid = atoi(optarg); break;
 		case 'X': o.pattern = true; break;
+		case 'H': o.hook = optarg; break;
 		default: usage();
 		}
 	}
@@ -505,6 +511,24 @@ parse(int argc, char **argv)
 	    o.depth == 0 || o.depth > MAX_DEPTH || o.batch == 0 ||
 	    o.batch > MAX_BATCH || o.keys < o.threads)
 		usage();
+}
+
+/* --phase-hook: run `hook what op` and wait for it. */
+static void
+phase_hook(const char *what, const char *op)
+{
+	pid_t pid;
+
+	if (o.hook == NULL)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", "exec $0 \"$1\" \"$2\"", o.hook,
+		      what, op, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
 }
 
 static int
@@ -517,6 +541,7 @@ run_op(const char *name)
 		atomic_store(&phase, 0);
 		pthread_barrier_wait(&bar);
 		usleep(300000); /* warm-up */
+		phase_hook("start", name);
 		cpu0 = proc_cpu_s(o.srv_pid);
 		t0 = (double)now_ns();
 		atomic_store(&phase, 1);
@@ -524,6 +549,7 @@ run_op(const char *name)
 		atomic_store(&phase, 2);
 		dt = ((double)now_ns() - t0) / 1e9;
 		cpu0 = proc_cpu_s(o.srv_pid) - cpu0;
+		phase_hook("stop", name);
 		pthread_barrier_wait(&bar);
 		report(name, dt, cpu0);
 		return 0;
