@@ -35,6 +35,12 @@
  * a GET's last DATA piece is gpucached's answer. Peer error handling on
  * every endpoint and whole-message AM handlers, as in gpucached.
  *
+ * Every loop polls without sleeping but yields its CPU when a progress
+ * call found nothing (--no-yield: never): on a machine with fewer CPUs
+ * than busy pollers, a rendezvous (which needs both ends to progress)
+ * otherwise waits a scheduler slice per step when client and server
+ * share a CPU (AM over shared memory: p50 24 ms instead of 0.15 ms here).
+ *
  * Threads: each client thread owns its context, worker and endpoint; the
  * server is single-threaded; nothing is shared across threads but the
  * start/stop flags and the result arrays.
@@ -44,6 +50,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -74,11 +81,13 @@ struct opts {
 	double seconds;
 	bool client_malloc, srv_reg;
 	bool am; /* --mode am: AM rendezvous, no RMA */
+	bool yield; /* sched_yield() when a progress call found nothing */
 	const char *ops;
 };
 
 static struct opts o = { .port = 17300, .size = 256 << 10, .threads = 1,
-			 .depth = 8, .seconds = 2.0, .ops = "put,get" };
+			 .depth = 8, .seconds = 2.0, .ops = "put,get",
+			 .yield = true };
 
 static uint64_t
 now_ns(void)
@@ -477,7 +486,8 @@ server_main(int ready_fd)
 		exit(1);
 	close(ready_fd);
 	for (;;) /* busy-polls like a gpucached shard under load */
-		ucp_worker_progress(S.w);
+		if (ucp_worker_progress(S.w) == 0 && o.yield)
+			sched_yield();
 }
 
 /* ---- clients ---- */
@@ -695,7 +705,8 @@ cli_run(struct cli *c, uint32_t type)
 	while (inflight > 0) {
 		int ph = atomic_load_explicit(&phase, memory_order_relaxed);
 
-		ucp_worker_progress(c->w);
+		if (ucp_worker_progress(c->w) == 0 && o.yield)
+			sched_yield();
 		for (unsigned i = 0; i < c->ndone; i++) {
 			unsigned s = c->done_slot[i];
 
@@ -797,7 +808,7 @@ usage(void)
 	fprintf(stderr,
 "usage: bench_ucx_rma [--port N] [--size S] [--threads N] [--depth N]\n"
 "                     [--seconds T] [--ops put,get] [--client-mem ucx|malloc]\n"
-"                     [--server-reg] [--mode rma|am]\n"
+"                     [--server-reg] [--mode rma|am] [--no-yield]\n"
 "  Server-driven RMA against client-registered memory, or (--mode am)\n"
 "  block data by active-message rendezvous as gpucached moves it (see the\n"
 "  top of tools/bench_ucx_rma.c). UCX_TLS and other UCX_* variables apply\n"
@@ -813,7 +824,7 @@ parse(int argc, char **argv)
 		{ "threads", 1, NULL, 't' }, { "depth", 1, NULL, 'd' },
 		{ "seconds", 1, NULL, 'T' }, { "ops", 1, NULL, 'o' },
 		{ "client-mem", 1, NULL, 'm' }, { "server-reg", 0, NULL, 'r' },
-		{ "mode", 1, NULL, 'M' },
+		{ "mode", 1, NULL, 'M' }, { "no-yield", 0, NULL, 'Y' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -828,6 +839,7 @@ parse(int argc, char **argv)
 		case 'o': o.ops = optarg; break;
 		case 'm': o.client_malloc = strcmp(optarg, "malloc") == 0; break;
 		case 'r': o.srv_reg = true; break;
+		case 'Y': o.yield = false; break;
 		case 'M':
 			if (strcmp(optarg, "am") != 0 && strcmp(optarg, "rma") != 0)
 				usage();
