@@ -12,6 +12,12 @@
  * the reply endpoint UCX hands to the message callback finds our net_ep;
  * a closed endpoint stays allocated until UCX has finished closing it, so
  * no late callback can touch freed memory.
+ *
+ * Operations are the per-message cost of the data path (every answer,
+ * every DATA piece, every receive): their records come from a per-worker
+ * free list, and a send's copy of a small message (a header, a short
+ * body) or a receive's short iovec table lives inside the record, so the
+ * common operation allocates nothing.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -47,6 +53,8 @@ struct net_worker {
 	 * when its endpoint is force-closed; such ones are freed (without
 	 * their callbacks) when the worker goes. */
 	struct op *live;
+	struct op *pool; /* finished operation records, for reuse */
+	unsigned npool;
 	int efd;
 };
 
@@ -76,14 +84,21 @@ struct net_data {
 	bool kept;   /* handed to a kept copy during the callback */
 };
 
+/* Bytes of a send copy or iovec table kept inside the operation: a
+ * message header (48) and a short body, or four iovec entries. */
+#define OP_INLINE 96u
+/* Finished operation records a worker keeps for reuse. */
+#define OP_POOL_MAX 256u
+
 struct op {
-	struct op *next;        /* worker's deferred list */
+	struct op *next;        /* worker's deferred list; the free list */
 	struct op *lprev, *lnext; /* worker's live operations */
 	struct net_worker *w;
 	net_done_cb cb;
 	void *arg;
-	void *buf; /* send copy, freed at completion */
+	void *buf; /* send copy or iovec table: inl, or the heap's */
 	int rc;
+	_Alignas(16) uint8_t inl[OP_INLINE];
 };
 
 /*
@@ -105,17 +120,34 @@ op_live(struct op *o)
 	o->w->live = o;
 }
 
+/* Room for len bytes for o->buf: inside o when they fit. */
+static void *
+op_buf(struct op *o, size_t len)
+{
+	o->buf = len <= OP_INLINE ? o->inl : malloc(len);
+	return o->buf;
+}
+
 static void
 op_free(struct op *o)
 {
+	struct net_worker *w = o->w;
+
 	if (o->lprev)
 		o->lprev->lnext = o->lnext;
-	else if (o->w->live == o)
-		o->w->live = o->lnext;
+	else if (w->live == o)
+		w->live = o->lnext;
 	if (o->lnext)
 		o->lnext->lprev = o->lprev;
-	free(o->buf);
-	free(o);
+	if (o->buf != o->inl)
+		free(o->buf);
+	if (w->npool == OP_POOL_MAX) {
+		free(o);
+		return;
+	}
+	o->next = w->pool;
+	w->pool = o;
+	w->npool++;
 }
 
 static void
@@ -422,6 +454,12 @@ net_worker_destroy(struct net_worker *w)
 	}
 	while (w->live != NULL)
 		op_free(w->live);
+	while (w->pool != NULL) {
+		struct op *o = w->pool;
+
+		w->pool = o->next;
+		free(o);
+	}
 	free(w);
 }
 
@@ -690,13 +728,20 @@ static struct op *
 op_new(struct net_worker *w, net_done_cb cb, void *arg,
        ucp_request_param_t *p)
 {
-	struct op *o = calloc(1, sizeof(*o));
+	struct op *o = w->pool;
 
-	if (o == NULL)
+	if (o != NULL) {
+		w->pool = o->next;
+		w->npool--;
+	} else if ((o = malloc(sizeof(*o))) == NULL) {
 		return NULL;
+	}
+	o->next = NULL;
 	o->w = w;
 	o->cb = cb;
 	o->arg = arg;
+	o->buf = NULL;
+	o->rc = 0;
 	op_live(o);
 	*p = (ucp_request_param_t){
 		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
@@ -719,7 +764,7 @@ net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr, size_t hlen,
 	if (ep->closed)
 		return -ENOTCONN;
 	o = op_new(ep->w, cb, arg, &p);
-	if (o == NULL || (o->buf = malloc(hlen + blen)) == NULL) {
+	if (o == NULL || op_buf(o, hlen + blen) == NULL) {
 		if (o != NULL)
 			op_free(o);
 		return -ENOMEM;
@@ -776,7 +821,7 @@ net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 	if (dlen == 0 || mlen == 0)
 		return -EINVAL;
 	o = op_new(ep->w, cb, arg, &p);
-	if (o == NULL || (o->buf = malloc(mlen)) == NULL) {
+	if (o == NULL || op_buf(o, mlen) == NULL) {
 		if (o != NULL)
 			op_free(o);
 		return -ENOMEM;
@@ -902,8 +947,7 @@ net_data_recv_nb(struct net_data *d, const struct iovec *iov, unsigned niov,
 		return -EMSGSIZE;
 	}
 	o = op_new(w, cb, arg, &p);
-	if (o == NULL ||
-	    (o->buf = malloc(niov * sizeof(ucp_dt_iov_t))) == NULL) {
+	if (o == NULL || op_buf(o, niov * sizeof(ucp_dt_iov_t)) == NULL) {
 		if (o != NULL)
 			op_free(o);
 		net_data_drop(d);
