@@ -125,6 +125,9 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "30", .help = "seconds a transfer may wait on its client "
 	  "(and, at most 10, a connection may take to authenticate) before "
 	  "the connection is dropped" },
+	{ SECT_SERVER, "poll_spin_us", T_INT, SRV(poll_spin_us), 0, 100000,
+	  .def = "0", .help = "microseconds a shard keeps polling, while "
+	  "requests are in flight, before it sleeps on its event fd" },
 	{ SECT_SERVER, "data_dir", T_DIR, SRV(data_dir),
 	  .def = "/var/lib/gpucache",
 	  .help = "data directory; default devices live here" },

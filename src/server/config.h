@@ -54,6 +54,7 @@ struct srv_config {
 	unsigned max_inflight_conn;     /* default 64 requests per connection */
 	unsigned max_inflight_shard;    /* default 1024 */
 	unsigned client_timeout_s;      /* default 30 */
+	unsigned poll_spin_us;          /* default 0: busy-poll before sleeping */
 	int log_level;                  /* 0 err .. 3 debug, default 2 */
 	int admission;                  /* enum policy_mode, default auto */
 	unsigned ntenants;
