@@ -12,7 +12,8 @@ The stages of a PUT (docs/benchmarks.md, "Where a PUT's time goes"):
 UCX receive and fragment handling, copy into the write buffer (UCX
 unpacking rendezvous fragments into our iovecs), checksum, parity, seal
 (the rest of it), io_uring submission, zram compression in the submitting
-thread, zram compression in io-wq workers, completion, answer.
+thread, zram compression in io-wq workers, completion, answer; and for a
+GET the rendezvous data going out (UCX's put_zcopy over a socket here).
 """
 import re
 import subprocess
@@ -23,7 +24,7 @@ from collections import Counter, defaultdict
 RULES = [
     ("checksum (CRC32C)", r"crc32_iscsi|crc32c|frag_crc|data_crcs|chunk_crc"),
     ("parity (ISA-L)", r"gf_vect|gf_\d|ec_encode|ec_init|coder_"),
-    ("zram compression", r"zram|LZ4|lz4|zs_malloc|zs_obj|zcomp|zsmalloc"),
+    ("zram (de)compression", r"zram|LZ4|lz4|zs_malloc|zs_obj|zcomp|zsmalloc"),
     ("io_uring submission", r"io_submit_sqes|io_uring_enter|io_uring_submit|"
                             r"uring_submit|io_wq_enqueue|io_issue_sqe"),
     ("seal (other)", r"seal_|store_seal|encode_chunks|summary_"),
@@ -31,6 +32,7 @@ RULES = [
                                      r"store_poll|region_poll|uring_poll"),
     ("answer (send)", r"srv_reply|net_send_nb|net_send_data_nb|get_send|"
                       r"ucp_am_send|ucp_tag_send"),
+    ("rendezvous data out (socket copy)", r"put_zcopy|rndv_rtr|sendmsg|sendv"),
     ("copy into write buffer (UCX unpack)", r"__memmove|memcpy|ucp_dt_unpack|"
                                             r"ucp_dt_iov_scatter"),
     ("UCX receive and fragment handling", r"^ucp_|^uct_|^ucs_|net_progress|"
@@ -38,6 +40,9 @@ RULES = [
                                           r"libuc[pts]"),
     ("sleep / event fd", r"epoll|poll_schedule|net_wait|do_sys_poll|"
                          r"schedule|finish_task_switch"),
+    ("shard loop polling (clock, retry, publish)", r"^shard_main|clock_now|"
+                                                   r"srv_retry|store_pending|"
+                                                   r"publish|run_done"),
 ]
 RULES = [(n, re.compile(r)) for n, r in RULES]
 
@@ -64,7 +69,7 @@ def stage(comm, frames):
         for f in frames:
             sym = f.split("+")[0].split(" (")[0]
             if rx.search(sym) or (name.startswith("UCX") and rx.search(f)):
-                if name == "zram compression":
+                if name.startswith("zram"):
                     return name + (" (io-wq workers)" if comm.startswith("iou-wrk")
                                    else " (in the submitting thread)")
                 return name

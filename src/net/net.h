@@ -69,6 +69,8 @@ void net_worker_set_max_msg(struct net_worker *w, size_t max);
 unsigned net_progress(struct net_worker *w);
 /* Sleep until there may be work or timeout_ms passes. */
 void net_wait(struct net_worker *w, int timeout_ms);
+/* The same with a timeout in microseconds (a short nap between polls). */
+void net_wait_us(struct net_worker *w, unsigned timeout_us);
 
 int net_listen(struct net_worker *w, const char *addr, uint16_t port,
 	       net_accept_cb on_accept);

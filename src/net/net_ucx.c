@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <ucp/api/ucp.h>
 
@@ -488,6 +489,18 @@ net_wait(struct net_worker *w, int timeout_ms)
 	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
 		return; /* events pending (or no fd): go round again */
 	poll(&pfd, 1, timeout_ms);
+}
+
+void
+net_wait_us(struct net_worker *w, unsigned timeout_us)
+{
+	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
+	struct timespec ts = { .tv_sec = timeout_us / 1000000u,
+			       .tv_nsec = (long)(timeout_us % 1000000u) * 1000 };
+
+	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
+		return; /* events pending (or no fd): go round again */
+	ppoll(&pfd, 1, &ts, NULL);
 }
 
 static void

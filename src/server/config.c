@@ -128,6 +128,9 @@ static const struct cfg_key cfg_keys[] = {
 	{ SECT_SERVER, "poll_spin_us", T_INT, SRV(poll_spin_us), 0, 100000,
 	  .def = "0", .help = "microseconds a shard keeps polling, while "
 	  "requests are in flight, before it sleeps on its event fd" },
+	{ SECT_SERVER, "io_nap_us", T_INT, SRV(io_nap_us), 0, 10000,
+	  .def = "50", .help = "microseconds a shard with only engine I/O in "
+	  "flight sleeps on its event fd between polls (0: it polls)" },
 	{ SECT_SERVER, "data_dir", T_DIR, SRV(data_dir),
 	  .def = "/var/lib/gpucache",
 	  .help = "data directory; default devices live here" },

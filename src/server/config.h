@@ -55,6 +55,7 @@ struct srv_config {
 	unsigned max_inflight_shard;    /* default 1024 */
 	unsigned client_timeout_s;      /* default 30 */
 	unsigned poll_spin_us;          /* default 0: busy-poll before sleeping */
+	unsigned io_nap_us;             /* default 50: nap while only I/O is pending */
 	int log_level;                  /* 0 err .. 3 debug, default 2 */
 	int admission;                  /* enum policy_mode, default auto */
 	unsigned ntenants;

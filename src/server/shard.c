@@ -342,6 +342,7 @@ shard_main(void *arg)
 	struct srv_shard *sh = arg;
 	struct srv *s = sh->srv;
 	uint64_t spin, last_work = 0;
+	unsigned nap = s->cfg.io_nap_us;
 	int rc;
 
 	rc = shard_store(sh);
@@ -380,10 +381,25 @@ shard_main(void *arg)
 		srv_sweep(sh, now);
 		srv_events_flush(sh);
 		publish(sh, now);
-		if (n > 0 || store_pending(sh->st) > 0 || sh->retry != NULL) {
+		if (n > 0) {
 			last_work = now;
 			continue;
 		}
+		/*
+		 * Engine I/O in flight (requests waiting for write-buffer
+		 * room wait on it too): its completions raise no event we can
+		 * sleep on, so nap briefly instead of spinning (the CPU goes
+		 * to io-wq workers doing zram's work, and to clients, where
+		 * they share it); a UCX event ends the nap at once.
+		 */
+		if (store_pending(sh->st) > 0) {
+			last_work = now;
+			if (nap > 0)
+				net_wait_us(sh->w, nap);
+			continue;
+		}
+		if (sh->retry != NULL)
+			continue;
 		/* transfers in flight: their next step is likely near */
 		if (sh->inflight > 0 && now - last_work < spin)
 			continue;
