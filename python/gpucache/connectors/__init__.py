@@ -1,2 +1,29 @@
 """Inference-engine connectors, one module per engine (each imports its
-engine, so import the one you use): ``gpucache.connectors.vllm``."""
+engine, so import the one you use): ``gpucache.connectors.vllm``.
+
+What they share lives here and imports no engine."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gpucache
+
+
+def connect(opts: dict[str, Any]) -> gpucache.Client:
+    """A client from an engine's connector options: ``config`` (a
+    gpucached.conf: port and tenant secret; with ``tenant`` and ``host``),
+    or ``url``, ``tenant`` and ``secret`` / ``secret_hex``; and
+    ``timeout_ms``. UCX transports default to what the daemon's tests use
+    (shared memory, then tcp) unless UCX_TLS is set."""
+    os.environ.setdefault("UCX_TLS", "posix,cma,tcp")
+    timeout = int(opts.get("timeout_ms", 0))
+    if "config" in opts:
+        return gpucache.Client.from_config(opts["config"], opts.get("tenant"),
+                                           opts.get("host"), timeout)
+    secret = opts.get("secret")
+    if "secret_hex" in opts:
+        secret = bytes.fromhex(opts["secret_hex"])
+    return gpucache.Client(opts.get("url", "gpc://127.0.0.1:7070"),
+                           opts.get("tenant", "default"), secret, timeout)

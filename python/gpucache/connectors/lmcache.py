@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any, List, Optional
 
 from lmcache.utils import CacheEngineKey
@@ -43,6 +42,7 @@ from lmcache.v1.memory_management import MemoryObj
 from lmcache.v1.storage_backend.connector.base_connector import RemoteConnector
 
 import gpucache
+from gpucache.connectors import connect
 from gpucache.errors import BatchError, GpucacheError
 
 logger = logging.getLogger("gpucache.connectors.lmcache")
@@ -66,7 +66,7 @@ class GpucacheConnector(RemoteConnector):
         extra = (config.extra_config if config is not None else None) or {}
         prefix = f"remote_storage_plugin.{plugin_name or 'gpucache'}."
         opts = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
-        self._client = self._connect(opts)
+        self._client = connect(opts)
         self._ns: dict[tuple, int] = {}
         buf = getattr(getattr(local_cpu_backend, "memory_allocator", None), "buffer", None)
         if buf is not None and hasattr(buf, "data_ptr"):
@@ -76,18 +76,6 @@ class GpucacheConnector(RemoteConnector):
                         f"dtypes={[str(d) for d in self.meta_dtypes]};fmt={self.meta_fmt}")
         self.stats = {"get": 0, "hit": 0, "put": 0, "failed": 0}
 
-    @staticmethod
-    def _connect(opts: dict) -> gpucache.Client:
-        os.environ.setdefault("UCX_TLS", "posix,cma,tcp")
-        timeout = int(opts.get("timeout_ms", 0))
-        if "config" in opts:
-            return gpucache.Client.from_config(opts["config"], opts.get("tenant"),
-                                               opts.get("host"), timeout)
-        secret = opts.get("secret")
-        if "secret_hex" in opts:
-            secret = bytes.fromhex(opts["secret_hex"])
-        return gpucache.Client(opts.get("url", "gpc://127.0.0.1:7070"),
-                               opts.get("tenant", "default"), secret, timeout)
 
     # ---- keys, namespaces, memory ----
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from typing import Any, List, Optional
 
 import torch
@@ -49,6 +48,7 @@ from sglang.srt.mem_cache.hicache_storage import (
 )
 
 import gpucache
+from gpucache.connectors import connect
 from gpucache.errors import BatchError, GpucacheError
 
 logger = logging.getLogger("gpucache.connectors.sglang")
@@ -76,25 +76,13 @@ class GpucacheHiCacheStorage(HiCacheStorage):
         self._extra = extra
         if storage_config.is_mla_model:
             raise ValueError("GpucacheHiCacheStorage: MLA models are not supported yet")
-        self._client = self._connect(extra)
+        self._client = connect(extra)
         self.mem_pool_host = None
         self._ns: Optional[int] = None
         self._nbuf = 0
         self.stats = {"exists": 0, "hit_pages": 0, "get_pages": 0, "set_pages": 0,
                       "failed_pages": 0}
 
-    @staticmethod
-    def _connect(extra: dict) -> gpucache.Client:
-        os.environ.setdefault("UCX_TLS", "posix,cma,tcp")
-        timeout = int(extra.get("timeout_ms", 0))
-        if "config" in extra:
-            return gpucache.Client.from_config(extra["config"], extra.get("tenant"),
-                                               extra.get("host"), timeout)
-        secret = extra.get("secret")
-        if "secret_hex" in extra:
-            secret = bytes.fromhex(extra["secret_hex"])
-        return gpucache.Client(extra.get("url", "gpc://127.0.0.1:7070"),
-                               extra.get("tenant", "default"), secret, timeout)
 
     # ---- set-up ----
 

@@ -72,6 +72,7 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
 )
 
 import gpucache
+from gpucache.connectors import connect
 from gpucache.errors import GpucacheError
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ class GpucacheConnector(KVConnectorBase_V1):
         self._tp_size = pc.tensor_parallel_size
         self._tp_rank = self._my_tp_rank() if role == KVConnectorRole.WORKER else 0
         self._ns_base = self._namespace_base(vllm_config, kv_cache_config)
-        self._client = self._connect(extra)
+        self._client = connect(extra)
         # scheduler side
         self._reqs: dict[str, _ReqState] = {}
         # worker side
@@ -266,18 +267,6 @@ class GpucacheConnector(KVConnectorBase_V1):
             f"tp_size={self._tp_size}", engine="vllm")
         return ns
 
-    @staticmethod
-    def _connect(extra: dict[str, Any]) -> gpucache.Client:
-        os.environ.setdefault("UCX_TLS", "posix,cma,tcp")
-        timeout = int(extra.get("timeout_ms", 0))
-        if "config" in extra:
-            return gpucache.Client.from_config(extra["config"], extra.get("tenant"),
-                                               extra.get("host"), timeout)
-        secret = extra.get("secret")
-        if "secret_hex" in extra:
-            secret = bytes.fromhex(extra["secret_hex"])
-        return gpucache.Client(extra.get("url", "gpc://127.0.0.1:7070"),
-                               extra.get("tenant", "default"), secret, timeout)
 
     def _keys(self, request: Any, nblocks: int) -> list[bytes]:
         hashes = request.block_hashes
