@@ -55,8 +55,10 @@ const char *gpc_strerror(int err);
 #define GPC_PUT_DURABLE 0x1u     /* acknowledge once on flash */
 /* Keys name their content (an engine's block hash): a key the tier holds
  * already is not rewritten; the put only marks the block used. */
-#define GPC_PUT_IF_ABSENT 0x2u
+#define GPC_PUT_IF_ABSENT 0x4u
 #define GPC_LOOKUP_PREFETCH 0x2u /* start reading the found prefix */
+/* (flag values are unique across calls, so one passed to the wrong call
+ * is ignored rather than read as another) */
 
 struct gpc_client;
 struct gpc_mr;
@@ -134,6 +136,22 @@ int gpc_delete(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
 	       unsigned n, int *status);
 int gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
 	    unsigned n, int pin, int *status);
+
+/*
+ * The calling tenant's own figures, summed over the shards (STAT; nothing
+ * of other tenants shows). Set out->struct_size = sizeof(*out) first:
+ * fields past it are not written, so the struct can grow.
+ */
+struct gpc_stat {
+	uint32_t struct_size;
+	uint64_t puts;          /* blocks stored */
+	uint64_t gets;          /* blocks asked for */
+	uint64_t hits, misses;
+	uint64_t usage_bytes;   /* flash its blocks take now (~100 ms old) */
+	uint64_t stored_bytes, served_bytes;
+	uint64_t copy_bytes;    /* payload bytes the server copied: 0 */
+};
+int gpc_stat(struct gpc_client *c, struct gpc_stat *out);
 
 /*
  * KV events, for routers (docs/protocol.md, "KV events"): after

@@ -30,7 +30,7 @@ from pathlib import Path
 
 KEY_LEN = 32
 PUT_DURABLE = 0x1
-PUT_IF_ABSENT = 0x2  # keys name content: a key held already is not rewritten
+PUT_IF_ABSENT = 0x4  # keys name content: a key held already is not rewritten
 LOOKUP_PREFETCH = 0x2
 
 # GPUCache's own error codes (enum gpc_error); functions return them negated.

@@ -435,3 +435,39 @@ gpc_events_poll(struct gpc_client *c, struct gpc_event *ev, unsigned max,
 	*n = k;
 	return 0;
 }
+
+int
+gpc_stat(struct gpc_client *c, struct gpc_stat *out)
+{
+	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull, v[8] = { 0 };
+	struct gpc_stat st;
+	size_t n;
+
+	if (out == NULL || out->struct_size < sizeof(uint32_t))
+		return -EINVAL;
+	for (unsigned s = 0; s < c->nshards; s++) {
+		struct wire_wr none;
+		struct gpc_req *r;
+		int rc;
+
+		wire_wr_init(&none); /* STAT has an empty body */
+		rc = cli_call(c, s, WIRE_OP_STAT, &none, lim, &r);
+		wire_wr_fini(&none);
+		if (rc < 0)
+			return rc;
+		if (r->reply_len < sizeof(v)) {
+			gpc_req_free(r);
+			return -GPC_ECORRUPT;
+		}
+		for (unsigned i = 0; i < 8; i++)
+			v[i] += get_le64(r->reply + 8 * i);
+		gpc_req_free(r);
+	}
+	st = (struct gpc_stat){ .struct_size = out->struct_size, .puts = v[0],
+				.gets = v[1], .hits = v[2], .misses = v[3],
+				.usage_bytes = v[4], .stored_bytes = v[5],
+				.served_bytes = v[6], .copy_bytes = v[7] };
+	n = out->struct_size < sizeof(st) ? out->struct_size : sizeof(st);
+	memcpy(out, &st, n);
+	return 0;
+}

@@ -488,6 +488,32 @@ test_pin(struct gpc_client *c)
 	       miss, FB);
 }
 
+/* ---- STAT: the tenant's own figures ---- */
+
+static void
+test_stat(struct gpc_client *c)
+{
+	struct gpc_client *bob = nt_connect("bob");
+	struct gpc_stat a = { .struct_size = sizeof(a) };
+	struct gpc_stat b = { .struct_size = sizeof(b) };
+	struct gpc_stat small = { .struct_size = offsetof(struct gpc_stat, gets) };
+
+	REQUIRE(bob != NULL);
+	CHECK_RC(gpc_stat(c, &a), 0);
+	CHECK(a.puts >= NB);          /* test_batch's blocks */
+	CHECK(a.hits > 0 && a.gets >= a.hits);
+	CHECK(a.stored_bytes > 0 && a.served_bytes > 0);
+	CHECK_RC(a.copy_bytes, 0);
+	CHECK_RC(gpc_stat(bob, &b), 0); /* bob stored nothing */
+	CHECK_RC(b.puts, 0);
+	CHECK_RC(b.stored_bytes, 0);
+	small.gets = 12345;             /* past struct_size: left alone */
+	CHECK_RC(gpc_stat(c, &small), 0);
+	CHECK(small.puts == a.puts && small.gets == 12345);
+	CHECK_RC(gpc_stat(c, NULL), -EINVAL);
+	gpc_close(bob);
+}
+
 /* ---- KV events ---- */
 
 #define NSE 0x5e7e5e02ull /* another namespace of alice's */
@@ -750,6 +776,7 @@ main(int argc, char **argv)
 	c = nt_connect("alice");
 	CHECK_RC(gpc_shards(c), 2);
 	test_batch(c);
+	test_stat(c);
 	test_chain(c);
 	test_events(c);
 	test_clients(c);
