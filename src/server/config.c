@@ -105,6 +105,7 @@ struct cfg_key {
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const char *const admission_names[] = { "auto", "all", "seen" };
+static const char *const onoff_names[] = { "off", "on" };
 
 static const struct cfg_key cfg_keys[] = {
 	{ SECT_SERVER, "listen", T_ADDR, SRV(listen_addr), .def = "0.0.0.0",
@@ -155,6 +156,11 @@ static const struct cfg_key cfg_keys[] = {
 	  .help = "which new blocks go to flash: auto (chosen online by "
 	  "miniature simulations), all, or seen (only blocks looked up "
 	  "before; docs/cache-policy.md)" },
+	{ SECT_STORE, "seal_thread", T_NAME, SRV(seal_thread), 0, 1,
+	  .names = onoff_names, .def = "off",
+	  .help = "parity and chunk checksums of full segments on a thread "
+	  "of each shard's own (docs/pipeline.md); pays where the shard's "
+	  "core is the bottleneck and another core is free" },
 	{ SECT_STORE, "dram_buffer", T_SIZE, SRV(dram_buffer), MIB, TIB,
 	  .def = "256M", .help = "DRAM write buffer per shard" },
 	{ SECT_TENANT, "secret", T_SECRET, TEN(secret),

@@ -182,7 +182,8 @@ shard_store(struct srv_shard *sh)
 	uint64_t wb = (uint64_t)s->cfg.k * (s->cfg.chunk_size ? s->cfg.chunk_size
 							       : (32u << 20) / s->cfg.k);
 	struct store_opts o = { .wbuf_segs = (unsigned)(s->cfg.dram_buffer / wb),
-				.policy = (enum policy_mode)s->cfg.admission };
+				.policy = (enum policy_mode)s->cfg.admission,
+				.seal_thread = s->cfg.seal_thread != 0 };
 	struct store_io *io;
 	int rc;
 

@@ -782,6 +782,7 @@ store_alloc(struct store *st, const struct sb_disk *ref)
 static void
 store_free(struct store *st)
 {
+	sealer_stop(st->sealer); /* before the buffers it may be encoding */
 	store_read_fini(st);
 	store_wbufs_fini(st);
 	free(st->fifo.v);
@@ -823,6 +824,8 @@ store_open(struct store_io *io, const struct store_opts *o,
 		rc = recover(st);
 	if (rc == 0 && !st->o.read_only)
 		rc = store_wbufs_init(st);
+	if (rc == 0 && !st->o.read_only && st->o.seal_thread)
+		rc = sealer_start(st->g.k, st->g.m, &st->sealer);
 	if (rc < 0) {
 		st->io = NULL;
 		store_free(st);
@@ -860,6 +863,10 @@ store_poll(struct store *st, unsigned min)
 		    st->io->inflight > 0;
 	int rc;
 
+	/* segments the sealer finished; with nothing else to wait for, wait
+	 * for one of those */
+	store_seal_reap(st, min > 0 && st->done_head == NULL &&
+			    st->degq == NULL && st->io->inflight == 0);
 	store_seal_pending(st);
 	rc = store_io_poll(st->io, wait ? 1 : 0);
 	if (rc < 0 && rc != -EINTR && rc != -EAGAIN)
@@ -872,7 +879,7 @@ store_poll(struct store *st, unsigned min)
 unsigned
 store_pending(const struct store *st)
 {
-	return st->pending;
+	return st->pending + sealer_busy(st->sealer);
 }
 
 /* Fail a list of waiters with rc: their callbacks run once, now. */
@@ -892,7 +899,8 @@ fail_waiters(struct store *st, struct store_done **list, int rc)
 static void
 drain(struct store *st)
 {
-	while (st->io->inflight > 0 || st->degq != NULL)
+	while (st->io->inflight > 0 || st->degq != NULL ||
+	       sealer_busy(st->sealer) > 0)
 		if (store_poll(st, 1) < 0)
 			break;
 	for (unsigned i = 0; st->wb != NULL && i < st->nwb; i++)

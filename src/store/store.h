@@ -45,6 +45,8 @@ struct store_opts {
 	size_t index_expect;    /* index pre-size in blocks; 0 = from capacity */
 	bool read_only;         /* fsck: no writes at all */
 	enum policy_mode policy; /* admission (policy.h); 0 = auto */
+	bool seal_thread;       /* parity and chunk CRCs on a thread of the
+				 * store's own (docs/pipeline.md) */
 };
 
 struct store_stats {

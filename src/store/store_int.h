@@ -128,6 +128,7 @@ struct store {
 	uint64_t lost_seen;    /* lost_segs as last reported by a flush */
 	unsigned pending;      /* user ops not yet completed */
 	struct policy *pol;    /* admission and reinsertion (policy.h) */
+	struct sealer *sealer; /* seals off this thread, or NULL */
 	store_ev_cb ev_cb;     /* KV events, or NULL */
 	void *ev_arg;
 	uint64_t rec_bytes, recs; /* records put: the capacity estimate */
@@ -141,6 +142,38 @@ store_foot(uint32_t len4k)
 {
 	return (1ull + len4k) * STORE_SECTOR;
 }
+
+/* A segment's sealing work (store_seal.c): what it reads of the store
+ * does not change while the store is open. */
+struct seal_cost {
+	uint64_t ec_ns, crc_ns;
+};
+struct seal_job {
+	struct seal_job *next;
+	const struct store_geom *g;
+	const struct coder *coder;
+	const uint8_t *uuid;
+	struct wbuf *w;
+	uint64_t seq;
+	uint32_t gen;
+	struct seal_cost cost;
+};
+struct sealer;
+
+/* store_seal.c: parity, chunk CRCs and headers of a full buffer whose
+ * tail is built; on any thread (see the file). */
+void seal_encode(const struct seal_job *j, struct seal_cost *cost);
+int sealer_start(unsigned k, unsigned m, struct sealer **out);
+/* Join the thread; jobs not reaped are freed (their buffers stay as
+ * they are: the store is being freed or abandoned). */
+void sealer_stop(struct sealer *s);
+/* Hand j (malloc'd) over; the sealer runs seal_encode on it. */
+void sealer_submit(struct sealer *s, struct seal_job *j);
+/* A finished job (the caller frees it), or NULL; with wait, blocks until
+ * one finishes if any is out. */
+struct seal_job *sealer_reap(struct sealer *s, bool wait);
+/* Jobs handed over and not reaped. */
+unsigned sealer_busy(const struct sealer *s);
 
 /* store.c */
 int store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
@@ -168,6 +201,9 @@ ringq_len(const struct ringq *q)
 }
 
 /* store_write.c */
+/* Write out the segments the sealer has finished (wait: block for one if
+ * any is out and nothing else is pending). */
+void store_seal_reap(struct store *st, bool wait);
 void store_note_put(struct store *st, uint64_t ns, const uint8_t *key,
 		    uint32_t len);
 /* A block left the store: counted as evicted when evicted is set. */

@@ -784,93 +784,6 @@ build_tail(struct store *st, struct wbuf *w, const struct slot *sl)
 	frag_range(st, w, st->g.cap - STORE_SECTOR, STORE_SECTOR);
 }
 
-static int
-frag_cmp(const void *a, const void *b)
-{
-	const struct crc_frag *x = a, *y = b;
-
-	return x->loff < y->loff ? -1 : x->loff > y->loff;
-}
-
-/*
- * Payload CRC of each data chunk from the fragments: everything between
- * them is zero, so it is a shift of the register (crc.h). If fragments
- * could not be recorded (no memory), checksum the chunks the long way.
- */
-static void
-data_crcs(struct store *st, struct wbuf *w, uint32_t *crc)
-{
-	uint32_t P = st->g.payload, f = 0;
-	uint64_t t0 = clock_thread_cpu_ns();
-
-	qsort(w->frags, w->nfrags, sizeof(*w->frags), frag_cmp);
-	for (unsigned c = 0; c < st->g.k; c++) {
-		uint32_t state = 0xffffffffu, pos = c * P;
-
-		if (w->frags_lost) {
-			crc[c] = crc32c(w->mem + (size_t)c * st->g.chunk_size +
-					STORE_SECTOR, P);
-			continue;
-		}
-		for (; f < w->nfrags && w->frags[f].loff < (c + 1) * P; f++) {
-			const struct crc_frag *x = &w->frags[f];
-
-			/* zeros up to the run, then the run itself */
-			state = crc32c_shift(state, x->loff + x->len - pos) ^
-				x->q;
-			pos = x->loff + x->len;
-		}
-		state = crc32c_shift(state, (c + 1) * P - pos);
-		crc[c] = state ^ 0xffffffffu;
-	}
-	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
-}
-
-/* Parity, then the header (with payload CRC) of every chunk. */
-static void
-encode_chunks(struct store *st, struct wbuf *w, const struct slot *sl)
-{
-	const uint8_t *data[CODER_MAX_K];
-	uint8_t *par[CODER_MAX_M];
-	uint32_t dcrc[CODER_MAX_K];
-	struct chunk_disk h = { .k = (uint8_t)st->g.k, .m = (uint8_t)st->g.m,
-				.seg_seq = sl->seq, .slot = w->slot,
-				.gen = sl->gen, .chunk_size = st->g.chunk_size,
-				.data_len = w->data_len,
-				.nentries = w->nentries };
-	struct timespec ts;
-	uint64_t t0;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	h.seal_time = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-	memcpy(h.uuid, st->uuid, 16);
-	for (unsigned i = 0; i < st->g.w; i++) {
-		uint8_t *c = w->mem + (size_t)i * st->g.chunk_size;
-
-		if (i < st->g.k)
-			data[i] = c + STORE_SECTOR;
-		else
-			par[i - st->g.k] = c + STORE_SECTOR;
-	}
-	t0 = clock_thread_cpu_ns();
-	coder_encode(st->coder, st->g.payload, data, par);
-	st->s.ec_cpu_ns += clock_thread_cpu_ns() - t0;
-	data_crcs(st, w, dcrc);
-	for (unsigned i = 0; i < st->g.w; i++) {
-		uint8_t *c = w->mem + (size_t)i * st->g.chunk_size;
-
-		if (i < st->g.k) {
-			h.payload_crc = dcrc[i];
-		} else { /* parity: its only pass over the bytes */
-			t0 = clock_thread_cpu_ns();
-			h.payload_crc = crc32c(c + STORE_SECTOR, st->g.payload);
-			st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
-		}
-		h.chunk_idx = (uint16_t)i;
-		memset(c, 0, STORE_SECTOR);
-		chunk_encode(&h, c);
-	}
-}
 
 static unsigned
 wbuf_nreq(const struct store *st)
@@ -1044,6 +957,19 @@ seal_finish(struct store *st, struct wbuf *w)
 }
 
 /* Write out a segment whose reservations are all done. */
+/* A segment is encoded: count its cost, write it. */
+static void
+sealed(struct store *st, const struct seal_job *j)
+{
+	struct slot *sl = &st->slots[j->w->slot];
+
+	st->s.ec_cpu_ns += j->cost.ec_ns;
+	st->s.crc_cpu_ns += j->cost.crc_ns;
+	sl->data_len = j->w->data_len;
+	sl->nentries = j->w->nentries;
+	seal_write(st, j->w);
+}
+
 static void
 seal_now(struct store *st, struct wbuf *w)
 {
@@ -1060,10 +986,38 @@ seal_now(struct store *st, struct wbuf *w)
 		return;
 	}
 	build_tail(st, w, sl);
-	encode_chunks(st, w, sl);
-	sl->data_len = w->data_len;
-	sl->nentries = w->nentries;
-	seal_write(st, w);
+	if (st->sealer != NULL) {
+		struct seal_job *j = malloc(sizeof(*j));
+
+		if (j != NULL) {
+			*j = (struct seal_job){ .g = &st->g, .uuid = st->uuid,
+						.w = w, .seq = sl->seq,
+						.gen = sl->gen };
+			sealer_submit(st->sealer, j);
+			return; /* store_seal_reap writes it */
+		}
+	}
+	{
+		struct seal_job j = { .g = &st->g, .coder = st->coder,
+				      .uuid = st->uuid, .w = w,
+				      .seq = sl->seq, .gen = sl->gen };
+
+		seal_encode(&j, &j.cost);
+		sealed(st, &j);
+	}
+}
+
+void
+store_seal_reap(struct store *st, bool wait)
+{
+	struct seal_job *j;
+
+	while ((j = sealer_reap(st->sealer, wait)) != NULL) {
+		wait = false;
+		if (!st->abandoned) /* a crash: nothing more is written */
+			sealed(st, j);
+		free(j);
+	}
 }
 
 int

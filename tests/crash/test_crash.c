@@ -17,12 +17,15 @@ static const struct {
 	unsigned ndev, k, m;
 } geoms[] = { { 1, 1, 0 }, { 3, 2, 1 }, { 6, 4, 2 } };
 
+/* --seal-thread: seal on the store's sealer thread (store_seal.c) */
+static bool seal_thread;
+
 static struct store *
 open_faulty(struct store_memdisk *md, uint64_t seed, struct store_io **fio)
 {
 	struct store_io *io;
 	struct store *st;
-	struct store_opts o = { .wbuf_segs = 2 };
+	struct store_opts o = { .wbuf_segs = 2, .seal_thread = seal_thread };
 
 	REQUIRE(store_io_mem_open(md, &io) == 0);
 	REQUIRE(store_io_fault_open(io, seed, fio) == 0);
@@ -84,13 +87,14 @@ run_seed(uint64_t seed, unsigned *present_out)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const char *env = getenv("GPC_CRASH_SEEDS");
 	uint64_t nseeds = env ? strtoull(env, NULL, 10) : 1000;
 	unsigned long bad = 0, present = 0;
 
 	log_set_level(LOG_ERR);
+	seal_thread = argc > 1 && strcmp(argv[1], "--seal-thread") == 0;
 	const char *one = getenv("GPC_CRASH_SEED");
 	uint64_t first = one ? strtoull(one, NULL, 10) : 0;
 
@@ -107,7 +111,9 @@ main(void)
 	printf("crash: %llu seeds, %lu blocks read back, %lu wrong, %lu torn "
 	       "segments found and skipped\n", (unsigned long long)nseeds,
 	       present, bad, torn_total);
-	CHECK(torn_total > 0); /* the campaign did tear segments */
+	/* the campaign did tear segments (with a sealer, a crash mostly
+	 * finds segments still being encoded, never written: lost whole) */
+	CHECK(seal_thread || torn_total > 0);
 	CHECK(present > 0);
 	return test_summary("test_crash");
 }

@@ -205,6 +205,9 @@ nt_write_conf(uint16_t port)
 		"m = 1\n"
 		"chunk_size = %uM\n"
 		"dram_buffer = 16M\n"
+		/* the daemon's tests run the sealer thread; the store's unit
+		 * and crash tests run both ways */
+		"seal_thread = on\n"
 		"[tenant alice]\n"
 		"secret = " NT_ALICE_SECRET "\n"
 		"[tenant bob]\n"

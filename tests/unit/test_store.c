@@ -18,6 +18,8 @@
 #define CHUNK (64u << 10)
 
 static struct store_memdisk *md;
+/* The second pass runs everything with the sealer thread (store_seal.c). */
+static struct store_opts topts;
 
 static struct store *
 reopen(void)
@@ -26,7 +28,7 @@ reopen(void)
 	struct store *st;
 
 	REQUIRE(store_io_mem_open(md, &io) == 0);
-	REQUIRE(store_open(io, NULL, &st) == 0);
+	REQUIRE(store_open(io, &topts, &st) == 0);
 	return st;
 }
 
@@ -393,12 +395,15 @@ test_wide(void)
 int
 main(void)
 {
-	test_basic();
-	test_evict();
-	test_degraded();
-	test_zero_copy();
-	test_quota();
-	test_wide();
+	for (int pass = 0; pass < 2; pass++) {
+		topts.seal_thread = pass == 1;
+		test_basic();
+		test_evict();
+		test_degraded();
+		test_zero_copy();
+		test_quota();
+		test_wide();
+	}
 	store_memdisk_destroy(md);
 	return test_summary("test_store");
 }
