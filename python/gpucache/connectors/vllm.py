@@ -60,6 +60,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -166,6 +168,54 @@ def layer_layout(kv: torch.Tensor, num_blocks: int) -> _LayerLayout:
     return _LayerLayout(kv.data_ptr(), sorted(offs), bstride, page)
 
 
+# A second Python process computes vLLM's block hashes of fixed tokens
+# the way a fresh vLLM process does; they must equal this process's.
+_KEYS_PROBE = """
+import sys
+from vllm.utils.hashing import get_hash_fn_by_name
+from vllm.v1.core import kv_cache_utils as u
+fn = get_hash_fn_by_name(sys.argv[1])
+u.init_none_hash(fn)
+h = None
+for block in ((1, 2, 3, 4), (5, 6, 7, 8)):
+    h = u.hash_block_tokens(fn, h, block)
+sys.stdout.write(bytes(h).hex())
+"""
+_keys_checked: set[str] = set()
+
+
+def _check_keys_across_processes(vllm_config: VllmConfig) -> None:
+    """Start-up self-test (once per process and hash algorithm): two fresh
+    processes, started as vLLM starts its own (this interpreter, this
+    environment), must compute equal block hashes for equal tokens, or no
+    engine process finds another's blocks (the field's most reported bug).
+    Raises ValueError when they differ; logs and goes on when the probe
+    cannot run. ``"self_test": false`` in the extra config skips it."""
+    algo = str(getattr(vllm_config.cache_config, "prefix_caching_hash_algo", "sha256"))
+    if algo in _keys_checked:
+        return
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", _KEYS_PROBE, algo],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=dict(os.environ)) for _ in range(2)]
+        outs = []
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            if p.returncode != 0:
+                raise subprocess.SubprocessError(err.strip().splitlines()[-1:] or "failed")
+            outs.append(out.strip())
+    except (OSError, subprocess.SubprocessError) as e:
+        logger.warning("GpucacheConnector: block-hash self-test could not run: %s", e)
+        return
+    if outs[0] != outs[1]:
+        raise ValueError(
+            f"GpucacheConnector: block hashes ({algo}) differ between two processes for "
+            "the same tokens, so no other engine process would find this one's blocks: "
+            "set PYTHONHASHSEED to one value everywhere, or use sha256 / sha256_cbor")
+    _keys_checked.add(algo)
+    logger.info("GpucacheConnector: block hashes (%s) agree across processes", algo)
+
+
 class GpucacheConnector(KVConnectorBase_V1):
     """vLLM v1 KV connector backed by a gpucached tier."""
 
@@ -177,6 +227,8 @@ class GpucacheConnector(KVConnectorBase_V1):
         self._extra = extra
         self._check_supported(kv_cache_config)
         self._check_reproducible_keys(vllm_config)
+        if role == KVConnectorRole.SCHEDULER and extra.get("self_test", True):
+            _check_keys_across_processes(vllm_config)
         self._layer_names = self._known_layers(kv_cache_config)
         hbs = getattr(kv_cache_config, "hash_block_size", None) or self._block_size
         if self._block_size % hbs:
@@ -221,6 +273,8 @@ class GpucacheConnector(KVConnectorBase_V1):
 
     @staticmethod
     def _check_reproducible_keys(vllm_config: VllmConfig) -> None:
+        """The configuration check (see _check_keys_across_processes for
+        the measured one)."""
         """Start-up self-test: the block hashes must be equal in every
         process for equal tokens, or every lookup misses. vLLM seeds its
         non-cryptographic hashes per process unless PYTHONHASHSEED is set."""

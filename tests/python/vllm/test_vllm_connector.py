@@ -314,3 +314,21 @@ def test_per_process_hash_seed_refused(daemon, model_dir, monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "0")
     KVConnectorFactory.create_connector(cfg, KVConnectorRole.SCHEDULER,
                                         make_kv_config()).shutdown()
+
+
+def test_block_hashes_checked_across_processes(daemon, model_dir, monkeypatch):
+    """The start-up self-test runs two processes: equal hashes pass, and a
+    probe that gives another hash (what a per-process seed does) is
+    refused with the reason."""
+    import gpucache.connectors.vllm as gv
+
+    cfg = make_config(model_dir, daemon)
+    cfg.cache_config.prefix_caching_hash_algo = "sha256"
+    gv._keys_checked.discard("sha256")
+    KVConnectorFactory.create_connector(cfg, KVConnectorRole.SCHEDULER,
+                                        make_kv_config()).shutdown()
+    assert "sha256" in gv._keys_checked
+    gv._keys_checked.discard("sha256")
+    monkeypatch.setattr(gv, "_KEYS_PROBE", "import os; print(os.getpid())")
+    with pytest.raises(ValueError, match="differ between two processes"):
+        KVConnectorFactory.create_connector(cfg, KVConnectorRole.SCHEDULER, make_kv_config())
