@@ -42,24 +42,6 @@ struct replay {
 	struct hist hput, hget;
 };
 
-/* The bytes of a block: its key repeated (distinct keys, distinct bytes). */
-static void
-fill(uint8_t *p, uint64_t len, const uint8_t *key)
-{
-	for (uint64_t i = 0; i < len; i += GPC_KEY_LEN)
-		memcpy(p + i, key, len - i < GPC_KEY_LEN ? len - i : GPC_KEY_LEN);
-}
-
-static bool
-check(const uint8_t *p, uint64_t len, const uint8_t *key)
-{
-	for (uint64_t i = 0; i < len; i += GPC_KEY_LEN)
-		if (memcmp(p + i, key, len - i < GPC_KEY_LEN ? len - i
-							    : GPC_KEY_LEN) != 0)
-			return false;
-	return true;
-}
-
 /* GET (put == false) or PUT blocks [from, to) of the chain, in batches. */
 static int
 xfer(struct replay *r, const uint8_t (*keys)[GPC_KEY_LEN], unsigned from,
@@ -79,7 +61,7 @@ xfer(struct replay *r, const uint8_t (*keys)[GPC_KEY_LEN], unsigned from,
 			v[j] = (struct gpc_iov){ p, r->block_bytes, r->mr };
 			b[j] = (struct gpc_block){ keys[i + j], &v[j], 1, 0 };
 			if (put)
-				fill(p, r->block_bytes, keys[i + j]);
+				trace_block_fill(p, r->block_bytes, keys[i + j]);
 		}
 		t0 = clock_now_ns();
 		rc = put ? gpc_put(r->c, r->ns, b, n, GPC_PUT_IF_ABSENT) : gpc_get(r->c, r->ns, b, n);
@@ -97,7 +79,7 @@ xfer(struct replay *r, const uint8_t (*keys)[GPC_KEY_LEN], unsigned from,
 				continue;
 			}
 			*(put ? &r->put_bytes : &r->get_bytes) += r->block_bytes;
-			if (!put && !check(r->mem + (uint64_t)j * r->block_bytes,
+			if (!put && !trace_block_check(r->mem + (uint64_t)j * r->block_bytes,
 					   r->block_bytes, keys[i + j]))
 				r->wrong++;
 		}
@@ -113,12 +95,9 @@ request(struct replay *r, uint64_t input, const uint32_t *ids, unsigned n)
 	unsigned present = 0;
 	int rc;
 
-	for (unsigned i = 0; i < n; i++) {
-		rc = gpc_key_chain(i ? keys[i - 1] : NULL, "gpucache-replay", 15,
-				   &ids[i], 1, keys[i]);
-		if (rc < 0)
-			return rc;
-	}
+	rc = trace_chain_keys(ids, n, keys);
+	if (rc < 0)
+		return rc;
 	rc = gpc_lookup(r->c, r->ns, &keys[0][0], n, 0, &present);
 	if (rc == 0)
 		rc = xfer(r, (const uint8_t (*)[GPC_KEY_LEN])keys, 0, present,

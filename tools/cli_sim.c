@@ -242,13 +242,6 @@ run_belady(const struct sim *s, uint64_t cap)
 
 /* ---- ours: the real store on in-memory devices ---- */
 
-static void
-fill(uint8_t *p, uint64_t len, const uint8_t *key)
-{
-	for (uint64_t i = 0; i < len; i += GPC_KEY_LEN)
-		memcpy(p + i, key, len - i < GPC_KEY_LEN ? len - i : GPC_KEY_LEN);
-}
-
 /*
  * 1+0 on one device: about s->segs segments (a chunk each) of whole
  * blocks, so the store holds no more blocks than the capacity says and as
@@ -361,10 +354,8 @@ ours_request(const struct sim *s, struct store *st, uint64_t ns, uint64_t r,
 	uint64_t a = s->t.off[r];
 	unsigned n = (unsigned)(s->t.off[r + 1] - a), p;
 
-	for (unsigned i = 0; i < n; i++)
-		if (gpc_key_chain(i ? keys[i - 1] : NULL, "gpucache-replay", 15,
-				  &s->t.ids[a + i], 1, keys[i]) < 0)
-			return -EINVAL;
+	if (trace_chain_keys(&s->t.ids[a], n, keys) < 0)
+		return -EINVAL;
 	p = store_longest_prefix(st, ns, &keys[0][0], n);
 	for (unsigned i = 0; i < p; i++) {
 		int rc = store_get(st, ns, keys[i], buf, s->block_bytes);
@@ -373,16 +364,15 @@ ours_request(const struct sim *s, struct store *st, uint64_t ns, uint64_t r,
 			p = i;
 			break;
 		}
-		fill(buf + s->block_bytes, s->block_bytes, keys[i]);
 		if (rc != (int)s->block_bytes ||
-		    memcmp(buf, buf + s->block_bytes, s->block_bytes) != 0)
+		    !trace_block_check(buf, s->block_bytes, keys[i]))
 			res->wrong++;
 	}
 	*hits += p;
 	for (unsigned i = p; i < n; i++) {
 		int rc;
 
-		fill(buf, s->block_bytes, keys[i]);
+		trace_block_fill(buf, s->block_bytes, keys[i]);
 		rc = store_put(st, ns, keys[i], buf, s->block_bytes,
 			       STORE_PUT_IF_ABSENT);
 		if (rc < 0)
@@ -403,7 +393,7 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 	uint64_t hits = 0;
 	int rc;
 
-	if (posix_memalign((void **)&buf, 4096, 2 * s->block_bytes + 4096))
+	if (posix_memalign((void **)&buf, 4096, s->block_bytes + 4096))
 		return -ENOMEM;
 	rc = ours_open(s, cap, mode, &md, &st);
 	for (uint64_t r = 0; rc == 0 && r < s->t.nreq; r++)

@@ -38,6 +38,36 @@ trace_parse_line(const char *line, uint64_t *input, uint32_t *ids,
 	return 0;
 }
 
+int
+trace_chain_keys(const uint32_t *ids, unsigned n, uint8_t (*keys)[GPC_KEY_LEN])
+{
+	for (unsigned i = 0; i < n; i++) {
+		int rc = gpc_key_chain(i ? keys[i - 1] : NULL, "gpucache-replay",
+				       15, &ids[i], 1, keys[i]);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+void
+trace_block_fill(uint8_t *p, uint64_t len, const uint8_t *key)
+{
+	for (uint64_t i = 0; i < len; i += GPC_KEY_LEN)
+		memcpy(p + i, key, len - i < GPC_KEY_LEN ? len - i : GPC_KEY_LEN);
+}
+
+bool
+trace_block_check(const uint8_t *p, uint64_t len, const uint8_t *key)
+{
+	for (uint64_t i = 0; i < len; i += GPC_KEY_LEN)
+		if (memcmp(p + i, key, len - i < GPC_KEY_LEN ? len - i
+							    : GPC_KEY_LEN) != 0)
+			return false;
+	return true;
+}
+
 static int
 grow(void **p, uint64_t *cap, uint64_t need, size_t elt)
 {
