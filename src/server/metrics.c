@@ -619,18 +619,27 @@ emit_histogram(struct render *r)
 	}
 }
 
-/* name{tenant="..."} for each exported tenant, then the value. */
+/* name{tenant="..." : the label's value is the tenant's name, escaped,
+ * or its index when it has none; the caller closes the braces. */
 static void
-emit_tenant_sample(struct render *r, const char *name, unsigned t, uint64_t v)
+tenant_open(struct render *r, const char *name, const char *suffix,
+	    unsigned t)
 {
 	struct sbuf *b = &r->b;
 
-	sb_printf(b, "%s{tenant=\"", name);
+	sb_printf(b, "%s%s{tenant=\"", name, suffix);
 	if (r->tname[t] != NULL)
 		sb_label(b, r->tname[t]);
 	else
 		sb_printf(b, "%u", t);
-	sb_printf(b, "\"} %" PRIu64 "\n", v);
+}
+
+/* name{tenant="..."} for each exported tenant, then the value. */
+static void
+emit_tenant_sample(struct render *r, const char *name, unsigned t, uint64_t v)
+{
+	tenant_open(r, name, "", t);
+	sb_printf(&r->b, "\"} %" PRIu64 "\n", v);
 }
 
 static bool
@@ -658,11 +667,7 @@ emit_tenant_depth(struct render *r)
 			continue;
 		for (unsigned i = 0; i < TC_NDEPTH; i++) {
 			cum += v[TC_DEPTH + i];
-			sb_printf(b, "%s_bucket{tenant=\"", name);
-			if (r->tname[t] != NULL)
-				sb_label(b, r->tname[t]);
-			else
-				sb_printf(b, "%u", t);
+			tenant_open(r, name, "_bucket", t);
 			if (i < TC_NDEPTH - 1)
 				sb_printf(b, "\",le=\"%u\"} %" PRIu64 "\n",
 					  depth_le[i], cum);
