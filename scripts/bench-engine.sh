@@ -198,6 +198,21 @@ WRATIOS=()   # write ratios
 RRATIOS=()   # read ratios
 ECS=()       # ec+crc s/GB of the k+m>1 configurations
 
+# rep_note R K N RES: one repetition's engine figures and ratios, appended
+# to the calling bench function's fw fr ep eg wr rr arrays (bash scoping:
+# its locals are ours), and its line of the log.
+rep_note() {
+	local r=$1 k=$2 n=$3 res=$4
+	[ "$(field errors "$res")" = 0 ] || die "engine read errors: $res"
+	ep+=("$(field put_gbps "$res")")
+	eg+=("$(field get_gbps "$res")")
+	wr+=("$(calc "${ep[-1]} / (${fw[-1]} * $k / $n)")")
+	rr+=("$(calc "${eg[-1]} / ${fr[-1]}")")
+	echo "   rep $r: fio write ${fw[-1]} read ${fr[-1]} GB/s;" \
+		"engine put ${ep[-1]} get ${eg[-1]} GB/s;" \
+		"ratios ${wr[-1]} ${rr[-1]}"
+}
+
 # bench_config MEDIUM K M
 bench_config() {
 	local medium=$1 k=$2 m=$3 n=$(($2 + $3))
@@ -216,18 +231,11 @@ bench_config() {
 		fw+=("$(fio_best write $((region * n)))")
 		res=$(engine_run "$k" "$m")
 		fr+=("$(fio_best randread $((region * n)) "$BYTES_B")")
-		[ "$(field errors "$res")" = 0 ] || die "engine read errors: $res"
 		[ "$(field segs_evicted "$res")" = 0 ] ||
 			echo "bench-engine: warning: segments evicted: $res" >&2
-		ep+=("$(field put_gbps "$res")")
-		eg+=("$(field get_gbps "$res")")
 		ec+=("$(field ec_cpu_s_per_gb "$res")")
 		crc+=("$(field crc_cpu_s_per_gb "$res")")
-		wr+=("$(calc "${ep[-1]} / (${fw[-1]} * $k / $n)")")
-		rr+=("$(calc "${eg[-1]} / ${fr[-1]}")")
-		echo "   rep $r: fio write ${fw[-1]} read ${fr[-1]} GB/s;" \
-			"engine put ${ep[-1]} get ${eg[-1]} GB/s;" \
-			"ratios ${wr[-1]} ${rr[-1]}"
+		rep_note "$r" "$k" "$n" "$res"
 	done
 	cleanup
 	local mfw mec mcrc
@@ -263,14 +271,7 @@ bench_threads() {
 		fw+=("$(fio_best write $((region * n / nt)) "" "${jobs[@]}")")
 		res=$(engine_run "$k" "$m" --threads "$nt")
 		fr+=("$(fio_best randread $((region * n / nt)) $((BYTES_B / nt)) "${jobs[@]}")")
-		[ "$(field errors "$res")" = 0 ] || die "engine read errors: $res"
-		ep+=("$(field put_gbps "$res")")
-		eg+=("$(field get_gbps "$res")")
-		wr+=("$(calc "${ep[-1]} / (${fw[-1]} * $k / $n)")")
-		rr+=("$(calc "${eg[-1]} / ${fr[-1]}")")
-		echo "   rep $r: fio write ${fw[-1]} read ${fr[-1]} GB/s;" \
-			"engine put ${ep[-1]} get ${eg[-1]} GB/s;" \
-			"ratios ${wr[-1]} ${rr[-1]}"
+		rep_note "$r" "$k" "$n" "$res"
 	done
 	cleanup
 	TW[$nt]=$(median "${wr[@]}")
