@@ -161,6 +161,13 @@ static const struct cfg_key cfg_keys[] = {
 	  .help = "parity and chunk checksums of full segments on a thread "
 	  "of each shard's own (docs/pipeline.md); pays where the shard's "
 	  "core is the bottleneck and another core is free" },
+	{ SECT_STORE, "writeback_ms", T_INT, SRV(writeback_ms), 0, 3600000,
+	  .def = "1000", .help = "milliseconds a full segment may stay in "
+	  "DRAM unwritten (bounds what a crash loses of puts not asked to "
+	  "be durable; a segment whose blocks were all overwritten or "
+	  "deleted by then is never written); written segments stay "
+	  "readable in DRAM until their buffer is needed. 0: written at "
+	  "once, buffer freed" },
 	{ SECT_STORE, "dram_buffer", T_SIZE, SRV(dram_buffer), MIB, TIB,
 	  .def = "256M", .help = "DRAM write buffer per shard" },
 	{ SECT_TENANT, "secret", T_SECRET, TEN(secret),

@@ -873,6 +873,7 @@ store_poll(struct store *st, unsigned min)
 		return rc;
 	store_degraded_run(st);
 	store_seal_pending(st);
+	store_writeback_age(st);
 	return run_done(st);
 }
 

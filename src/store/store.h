@@ -47,12 +47,21 @@ struct store_opts {
 	enum policy_mode policy; /* admission (policy.h); 0 = auto */
 	bool seal_thread;       /* parity and chunk CRCs on a thread of the
 				 * store's own (docs/pipeline.md) */
+	unsigned writeback_ms;  /* 0: a full segment is written at once and
+				 * its buffer freed; else it stays in DRAM
+				 * unwritten up to this long or until its
+				 * buffer is needed, is not written at all if
+				 * nothing in it is live by then, and stays
+				 * readable in DRAM after its write until its
+				 * buffer is needed (docs/pipeline.md) */
 };
 
 struct store_stats {
 	uint64_t puts, put_bytes, gets, hits, misses, deletes;
 	uint64_t flash_bytes_written, flash_bytes_read;
 	uint64_t segs_sealed, segs_evicted, blocks_evicted;
+	uint64_t segs_dropped;  /* closed segments never written: nothing in
+				 * them was live any more (write-back) */
 	uint64_t blocks_reinserted, bytes_reinserted;
 	uint64_t degraded_reads, repaired_reads, check_failures;
 	uint64_t seg_write_failures;

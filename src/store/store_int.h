@@ -78,6 +78,9 @@ struct wbuf {
 	bool want_seal;    /* a durable put waits on it */
 	bool seal_deferred; /* sealing waits for reservations to finish */
 	bool release_deferred; /* durable, but zero-copy readers hold it */
+	bool held;         /* closed, kept in DRAM unwritten (write-back) */
+	bool clean;        /* written, kept in DRAM for reads */
+	uint64_t closed_ns; /* when it was closed, for the write-back age */
 	unsigned nresv;    /* reservations not yet committed or aborted */
 	unsigned refs;     /* zero-copy readers pinning the memory */
 	struct store_done *waiters;
@@ -127,6 +130,7 @@ struct store {
 	uint64_t lost_segs;    /* segments that could not be made durable */
 	uint64_t lost_seen;    /* lost_segs as last reported by a flush */
 	unsigned pending;      /* user ops not yet completed */
+	uint8_t *zero_sec;     /* a zeroed sector: invalidates chunk headers */
 	struct policy *pol;    /* admission and reinsertion (policy.h) */
 	struct sealer *sealer; /* seals off this thread, or NULL */
 	store_ev_cb ev_cb;     /* KV events, or NULL */
@@ -212,6 +216,8 @@ void store_note_gone(struct store *st, uint64_t ns, const uint8_t *key,
 int store_wbufs_init(struct store *st);
 void store_wbufs_fini(struct store *st);
 void store_seal_pending(struct store *st);
+/* Write held segments older than writeback_ms (store_poll). */
+void store_writeback_age(struct store *st);
 int store_seal_cur(struct store *st);
 int store_read_summary(struct store *st, uint32_t s, uint8_t **out);
 void store_flushq_check(struct store *st);

@@ -70,6 +70,11 @@ store_wbufs_init(struct store *st)
 		}
 		reg[i] = (struct iovec){ w->mem, segsz };
 	}
+	st->zero_sec = store_zalloc(STORE_SECTOR);
+	if (st->zero_sec == NULL) {
+		free(reg);
+		return -ENOMEM;
+	}
 	rc = st->io->ops->register_bufs(st->io, reg, st->nwb);
 	free(reg);
 	st->bufs_registered = rc == 0;
@@ -97,6 +102,8 @@ store_wbufs_fini(struct store *st)
 	}
 	free(st->wb);
 	st->wb = NULL;
+	free(st->zero_sec);
+	st->zero_sec = NULL;
 }
 
 uint8_t *
@@ -415,6 +422,72 @@ reinsert_budget(const struct store *st)
 	return seg < allow ? seg : allow;
 }
 
+static void write_back(struct store *st, struct wbuf *w);
+
+/* The wbuf pinned by no reader is free for another segment. */
+static void
+wbuf_release(struct wbuf *w)
+{
+	if (w->refs > 0)
+		w->release_deferred = true; /* zero-copy readers still on it */
+	else
+		w->busy = false;
+}
+
+/* A segment kept clean in DRAM leaves it (it stays on flash). */
+static void
+release_clean(struct store *st, struct wbuf *w)
+{
+	st->slots[w->slot].wbuf = -1;
+	w->clean = false;
+	wbuf_release(w);
+}
+
+/* The oldest segment of the buffers that are clean (clean) or held. */
+static struct wbuf *
+oldest_wbuf(struct store *st, bool clean)
+{
+	struct wbuf *best = NULL;
+
+	for (unsigned i = 0; i < st->nwb; i++) {
+		struct wbuf *w = &st->wb[i];
+
+		if (!w->busy || !(clean ? w->clean : w->held))
+			continue;
+		if (best == NULL ||
+		    st->slots[w->slot].seq < st->slots[best->slot].seq)
+			best = w;
+	}
+	return best;
+}
+
+/*
+ * Write-back: keep a quarter of the buffers (at least one) free, clean or
+ * on their way to flash, by writing the oldest held segments; with force,
+ * at least one more is started if any is held.
+ */
+static void
+room_ahead(struct store *st, bool force)
+{
+	unsigned want = st->nwb / 4 > 0 ? st->nwb / 4 : 1, have = 0;
+	struct wbuf *w;
+
+	if (st->abandoned)
+		return;
+	for (unsigned i = 0; i < st->nwb; i++) {
+		const struct wbuf *b = &st->wb[i];
+
+		have += !b->busy || b->clean ||
+			(!b->held && (int)i != st->cur &&
+			 st->slots[b->slot].state == SLOT_SEALING);
+	}
+	while ((have < want || force) && (w = oldest_wbuf(st, false)) != NULL) {
+		write_back(st, w);
+		have++;
+		force = false;
+	}
+}
+
 /*
  * Evict the oldest sealed segment. -EAGAIN: the oldest is still being
  * written; -ENOENT: nothing to evict.
@@ -440,8 +513,14 @@ evict_one(struct store *st)
 			break;
 		ringq_pop(&st->fifo, &v); /* stale: slot was lost */
 	}
-	if (sl->state != SLOT_SEALED)
+	if (sl->state != SLOT_SEALED) {
+		/* still in DRAM, unwritten: write it now, evict it later */
+		if (sl->wbuf >= 0 && st->wb[sl->wbuf].held)
+			write_back(st, &st->wb[sl->wbuf]);
 		return -EAGAIN;
+	}
+	if (sl->wbuf >= 0) /* its DRAM copy goes with it */
+		release_clean(st, &st->wb[sl->wbuf]);
 	ringq_pop(&st->fifo, &v);
 	if (store_read_summary(st, s, &sum) == 0) {
 		for (uint32_t e = 0; e < sl->nentries; e++) {
@@ -533,6 +612,30 @@ reinsert(struct store *st)
 	}
 }
 
+/*
+ * Make room in the FIFO of segments: entries of segments that left
+ * without eviction (dropped unwritten, or lost) stay in it until they
+ * reach its head; when it is full, they go now, order kept. The slots
+ * in use are fewer than nslots (one is being opened), so room is made.
+ */
+static void
+fifo_room(struct store *st)
+{
+	struct ringq *q = &st->fifo;
+	uint64_t n = ringq_len(q), v;
+
+	if (n < q->cap)
+		return;
+	for (uint64_t i = 0; i < n; i++) {
+		const struct slot *sl;
+
+		ringq_pop(q, &v);
+		sl = &st->slots[v & 0xffffff];
+		if (sl->seq == (v >> 24) && sl->state != SLOT_FREE)
+			ringq_push(q, v);
+	}
+}
+
 /* Open a new segment in a free write buffer. -EAGAIN: none is free. */
 static int
 open_seg(struct store *st)
@@ -545,8 +648,17 @@ open_seg(struct store *st)
 	for (unsigned i = 0; i < st->nwb && w == NULL; i++)
 		if (!st->wb[i].busy)
 			w = &st->wb[i];
-	if (w == NULL)
-		return -EAGAIN;
+	while (w == NULL) { /* the oldest segment kept clean in DRAM */
+		struct wbuf *c = oldest_wbuf(st, true);
+
+		if (c == NULL) {
+			room_ahead(st, true);
+			return -EAGAIN;
+		}
+		release_clean(st, c);
+		if (!c->busy)
+			w = c;
+	}
 	rc = alloc_slot(st, &s);
 	if (rc < 0)
 		return rc;
@@ -560,6 +672,7 @@ open_seg(struct store *st)
 	*w = (struct wbuf){ .mem = w->mem, .sum = w->sum, .sum_cap = w->sum_cap,
 			    .reqs = w->reqs, .frags = w->frags,
 			    .frags_cap = w->frags_cap, .slot = s, .busy = true };
+	fifo_room(st);
 	ringq_push(&st->fifo, (sl->seq << 24) | s);
 	st->cur = (int)(w - st->wb);
 	reinsert(st);
@@ -943,11 +1056,12 @@ seal_finish(struct store *st, struct wbuf *w)
 		sl->state = SLOT_SEALED;
 		st->s.segs_sealed++;
 	}
-	sl->wbuf = -1;
-	if (w->refs > 0)
-		w->release_deferred = true; /* zero-copy readers still on it */
-	else
-		w->busy = false;
+	if (rc == 0 && st->o.writeback_ms > 0) {
+		w->clean = true; /* readable in DRAM until its buffer is needed */
+	} else {
+		sl->wbuf = -1;
+		wbuf_release(w);
+	}
 	while ((d = w->waiters) != NULL) {
 		w->waiters = d->next;
 		d->rc = rc;
@@ -970,19 +1084,101 @@ sealed(struct store *st, const struct seal_job *j)
 	seal_write(st, j->w);
 }
 
+/* Is any record of w still the index's, or any tombstone in it? */
+static bool
+seg_matters(struct store *st, const struct wbuf *w)
+{
+	for (uint32_t e = 0; e < w->nentries; e++) {
+		struct sum_disk d;
+		struct index_loc loc;
+
+		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
+		if (d.flags & SUM_F_TOMBSTONE)
+			return true; /* it must reach flash to hide older puts */
+		if (index_lookup(st->ix, index_hash(d.ns, d.key), &loc) == 0 &&
+		    loc.slot == w->slot && loc.off4k == d.off4k)
+			return true;
+	}
+	return false;
+}
+
+/* A dropped segment's slot is free again, its buffer too. */
 static void
-seal_now(struct store *st, struct wbuf *w)
+drop_finish(struct store *st, struct wbuf *w)
+{
+	struct slot *sl = &st->slots[w->slot];
+	struct store_done *d;
+
+	sl->state = SLOT_FREE;
+	sl->seq = 0;
+	sl->wbuf = -1;
+	ringq_push(&st->freeq, w->slot);
+	wbuf_release(w);
+	while ((d = w->waiters) != NULL) { /* their puts were superseded */
+		w->waiters = d->next;
+		store_done_push(st, d);
+	}
+	store_flushq_check(st);
+}
+
+static void
+drop_io_cb(struct store_io_req *r)
+{
+	struct wbuf *w = r->arg;
+
+	if (r->res < 0)
+		store_fail_dev_io(w->st, store_req_sdev(w->st, r), r->res);
+	if (--w->pending == 0)
+		drop_finish(w->st, w);
+}
+
+/*
+ * Drop a closed segment without writing it: nothing in it is live. The
+ * slot's chunk headers are zeroed first, so that the segment it held
+ * before (evicted) cannot come back at the next open; only then is the
+ * slot free for another segment, whose writes cannot pass these.
+ */
+static void
+drop_seg(struct store *st, struct wbuf *w)
+{
+	struct iovec *iov = wbuf_iovs(st, w);
+	unsigned n = 0;
+
+	w->st = st;
+	w->pending = 1;
+	for (unsigned i = 0; i < st->g.w; i++) {
+		uint64_t off;
+		unsigned dev = store_slot_dev(st, w->slot, i, &off);
+		struct store_io_req *r = &w->reqs[n];
+
+		if (st->dev_failed[dev])
+			continue;
+		iov[n] = (struct iovec){ st->zero_sec, STORE_SECTOR };
+		*r = (struct store_io_req){ .op = STORE_IO_WRITE,
+			.dev = (uint16_t)dev, .off = off, .buf_index = -1,
+			.iov = &iov[n], .iovcnt = 1, .cb = drop_io_cb,
+			.arg = w };
+		if (store_submit(st, r) < 0)
+			continue;
+		st->s.flash_bytes_written += STORE_SECTOR;
+		w->pending++;
+		n++;
+	}
+	st->s.segs_dropped++;
+	if (--w->pending == 0)
+		drop_finish(st, w);
+}
+
+/* Encode a closed segment and write it, or drop it if nothing in it is
+ * live any more. */
+static void
+write_back(struct store *st, struct wbuf *w)
 {
 	struct slot *sl = &st->slots[w->slot];
 
-	w->seal_deferred = false;
-	if (w->nentries == 0) { /* only aborted reservations: drop it */
-		sl->state = SLOT_FREE;
-		sl->seq = 0;
-		sl->wbuf = -1;
-		ringq_push(&st->freeq, w->slot);
-		w->busy = false;
-		store_flushq_check(st);
+	w->held = false;
+	if (!seg_matters(st, w)) {
+		drop_seg(st, w);
 		return;
 	}
 	build_tail(st, w, sl);
@@ -1005,6 +1201,22 @@ seal_now(struct store *st, struct wbuf *w)
 		seal_encode(&j, &j.cost);
 		sealed(st, &j);
 	}
+}
+
+/* A segment is closed, every reservation in it done: write it now (a
+ * durable put waits, or no write-back), or keep it in DRAM for now. */
+static void
+seal_now(struct store *st, struct wbuf *w)
+{
+	w->seal_deferred = false;
+	w->st = st;
+	if (st->o.writeback_ms == 0 || w->want_seal) {
+		write_back(st, w);
+		return;
+	}
+	w->held = true;
+	w->closed_ns = clock_now_ns();
+	room_ahead(st, false);
 }
 
 void
@@ -1065,6 +1277,23 @@ store_seal_pending(struct store *st)
 		store_seal_cur(st);
 }
 
+void
+store_writeback_age(struct store *st)
+{
+	uint64_t now = 0, age = (uint64_t)st->o.writeback_ms * 1000000u;
+	struct wbuf *w;
+
+	if (st->o.writeback_ms == 0 || st->abandoned)
+		return;
+	while ((w = oldest_wbuf(st, false)) != NULL) {
+		if (now == 0)
+			now = clock_now_ns();
+		if (now - w->closed_ns < age)
+			break;
+		write_back(st, w); /* bounds what a crash loses */
+	}
+}
+
 /* Oldest segment still being written, or UINT64_MAX. */
 static uint64_t
 oldest_sealing(const struct store *st)
@@ -1106,6 +1335,7 @@ store_flush_submit(struct store *st, store_cb cb, void *arg)
 {
 	struct store_done *d = calloc(1, sizeof(*d));
 	uint64_t newest = 0;
+	struct wbuf *w;
 	int rc;
 
 	if (d == NULL)
@@ -1115,6 +1345,8 @@ store_flush_submit(struct store *st, store_cb cb, void *arg)
 		free(d);
 		return rc;
 	}
+	while ((w = oldest_wbuf(st, false)) != NULL)
+		write_back(st, w); /* what write-back kept in DRAM */
 	for (unsigned i = 0; i < st->nwb; i++) {
 		const struct slot *sl = &st->slots[st->wb[i].slot];
 
