@@ -3,7 +3,7 @@
 # RMA and against Redis, in one run (what `make bench-net` runs; the
 # figures go to docs/benchmarks-net.md).
 #
-#   raw UCX   tools/bench_ucx_rma, two baselines, each run right before
+#   raw UCX   tools/bench_ucx_rma, three baselines, each run right before
 #             the gpucached run it is compared with; same transports,
 #             sizes, threads, depth, peer error handling:
 #               rma  server-driven RMA (GET from client memory for a put,
@@ -13,6 +13,10 @@
 #                    message by rendezvous, received into a UCX iovec on
 #                    the server, sent with the put scheme: what gpucached
 #                    (protocol v2) does, and nothing else
+#               am-mem  the same, but the server's buffers rotate over
+#                    DRAM_SET bytes (--server-span) instead of DEPTH
+#                    slots that stay in the CPU's caches: data lands in
+#                    memory as large as a store's, as gpucached's does
 #   gpucached tools/bench_net through libgpucache: threads share one
 #             client (CLIENT=per-thread: one each; the other mode is
 #             measured once for comparison), UCX-allocated buffers
@@ -46,7 +50,7 @@
 # (1.5), DEPTH (8), SIZES ("256K 2M"), THREADS ("1 4"), TRANSPORTS
 # ("shm tcp"), TIERS ("dram flash"), CLIENT (shared), DRAM_SET (96M),
 # FLASH_SET (1G), REDIS_SET (1G), PORT (7470), REDIS_PORT (7490),
-# LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am"),
+# LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am am-mem"),
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
 # EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), REDIS (1; 0 skips it),
 # PROFILE (0; 1: `perf record -g` on gpucached during every timed PUT and
@@ -82,7 +86,7 @@ PORT=${PORT:-7470}
 MPORT=$((PORT + 10))
 RPORT=${REDIS_PORT:-7490}
 LOAD_PCT=${LOAD_PCT:-70}
-UCX_MODES=${UCX_MODES:-rma am}
+UCX_MODES=${UCX_MODES:-rma am am-mem}
 SCALE=${SCALE:-1}
 SCALE_SIZES=${SCALE_SIZES:-256K 2M}
 SCALE_THREADS=${SCALE_THREADS:-4}
@@ -241,8 +245,11 @@ run_gpc() { # transport tier size threads [extra bench_net args]
 run_ucx() { # transport size threads tier (the gpucached run it precedes)
 	local out mode
 	for mode in $UCX_MODES; do
+		local extra=()
+		[ "$mode" = am-mem ] && extra=(--server-span "$(bytes "$DRAM_SET")")
 		out=$(env $(ucx_env "$1") timeout 120 "$BIN/bench_ucx_rma" \
-			--mode "$mode" --port $((PORT + 20)) --size "$(bytes "$2")" \
+			--mode "${mode%-mem}" "${extra[@]}" \
+			--port $((PORT + 20)) --size "$(bytes "$2")" \
 			--threads "$3" --depth "$DEPTH" --seconds "$SECS" \
 			2>>"$LOG") || die "bench_ucx_rma --mode $mode failed ($1 $2 x$3)"
 		echo "$out" | sed "s/^ucx /ucx transport=$1 tier=$4 /" |
@@ -299,8 +306,12 @@ for tp in $TRANSPORTS; do
 			echo "== the other client mode (256K, 4 threads)"
 			CLIENT=$([ "${CLIENT:-shared}" = shared ] && echo per-thread || echo shared) \
 				TAG="compare=1 " run_gpc shm dram 256K 4
-			# the latency point: GET at LOAD_PCT% of the peak 256K rate
-			rate=$(awk -v pct="$LOAD_PCT" '$1 == "gpc" && /transport=shm/ &&
+			# the latency point: 256K GET at LOAD_PCT% of the peak,
+			# with the thread count that gave the best 256K GET; the
+			# peak is measured again right before the paced run
+			# (bench_net --rate-pct), so the load is a share of what
+			# the machine gives at that moment
+			th=$(awk '$1 == "gpc" && /transport=shm/ &&
 				/tier=dram/ && /op=get/ && /size=262144/ &&
 				!/compare=1/ {
 				for (i = 2; i <= NF; i++) {
@@ -309,10 +320,10 @@ for tp in $TRANSPORTS; do
 					if (kv[1] == "threads") t = kv[2]
 				}
 				if (g > best) { best = g; bt = t } }
-				END { printf "%d %d\n", best * 1e9 / 262144 * pct / 100, bt }' "$RES")
-			echo "== latency: 256K GET at ${LOAD_PCT}% of peak (${rate% *} req/s, ${rate#* } threads)"
+				END { print bt ? bt : 1 }' "$RES")
+			echo "== latency: 256K GET at ${LOAD_PCT}% of the peak measured right before ($th threads)"
 			OPS=seal,fill,get TAG="latency=1 " run_gpc shm dram 256K \
-				"${rate#* }" --rate "${rate% *}"
+				"$th" --rate-pct "$LOAD_PCT"
 		fi
 		gpc_stop "$tp" "$tier"
 	done
@@ -376,15 +387,17 @@ red = {(r["via"], r["op"], r["size"], r["conns"]): r
 red_op = {"put": "set", "get": "get"}
 mib = lambda n: "%dK" % (int(n) >> 10) if int(n) < 1 << 20 else "%dM" % (int(n) >> 20)
 
-print("\n%-4s %-5s %-4s %-3s %-3s | %7s %7s %6s %7s %6s | %7s %6s | %8s %8s %8s | %6s %s"
+print("\n%-4s %-5s %-4s %-3s %-3s | %7s %7s %6s %7s %6s %7s %6s | %7s %6s | %8s %8s %8s | %6s %s"
       % ("tp", "tier", "size", "thr", "op", "gpc", "UCXrma", "ratio", "UCXam", "ratio",
-         "Redis", "ratio", "p50_us", "p99_us", "p999_us", "s/GB", "notes"))
-ratios = {"get": [], "put": [], "tcp": [], "shm": [], "get_am": [], "put_am": []}
+         "UCXmem", "ratio", "Redis", "ratio", "p50_us", "p99_us", "p999_us", "s/GB", "notes"))
+ratios = {"get": [], "put": [], "tcp": [], "shm": [], "get_am": [], "put_am": [],
+          "get_am-mem": [], "put_am-mem": []}
 for r in gpc:
     k = (r["transport"], r["op"], r["size"], r["threads"])
     g = f(r["gbps"])
     u = ucx.get(("rma", k[0], r["tier"]) + k[1:])
     a = ucx.get(("am", k[0], r["tier"]) + k[1:])
+    am = ucx.get(("am-mem", k[0], r["tier"]) + k[1:])
     via = "tcp" if r["transport"] == "tcp" else "unix"
     rd = red.get((via, red_op[r["op"]], r["size"], r["threads"]))
     rg = f(rd["gbps"]) if rd else None
@@ -392,6 +405,8 @@ for r in gpc:
         ratios[r["op"]].append((g / u, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     if a:
         ratios[r["op"] + "_am"].append((g / a, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
+    if am:
+        ratios[r["op"] + "_am-mem"].append((g / am, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     if rg:
         ratios[r["transport"]].append((g / rg, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     notes = []
@@ -400,9 +415,9 @@ for r in gpc:
     for n in ("busy", "errors", "wrong"):
         if r[n] != "0":
             notes.append("%s=%s" % (n, r[n]))
-    print("%-4s %-5s %-4s %-3s %-3s | %7.2f %7.2f %6.2f %7.2f %6.2f | %7s %6s | %8s %8s %8s | %6.3f %s"
+    print("%-4s %-5s %-4s %-3s %-3s | %7.2f %7.2f %6.2f %7.2f %6.2f %7.2f %6.2f | %7s %6s | %8s %8s %8s | %6.3f %s"
           % (k[0], r["tier"], mib(k[2]), k[3], k[1], g, u or 0, g / u if u else 0,
-             a or 0, g / a if a else 0,
+             a or 0, g / a if a else 0, am or 0, g / am if am else 0,
              "%.2f" % rg if rg else "-", "%.2f" % (g / rg) if rg else "-",
              r["p50_us"], r["p99_us"], r["p999_us"], f(r["srv_cpu_s_per_gb"]),
              " ".join(notes)))
@@ -448,6 +463,7 @@ else:
     sc_val = 0.0
 for k, name, goal in (("get", "GET gpucached/raw UCX", ">= 0.9"), ("put", "PUT gpucached/raw UCX", ">= 0.9"),
                       ("get_am", "GET gpucached/UCX AM", ">= 0.9"), ("put_am", "PUT gpucached/UCX AM", ">= 0.9"),
+                      ("get_am-mem", "GET gpucached/UCX AM, span", ">= 0.9"), ("put_am-mem", "PUT gpucached/UCX AM, span", ">= 0.9"),
                       ("tcp", "gpucached tcp/Redis tcp", ">= 1"), ("shm", "gpucached shm/Redis unix", ">= 3")):
     v, where = mn(k)
     print("lowest %-26s %.2f (goal %s) at %s" % (name, v, goal, where))
@@ -455,9 +471,10 @@ if lat:
     l = lat[-1]
     print("latency at %s%% of peak (256K GET, shm, dram, %s threads, %s req/s): p50 %s us, p99 %s us, p999 %s us, achieved %s GB/s"
           % (sys.argv[2], l["threads"], l["rate"], l["p50_us"], l["p99_us"], l["p999_us"], l["gbps"]))
-print("RESULT get_vs_ucx=%.2f put_vs_ucx=%.2f tcp_vs_redis=%.2f shm_vs_redis=%.2f cpu_vs_redis=%.2f payload_copy_bytes=%d server_cpu_s_per_gb=%.3f get_p50_us=%s get_p99_us=%s put_vs_am=%.2f get_vs_am=%.2f shard_scaling=%.2f"
+print("RESULT get_vs_ucx=%.2f put_vs_ucx=%.2f tcp_vs_redis=%.2f shm_vs_redis=%.2f cpu_vs_redis=%.2f payload_copy_bytes=%d server_cpu_s_per_gb=%.3f get_p50_us=%s get_p99_us=%s put_vs_am=%.2f get_vs_am=%.2f shard_scaling=%.2f put_vs_am_span=%.2f get_vs_am_span=%.2f"
       % (mn("get")[0], mn("put")[0], mn("tcp")[0], mn("shm")[0],
          ours / theirs if theirs else 0, copy, ours,
          lat[-1]["p50_us"] if lat else "-", lat[-1]["p99_us"] if lat else "-",
-         mn("put_am")[0], mn("get_am")[0], sc_val))
+         mn("put_am")[0], mn("get_am")[0], sc_val,
+         mn("put_am-mem")[0], mn("get_am-mem")[0]))
 EOF

@@ -24,6 +24,9 @@
  * starts a fresh DRAM segment. --rate R (requests per second, all threads)
  * paces issue for a latency point below peak; a request's latency then
  * counts from its scheduled time, so queueing behind a late one shows.
+ * --rate-pct P measures the peak first (a closed-loop phase, reported)
+ * and then paces at P% of it, so that the load is a share of what the
+ * machine gives at that moment, not of a peak taken minutes before.
  *
  * --phase-hook CMD runs `CMD start OP` as a timed phase begins and
  * `CMD stop OP` as it ends, and waits for each (bench-net's PROFILE=1
@@ -59,6 +62,7 @@ struct opts {
 	unsigned threads, depth, batch;
 	uint64_t keys;
 	double seconds, rate;
+	double rate_pct; /* --rate-pct: pace at this share of the peak */
 	bool shared, pattern;
 	int srv_pid;
 };
@@ -467,7 +471,8 @@ usage(void)
 	fprintf(stderr,
 "usage: bench_net --secret S [--url gpc://H:P] [--tenant T] [--size S]\n"
 "       [--threads N] [--depth D] [--batch B] [--keys K] [--seconds T]\n"
-"       [--ops put,fill,get,seal] [--rate REQ_PER_S] [--shared-client]\n"
+"       [--ops put,fill,get,seal] [--rate REQ_PER_S | --rate-pct PCT]\n"
+"       [--shared-client]\n"
 "       [--server-pid PID] [--pattern] [--phase-hook CMD]\n");
 	exit(2);
 }
@@ -481,7 +486,8 @@ parse(int argc, char **argv)
 		{ "threads", 1, NULL, 't' }, { "depth", 1, NULL, 'd' },
 		{ "batch", 1, NULL, 'b' }, { "keys", 1, NULL, 'k' },
 		{ "seconds", 1, NULL, 'T' }, { "ops", 1, NULL, 'o' },
-		{ "rate", 1, NULL, 'r' }, { "shared-client", 0, NULL, 'C' },
+		{ "rate", 1, NULL, 'r' }, { "rate-pct", 1, NULL, 'R' },
+		{ "shared-client", 0, NULL, 'C' },
 		{ "server-pid", 1, NULL, 'P' }, { "pattern", 0, NULL, 'X' },
 		{ "phase-hook", 1, NULL, 'H' }, { NULL, 0, NULL, 0 },
 	};
@@ -500,6 +506,7 @@ parse(int argc, char **argv)
 		case 'T': o.seconds = atof(optarg); break;
 		case 'o': o.ops = optarg; break;
 		case 'r': o.rate = atof(optarg); break;
+		case 'R': o.rate_pct = atof(optarg); break;
 		case 'C': o.shared = true; break;
 		case 'P': o.srv_pid = atoi(optarg); break;
 		case 'X': o.pattern = true; break;
@@ -509,7 +516,8 @@ parse(int argc, char **argv)
 	}
 	if (o.secret == NULL || o.size < 16 || o.threads == 0 ||
 	    o.depth == 0 || o.depth > MAX_DEPTH || o.batch == 0 ||
-	    o.batch > MAX_BATCH || o.keys < o.threads)
+	    o.batch > MAX_BATCH || o.keys < o.threads ||
+	    !(o.rate_pct >= 0 && o.rate_pct <= 100))
 		usage();
 }
 
@@ -531,27 +539,46 @@ phase_hook(const char *what, const char *op)
 		waitpid(pid, NULL, 0);
 }
 
+/* One timed put or get phase, reported; returns its requests per second. */
+static double
+timed_phase(const char *name)
+{
+	double cpu0, t0, dt;
+	uint64_t n = 0;
+
+	cur_op = name[0] == 'p' ? OP_PUT : OP_GET;
+	atomic_store(&phase, 0);
+	pthread_barrier_wait(&bar);
+	usleep(300000); /* warm-up */
+	phase_hook("start", name);
+	cpu0 = proc_cpu_s(o.srv_pid);
+	t0 = (double)now_ns();
+	atomic_store(&phase, 1);
+	usleep((useconds_t)(o.seconds * 1e6));
+	atomic_store(&phase, 2);
+	dt = ((double)now_ns() - t0) / 1e9;
+	cpu0 = proc_cpu_s(o.srv_pid) - cpu0;
+	phase_hook("stop", name);
+	pthread_barrier_wait(&bar);
+	for (unsigned i = 0; i < o.threads; i++)
+		n += thr[i].nlat;
+	report(name, dt, cpu0);
+	return (double)n / dt;
+}
+
 static int
 run_op(const char *name)
 {
-	double cpu0, t0, dt;
-
 	if (strcmp(name, "put") == 0 || strcmp(name, "get") == 0) {
-		cur_op = name[0] == 'p' ? OP_PUT : OP_GET;
-		atomic_store(&phase, 0);
-		pthread_barrier_wait(&bar);
-		usleep(300000); /* warm-up */
-		phase_hook("start", name);
-		cpu0 = proc_cpu_s(o.srv_pid);
-		t0 = (double)now_ns();
-		atomic_store(&phase, 1);
-		usleep((useconds_t)(o.seconds * 1e6));
-		atomic_store(&phase, 2);
-		dt = ((double)now_ns() - t0) / 1e9;
-		cpu0 = proc_cpu_s(o.srv_pid) - cpu0;
-		phase_hook("stop", name);
-		pthread_barrier_wait(&bar);
-		report(name, dt, cpu0);
+		/* --rate-pct: the peak of this moment, closed loop, then
+		 * paced at that share of it (the last line is the paced one) */
+		if (o.rate_pct > 0) {
+			o.rate = 0;
+			o.rate = timed_phase(name) * o.rate_pct / 100.0;
+			if (o.rate < 1)
+				o.rate = 1;
+		}
+		timed_phase(name);
 		return 0;
 	}
 	if (strcmp(name, "fill") == 0 || strcmp(name, "seal") == 0) {

@@ -82,6 +82,7 @@ struct opts {
 	bool client_malloc, srv_reg;
 	bool am; /* --mode am: AM rendezvous, no RMA */
 	bool yield; /* sched_yield() when a progress call found nothing */
+	size_t span; /* --server-span: server buffer bytes per connection */
 	const char *ops;
 };
 
@@ -205,7 +206,9 @@ struct sconn {
 	ucp_ep_h ep;
 	ucp_rkey_h rk;
 	uint64_t raddr, rlen;
-	uint8_t *buf;           /* depth slots of size bytes */
+	uint8_t *buf;           /* nbuf slots of size bytes */
+	size_t nbuf;            /* depth, or --server-span / size */
+	size_t rot;             /* the next slot of a span, in turn */
 	ucp_mem_h memh;
 	bool used;
 };
@@ -310,6 +313,18 @@ srv_am_send_cb(void *req, ucs_status_t st, void *user)
 	free(user);
 }
 
+/* The server buffer of a request: the client's slot, or with
+ * --server-span the next slot of the span in turn (so that data lands in,
+ * and leaves from, memory as large as a store's rather than a few slots
+ * that stay in the CPU's caches). */
+static uint8_t *
+srv_slot(struct sconn *c, const struct msg *m)
+{
+	size_t i = o.span > 0 ? c->rot++ % c->nbuf : m->slot;
+
+	return c->buf + i * o.size;
+}
+
 /* --mode am put: receive the data part (desc) into the slot. */
 static void
 srv_am_put(struct sconn *c, const struct msg *m, void *desc)
@@ -328,7 +343,7 @@ srv_am_put(struct sconn *c, const struct msg *m, void *desc)
 		die("bad slot", UCS_ERR_INVALID_PARAM);
 	op->c = c;
 	op->m = *m;
-	op->iov = (ucp_dt_iov_t){ c->buf + (size_t)m->slot * o.size, o.size };
+	op->iov = (ucp_dt_iov_t){ srv_slot(c, m), o.size };
 	sp = ucp_am_recv_data_nbx(S.w, desc, &op->iov, 1, &p);
 	if (UCS_PTR_IS_ERR(sp))
 		die("ucp_am_recv_data_nbx", UCS_PTR_STATUS(sp));
@@ -357,7 +372,7 @@ srv_am_get(struct sconn *c, const struct msg *m)
 	op->c = c;
 	op->m = *m; /* the header stays alive until the send completes */
 	sp = ucp_am_send_nbx(c->ep, AM_TO_CLI, &op->m, sizeof(op->m),
-			     c->buf + (size_t)m->slot * o.size, o.size, &p);
+			     srv_slot(c, m), o.size, &p);
 	if (UCS_PTR_IS_ERR(sp))
 		die("ucp_am_send_nbx (get)", UCS_PTR_STATUS(sp));
 	if (sp == NULL)
@@ -374,14 +389,17 @@ srv_reg(struct sconn *c, const struct reg_msg *r)
 		die("ucp_ep_rkey_unpack", st);
 	c->raddr = r->addr;
 	c->rlen = r->len;
-	if (posix_memalign((void **)&c->buf, 4096, (size_t)o.depth * o.size))
+	c->nbuf = o.depth;
+	if (o.span / o.size > c->nbuf)
+		c->nbuf = o.span / o.size;
+	if (posix_memalign((void **)&c->buf, 4096, c->nbuf * o.size))
 		die("posix_memalign", UCS_ERR_NO_MEMORY);
-	memset(c->buf, 0x5a, (size_t)o.depth * o.size);
+	memset(c->buf, 0x5a, c->nbuf * o.size);
 	if (o.srv_reg) {
 		ucp_mem_map_params_t mp = {
 			.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS |
 				      UCP_MEM_MAP_PARAM_FIELD_LENGTH,
-			.address = c->buf, .length = (size_t)o.depth * o.size,
+			.address = c->buf, .length = c->nbuf * o.size,
 		};
 		st = ucp_mem_map(S.ctx, &mp, &c->memh);
 		if (st != UCS_OK)
@@ -791,10 +809,10 @@ report(const char *name, double dt, double cpu)
 	}
 	qsort(all, n, sizeof(*all), cmp_u64);
 #define Q(q) (n ? all[(size_t)((double)(n - 1) * (q))] / 1000.0 : 0.0)
-	printf("ucx mode=%s op=%s size=%zu threads=%u depth=%u gbps=%.3f reqs=%" PRIu64
+	printf("ucx mode=%s%s op=%s size=%zu threads=%u depth=%u gbps=%.3f reqs=%" PRIu64
 	       " p50_us=%.1f p99_us=%.1f p999_us=%.1f srv_cpu_s=%.3f bytes=%" PRIu64
 	       " srv_cpu_s_per_gb=%.4f\n",
-	       o.am ? "am" : "rma", name, o.size, o.threads, o.depth, (double)bytes / dt / 1e9, n,
+	       o.am ? "am" : "rma", o.span > 0 ? "-mem" : "", name, o.size, o.threads, o.depth, (double)bytes / dt / 1e9, n,
 	       Q(0.5), Q(0.99), Q(0.999), cpu, bytes,
 	       bytes ? cpu / ((double)bytes / 1e9) : 0);
 #undef Q
@@ -809,6 +827,7 @@ usage(void)
 "usage: bench_ucx_rma [--port N] [--size S] [--threads N] [--depth N]\n"
 "                     [--seconds T] [--ops put,get] [--client-mem ucx|malloc]\n"
 "                     [--server-reg] [--mode rma|am] [--no-yield]\n"
+"                     [--server-span BYTES]\n"
 "  Server-driven RMA against client-registered memory, or (--mode am)\n"
 "  block data by active-message rendezvous as gpucached moves it (see the\n"
 "  top of tools/bench_ucx_rma.c). UCX_TLS and other UCX_* variables apply\n"
@@ -825,6 +844,7 @@ parse(int argc, char **argv)
 		{ "seconds", 1, NULL, 'T' }, { "ops", 1, NULL, 'o' },
 		{ "client-mem", 1, NULL, 'm' }, { "server-reg", 0, NULL, 'r' },
 		{ "mode", 1, NULL, 'M' }, { "no-yield", 0, NULL, 'Y' },
+		{ "server-span", 1, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -840,6 +860,7 @@ parse(int argc, char **argv)
 		case 'm': o.client_malloc = strcmp(optarg, "malloc") == 0; break;
 		case 'r': o.srv_reg = true; break;
 		case 'Y': o.yield = false; break;
+		case 'S': o.span = bench_parse_size(optarg); break;
 		case 'M':
 			if (strcmp(optarg, "am") != 0 && strcmp(optarg, "rma") != 0)
 				usage();
