@@ -807,6 +807,7 @@ store_open(struct store_io *io, const struct store_opts *o,
 		return -ENOMEM;
 	st->io = io;
 	st->cur = -1;
+	st->recl_slot = -1;
 	st->next_seq = 1;
 	if (o != NULL)
 		st->o = *o;

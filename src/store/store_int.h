@@ -21,6 +21,7 @@ enum slot_state {
 	SLOT_OPEN = 1,    /* in a write buffer, accepting records */
 	SLOT_SEALING = 2, /* in a write buffer, being written */
 	SLOT_SEALED = 3,  /* on flash */
+	SLOT_RECLAIMING = 4, /* evicted, blocks it keeps still being read */
 };
 
 struct slot {
@@ -120,6 +121,10 @@ struct store {
 	struct store_done *flushq;                /* flush waiters */
 	struct store_get_op *degq;                /* gets to reconstruct */
 	struct reins *reinsq;                     /* blocks to reinsert */
+	struct reins *recl_todo;  /* kept blocks of the reclaimed segment
+				   * not yet read */
+	unsigned recl_inflight;   /* their reads in flight */
+	int recl_slot;            /* the slot being reclaimed, or -1 */
 	bool abandoned;                           /* no more sealing */
 	uint64_t writable_mask;   /* failed devices when last checked */
 	bool writable_mask_valid, writable_cached;
@@ -239,6 +244,13 @@ int store_reconstruct(struct store *st, uint32_t s, unsigned c, uint32_t coff,
 int store_read_chunk(struct store *st, uint32_t s, unsigned c, uint32_t coff,
 		     uint32_t len, uint8_t *dst);
 uint64_t store_bad_chunks(const struct store *st, uint32_t s);
+/* Read the record of len bytes at (slot, off4k) of (ns, key) into buf
+ * (4096-aligned, store_rec_size(len) - 4096 bytes), checked as a get is,
+ * without a get's counters or CLOCK bit: cb(arg, len or -errno) from
+ * store_poll. For reclaim (store_write.c). */
+int store_read_loc_submit(struct store *st, uint64_t ns, const uint8_t *key,
+			  uint32_t slot, uint32_t off4k, uint32_t len,
+			  void *buf, store_cb cb, void *arg);
 int store_read_record(struct store *st, uint32_t slot, uint32_t off4k,
 		      uint32_t len, uint64_t ns, const uint8_t *key,
 		      uint8_t *buf);

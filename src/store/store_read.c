@@ -43,6 +43,8 @@ struct store_get_op {
 	int err;
 	struct store_io_req *reqs;
 	struct iovec *iovs;
+	bool internal;     /* the store's own read: no get counters, no REF */
+	struct iovec own;  /* the buffer of an internal read */
 };
 
 /* Copy len bytes at logical loff of a buffered segment into dst. */
@@ -338,7 +340,9 @@ op_done(struct store *st, struct store_get_op *op, int rc)
 	struct index_hkey hk = index_hash(op->ns, op->key);
 	struct index_loc cur;
 
-	if (rc >= 0) {
+	if (op->internal) {
+		/* reclaim's read: the block is not being used */
+	} else if (rc >= 0) {
 		st->s.hits++;
 		if (index_lookup(st->ix, hk, &cur) == 0 &&
 		    cur.slot == op->loc.slot && cur.off4k == op->loc.off4k)
@@ -599,13 +603,14 @@ get_submit_reads(struct store *st, struct store_get_op *op)
 	return --op->pending == 0 ? 1 : 0;
 }
 
+static int get_start(struct store *st, struct store_get_op *op);
+
 int
 store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		 const struct iovec *iov, unsigned iovcnt, store_cb cb,
 		 void *arg)
 {
 	struct store_get_op *op;
-	unsigned maxpieces;
 	int rc;
 
 	op = calloc(1, sizeof(*op));
@@ -622,6 +627,43 @@ store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		op_done(st, op, -GPC_ENOTFOUND);
 		return 0;
 	}
+	rc = get_start(st, op);
+	if (rc < 0)
+		st->s.gets--;
+	return rc;
+}
+
+int
+store_read_loc_submit(struct store *st, uint64_t ns, const uint8_t *key,
+		      uint32_t slot, uint32_t off4k, uint32_t len, void *buf,
+		      store_cb cb, void *arg)
+{
+	struct store_get_op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL)
+		return -ENOMEM;
+	*op = (struct store_get_op){ .st = st, .cb = cb, .arg = arg, .ns = ns,
+				     .internal = true,
+				     .own = { buf, store_rec_size(len) -
+						   STORE_SECTOR },
+				     .loc = { .slot = slot, .off4k = off4k,
+					      .len4k = (len + STORE_SECTOR - 1) /
+						       STORE_SECTOR } };
+	memcpy(op->key, key, STORE_KEY_LEN);
+	op->uiov = &op->own;
+	op->uiovcnt = 1;
+	op->ucap = op->own.iov_len;
+	st->pending++;
+	return get_start(st, op);
+}
+
+/* A get whose location is known: from DRAM, or reads from flash. */
+static int
+get_start(struct store *st, struct store_get_op *op)
+{
+	const struct iovec *iov = op->uiov;
+	unsigned maxpieces, iovcnt = op->uiovcnt;
+
 	op->seq = st->slots[op->loc.slot].seq;
 	maxpieces = (STORE_SECTOR + op->loc.len4k * STORE_SECTOR) /
 			    st->g.payload + 2;
@@ -649,10 +691,8 @@ store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 	return 0;
 nomem:
 	st->pending--;
-	st->s.gets--;
 	op_free(op);
-	rc = -ENOMEM;
-	return rc;
+	return -ENOMEM;
 }
 
 struct store_zc_ref {

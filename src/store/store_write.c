@@ -31,16 +31,26 @@
 #include "gpucache/gpucache.h"
 #include "store_int.h"
 
-/* A block read back from an evicted segment, waiting to be rewritten. */
+/* A block of an evicted segment kept by the policy: read back
+ * (asynchronously), then rewritten into the open segment. */
 struct reins {
 	struct reins *next;
+	struct store *st;
 	bool quota;          /* kept for its class's quota: goes first */
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
 	uint32_t len;
+	uint32_t slot, off4k; /* where it is, in the slot being reclaimed */
 	uint8_t flags;
-	uint8_t *data;
+	uint8_t *data;       /* record: header sector, then the data */
 };
+
+static void
+reins_free(struct reins *r)
+{
+	free(r->data);
+	free(r);
+}
 
 int
 store_wbufs_init(struct store *st)
@@ -91,8 +101,11 @@ store_wbufs_fini(struct store *st)
 
 	while ((r = st->reinsq) != NULL) {
 		st->reinsq = r->next;
-		free(r->data);
-		free(r);
+		reins_free(r);
+	}
+	while ((r = st->recl_todo) != NULL) {
+		st->recl_todo = r->next;
+		reins_free(r);
 	}
 	for (unsigned i = 0; st->wb != NULL && i < st->nwb; i++) {
 		free(st->wb[i].mem);
@@ -300,13 +313,19 @@ append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 	return store_ix_put(st, ns, key, &loc);
 }
 
+/* Summary entries a segment keeps for deletes: when a put no longer
+ * fits, the segment stays open until the next can open (ensure_room), and
+ * deletes meanwhile land in it. */
+#define TOMB_RESERVE 16u
+
 static bool
 fits(const struct store *st, const struct wbuf *w, uint32_t need,
      uint32_t nent)
 {
 	/* open reservations will each add one summary entry */
 	return (uint64_t)w->data_len + need +
-		       store_sum_size(w->nentries + w->nresv + nent) <=
+		       store_sum_size(w->nentries + w->nresv + nent +
+				      (need > 0 ? TOMB_RESERVE : 0)) <=
 	       st->g.cap;
 }
 
@@ -373,7 +392,6 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		return;
 	/* a class at or under its quota is not evicted: its block moves */
 	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls];
-	store_ix_del(st, d->ns, hk, loc.len4k);
 	rs = store_rec_size(d->len);
 	/* pinned blocks, like quota ones, are kept whatever the write
 	 * amplification: the client asked for them */
@@ -383,26 +401,89 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		   rs <= *budget) {
 		*budget -= rs;
 	} else {
+		store_ix_del(st, d->ns, hk, loc.len4k);
 		store_note_gone(st, d->ns, d->key, true);
 		return;
 	}
+	/* a kept block stays in the index, readable where it is, until it
+	 * is rewritten (reinsert) */
 	r = calloc(1, sizeof(*r));
-	if (r == NULL || (r->data = store_zalloc(rs)) == NULL ||
-	    store_read_record(st, s, d->off4k, d->len, d->ns, d->key,
-			      r->data) < 0) {
-		if (r != NULL)
-			free(r->data);
+	if (r == NULL || (r->data = store_zalloc(rs)) == NULL) {
 		free(r);
+		store_ix_del(st, d->ns, hk, loc.len4k);
 		store_note_gone(st, d->ns, d->key, true);
 		return;
 	}
+	r->st = st;
+	r->slot = s;
 	r->ns = d->ns;
 	memcpy(r->key, d->key, STORE_KEY_LEN);
 	r->len = d->len;
+	r->off4k = d->off4k;
 	r->flags = loc.flags & INDEX_F_PINNED;
 	r->quota = keep;
-	r->next = st->reinsq;
-	st->reinsq = r;
+	r->next = st->recl_todo; /* read by recl_issue */
+	st->recl_todo = r;
+}
+
+#define RECL_DEPTH 32u /* reclaim's reads in flight */
+
+static void recl_issue(struct store *st);
+static void reinsert(struct store *st, bool fresh);
+static void recl_drop(struct store *st, struct reins *r);
+
+/* Every kept block of the reclaimed segment is read: its slot is free. */
+static void
+recl_finish(struct store *st)
+{
+	struct slot *sl = &st->slots[st->recl_slot];
+
+	sl->state = SLOT_FREE;
+	sl->seq = 0;
+	ringq_push(&st->freeq, (uint32_t)st->recl_slot);
+	st->recl_slot = -1;
+	if (st->cur >= 0)
+		reinsert(st, false);
+}
+
+static void
+recl_read_done(void *arg, int rc)
+{
+	struct reins *r = arg;
+	struct store *st = r->st;
+
+	st->recl_inflight--;
+	if (rc >= 0 && !st->abandoned) {
+		r->next = st->reinsq;
+		st->reinsq = r;
+	} else {
+		recl_drop(st, r);
+	}
+	recl_issue(st);
+}
+
+/* Keep up to RECL_DEPTH reads of kept blocks in flight. */
+static void
+recl_issue(struct store *st)
+{
+	struct reins *r;
+
+	while (st->recl_inflight < RECL_DEPTH &&
+	       (r = st->recl_todo) != NULL) {
+		st->recl_todo = r->next;
+		st->recl_inflight++;
+		if (store_read_loc_submit(st, r->ns, r->key,
+					  (uint32_t)st->recl_slot, r->off4k,
+					  r->len, r->data + STORE_SECTOR,
+					  recl_read_done, r) < 0)
+			recl_read_done(r, -ENOMEM);
+		/* recl_read_done issued the rest and may have finished */
+		if (st->recl_slot < 0)
+			return;
+	}
+	if (st->recl_inflight == 0 && st->recl_todo == NULL &&
+	    st->recl_slot >= 0)
+		recl_finish(st);
 }
 
 /* Bytes of reinsertion the next evicted segment may have: a share of a
@@ -489,8 +570,11 @@ room_ahead(struct store *st, bool force)
 }
 
 /*
- * Evict the oldest sealed segment. -EAGAIN: the oldest is still being
- * written; -ENOENT: nothing to evict.
+ * Evict the oldest sealed segment: its blocks leave the index now; those
+ * the policy keeps are read back asynchronously (recl_issue), and the
+ * slot is free once they all are. 0: the slot is free; -EAGAIN: it will
+ * be (or the oldest is still being written, or a reclaim is under way);
+ * -ENOENT: nothing to evict.
  */
 static int
 evict_one(struct store *st)
@@ -513,6 +597,8 @@ evict_one(struct store *st)
 			break;
 		ringq_pop(&st->fifo, &v); /* stale: slot was lost */
 	}
+	if (st->recl_slot >= 0)
+		return -EAGAIN; /* one at a time */
 	if (sl->state != SLOT_SEALED) {
 		/* still in DRAM, unwritten: write it now, evict it later */
 		if (sl->wbuf >= 0 && st->wb[sl->wbuf].held)
@@ -532,11 +618,11 @@ evict_one(struct store *st)
 		free(sum);
 	}
 	/* entries we could not read stay in the index and read as misses */
-	sl->state = SLOT_FREE;
-	sl->seq = 0;
-	ringq_push(&st->freeq, s);
 	st->s.segs_evicted++;
-	return 0;
+	sl->state = SLOT_RECLAIMING;
+	st->recl_slot = (int)s;
+	recl_issue(st);
+	return st->recl_slot < 0 ? 0 : -EAGAIN;
 }
 
 /* Could any slot take a write with the devices failed now? Cached per
@@ -578,10 +664,45 @@ alloc_slot(struct store *st, uint32_t *out)
 	}
 }
 
-/* Rewrite stashed blocks into the open segment, as far as they fit:
- * blocks kept for a quota first, then those read since written. */
+/*
+ * Is r's block still the index's, where reclaim found it? A put or delete
+ * since then moved or removed it: the newer state wins. Unambiguous: the
+ * slot is free from recl_finish until a new segment takes it, and that
+ * segment's first records are these reinsertions (open_seg drains
+ * reinsq before any put), never another version of r's key.
+ */
+static bool
+recl_owns(struct store *st, struct reins *r)
+{
+	struct index_loc loc;
+
+	if (index_lookup(st->ix, index_hash(r->ns, r->key), &loc) < 0 ||
+	    loc.slot != r->slot || loc.off4k != r->off4k)
+		return false;
+	r->flags = loc.flags & INDEX_F_PINNED; /* pinned or not, by now */
+	return true;
+}
+
+/* r's block leaves the index (it could not be kept). */
 static void
-reinsert(struct store *st)
+recl_drop(struct store *st, struct reins *r)
+{
+	struct index_hkey hk = index_hash(r->ns, r->key);
+
+	if (recl_owns(st, r)) {
+		store_ix_del(st, r->ns, hk,
+			     (r->len + STORE_SECTOR - 1) / STORE_SECTOR);
+		store_note_gone(st, r->ns, r->key, true);
+	}
+	reins_free(r);
+}
+
+/* Rewrite stashed blocks into the open segment, as far as they fit:
+ * blocks kept for a quota first, then those read since written. Into a
+ * fresh segment, what does not fit is dropped (it never will); into one
+ * being filled, it waits for the next. */
+static void
+reinsert(struct store *st, bool fresh)
 {
 	struct reins *r, **pp = &st->reinsq;
 
@@ -596,19 +717,23 @@ reinsert(struct store *st)
 	}
 	while ((r = st->reinsq) != NULL) {
 		struct iovec iov = { r->data + STORE_SECTOR, r->len };
+		bool room = fits(st, &st->wb[st->cur], store_rec_size(r->len),
+				 1);
 
+		if (!room && !fresh)
+			break;
 		st->reinsq = r->next;
-		if (fits(st, &st->wb[st->cur], store_rec_size(r->len), 1) &&
-		    append_rec(st, r->ns, r->key, &iov, 1, r->len, r->flags) ==
-			    0) {
+		if (!recl_owns(st, r)) {
+			reins_free(r); /* put or deleted meanwhile: that wins */
+		} else if (room && append_rec(st, r->ns, r->key, &iov, 1,
+					      r->len, r->flags) == 0) {
 			st->s.blocks_reinserted++;
 			st->s.bytes_reinserted += r->len;
 			st->reins_rec_bytes += store_rec_size(r->len);
+			reins_free(r);
 		} else {
-			store_note_gone(st, r->ns, r->key, true);
+			recl_drop(st, r);
 		}
-		free(r->data);
-		free(r);
 	}
 }
 
@@ -675,14 +800,52 @@ open_seg(struct store *st)
 	fifo_room(st);
 	ringq_push(&st->fifo, (sl->seq << 24) | s);
 	st->cur = (int)(w - st->wb);
-	reinsert(st);
+	reinsert(st, true);
 	return 0;
 }
 
 /*
- * Make room for a record of need bytes and nent summary entries. A new
- * segment can come back full of blocks kept for their quota, hence a few
- * rounds; -EAGAIN when the write buffers are all busy.
+ * Could a new segment open now? 0: a write buffer and a free slot are
+ * there; -EAGAIN: not yet, and what frees them has been started (a write,
+ * a write-back, a reclaim's reads); other errors: never.
+ */
+static int
+next_seg_ready(struct store *st)
+{
+	bool wb = false;
+
+	for (unsigned i = 0; i < st->nwb && !wb; i++)
+		wb = !st->wb[i].busy;
+	while (!wb) { /* the oldest segment kept clean in DRAM */
+		struct wbuf *c = oldest_wbuf(st, true);
+
+		if (c == NULL) {
+			room_ahead(st, true);
+			return -EAGAIN;
+		}
+		release_clean(st, c);
+		wb = !c->busy;
+	}
+	while (ringq_len(&st->freeq) == 0) {
+		int rc;
+
+		if (!writable_somewhere(st))
+			return -GPC_ENOSPACE; /* evicting would not help */
+		rc = evict_one(st);
+		if (rc == -ENOENT)
+			return -GPC_ENOSPACE;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Make room for a record of need bytes and nent summary entries. The open
+ * segment is sealed only once the next can open, so that while a put
+ * waits (-EAGAIN) for a buffer or a slot, what still fits (deletes) lands.
+ * A new segment can come back full of blocks kept for their quota, hence
+ * a few rounds.
  */
 static int
 ensure_room(struct store *st, uint32_t need, uint32_t nent)
@@ -692,6 +855,9 @@ ensure_room(struct store *st, uint32_t need, uint32_t nent)
 
 		if (st->cur >= 0 && fits(st, &st->wb[st->cur], need, nent))
 			return 0;
+		rc = next_seg_ready(st);
+		if (rc < 0)
+			return rc;
 		if (st->cur >= 0) {
 			rc = store_seal_cur(st);
 			if (rc < 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gpucache/gpucache.h"
+#include "store/io_fault.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -520,6 +521,109 @@ test_drop_invalidates(void)
 	topts = saved;
 }
 
+/* Model test of reclaim: the blocks eviction keeps are read back and
+ * rewritten asynchronously, while puts, gets and deletes go on. A get
+ * must return the last version put or nothing, and a deleted block must
+ * not come back (unless put again). */
+#define RM_KEYS 40u
+
+static void
+rm_data(unsigned k, unsigned ver, uint8_t *buf, size_t len)
+{
+	test_fill((uint64_t)k << 20 | ver, buf, len);
+}
+
+static size_t
+rm_len(unsigned k, unsigned ver)
+{
+	return 6000 + ((k * 131u + ver * 977u) % 6000u);
+}
+
+static void
+test_reclaim_model(void)
+{
+	struct store_format_opts fo = { .k = 2, .m = 1, .chunk_size = CHUNK };
+	unsigned ver[RM_KEYS] = { 0 }, next_ver = 1;
+	bool live[RM_KEYS] = { false };
+	uint8_t *want = malloc(16384), *got;
+	uint64_t rs = 12345;
+	struct store_stats ss;
+	struct store_io *io, *fio;
+	struct store *st;
+	int wrong = 0, eagain = 0;
+
+	REQUIRE(posix_memalign((void **)&got, 4096, 16384) == 0);
+	store_memdisk_destroy(md);
+	REQUIRE(store_memdisk_create(3, STORE_DATA_OFF + 16 * CHUNK, &md) == 0);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_format(io, &fo) == 0);
+	store_io_close(io);
+	/* completions held back a few polls, as a device's take time: reads
+	 * of kept blocks are in flight while other requests come */
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_io_fault_open(io, 7, &fio) == 0);
+	for (unsigned d = 0; d < 3; d++)
+		store_io_fault_delay_dev(fio, d, 3);
+	REQUIRE(store_open(fio, &topts, &st) == 0);
+	for (unsigned step = 0; step < 6000; step++) {
+		unsigned k = (unsigned)(test_rand(&rs) % RM_KEYS);
+		unsigned what = (unsigned)(test_rand(&rs) % 10);
+		uint8_t key[32];
+		int rc;
+
+		test_key(k, key);
+		if (what < 4) {
+			unsigned v = next_ver++;
+			size_t len = rm_len(k, v);
+			struct iovec iov = { want, len };
+
+			rm_data(k, v, want, len);
+			/* -EAGAIN: no room until reclaim's reads are done;
+			 * as gpucached does, go on with other requests */
+			rc = store_put_submit(st, NS, key, &iov, 1, 0, NULL,
+					      NULL);
+			if (rc == -EAGAIN) {
+				/* now and then wait for what frees room (the
+				 * sealer thread's work too) */
+				if (++eagain % 8 == 0)
+					REQUIRE(store_poll(st, 1) >= 0);
+				continue;
+			}
+			CHECK_RC(rc, 0);
+			ver[k] = v;
+			live[k] = true;
+		} else if (what < 8) {
+			rc = store_get(st, NS, key, got, 16384);
+			if (rc >= 0) {
+				size_t len = rm_len(k, ver[k]);
+
+				rm_data(k, ver[k], want, len);
+				if (!live[k] || rc != (int)len ||
+				    memcmp(want, got, len) != 0) {
+					fprintf(stderr, "key %u: rc %d, live %d "
+						"ver %u\n", k, rc, live[k],
+						ver[k]);
+					wrong++;
+				}
+			}
+		} else if (what == 8) {
+			rc = store_delete(st, NS, key);
+			CHECK(rc == 0 || rc == -GPC_ENOTFOUND);
+			live[k] = false;
+		} else {
+			REQUIRE(store_poll(st, 0) >= 0);
+		}
+	}
+	store_get_stats(st, &ss);
+	CHECK(ss.segs_evicted > 0);
+	CHECK(ss.blocks_reinserted > 0);
+	CHECK(eagain > 0); /* requests did come while reclaim read */
+	CHECK_RC(wrong, 0);
+	store_close(st);
+	free(want);
+	free(got);
+}
+
 int
 main(void)
 {
@@ -529,6 +633,7 @@ main(void)
 		topts.writeback_ms = pass & 2 ? 60000 : 0;
 		test_writeback();
 		test_drop_invalidates();
+		test_reclaim_model();
 		test_basic();
 		test_evict();
 		test_degraded();
