@@ -44,6 +44,7 @@ struct bench {
 	double put_s, get_s;
 	struct store_stats stats;
 	int rc;
+	double mix;              /* --mix: seconds of mixed puts and gets */
 };
 
 static void
@@ -206,6 +207,213 @@ get_phase(struct bench *b, double *secs)
 	return 0;
 }
 
+/*
+ * --mix S: a cache in steady state. After the put phase has filled the
+ * store (make --bytes larger than it holds, so the log has wrapped),
+ * --qd requests stay in flight for S seconds, half of the slots putting
+ * new blocks and half getting blocks put within the last capacity's
+ * worth (each slot a closed loop), so that
+ * some blocks of the oldest segment have been read when it is evicted and
+ * the policy keeps them (reinsertion). Per request latency, puts counted
+ * from their first try (a put waiting for room is answered -EAGAIN and
+ * tried again); a get must return its block or miss, never other bytes.
+ */
+struct mix_slot {
+	struct bench *b;
+	struct mix *mx;
+	unsigned idx;
+	bool busy, put, waiting;
+	uint64_t key_id, t0;
+};
+
+struct mix {
+	uint64_t *lat[2];        /* [0] gets, [1] puts, ns */
+	size_t nlat[2], cap;
+	uint64_t hits, misses, wrong, eagain, puts, next_key;
+};
+
+static void
+mix_cb(void *arg, int rc)
+{
+	struct mix_slot *m = arg;
+	struct mix *mx = m->mx;
+	struct bench *b = m->b;
+	uint64_t got;
+
+	if (mx->nlat[m->put] < mx->cap)
+		mx->lat[m->put][mx->nlat[m->put]++] = clock_now_ns() - m->t0;
+	m->busy = false;
+	if (m->put) {
+		mx->puts++;
+		return;
+	}
+	memcpy(&got, b->bufs[m->idx], 8);
+	if (rc == b->size && got == m->key_id)
+		mx->hits++;
+	else if (rc == -GPC_ENOTFOUND)
+		mx->misses++;
+	else
+		mx->wrong++;
+}
+
+/* Start slot m's next request; false if a put must wait for room. */
+static bool
+mix_issue(struct mix_slot *m, uint64_t window)
+{
+	struct bench *b = m->b;
+	struct mix *mx = m->mx;
+	uint8_t key[32];
+	int rc;
+
+	if (!m->waiting) {
+		m->t0 = clock_now_ns();
+		if (m->put) {
+			m->key_id = mx->next_key++;
+		} else {
+			uint64_t w = mx->next_key < window ? mx->next_key
+							   : window;
+
+			m->key_id = mx->next_key - 1 - next_rand(&b->seed) % w;
+		}
+	}
+	bench_key(m->key_id, key);
+	if (m->put) {
+		memcpy(b->bufs[m->idx], &m->key_id, 8);
+		rc = store_put_submit(b->st, 1, key, &b->iov[m->idx], 1, 0,
+				      mix_cb, m);
+	} else {
+		rc = store_get_submit(b->st, 1, key, &b->iov[m->idx], 1,
+				      mix_cb, m);
+	}
+	m->waiting = rc == -EAGAIN;
+	if (rc == -EAGAIN) {
+		mx->eagain++;
+		return false;
+	}
+	m->busy = true;
+	if (rc < 0)
+		mix_cb(m, rc);
+	return true;
+}
+
+static int
+mix_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+mix_q(struct mix *mx, int put, double q)
+{
+	size_t n = mx->nlat[put];
+
+	return n ? (double)mx->lat[put][(size_t)((double)(n - 1) * q)] / 1e3
+		 : 0.0;
+}
+
+static int
+mix_phase(struct bench *b)
+{
+	struct mix_slot *ms = calloc(b->qd, sizeof(*ms));
+	struct mix mx = { .cap = 1u << 22, .next_key = b->nkeys };
+	struct store_stats s0, s1;
+	uint64_t t0, end, window;
+	double secs, gb[2];
+
+	store_get_stats(b->st, &s0);
+	window = s0.capacity_bytes / (uint64_t)b->size;
+	mx.lat[0] = malloc(mx.cap * sizeof(uint64_t));
+	mx.lat[1] = malloc(mx.cap * sizeof(uint64_t));
+	b->bufs = calloc(b->qd, sizeof(*b->bufs));
+	b->iov = calloc(b->qd, sizeof(*b->iov));
+	if (ms == NULL || mx.lat[0] == NULL || mx.lat[1] == NULL ||
+	    b->bufs == NULL || b->iov == NULL || window == 0)
+		return -ENOMEM;
+	for (unsigned i = 0; i < b->qd; i++) {
+		if (posix_memalign((void **)&b->bufs[i], 4096, (size_t)b->size))
+			return -ENOMEM;
+		fill_payload(b, b->bufs[i], (size_t)b->size);
+		b->iov[i] = (struct iovec){ b->bufs[i], (size_t)b->size };
+		/* half the slots put, half get: each a closed loop */
+		ms[i] = (struct mix_slot){ .b = b, .mx = &mx, .idx = i,
+					   .put = i % 2 == 0 };
+	}
+	b->seed = 88172645463325252ull;
+	t0 = clock_now_ns();
+	end = t0 + (uint64_t)(b->mix * 1e9);
+	for (;;) {
+		unsigned busy = 0, issued = 0;
+		bool open = clock_now_ns() < end, waiting = false;
+
+		/* puts waiting for room go first, oldest first, and no new
+		 * put starts while one waits (as gpucached's retry list) */
+		for (;;) {
+			struct mix_slot *old = NULL;
+
+			for (unsigned i = 0; i < b->qd; i++)
+				if (ms[i].waiting && !ms[i].busy &&
+				    (old == NULL || ms[i].t0 < old->t0))
+					old = &ms[i];
+			if (old == NULL)
+				break;
+			if (!mix_issue(old, window)) {
+				waiting = true;
+				break;
+			}
+			issued++;
+		}
+		for (unsigned i = 0; i < b->qd; i++) {
+			if (!ms[i].busy && !ms[i].waiting && open &&
+			    !(ms[i].put && waiting)) {
+				bool ok = mix_issue(&ms[i], window);
+
+				issued += ok;
+				waiting |= !ok;
+			}
+			busy += ms[i].busy;
+		}
+		if (!open && busy == 0)
+			break;
+		store_poll(b->st, issued == 0 && busy > 0 ? 1 : 0);
+	}
+	secs = (clock_now_ns() - t0) / 1e9;
+	store_get_stats(b->st, &s1);
+	qsort(mx.lat[0], mx.nlat[0], sizeof(uint64_t), mix_cmp);
+	qsort(mx.lat[1], mx.nlat[1], sizeof(uint64_t), mix_cmp);
+	gb[0] = (double)(mx.hits) * (double)b->size / 1e9;
+	gb[1] = (double)mx.puts * (double)b->size / 1e9;
+	printf("mix   %.1f s, qd %u: put %.2f GB/s (p50 %.0f us, p99 %.0f us, "
+	       "max %.0f us; %" PRIu64 " waits for room), get %.2f GB/s of "
+	       "hits (p50 %.0f us, p99 %.0f us, max %.0f us), %" PRIu64
+	       " hits, %" PRIu64 " misses, %" PRIu64 " wrong; %" PRIu64
+	       " segments evicted, %" PRIu64 " blocks reinserted\n", secs,
+	       b->qd, gb[1] / secs, mix_q(&mx, 1, 0.5), mix_q(&mx, 1, 0.99),
+	       mix_q(&mx, 1, 1.0), mx.eagain, gb[0] / secs,
+	       mix_q(&mx, 0, 0.5), mix_q(&mx, 0, 0.99), mix_q(&mx, 0, 1.0),
+	       mx.hits, mx.misses, mx.wrong,
+	       s1.segs_evicted - s0.segs_evicted,
+	       s1.blocks_reinserted - s0.blocks_reinserted);
+	printf("RESULT mix_put_gbps=%.3f mix_get_gbps=%.3f get_p50_us=%.0f "
+	       "get_p99_us=%.0f get_max_us=%.0f put_p99_us=%.0f "
+	       "put_max_us=%.0f hits=%" PRIu64 " misses=%" PRIu64 " wrong=%"
+	       PRIu64 " reinserted=%" PRIu64 "\n", gb[1] / secs,
+	       gb[0] / secs, mix_q(&mx, 0, 0.5), mix_q(&mx, 0, 0.99),
+	       mix_q(&mx, 0, 1.0), mix_q(&mx, 1, 0.99), mix_q(&mx, 1, 1.0),
+	       mx.hits, mx.misses, mx.wrong,
+	       s1.blocks_reinserted - s0.blocks_reinserted);
+	b->errors += mx.wrong;
+	for (unsigned i = 0; i < b->qd; i++)
+		free(b->bufs[i]);
+	free(b->bufs);
+	free(b->iov);
+	free(mx.lat[0]);
+	free(mx.lat[1]);
+	free(ms);
+	return 0;
+}
+
 /* Fill with N 4 KiB blocks, close, and time a fresh open. */
 static int
 rebuild_phase(struct bench *b)
@@ -307,6 +515,7 @@ bench_parse(struct bench *b, int argc, char **argv)
 		{ "backend", required_argument, NULL, 'b' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "mix", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -327,6 +536,7 @@ bench_parse(struct bench *b, int argc, char **argv)
 		case 'r': b->rebuild_blocks = cli_parse_size(optarg); break;
 		case 'b': b->d.backend = optarg; break;
 		case 't': b->threads = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'x': b->mix = strtod(optarg, NULL); break;
 		case 'd':
 			b->random_data = strcmp(optarg, "random") == 0;
 			if (!b->random_data && strcmp(optarg, "pattern") != 0)
@@ -336,18 +546,25 @@ bench_parse(struct bench *b, int argc, char **argv)
 			printf("usage: gpucache bench [--format -k K -m M --chunk "
 			       "SIZE --create-size SIZE] [--size 1M] [--qd 32] "
 			       "[--bytes 2G] [--wbufs N] [--data pattern|random] "
-			       "[--rebuild-blocks N] [--threads N] DEV...\n"
+			       "[--rebuild-blocks N] [--threads N] [--mix S] "
+			       "DEV...\n"
 			       "  --threads N: N engines at once, each over "
 			       "its own region of the devices\n"
 			       "  (gpucached's shard regions); --bytes is "
-			       "their total\n");
+			       "their total\n"
+			       "  --mix S: after the puts, S seconds of half "
+			       "puts, half gets of recent blocks\n"
+			       "  (a full cache: make --bytes exceed what the "
+			       "store holds)\n");
 			exit(0);
 		default: return -1;
 		}
 	}
 	if (optind >= argc || b->size < 1 || b->bytes < b->size ||
 	    b->qd < 1 || b->chunk < 0 || b->rebuild_blocks < 0 ||
-	    b->threads > 64 || (b->threads > 1 && b->rebuild_blocks > 0)) {
+	    b->threads > 64 || (b->threads > 1 && b->rebuild_blocks > 0) ||
+	    !(b->mix >= 0 && b->mix <= 3600) ||
+	    (b->mix > 0 && b->threads > 1)) {
 		fprintf(stderr, "gpucache bench: bad options or no devices "
 			"(see --help)\n");
 		return -1;
@@ -482,6 +699,13 @@ cli_bench(int argc, char **argv)
 		return rc < 0 ? 1 : 0;
 	}
 	rc = put_phase(&b, &put_s);
+	if (rc == 0 && b.mix > 0) {
+		rc = mix_phase(&b);
+		if (rc < 0)
+			fprintf(stderr, "gpucache bench: %s\n", gpc_strerror(rc));
+		store_close(b.st);
+		return rc < 0 || b.errors ? 1 : 0;
+	}
 	if (rc == 0)
 		rc = get_phase(&b, &get_s);
 	if (rc < 0) {
