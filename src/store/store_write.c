@@ -11,14 +11,26 @@
  * when the last flush completes. Readers find blocks of a buffered segment
  * in DRAM through the slot's wbuf link.
  *
+ * Write-back (store_opts.writeback_ms > 0): a closed segment stays in
+ * its buffer, unwritten and readable, until a quarter of the buffers
+ * would otherwise be busy, a flush or a durable put asks, eviction
+ * reaches it, or it is writeback_ms old; a segment with nothing live left
+ * in it by then (every block overwritten or deleted, no tombstone) is
+ * not written at all: its slot's chunk headers are zeroed and the slot is
+ * free. A written segment stays readable in DRAM until its buffer is
+ * needed (the DRAM tier).
+ *
  * Eviction is segment-granular and oldest first. Blocks the policy keeps
- * (policy.h: read or re-put since written, or pinned) are copied into the
- * new segment, up to reinsert_pct of a segment per evicted segment and
- * while the data written to flash stays within write_amp_max x the bytes
- * clients put (admission refusals and dedupe leave room for it); that
- * copy is the only write amplification and is counted in bytes_reinserted.
- * Admission and dedupe happen before a put touches the write buffer
- * (store_put_check).
+ * (policy.h: read or re-put since written, or pinned) are read back
+ * asynchronously (the slot is RECLAIMING meanwhile, the blocks stay
+ * readable where they are) and copied into the open segment, up to
+ * reinsert_pct of a segment per evicted segment and while the data
+ * written to flash stays within write_amp_max x the bytes clients put
+ * (admission refusals and dedupe leave room for it); that copy is the only
+ * write amplification and is counted in bytes_reinserted. Admission and
+ * dedupe happen before a put touches the write buffer (store_put_check).
+ * A put that needs a slot or a buffer not yet free gets -EAGAIN; the open
+ * segment stays open until the next can open, so deletes still land.
  */
 #include <errno.h>
 #include <stdlib.h>
