@@ -71,6 +71,9 @@ unsigned net_progress(struct net_worker *w);
 void net_wait(struct net_worker *w, int timeout_ms);
 /* The same with a timeout in microseconds (a short nap between polls). */
 void net_wait_us(struct net_worker *w, unsigned timeout_us);
+/* Like net_wait, and also until fd (another event source: the store's
+ * event fd) becomes readable. */
+void net_wait_fd(struct net_worker *w, int fd, int timeout_ms);
 
 int net_listen(struct net_worker *w, const char *addr, uint16_t port,
 	       net_accept_cb on_accept);

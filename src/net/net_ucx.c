@@ -492,6 +492,17 @@ net_wait(struct net_worker *w, int timeout_ms)
 }
 
 void
+net_wait_fd(struct net_worker *w, int fd, int timeout_ms)
+{
+	struct pollfd pfd[2] = { { .fd = w->efd, .events = POLLIN },
+				 { .fd = fd, .events = POLLIN } };
+
+	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
+		return; /* events pending (or no fd): go round again */
+	poll(pfd, 2, timeout_ms);
+}
+
+void
 net_wait_us(struct net_worker *w, unsigned timeout_us)
 {
 	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };

@@ -130,8 +130,10 @@ static const struct cfg_key cfg_keys[] = {
 	  .def = "0", .help = "microseconds a shard keeps polling, while "
 	  "requests are in flight, before it sleeps on its event fd" },
 	{ SECT_SERVER, "io_nap_us", T_INT, SRV(io_nap_us), 0, 10000,
-	  .def = "50", .help = "microseconds a shard with only engine I/O in "
-	  "flight sleeps on its event fd between polls (0: it polls)" },
+	  .def = "50", .help = "a shard with only engine work in flight "
+	  "sleeps until the I/O completes (io_uring's event fd); where the "
+	  "I/O backend has no event fd, it naps this many microseconds "
+	  "between polls. 0: it polls, never sleeps" },
 	{ SECT_SERVER, "data_dir", T_DIR, SRV(data_dir),
 	  .def = "/var/lib/gpucache",
 	  .help = "data directory; default devices live here" },

@@ -345,7 +345,7 @@ shard_main(void *arg)
 	struct srv *s = sh->srv;
 	uint64_t spin, last_work = 0;
 	unsigned nap = s->cfg.io_nap_us;
-	int rc;
+	int rc, efd;
 
 	rc = shard_store(sh);
 	if (rc == 0) /* a quarter of the write buffer's size, for prefetches */
@@ -371,6 +371,7 @@ shard_main(void *arg)
 	}
 	apply_quotas(sh);
 	store_set_event_cb(sh->st, srv_events_store_cb, sh);
+	efd = s->cfg.io_nap_us > 0 ? store_event_fd(sh->st) : -1;
 	atomic_store(&sh->ready, 1);
 	spin = (uint64_t)s->cfg.poll_spin_us * 1000u;
 	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
@@ -388,16 +389,26 @@ shard_main(void *arg)
 			continue;
 		}
 		/*
-		 * Engine I/O in flight (requests waiting for write-buffer
-		 * room wait on it too): its completions raise no event we can
-		 * sleep on, so nap briefly instead of spinning (the CPU goes
-		 * to io-wq workers doing zram's work, and to clients, where
-		 * they share it); a UCX event ends the nap at once.
+		 * Engine work in flight (device I/O, the sealer; requests
+		 * waiting for write-buffer room wait on it too): sleep on the
+		 * store's event fd and UCX's together, so that either wakes
+		 * the shard at once, rather than spinning (the CPU goes to
+		 * io-wq workers doing zram's work, and to clients, where they
+		 * share it). A backend without an event fd (psync): nap
+		 * io_nap_us between polls; io_nap_us = 0: poll.
 		 */
 		if (store_pending(sh->st) > 0) {
 			last_work = now;
-			if (nap > 0)
+			if (efd >= 0) {
+				/* sleep until I/O completes, the sealer is done
+				 * or a message comes; what completed before the
+				 * drain is polled first */
+				store_event_drain(sh->st);
+				if (store_poll(sh->st, 0) == 0)
+					net_wait_fd(sh->w, efd, 20);
+			} else if (nap > 0) {
 				net_wait_us(sh->w, nap);
+			}
 			continue;
 		}
 		if (sh->retry != NULL)

@@ -84,6 +84,13 @@ struct store_io_ops {
 	int (*poll)(struct store_io *io, unsigned min_complete);
 	int (*dev_info)(struct store_io *io, unsigned dev,
 			struct store_dev_info *out);
+	/*
+	 * Optional: an eventfd the backend signals whenever a request
+	 * completes asynchronously, for its owner to sleep on while requests
+	 * are in flight; -1 (or a NULL op) when completions only happen in
+	 * poll (synchronous backends). The backend owns and closes it.
+	 */
+	int (*event_fd)(struct store_io *io);
 };
 
 /* Every backend embeds this first. */

@@ -79,6 +79,14 @@ region_close(struct store_io *io)
 	free(g);
 }
 
+static int
+region_event_fd(struct store_io *io)
+{
+	struct store_io *in = ((struct region_io *)io)->inner;
+
+	return in->ops->event_fd != NULL ? in->ops->event_fd(in) : -1;
+}
+
 static const struct store_io_ops region_ops = {
 	.name = "region",
 	.close = region_close,
@@ -86,6 +94,7 @@ static const struct store_io_ops region_ops = {
 	.submit = region_submit,
 	.poll = region_poll,
 	.dev_info = region_dev_info,
+	.event_fd = region_event_fd,
 };
 
 int

@@ -29,6 +29,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -60,6 +61,7 @@ struct uring_ctx {
 	unsigned kmax;      /* most requests given to the kernel at once */
 	struct uring_list wait; /* no SQE yet */
 	struct uring_list done; /* finished without the kernel */
+	int efd;            /* signalled on every CQE, or -1 */
 };
 
 static const struct store_io_ops uring_ops;
@@ -449,6 +451,8 @@ uring_close(struct store_io *io)
 	}
 	uring_drain(u);
 	io_uring_queue_exit(&u->ring);
+	if (u->efd >= 0)
+		close(u->efd);
 	store_io_devs_close(u->devs, u->io.ndev);
 	free(u->bufs);
 	free(u);
@@ -500,6 +504,13 @@ store_io_uring_open(const struct store_io_cfg *cfg, struct store_io **out)
 	if (rc < 0)
 		goto err_free;
 	u->kmax = u->ring.cq.ring_entries;
+	/* completions wake the owner's sleep (uring_event_fd); without it
+	 * the owner polls */
+	u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (u->efd >= 0 && io_uring_register_eventfd(&u->ring, u->efd) < 0) {
+		close(u->efd);
+		u->efd = -1;
+	}
 	rc = store_io_devs_open(cfg, false, "uring", &u->devs);
 	if (rc < 0)
 		goto err_exit_ring;
@@ -509,9 +520,17 @@ store_io_uring_open(const struct store_io_cfg *cfg, struct store_io **out)
 
 err_exit_ring:
 	io_uring_queue_exit(&u->ring);
+	if (u->efd >= 0)
+		close(u->efd);
 err_free:
 	free(u);
 	return rc;
+}
+
+static int
+uring_event_fd(struct store_io *io)
+{
+	return uring_of(io)->efd;
 }
 
 static const struct store_io_ops uring_ops = {
@@ -521,4 +540,5 @@ static const struct store_io_ops uring_ops = {
 	.submit = uring_submit,
 	.poll = uring_poll,
 	.dev_info = uring_dev_info,
+	.event_fd = uring_event_fd,
 };

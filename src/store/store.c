@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/crc.h"
@@ -826,7 +827,8 @@ store_open(struct store_io *io, const struct store_opts *o,
 	if (rc == 0 && !st->o.read_only)
 		rc = store_wbufs_init(st);
 	if (rc == 0 && !st->o.read_only && st->o.seal_thread)
-		rc = sealer_start(st->g.k, st->g.m, &st->sealer);
+		rc = sealer_start(st->g.k, st->g.m, store_event_fd(st),
+				  &st->sealer);
 	if (rc < 0) {
 		st->io = NULL;
 		store_free(st);
@@ -884,6 +886,24 @@ store_pending(const struct store *st)
 	return st->pending + sealer_busy(st->sealer);
 }
 
+int
+store_event_fd(const struct store *st)
+{
+	const struct store_io_ops *ops = st->io->ops;
+
+	return ops->event_fd != NULL ? ops->event_fd(st->io) : -1;
+}
+
+void
+store_event_drain(struct store *st)
+{
+	int fd = store_event_fd(st);
+	uint64_t v;
+
+	if (fd >= 0 && read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("store", "event fd: %s", gpc_strerror(-errno));
+}
+
 /* Fail a list of waiters with rc: their callbacks run once, now. */
 static void
 fail_waiters(struct store *st, struct store_done **list, int rc)
@@ -918,6 +938,8 @@ store_abandon(struct store *st)
 		return;
 	st->abandoned = true;
 	drain(st);
+	sealer_stop(st->sealer); /* it writes the I/O context's event fd */
+	st->sealer = NULL;
 	store_io_close(st->io);
 	st->io = NULL;
 	store_free(st);

@@ -235,6 +235,16 @@ int store_delete(struct store *st, uint64_t ns, const uint8_t *key);
 int store_poll(struct store *st, unsigned min);
 /* Operations submitted whose callbacks have not run. */
 unsigned store_pending(const struct store *st);
+/*
+ * An fd that becomes readable when the store has work for store_poll:
+ * device I/O completed or the sealer finished a segment. An owner with
+ * operations pending may sleep on it (with its other fds) instead of
+ * polling; -1 when the I/O backend has none (synchronous backends: poll).
+ * Call store_event_drain before the last store_poll ahead of such a
+ * sleep, so that nothing that completes after it is missed.
+ */
+int store_event_fd(const struct store *st);
+void store_event_drain(struct store *st);
 
 void store_get_stats(struct store *st, struct store_stats *out);
 

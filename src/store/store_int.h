@@ -172,7 +172,8 @@ struct sealer;
 /* store_seal.c: parity, chunk CRCs and headers of a full buffer whose
  * tail is built; on any thread (see the file). */
 void seal_encode(const struct seal_job *j, struct seal_cost *cost);
-int sealer_start(unsigned k, unsigned m, struct sealer **out);
+/* efd (or -1): an eventfd written when a job is done (store_event_fd). */
+int sealer_start(unsigned k, unsigned m, int efd, struct sealer **out);
 /* Join the thread; jobs not reaped are freed (their buffers stay as
  * they are: the store is being freed or abandoned). */
 void sealer_stop(struct sealer *s);

@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -130,6 +131,7 @@ struct sealer {
 	struct coder *coder;
 	unsigned busy;  /* handed over, not reaped yet (store thread only) */
 	bool stop;
+	int efd;        /* written when a job is done, or -1 */
 };
 
 static void *
@@ -157,19 +159,22 @@ sealer_main(void *arg)
 		*s->done_tail = j;
 		s->done_tail = &j->next;
 		pthread_cond_signal(&s->done_cv);
+		if (s->efd >= 0) /* wake the store's owner, if asleep */
+			(void)eventfd_write(s->efd, 1);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
 int
-sealer_start(unsigned k, unsigned m, struct sealer **out)
+sealer_start(unsigned k, unsigned m, int efd, struct sealer **out)
 {
 	struct sealer *s = calloc(1, sizeof(*s));
 	int rc;
 
 	if (s == NULL)
 		return -ENOMEM;
+	s->efd = efd;
 	s->todo_tail = &s->todo;
 	s->done_tail = &s->done;
 	rc = coder_create(CODER_ISAL, k, m, &s->coder);

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,6 +392,47 @@ t_flush(struct tenv *e)
 out:
 	free(src);
 	free(file);
+}
+
+/*
+ * The event fd: io_uring's becomes readable when a request completes (its
+ * owner sleeps on it), psync has none (its completions happen in poll).
+ */
+static void
+t_event_fd(struct tenv *e)
+{
+	char paths[1][128];
+	uint8_t *src = buf_new(SECT);
+	struct store_io *io;
+	struct treq t;
+	int pending = 1, efd;
+
+	fill(src, SECT, 9);
+	if (env_open(e, 1, 0, paths, &io) < 0)
+		goto out;
+	efd = io->ops->event_fd != NULL ? io->ops->event_fd(io) : -1;
+	if (strcmp(e->kind, "psync") == 0) {
+		CHECK(efd < 0);
+	} else if (CHECK(efd >= 0)) {
+		struct pollfd pfd = { .fd = efd, .events = POLLIN };
+		uint64_t v;
+
+		/* nothing completed yet: not readable */
+		CHECK(poll(&pfd, 1, 0) == 0);
+		treq_set(&t, STORE_IO_WRITE, 0, 3 * SECT, src, SECT);
+		t.pending = &pending;
+		CHECK(store_io_submit(io, &t.req) == 0);
+		/* poll(0) hands it to the kernel (submissions are batched);
+		 * its completion then wakes a sleeper, reaped or not */
+		CHECK(store_io_poll(io, 0) >= 0);
+		CHECK(poll(&pfd, 1, 5000) == 1);
+		CHECK(read(efd, &v, sizeof(v)) == (ssize_t)sizeof(v) && v >= 1);
+		wait_pending(io, &pending);
+		CHECK(t.ncb == 1 && t.res == (int)SECT);
+	}
+	store_io_close(io);
+out:
+	free(src);
 }
 
 static void
@@ -959,6 +1001,7 @@ static const struct tcase backend_tests[] = {
 	{ "rw_fixed", t_rw_fixed },
 	{ "many_in_flight", t_many },
 	{ "flush", t_flush },
+	{ "event_fd", t_event_fd },
 	{ "missing_dev", t_missing },
 	{ "invalid", t_invalid },
 	{ "short_read", t_short },
