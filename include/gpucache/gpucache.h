@@ -34,7 +34,8 @@ enum gpc_error {
 	GPC_EBUSY = 1032,     /* overloaded: retry later */
 	GPC_EAUTH = 1033,     /* authentication failed */
 	GPC_ECLOSED = 1034,   /* object is closing or closed */
-	GPC_ELAST = 1035,
+	GPC_EQUOTA = 1035,    /* over the tenant's quota (e.g. a pin) */
+	GPC_ELAST = 1036,
 };
 
 /*

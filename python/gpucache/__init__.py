@@ -11,6 +11,7 @@ from .errors import (
     ClosedError,
     GpucacheError,
     NotFoundError,
+    QuotaError,
 )
 from .keys import chain_keys, key_chain, layout_namespace, namespace
 
@@ -25,6 +26,7 @@ __all__ = [
     "KVEvent",
     "MemoryRegion",
     "NotFoundError",
+    "QuotaError",
     "Request",
     "buffer_address",
     "chain_keys",

@@ -45,6 +45,7 @@ ECONFIG = 1031
 EBUSY = 1032
 EAUTH = 1033
 ECLOSED = 1034
+EQUOTA = 1035
 
 
 class ConnectOpts(ctypes.Structure):

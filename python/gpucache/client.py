@@ -427,7 +427,8 @@ class Client:
         return list(st)
 
     def pin(self, ns: int, keys: Sequence[bytes], pin: bool = True) -> list[int]:
-        """Pin (or unpin) keys against eviction; per key 0 or a negative code."""
+        """Pin (or unpin) keys against eviction; per key 0 or a negative code
+        (-ENOTFOUND; -EQUOTA: past the tenant's quota, nothing pinned)."""
         buf, n = _keys_buffer(keys)
         st = (ctypes.c_int * n)()
         check(_lib.lib().gpc_pin(self.handle, ns, buf, n, 1 if pin else 0, st),

@@ -563,13 +563,41 @@ store_read_summary(struct store *st, uint32_t s, uint8_t **out)
 	return 0;
 }
 
-void
+/* A block of len4k sectors of namespace ns left the index. */
+static void
 store_usage_sub(struct store *st, uint64_t ns, uint32_t len4k)
 {
 	unsigned cls = store_ns_class(ns);
 	uint64_t f = store_foot(len4k);
 
 	st->usage[cls] -= f < st->usage[cls] ? f : st->usage[cls];
+}
+
+/* Pinned bytes of class cls change by +f (add) or -f. */
+static void
+pin_account(struct store *st, unsigned cls, uint64_t f, bool add)
+{
+	uint64_t *shared = st->quota[cls] == 0 ? &st->pinned_shared : NULL;
+
+	if (add) {
+		st->pinned[cls] += f;
+		if (shared != NULL)
+			*shared += f;
+		return;
+	}
+	st->pinned[cls] -= f < st->pinned[cls] ? f : st->pinned[cls];
+	if (shared != NULL)
+		*shared -= f < *shared ? f : *shared;
+}
+
+/* An index entry (loc) left: its bytes leave the class's accounts. */
+static void
+ix_gone(struct store *st, uint64_t ns, const struct index_loc *loc)
+{
+	store_usage_sub(st, ns, loc->len4k);
+	if (loc->flags & INDEX_F_PINNED)
+		pin_account(st, store_ns_class(ns), store_foot(loc->len4k),
+			    false);
 }
 
 int
@@ -582,8 +610,11 @@ store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
 	if (rc < 0)
 		return rc;
 	if (rc == 1)
-		store_usage_sub(st, ns, old.len4k);
+		ix_gone(st, ns, &old);
 	st->usage[store_ns_class(ns)] += store_foot(loc->len4k);
+	if (loc->flags & INDEX_F_PINNED) /* a pinned block reinserted */
+		pin_account(st, store_ns_class(ns), store_foot(loc->len4k),
+			    true);
 	return 0;
 }
 
@@ -591,8 +622,23 @@ void
 store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
 	     uint32_t len4k)
 {
-	if (index_remove(st->ix, hk) == 0)
-		store_usage_sub(st, ns, len4k);
+	struct index_loc old;
+
+	if (index_lookup(st->ix, hk, &old) < 0 || index_remove(st->ix, hk) < 0)
+		return;
+	old.len4k = len4k;
+	ix_gone(st, ns, &old);
+}
+
+void
+store_ix_del_at(struct store *st, uint64_t ns, struct index_hkey hk,
+		uint32_t slot, uint32_t off4k)
+{
+	struct index_loc old;
+
+	if (index_lookup(st->ix, hk, &old) == 0 &&
+	    index_remove_at(st->ix, hk, slot, off4k) == 0)
+		ix_gone(st, ns, &old);
 }
 
 int
@@ -600,6 +646,15 @@ store_set_quota(struct store *st, unsigned cls, uint64_t bytes)
 {
 	if (cls >= STORE_MAX_CLASSES)
 		return -EINVAL;
+	st->quota_sum -= st->quota[cls];
+	st->quota_sum += bytes;
+	if ((st->quota[cls] == 0) != (bytes == 0)) { /* joins or leaves the
+						      * shared pin pool */
+		if (bytes == 0)
+			st->pinned_shared += st->pinned[cls];
+		else
+			st->pinned_shared -= st->pinned[cls];
+	}
 	st->quota[cls] = bytes;
 	return 0;
 }
@@ -608,6 +663,49 @@ uint64_t
 store_class_usage(const struct store *st, unsigned cls)
 {
 	return cls < STORE_MAX_CLASSES ? st->usage[cls] : 0;
+}
+
+uint64_t
+store_class_pinned(const struct store *st, unsigned cls)
+{
+	return cls < STORE_MAX_CLASSES ? st->pinned[cls] : 0;
+}
+
+/* Bytes class cls may still pin: what its quota leaves, or for a class
+ * without one, what the shared pool (STORE_PIN_SHARED_PCT of the flash
+ * the quotas leave) leaves. */
+static uint64_t
+pin_room(const struct store *st, unsigned cls)
+{
+	uint64_t cap = st->g.nslots * (uint64_t)st->g.cap, pool;
+
+	if (st->quota[cls] != 0)
+		return st->quota[cls] > st->pinned[cls]
+			       ? st->quota[cls] - st->pinned[cls] : 0;
+	pool = (cap > st->quota_sum ? cap - st->quota_sum : 0) *
+	       STORE_PIN_SHARED_PCT / 100;
+	return pool > st->pinned_shared ? pool - st->pinned_shared : 0;
+}
+
+int
+store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
+{
+	struct index_hkey hk = index_hash(ns, key);
+	unsigned cls = store_ns_class(ns);
+	struct index_loc loc;
+	uint64_t f;
+
+	if (index_lookup(st->ix, hk, &loc) < 0)
+		return -GPC_ENOTFOUND;
+	f = store_foot(loc.len4k);
+	if (pin == ((loc.flags & INDEX_F_PINNED) != 0))
+		return 0; /* pinned already, or not pinned */
+	if (pin && f > pin_room(st, cls))
+		return -GPC_EQUOTA;
+	index_set_flags(st->ix, hk, pin ? INDEX_F_PINNED : 0,
+			pin ? 0 : INDEX_F_PINNED);
+	pin_account(st, cls, f, pin);
+	return 0;
 }
 
 /* Apply one segment's summary to the index, in append order. */

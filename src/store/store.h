@@ -170,7 +170,8 @@ void store_get_zc_release(struct store *st, struct store_zc_ref *ref);
  * server puts the tenant there). Eviction does not take a class below its
  * quota: while a class holds no more than its quota, its blocks in an
  * evicted segment are rewritten instead of dropped. The sum of the quotas
- * must leave room for everyone else's writes.
+ * must leave room for everyone else's writes. A class's pinned blocks
+ * count against its quota (store_pin).
  */
 #define STORE_MAX_CLASSES 1024u
 static inline unsigned
@@ -183,6 +184,8 @@ store_ns_class(uint64_t ns)
 int store_set_quota(struct store *st, unsigned cls, uint64_t bytes);
 /* Flash bytes the class's live blocks take (headers included). */
 uint64_t store_class_usage(const struct store *st, unsigned cls);
+/* Flash bytes of the class's pinned blocks (headers included). */
+uint64_t store_class_pinned(const struct store *st, unsigned cls);
 
 /* Bytes a buffer needs to receive the block (its length rounded up to
  * 4096), or -GPC_ENOTFOUND. */
@@ -202,7 +205,19 @@ typedef void (*store_ev_cb)(void *arg, int ev, uint64_t ns,
 			    const uint8_t *key);
 void store_set_event_cb(struct store *st, store_ev_cb cb, void *arg);
 
-/* Pin a block so eviction keeps it (reinserted), or unpin it. */
+/*
+ * Pin a block so eviction keeps it (reclaim always rewrites it), or unpin
+ * it. Pins count against the class's quota: its pinned blocks' flash
+ * bytes stay within it, and classes without a quota share a pool of
+ * STORE_PIN_SHARED_PCT of the flash the quotas leave. So what is pinned
+ * is always less than the log holds, and reclaim can keep all of it.
+ * 0 (also for a pin of a pinned block, an unpin of an unpinned one),
+ * -GPC_ENOTFOUND, or -GPC_EQUOTA: the pin would go past the quota or the
+ * pool (nothing changes). A pin ends when the block leaves: deleted,
+ * replaced by a put of its key, or expired. Pins live in DRAM: a restart
+ * forgets them.
+ */
+#define STORE_PIN_SHARED_PCT 25u
 int store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin);
 
 /*

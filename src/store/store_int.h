@@ -122,6 +122,9 @@ struct store {
 	bool writable_mask_valid, writable_cached;
 	uint64_t usage[STORE_MAX_CLASSES]; /* flash bytes per namespace class */
 	uint64_t quota[STORE_MAX_CLASSES]; /* bytes eviction leaves alone */
+	uint64_t pinned[STORE_MAX_CLASSES]; /* flash bytes of pinned blocks */
+	uint64_t quota_sum;       /* sum of quota[] */
+	uint64_t pinned_shared;   /* pinned[] of classes without a quota */
 	struct open_dmg dmg[STORE_MAX_DAMAGE];
 	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */
@@ -180,8 +183,10 @@ int store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
 		 const struct index_loc *loc);
 void store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
 		  uint32_t len4k);
-/* A block of len4k sectors of namespace ns left the index. */
-void store_usage_sub(struct store *st, uint64_t ns, uint32_t len4k);
+/* Remove the entry only while it points at (slot, off4k), as
+ * index_remove_at; its usage and pin leave the accounts. */
+void store_ix_del_at(struct store *st, uint64_t ns, struct index_hkey hk,
+		     uint32_t slot, uint32_t off4k);
 void store_complete(struct store *st, store_cb cb, void *arg, int rc);
 void store_done_push(struct store *st, struct store_done *d);
 int store_sync_io(struct store *st, struct store_io_req *reqs, unsigned n);

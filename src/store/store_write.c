@@ -34,7 +34,8 @@
 /* A block read back from an evicted segment, waiting to be rewritten. */
 struct reins {
 	struct reins *next;
-	bool quota;          /* kept for its class's quota: goes first */
+	bool quota;          /* pinned, or kept for its class's quota:
+			      * goes first */
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
 	uint32_t len;
@@ -368,9 +369,13 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls];
 	store_ix_del(st, d->ns, hk, loc.len4k);
 	rs = store_rec_size(d->len);
-	/* pinned blocks, like quota ones, are kept whatever the write
-	 * amplification: the client asked for them */
-	if ((keep || (loc.flags & INDEX_F_PINNED)) && rs <= *qbudget) {
+	/* pinned blocks are always kept (pins stay within the quotas and
+	 * a pool, store_pin, so they never outgrow the log); quota ones
+	 * within qbudget, whatever the write amplification: the client
+	 * asked for them */
+	if (loc.flags & INDEX_F_PINNED) {
+		keep = true;
+	} else if (keep && rs <= *qbudget) {
 		*qbudget -= rs;
 	} else if (policy_keep(st->pol, hk.tag, loc.flags) &&
 		   rs <= *budget) {
@@ -915,11 +920,9 @@ unindex(struct store *st, const struct wbuf *w)
 		struct sum_disk d;
 
 		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
-		if (!(d.flags & SUM_F_TOMBSTONE) &&
-		    index_remove_at(st->ix, index_hash(d.ns, d.key), w->slot,
-				    d.off4k) == 0)
-			store_usage_sub(st, d.ns, (d.len + STORE_SECTOR - 1) /
-						      STORE_SECTOR);
+		if (!(d.flags & SUM_F_TOMBSTONE))
+			store_ix_del_at(st, d.ns, index_hash(d.ns, d.key),
+					w->slot, d.off4k);
 	}
 }
 
@@ -1245,12 +1248,4 @@ store_put_abort(struct store *st, struct store_resv *r)
 	/* no record here, and zeros: the chunk checksum assumes them */
 	wbuf_zero(st, w, r->off, store_rec_size(r->len));
 	resv_done(st, w);
-}
-
-int
-store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
-{
-	return index_set_flags(st->ix, index_hash(ns, key),
-			       pin ? INDEX_F_PINNED : 0,
-			       pin ? 0 : INDEX_F_PINNED);
 }

@@ -434,6 +434,44 @@ test_chain(struct gpc_client *c)
 
 /* ---- PIN / UNPIN: a pinned block survives eviction ---- */
 
+/* Pins count against a quota: alice has none, so her pins share the
+ * pool of 25% of each shard's flash; 32 MiB of pins is more than that
+ * (2 shards x ~30 MiB): some are refused with -GPC_EQUOTA, per key. */
+static void
+test_pin_quota(struct gpc_client *c)
+{
+	enum { NPB = 16, ROUNDS = 2 };
+	uint8_t k[ROUNDS * NPB][32];
+	uint64_t id[NPB];
+	size_t l[NPB];
+	unsigned pinned = 0, refused = 0;
+	struct buf b;
+	int st[ROUNDS * NPB];
+
+	buf_alloc(c, &b, (size_t)NPB * MB);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		for (unsigned i = 0; i < NPB; i++) {
+			id[i] = 8000 + r * NPB + i;
+			l[i] = MB;
+			test_key(id[i], k[r * NPB + i]);
+		}
+		CHECK_RC(put_ids(c, &b, NS, &k[r * NPB], id, l, NPB, 0), 0);
+	}
+	CHECK_RC(gpc_pin(c, NS, &k[0][0], ROUNDS * NPB, 1, st), 0);
+	for (unsigned i = 0; i < ROUNDS * NPB; i++) {
+		pinned += st[i] == 0;
+		refused += st[i] == -GPC_EQUOTA;
+	}
+	CHECK_RC(pinned + refused, ROUNDS * NPB);
+	CHECK(refused > 0 && pinned >= 2);
+	CHECK_RC(gpc_pin(c, NS, &k[0][0], ROUNDS * NPB, 0, st), 0);
+	for (unsigned i = 0; i < ROUNDS * NPB; i++)
+		CHECK_RC(st[i], 0);
+	gpc_mem_deregister(c, b.mr);
+	printf("pin: %u of %u 1 MiB pins refused over the pool\n", refused,
+	       ROUNDS * NPB);
+}
+
 static void
 test_pin(struct gpc_client *c)
 {
@@ -486,6 +524,7 @@ test_pin(struct gpc_client *c)
 	gpc_mem_deregister(c, b.mr);
 	printf("pin: %u of the first %u filler blocks evicted, pinned kept\n",
 	       miss, FB);
+	test_pin_quota(c);
 }
 
 /* ---- STAT: the tenant's own figures ---- */

@@ -2,7 +2,7 @@
  * test_policy.c - the cache policy (src/store/policy.c) on hand-made
  * reference streams with known right answers, then the store that runs
  * it: a one-hit-wonder scan does not flush a hot set, a pinned block
- * survives any pressure, a re-put of a held key is a touch (no write,
+ * survives any pressure and pins stay within the quota or the pool, a re-put of a held key is a touch (no write,
  * the first bytes stay), a refused block reads as a miss, a durable put
  * is always written.
  */
@@ -144,12 +144,16 @@ test_reuse_histogram(void)
 
 static struct store_memdisk *md;
 
+/* write_amp_max of the stores mkstore opens (0: the default) */
+static double mk_write_amp;
+
 static struct store *
 mkstore(enum policy_mode mode)
 {
 	struct store_format_opts fo = { .k = 1, .m = 0,
 					.chunk_size = 64 * BLK + BLK };
-	struct store_opts so = { .policy = mode, .wbuf_segs = 2 };
+	struct store_opts so = { .policy = mode, .wbuf_segs = 2,
+				 .write_amp_max = mk_write_amp };
 	struct store_io *io;
 	struct store *st;
 
@@ -302,6 +306,148 @@ test_pin_survives(void)
 	store_close(st);
 }
 
+static int
+put_ns(struct store *st, uint64_t ns, uint64_t i)
+{
+	uint8_t key[32], buf[BLK];
+
+	test_key(i, key);
+	test_fill(i, buf, BLK);
+	return store_put(st, ns, key, buf, BLK, 0);
+}
+
+/* 1: present and exact; 0: miss; -1: wrong bytes or an error. */
+static int
+get_ns(struct store *st, uint64_t ns, uint64_t i)
+{
+	static uint8_t got[BLK] __attribute__((aligned(4096)));
+	uint8_t key[32], want[BLK];
+	int rc;
+
+	test_key(i, key);
+	test_fill(i, want, BLK);
+	rc = store_get(st, ns, key, got, BLK);
+	if (rc == -GPC_ENOTFOUND)
+		return 0;
+	return rc == (int)BLK && memcmp(got, want, BLK) == 0 ? 1 : -1;
+}
+
+static int
+pin_ns(struct store *st, uint64_t ns, uint64_t i, bool pin)
+{
+	uint8_t key[32];
+
+	test_key(i, key);
+	return store_pin(st, ns, key, pin);
+}
+
+/*
+ * Pins without a quota share a pool of 25% of the flash: pin until the
+ * pool is full (whole segments of nothing but pinned blocks), refused
+ * past it, then 8 x the capacity of pressure: every pinned block is
+ * still there, exact, with no reinsertion budget left to the policy
+ * (reclaim used to keep pins within 90% of a segment, then the budget).
+ * Unpin, delete and a re-put give the room back.
+ */
+static void
+test_pins_fill_pool(void)
+{
+	const uint64_t foot = 2 * BLK; /* header sector + data */
+	struct store_stats s;
+	uint64_t pool, npin = 0, lost = 0;
+	uint8_t key[32];
+	struct store *st;
+	int rc = 0;
+
+	mk_write_amp = 1.001; /* no reinsertion budget: pins alone */
+	st = mkstore(POLICY_ADMIT_ALL);
+	mk_write_amp = 0;
+
+	store_get_stats(st, &s);
+	pool = s.capacity_bytes * STORE_PIN_SHARED_PCT / 100;
+	while (rc == 0) {
+		REQUIRE(put_ns(st, NS, npin) == 0);
+		rc = pin_ns(st, NS, npin, true);
+		npin += rc == 0;
+	}
+	CHECK_RC(rc, -GPC_EQUOTA);
+	CHECK_RC(npin, pool / foot);
+	CHECK_RC(store_class_pinned(st, 0), npin * foot);
+	CHECK_RC(pin_ns(st, NS, 0, true), 0); /* pinned already: no change */
+	CHECK_RC(store_class_pinned(st, 0), npin * foot);
+	CHECK_RC(pin_ns(st, NS, 1u << 30, true), -GPC_ENOTFOUND);
+	for (uint64_t i = 100000; i < 100000 + 8 * s.capacity_bytes / foot;
+	     i++)
+		REQUIRE(put_ns(st, NS, i) == 0);
+	store_get_stats(st, &s);
+	CHECK(s.segs_evicted > 8 * s.nslots);
+	for (uint64_t i = 0; i < npin; i++)
+		lost += get_ns(st, NS, i) != 1;
+	CHECK_RC(lost, 0);
+	CHECK_RC(get_ns(st, NS, npin), 0); /* refused a pin: evicted */
+	CHECK_RC(store_class_pinned(st, 0), npin * foot);
+	/* room comes back: an unpin, a delete, a re-put of the key */
+	CHECK_RC(pin_ns(st, NS, 0, false), 0);
+	CHECK_RC(pin_ns(st, NS, 0, false), 0);
+	test_key(1, key);
+	CHECK_RC(store_delete(st, NS, key), 0);
+	REQUIRE(put_ns(st, NS, 2) == 0);
+	CHECK_RC(store_class_pinned(st, 0), (npin - 3) * foot);
+	for (uint64_t i = 0; i < 3; i++) {
+		REQUIRE(put_ns(st, NS, 500000 + i) == 0);
+		CHECK_RC(pin_ns(st, NS, 500000 + i, true), 0);
+	}
+	REQUIRE(put_ns(st, NS, 500003) == 0);
+	CHECK_RC(pin_ns(st, NS, 500003, true), -GPC_EQUOTA);
+	store_close(st);
+}
+
+/*
+ * A class with a quota pins within it, not in the pool; another class's
+ * flood of 8 x the capacity takes neither its pinned blocks nor, while
+ * it stays under its quota, the others.
+ */
+static void
+test_pins_count_against_quota(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	const uint64_t nsa = (1ull << 48) | NS, nsb = (2ull << 48) | NS;
+	const uint64_t foot = 2 * BLK;
+	struct store_stats s;
+	unsigned lost = 0;
+
+	store_get_stats(st, &s);
+	CHECK_RC(store_set_quota(st, 1, 60 * foot), 0);
+	for (uint64_t i = 0; i < 60; i++) {
+		REQUIRE(put_ns(st, nsa, i) == 0);
+		CHECK_RC(pin_ns(st, nsa, i, i < 40), 0);
+	}
+	REQUIRE(put_ns(st, nsa, 60) == 0); /* 61 blocks: over the quota */
+	CHECK_RC(pin_ns(st, nsa, 40, true), 0); /* pins: 41 of 60 */
+	for (uint64_t i = 41; i < 60; i++)
+		CHECK_RC(pin_ns(st, nsa, i, true), 0);
+	CHECK_RC(pin_ns(st, nsa, 60, true), -GPC_EQUOTA);
+	CHECK_RC(store_class_pinned(st, 1), 60 * foot);
+	CHECK_RC(store_class_pinned(st, 0), 0);
+	/* the pool is untouched by class 1's pins: class 2 pins in it */
+	REQUIRE(put_ns(st, nsb, 7) == 0);
+	CHECK_RC(pin_ns(st, nsb, 7, true), 0);
+	for (uint64_t i = 1000; i < 1000 + 8 * s.capacity_bytes / foot; i++)
+		REQUIRE(put_ns(st, nsb, i) == 0);
+	for (uint64_t i = 0; i < 60; i++)
+		lost += get_ns(st, nsa, i) != 1;
+	CHECK_RC(lost, 0);
+	CHECK_RC(get_ns(st, nsb, 7), 1);
+	CHECK(store_class_usage(st, 1) <= 61 * foot);
+	/* a quota lowered under what is pinned keeps the pins, refuses
+	 * new ones */
+	CHECK_RC(store_set_quota(st, 1, 10 * foot), 0);
+	CHECK_RC(pin_ns(st, nsa, 0, false), 0);
+	CHECK_RC(pin_ns(st, nsa, 0, true), -GPC_EQUOTA);
+	CHECK_RC(get_ns(st, nsa, 59), 1);
+	store_close(st);
+}
+
 static void
 test_dedupe_and_refusal(void)
 {
@@ -343,6 +489,8 @@ main(void)
 	test_reuse_histogram();
 	test_scan_keeps_hot_set();
 	test_pin_survives();
+	test_pins_fill_pool();
+	test_pins_count_against_quota();
 	test_events();
 	test_dedupe_and_refusal();
 	store_memdisk_destroy(md);
