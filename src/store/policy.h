@@ -89,7 +89,9 @@ void policy_ref(struct policy *p, uint64_t fp);
 /* Should a new block go to flash? Counts the decision. */
 bool policy_admit(struct policy *p, uint64_t fp);
 /* Is a live block of a reclaimed segment worth rewriting? flags are its
- * index flags (INDEX_F_REF, INDEX_F_PINNED). */
+ * index flags: pinned, yes; a client's low priority (INDEX_F_LOW), no;
+ * else read since written (INDEX_F_REF) or high priority (INDEX_F_HIGH).
+ * (The store gives high blocks a share of the budget of their own.) */
 bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags);
 /* A block's references lately, 0..3, as the reference table counts them. */
 unsigned policy_freq(const struct policy *p, uint64_t fp);

@@ -47,6 +47,10 @@ struct store_opts {
 	enum policy_mode policy; /* admission (policy.h); 0 = auto */
 	bool seal_thread;       /* parity and chunk CRCs on a thread of the
 				 * store's own (docs/pipeline.md) */
+	/* the clock TTLs run by, seconds since the epoch (tests, the
+	 * simulator); NULL: the wall clock */
+	uint64_t (*clock)(void *arg);
+	void *clock_arg;
 };
 
 struct store_stats {
@@ -68,6 +72,8 @@ struct store_stats {
 	uint64_t puts_deduped;  /* puts of a key held already: a touch */
 	uint64_t puts_refused;  /* new blocks the policy kept off flash */
 	uint64_t capacity_bytes; /* flash the log can hold (live data) */
+	uint64_t blocks_expired; /* blocks whose TTL ran out, found so */
+	uint64_t ttl_blocks;    /* blocks with a TTL in the index */
 	struct policy_stats pol;
 };
 
@@ -103,6 +109,36 @@ void store_abandon(struct store *st);
 int store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		     const struct iovec *iov, unsigned iovcnt, unsigned flags,
 		     store_cb cb, void *arg);
+
+/*
+ * A client's hints for one put (docs/cache-policy.md), kept per block in
+ * its index entry and its summary entry on flash:
+ *   ttl_s: the block expires ttl_s seconds after the put (0: never, at
+ *     most STORE_MAX_TTL): from then on it is a miss, a LOOKUP stops at
+ *     it, and reclaim drops it; an expired pinned block goes too;
+ *   prio: STORE_PRIO_LOW blocks are never rewritten at reclaim (unless
+ *     pinned), not even under a quota; STORE_PRIO_HIGH ones are kept
+ *     whether or not they were read, with a share of the reinsertion
+ *     budget (STORE_HIGH_RESERVE_PCT) that normal blocks cannot take.
+ * A put that dedupes (STORE_PUT_IF_ABSENT of a held key) leaves the held
+ * block's hints as they were. -EINVAL for a value out of range.
+ */
+#define STORE_PRIO_NORMAL 0u
+#define STORE_PRIO_LOW 1u
+#define STORE_PRIO_HIGH 2u
+#define STORE_MAX_TTL (10u * 366 * 86400) /* ten years, in seconds */
+#define STORE_HIGH_RESERVE_PCT 25u
+struct store_hint {
+	uint32_t ttl_s;
+	uint8_t prio;
+};
+/* store_put_submit with hints (h NULL: none). */
+int store_put_submit_hint(struct store *st, uint64_t ns, const uint8_t *key,
+			  const struct iovec *iov, unsigned iovcnt,
+			  unsigned flags, const struct store_hint *h,
+			  store_cb cb, void *arg);
+/* 0 or -EINVAL: a hint out of range. */
+int store_hint_check(const struct store_hint *h);
 /*
  * Read a block into iov (its total length must be >= the block's).
  * cb(arg, len) on a hit, cb(arg, -GPC_ENOTFOUND) on a miss (including any
@@ -140,6 +176,9 @@ int store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 struct store_resv {
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
+	struct store_hint hint; /* none after reserve; the caller may set
+				 * it (checked: store_hint_check) before
+				 * commit */
 	uint32_t len, off;
 	int wb;
 	struct iovec iov[STORE_RESV_MAXIOV];
@@ -247,6 +286,9 @@ void store_get_stats(struct store *st, struct store_stats *out);
 /* Blocking wrappers. store_get returns the length (>= 0) or -errno. */
 int store_put(struct store *st, uint64_t ns, const uint8_t *key,
 	      const void *buf, size_t len, unsigned flags);
+int store_put_hint(struct store *st, uint64_t ns, const uint8_t *key,
+		   const void *buf, size_t len, unsigned flags,
+		   const struct store_hint *h);
 int store_get(struct store *st, uint64_t ns, const uint8_t *key, void *buf,
 	      size_t cap);
 int store_flush(struct store *st);

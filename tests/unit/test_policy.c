@@ -146,6 +146,15 @@ static struct store_memdisk *md;
 
 /* write_amp_max of the stores mkstore opens (0: the default) */
 static double mk_write_amp;
+/* the clock their TTLs run by */
+static uint64_t fake_now = 1700000000;
+
+static uint64_t
+fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now;
+}
 
 static struct store *
 mkstore(enum policy_mode mode)
@@ -153,7 +162,8 @@ mkstore(enum policy_mode mode)
 	struct store_format_opts fo = { .k = 1, .m = 0,
 					.chunk_size = 64 * BLK + BLK };
 	struct store_opts so = { .policy = mode, .wbuf_segs = 2,
-				 .write_amp_max = mk_write_amp };
+				 .write_amp_max = mk_write_amp,
+				 .clock = fake_clock };
 	struct store_io *io;
 	struct store *st;
 
@@ -448,6 +458,194 @@ test_pins_count_against_quota(void)
 	store_close(st);
 }
 
+static int
+put_hint(struct store *st, uint64_t i, uint64_t fill, uint32_t ttl_s,
+	 uint8_t prio, unsigned flags)
+{
+	struct store_hint h = { .ttl_s = ttl_s, .prio = prio };
+	uint8_t key[32], buf[BLK];
+
+	test_key(i, key);
+	test_fill(fill, buf, BLK);
+	return store_put_hint(st, NS, key, buf, BLK, flags, &h);
+}
+
+static unsigned
+lookup3(struct store *st, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint8_t keys[3 * 32];
+
+	test_key(a, keys);
+	test_key(b, keys + 32);
+	test_key(c, keys + 64);
+	return store_longest_prefix(st, NS, keys, 3);
+}
+
+/* Reopen the store on the same devices (recovery from the summaries). */
+static struct store *
+reopen(struct store *st)
+{
+	struct store_opts so = { .policy = POLICY_ADMIT_ALL, .wbuf_segs = 2,
+				 .clock = fake_clock };
+	struct store_io *io;
+
+	REQUIRE(store_flush(st) == 0);
+	store_close(st);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_open(io, &so, &st) == 0);
+	return st;
+}
+
+/*
+ * TTL: a block is a hit until its expiry, a miss from then on; a LOOKUP
+ * stops at it; it cannot be pinned or deduped; after a restart the same
+ * (its expiry is in the summary), and an expired replacement does not
+ * bring back the block it replaced. Bad hints are refused.
+ */
+static void
+test_ttl(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_hint bad = { .ttl_s = STORE_MAX_TTL + 1 };
+	struct store_stats s;
+	uint8_t key[32], buf[BLK];
+
+	REQUIRE(put(st, 1, 0) == 0);                     /* no TTL */
+	REQUIRE(put_hint(st, 2, 2, 10, 0, 0) == 0);      /* 10 s */
+	REQUIRE(put_hint(st, 3, 3, 100, 0, 0) == 0);     /* 100 s */
+	fake_now += 9;
+	CHECK_RC(get(st, 2, 2), 1);
+	CHECK_RC(lookup3(st, 1, 2, 3), 3);
+	fake_now += 1; /* 10 s: 2 has expired */
+	CHECK_RC(lookup3(st, 1, 2, 3), 1);
+	CHECK_RC(get(st, 2, 2), 0);
+	CHECK_RC(get(st, 3, 3), 1);
+	test_key(2, key);
+	CHECK_RC(store_exists(st, NS, key), 0);
+	CHECK_RC(store_pin(st, NS, key, true), -GPC_ENOTFOUND);
+	CHECK_RC(store_delete(st, NS, key), -GPC_ENOTFOUND);
+	store_get_stats(st, &s);
+	CHECK_RC(s.blocks_expired, 1);
+	CHECK_RC(s.ttl_blocks, 1); /* 3's */
+	/* an expired key is not held: put-if-absent writes the new bytes */
+	REQUIRE(put_hint(st, 2, 22, 0, 0, STORE_PUT_IF_ABSENT) == 0);
+	CHECK_RC(get(st, 2, 22), 1);
+	/* a held key with a TTL: the touch keeps its expiry */
+	REQUIRE(put_hint(st, 3, 3, 5000, 0, STORE_PUT_IF_ABSENT) == 0);
+	/* bad hints */
+	test_key(9, key);
+	test_fill(9, buf, BLK);
+	CHECK_RC(store_put_hint(st, NS, key, buf, BLK, 0, &bad), -EINVAL);
+	bad = (struct store_hint){ .prio = 3 };
+	CHECK_RC(store_put_hint(st, NS, key, buf, BLK, 0, &bad), -EINVAL);
+	CHECK_RC(get(st, 9, 9), 0);
+	/* 4: no TTL, then replaced by a put with one */
+	REQUIRE(put(st, 4, 4) == 0);
+	REQUIRE(store_flush(st) == 0);
+	REQUIRE(put_hint(st, 4, 44, 50, 0, 0) == 0);
+	st = reopen(st);
+	CHECK_RC(get(st, 1, 1), 1);
+	CHECK_RC(get(st, 2, 22), 1);
+	CHECK_RC(get(st, 3, 3), 1);
+	CHECK_RC(get(st, 4, 44), 1);
+	store_get_stats(st, &s);
+	CHECK_RC(s.ttl_blocks, 2);
+	fake_now += 90; /* 3 (at 100 s) and 4 (at 50 s) have expired */
+	CHECK_RC(get(st, 3, 3), 0);
+	st = reopen(st);
+	CHECK_RC(get(st, 1, 1), 1);
+	CHECK_RC(get(st, 3, 3), 0);
+	CHECK_RC(get(st, 4, 4), 0); /* not the block 4 replaced */
+	CHECK_RC(get(st, 4, 44), 0);
+	store_get_stats(st, &s);
+	CHECK_RC(s.ttl_blocks, 0);
+	store_close(st);
+}
+
+/* An expired block is not rewritten at reclaim, even pinned (nothing
+ * looks it up: reclaim itself finds it expired). */
+static void
+test_ttl_not_reinserted(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_stats s;
+	uint8_t key[32];
+
+	REQUIRE(put_hint(st, 5, 5, 60, 0, 0) == 0);
+	REQUIRE(put_hint(st, 6, 6, 6000, 0, 0) == 0);
+	test_key(5, key);
+	CHECK_RC(store_pin(st, NS, key, true), 0);
+	test_key(6, key);
+	CHECK_RC(store_pin(st, NS, key, true), 0);
+	fake_now += 61;
+	for (uint64_t i = 100; i < 3000; i++) /* > the capacity */
+		REQUIRE(put(st, i, 0) == 0);
+	store_get_stats(st, &s);
+	CHECK_RC(s.blocks_expired, 1);
+	CHECK_RC(store_class_pinned(st, 0), 2 * BLK); /* 6's */
+	CHECK_RC(get(st, 5, 5), 0);
+	CHECK_RC(get(st, 6, 6), 1);
+	store_close(st);
+}
+
+/* Of blocks all read since written, low priority ones leave at the
+ * first reclaim and normal ones are rewritten; of blocks never read,
+ * high priority ones are rewritten, even behind normal ones that fill
+ * the budget, and normal ones leave. */
+static void
+test_priority(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	unsigned low = 0, normal = 0, high = 0, unread = 0;
+	struct store_stats s;
+
+	/* 6 whole segments (31 records each) */
+	for (uint64_t i = 0; i < 31 * 6; i++) {
+		REQUIRE(put_hint(st, i, i, 0, i % 4 ? STORE_PRIO_LOW
+						   : STORE_PRIO_NORMAL, 0) == 0);
+		CHECK_RC(get(st, i, i), 1);
+	}
+	/* per segment: 20 normal read, then 8 high unread, 3 normal
+	 * unread; the normal ones would take the whole budget (16
+	 * records), but they leave high ones a quarter of it */
+	for (uint64_t i = 1000; i < 1000 + 31 * 6; i++) {
+		unsigned j = (unsigned)(i - 1000) % 31;
+
+		REQUIRE(put_hint(st, i, i, 0, j >= 20 && j < 28
+					     ? STORE_PRIO_HIGH : 0, 0) == 0);
+		if (j < 20)
+			CHECK_RC(get(st, i, i), 1);
+	}
+	store_get_stats(st, &s);
+	/* about 1.2 x the capacity: every segment above is reclaimed
+	 * once, what was rewritten is not yet */
+	for (uint64_t i = 100000; i < 100000 + s.capacity_bytes * 6 / 5 /
+						    (2 * BLK); i++)
+		REQUIRE(put(st, i, 0) == 0);
+	for (uint64_t i = 0; i < 31 * 6; i++) {
+		if (i % 4)
+			low += get(st, i, i) == 1;
+		else
+			normal += get(st, i, i) == 1;
+	}
+	for (uint64_t i = 1000; i < 1000 + 31 * 6; i++) {
+		unsigned j = (unsigned)(i - 1000) % 31;
+
+		if (j >= 20 && j < 28)
+			high += get(st, i, i) == 1;
+		else if (j >= 28)
+			unread += get(st, i, i) == 1;
+	}
+	printf("priority: %u/139 low, %u/47 normal (read), %u/48 high "
+	       "(unread), %u/18 normal unread kept\n", low, normal, high,
+	       unread);
+	CHECK_RC(low, 0);
+	CHECK_RC(normal, 47);
+	CHECK_RC(high, 6 * 4); /* 4 of each segment's 8 */
+	CHECK_RC(unread, 0);
+	store_close(st);
+}
+
 static void
 test_dedupe_and_refusal(void)
 {
@@ -491,6 +689,9 @@ main(void)
 	test_pin_survives();
 	test_pins_fill_pool();
 	test_pins_count_against_quota();
+	test_ttl();
+	test_ttl_not_reinserted();
+	test_priority();
 	test_events();
 	test_dedupe_and_refusal();
 	store_memdisk_destroy(md);
