@@ -58,6 +58,23 @@ class ConnectOpts(ctypes.Structure):
     ]
 
 
+PRIO_NORMAL = 0
+PRIO_LOW = 1
+PRIO_HIGH = 2
+MAX_TTL = 10 * 366 * 86400  # GPC_MAX_TTL: ten years, in seconds
+
+
+class PutOpts(ctypes.Structure):
+    """struct gpc_put_opts (libgpucache 0.2)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("flags", ctypes.c_uint),
+        ("ttl_s", ctypes.c_uint32),
+        ("priority", ctypes.c_uint),
+    ]
+
+
 class Iov(ctypes.Structure):
     _fields_ = [
         ("addr", ctypes.c_void_p),
@@ -104,6 +121,8 @@ _SIGNATURES = {
     "gpc_mem_alloc": (_I, [_P, _SZ, ctypes.POINTER(_P), ctypes.POINTER(_P)]),
     "gpc_mem_deregister": (None, [_P, _P]),
     "gpc_put_submit": (_I, [_P, _U64, ctypes.POINTER(Block), _U, _U, ctypes.POINTER(_P)]),
+    "gpc_put_submit_ex": (_I, [_P, _U64, ctypes.POINTER(Block), _U,
+                               ctypes.POINTER(PutOpts), ctypes.POINTER(_P)]),
     "gpc_get_submit": (_I, [_P, _U64, ctypes.POINTER(Block), _U, ctypes.POINTER(_P)]),
     "gpc_test": (_I, [_P, _P]),
     "gpc_wait": (_I, [_P, _P]),

@@ -306,7 +306,8 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 {
 	uint8_t hb[WIRE_HDR_SIZE];
 	struct wire_hdr h = { .opcode = r->op, .flags = flags, .count = count,
-			      .shard = s };
+			      .shard = s,
+			      .aux = r->op == WIRE_OP_PUT ? r->put_aux : 0 };
 	uint64_t off = 0;
 	int rc;
 

@@ -20,7 +20,8 @@
  *   20    4 count         items in the batch
  *   24    4 status        responses: 0 or a negative error code
  *   28    4 shard         shard the message is meant for
- *   32    8 aux           op-specific (LOOKUP response: prefix length)
+ *   32    8 aux           op-specific (LOOKUP response: prefix length;
+ *                         PUT: TTL in seconds, 0 none)
  *   40    4 body_crc      CRC32C of the body
  *   44    4 hdr_crc       CRC32C of bytes [0, 44)
  */
@@ -63,6 +64,8 @@ enum wire_op {
 #define WIRE_F_DURABLE 0x01u  /* PUT: acknowledge once on flash */
 #define WIRE_F_PREFETCH 0x02u /* LOOKUP: start reading the prefix */
 #define WIRE_F_IF_ABSENT 0x04u /* PUT: a held key keeps its block */
+#define WIRE_F_PRIO_LOW 0x08u  /* PUT: priority low (not with HIGH) */
+#define WIRE_F_PRIO_HIGH 0x10u /* PUT: priority high */
 
 struct wire_hdr {
 	uint16_t version;
@@ -158,6 +161,23 @@ void wire_wr_u16(struct wire_wr *w, uint16_t v);
 void wire_wr_u32(struct wire_wr *w, uint32_t v);
 void wire_wr_u64(struct wire_wr *w, uint64_t v);
 void wire_wr_bytes(struct wire_wr *w, const void *p, size_t n);
+
+/*
+ * A PUT's hints (docs/cache-policy.md): its header's aux is the TTL in
+ * seconds (0: none, at most WIRE_MAX_TTL), its flags the priority
+ * (WIRE_F_PRIO_LOW or WIRE_F_PRIO_HIGH, not both). Returns 0, or -EINVAL
+ * for a TTL or priority out of range (answered to that PUT, which then
+ * stores nothing).
+ */
+#define WIRE_PRIO_NORMAL 0u
+#define WIRE_PRIO_LOW 1u
+#define WIRE_PRIO_HIGH 2u
+#define WIRE_MAX_TTL (10u * 366 * 86400) /* ten years */
+struct wire_put_hint {
+	uint32_t ttl_s;
+	uint8_t prio; /* WIRE_PRIO_* */
+};
+int wire_put_hint_decode(const struct wire_hdr *h, struct wire_put_hint *out);
 
 /* A PUT or GET body: exactly WIRE_BLK_BODY bytes, len 1..WIRE_MAX_BLOCK.
  * Returns 0 or -GPC_ECORRUPT. */

@@ -852,6 +852,50 @@ test_put_data_bad(void)
 	printf("put data: %u kinds of bad DATA, done\n", PD_N);
 }
 
+/* A PUT's hints from the network: a TTL past ten years or both
+ * priorities is answered -EINVAL, its DATA dropped, nothing stored, the
+ * connection kept; good ones store the block. */
+static void
+test_put_hints(void)
+{
+	enum { L = 8192 };
+	static const struct { uint64_t aux; uint8_t flags; int want; } c[] = {
+		{ (uint64_t)WIRE_MAX_TTL + 1, 0, -EINVAL },
+		{ UINT64_MAX, WIRE_F_PRIO_LOW, -EINVAL },
+		{ 60, WIRE_F_PRIO_LOW | WIRE_F_PRIO_HIGH, -EINVAL },
+		{ WIRE_MAX_TTL, WIRE_F_PRIO_HIGH, 0 },
+		{ 0, WIRE_F_PRIO_LOW, 0 },
+	};
+	uint8_t *d = malloc(L), b[WIRE_BLK_BODY], k[32];
+	struct raw r;
+
+	REQUIRE(d != NULL);
+	raw_authed(&r, 0, "alice");
+	for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct wire_hdr h = { .opcode = WIRE_OP_PUT, .count = 1,
+				      .req_id = next_req++, .shard = 0,
+				      .aux = c[i].aux, .flags = c[i].flags };
+		struct raw_msg *m;
+
+		test_fill(71200 + i, d, L);
+		shard_key(71200 + i, 0, k);
+		blk_body(k, L, b);
+		raw_send_h(&r, &h, b, sizeof(b), NULL, 0);
+		raw_pieces(&r, h.req_id, d, 0, L, 4096);
+		m = raw_wait(&r, h.req_id, 5000);
+		CHECK(m != NULL && m->h.status == c[i].want);
+		raw_quiesce(&r);
+		CHECK(raw_alive(&r));
+		if (c[i].want == 0)
+			CHECK(lib_is(&alice, k, 71200 + i, L));
+		else
+			CHECK(lib_miss(&alice, k));
+		raw_clear(&r);
+	}
+	raw_close(&r);
+	free(d);
+}
+
 /* DATA that names no PUT of its connection is ignored; pieces in order
  * that add up exactly are a PUT; DATA after its answer changes nothing. */
 static void
@@ -2110,6 +2154,7 @@ main(int argc, char **argv)
 	test_lib_iov();
 	test_put_data_bad();
 	test_put_data_good();
+	test_put_hints();
 	test_get_cap();
 	test_cross_conn();
 	test_same_id();

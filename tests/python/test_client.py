@@ -7,12 +7,14 @@ import ctypes
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import gpucache
 from gpucache import config, metrics
+from gpucache.errors import error
 
 NS = gpucache.namespace("tests/python/test_client")
 
@@ -114,6 +116,31 @@ def test_put_if_absent_keeps_the_first_value(client):
     client.put(NS, keys, [src[1]])  # a plain put replaces it
     client.get(NS, keys, [out])
     assert np.array_equal(out, src[1])
+
+
+def test_put_hints_ttl_and_priority(client):
+    src = rand_blocks(3, 4096, 9)
+    out = np.zeros((3, 4096), dtype=np.uint8)
+    for a in (src, out):
+        client.register(a)
+    keys = keys_for("hints", 3)
+    client.put(NS, keys[:1], [src[0]], ttl=1, priority="high")
+    client.put(NS, keys[1:2], [src[1]], priority="low")
+    client.put_async(NS, keys[2:], [src[2]], ttl=3600).wait()
+    assert client.lookup(NS, keys) == 3
+    time.sleep(2.1)  # expiries are whole seconds
+    assert client.lookup(NS, keys) == 0  # the chain stops at the expired root
+    assert client.get(NS, keys, [out[0], out[1], out[2]]) == [None, 4096, 4096]
+    assert not out[0].any() and np.array_equal(out[1:], src[1:])
+    for bad in ({"ttl": -1}, {"ttl": gpucache.MAX_TTL + 1}, {"ttl": 1.5},
+                {"priority": "urgent"}):
+        with pytest.raises(ValueError):
+            client.put(NS, keys[:1], [src[0]], **bad)
+
+
+def test_pin_over_quota_raises_quota_error():
+    assert error(-1035, "pin").__class__ is gpucache.QuotaError
+    assert "quota" in gpucache.strerror(1035)
 
 
 def test_raw_pointer_and_alloc(client):

@@ -4,6 +4,7 @@
  * range check libgpucache applies to its iovecs, the HMAC of authentication, and the chained block-key test
  * vectors of docs/protocol.md.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "common/bytes.h"
@@ -60,6 +61,30 @@ test_blk(void)
 	wire_blk_encode(&w, &b);
 	CHECK_RC(wire_blk_decode(w.buf, w.len, &o), -GPC_ECORRUPT);
 	wire_wr_fini(&w);
+	/* a PUT's hints: TTL in aux, priority in flags */
+	{
+		struct wire_hdr h = { .opcode = WIRE_OP_PUT, .aux = 3600,
+				      .flags = WIRE_F_PRIO_HIGH };
+		struct wire_put_hint p;
+
+		CHECK_RC(wire_put_hint_decode(&h, &p), 0);
+		CHECK(p.ttl_s == 3600 && p.prio == WIRE_PRIO_HIGH);
+		h.flags = WIRE_F_PRIO_LOW | WIRE_F_DURABLE;
+		h.aux = WIRE_MAX_TTL;
+		CHECK_RC(wire_put_hint_decode(&h, &p), 0);
+		CHECK(p.ttl_s == WIRE_MAX_TTL && p.prio == WIRE_PRIO_LOW);
+		h.aux = 0;
+		h.flags = 0;
+		CHECK_RC(wire_put_hint_decode(&h, &p), 0);
+		CHECK(p.ttl_s == 0 && p.prio == WIRE_PRIO_NORMAL);
+		h.aux = (uint64_t)WIRE_MAX_TTL + 1;
+		CHECK_RC(wire_put_hint_decode(&h, &p), -EINVAL);
+		h.aux = UINT64_MAX;
+		CHECK_RC(wire_put_hint_decode(&h, &p), -EINVAL);
+		h.aux = 1;
+		h.flags = WIRE_F_PRIO_LOW | WIRE_F_PRIO_HIGH;
+		CHECK_RC(wire_put_hint_decode(&h, &p), -EINVAL);
+	}
 	CHECK(wire_range_inside(100, 10, 100, 10));
 	CHECK(!wire_range_inside(100, 11, 100, 10));
 	CHECK(!wire_range_inside(99, 1, 100, 10));
