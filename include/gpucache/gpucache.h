@@ -169,6 +169,17 @@ int gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
 	    unsigned n, int pin, int *status);
 
 /*
+ * The hit funnel's last stage (since 0.2; docs/metrics.md): of the blocks
+ * this client fetched (GET hits) in namespace ns, its engine used
+ * nblocks, e.g. a prefix load that finished and went into a forward
+ * pass. Counted per tenant (gpucache_tenant_used_blocks_total), so the
+ * funnel reads looked up -> found -> fetched -> used. A count, not keys:
+ * the daemon knows which blocks it served, and one small message per
+ * request costs less than a key list. Blocking; 0 sends nothing.
+ */
+int gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks);
+
+/*
  * The calling tenant's own figures, summed over the shards (STAT; nothing
  * of other tenants shows). Set out->struct_size = sizeof(*out) first:
  * fields past it are not written, so the struct can grow.

@@ -133,6 +133,7 @@ _SIGNATURES = {
     "gpc_delete": (_I, [_P, _U64, _P, _U, ctypes.POINTER(_I)]),
     "gpc_pin": (_I, [_P, _U64, _P, _U, _I, ctypes.POINTER(_I)]),
     "gpc_subscribe": (_I, [_P, _U64]),
+    "gpc_confirm_used": (_I, [_P, _U64, _U64]),
     "gpc_events_poll": (_I, [_P, ctypes.POINTER(Event), _U, ctypes.POINTER(_U),
                              ctypes.POINTER(_U64)]),
     "gpc_key_chain": (_I, [_P, _P, _SZ, _P, _SZ, _P]),

@@ -463,6 +463,16 @@ class Client:
     def unpin(self, ns: int, keys: Sequence[bytes]) -> list[int]:
         return self.pin(ns, keys, False)
 
+    def confirm_used(self, ns: int, nblocks: int) -> None:
+        """Tell the tier the engine used ``nblocks`` of the blocks it fetched
+        from namespace ``ns`` (the hit funnel's last stage: looked up ->
+        found -> fetched -> used, per tenant; docs/metrics.md). Count in the
+        tier's units, one per key per namespace, like the GETs that fetched
+        them. One small blocking message; 0 sends nothing."""
+        if not isinstance(nblocks, int) or nblocks < 0:
+            raise ValueError(f"nblocks is a count >= 0, not {nblocks!r}")
+        check(_lib.lib().gpc_confirm_used(self.handle, ns, nblocks), "confirm used")
+
     # ---- KV events (for routers) ----
 
     def subscribe(self, ns: int) -> None:

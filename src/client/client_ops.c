@@ -467,6 +467,27 @@ gpc_subscribe(struct gpc_client *c, uint64_t ns)
 }
 
 int
+gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks)
+{
+	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
+	unsigned s = (unsigned)(ns % c->nshards); /* any shard counts it */
+	int rc = 0;
+
+	while (rc == 0 && nblocks > 0) {
+		uint64_t n = nblocks < WIRE_MAX_USED ? nblocks : WIRE_MAX_USED;
+		struct wire_wr w;
+
+		wire_wr_init(&w);
+		wire_wr_u64(&w, ns);
+		wire_wr_u64(&w, n);
+		rc = w.err ? w.err : cli_call(c, s, WIRE_OP_USED, &w, lim, NULL);
+		wire_wr_fini(&w);
+		nblocks -= n;
+	}
+	return rc;
+}
+
+int
 gpc_events_poll(struct gpc_client *c, struct gpc_event *ev, unsigned max,
 		unsigned *n, uint64_t *lost)
 {

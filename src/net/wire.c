@@ -214,6 +214,25 @@ wire_blk_decode(const uint8_t *body, size_t len, struct wire_blk *out)
 }
 
 int
+wire_used_decode(const uint8_t *body, size_t len, uint64_t *ns,
+		 uint64_t *nblocks)
+{
+	struct wire_rd r;
+	uint64_t a, n;
+
+	wire_rd_init(&r, body, len);
+	a = wire_rd_u64(&r);
+	n = wire_rd_u64(&r);
+	if (r.err || r.left != 0)
+		return -GPC_ECORRUPT;
+	if (n == 0 || n > WIRE_MAX_USED)
+		return -EINVAL;
+	*ns = a;
+	*nblocks = n;
+	return 0;
+}
+
+int
 wire_put_hint_decode(const struct wire_hdr *h, struct wire_put_hint *out)
 {
 	bool low = (h->flags & WIRE_F_PRIO_LOW) != 0;

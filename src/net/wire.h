@@ -57,7 +57,8 @@ enum wire_op {
 	WIRE_OP_DATA = 12,   /* a piece of a PUT's or GET's block */
 	WIRE_OP_SUBSCRIBE = 13, /* c->s: u64 ns; KV events of it follow */
 	WIRE_OP_EVENT = 14,  /* s->c only: a batch of KV events */
-	WIRE_OP_MAX = 15,
+	WIRE_OP_USED = 15,   /* c->s: u64 ns, u64 n: blocks the engine used */
+	WIRE_OP_MAX = 16,
 	WIRE_OP_RESP = 0x80,
 };
 
@@ -119,6 +120,17 @@ struct wire_ev {
 void wire_ev_encode(const struct wire_ev *e, uint8_t *buf);
 /* 0, or -GPC_ECORRUPT (an unknown type, nonzero padding). */
 int wire_ev_decode(const uint8_t *buf, struct wire_ev *out);
+
+/*
+ * USED body (16 bytes): u64 ns, u64 nblocks: of the blocks this client
+ * fetched, how many its engine used (the hit funnel's last stage,
+ * docs/metrics.md); 1..WIRE_MAX_USED per message. Returns 0,
+ * -GPC_ECORRUPT (not 16 bytes) or -EINVAL (nblocks out of range).
+ */
+#define WIRE_USED_BODY 16u
+#define WIRE_MAX_USED (1u << 20)
+int wire_used_decode(const uint8_t *body, size_t len, uint64_t *ns,
+		     uint64_t *nblocks);
 
 /*
  * Encode the header for a body of h->body_len bytes (body_crc must be set,

@@ -872,6 +872,27 @@ op_subscribe(struct srv_conn *c, const struct wire_hdr *h,
 	srv_metrics_op(c->sh->m, h->opcode, 0, 0, 0, 0);
 }
 
+/* USED: u64 ns, u64 n: the tenant's engine used n blocks it fetched;
+ * counted per tenant (the funnel's last stage, docs/metrics.md). */
+static void
+op_used(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	struct net_data *d)
+{
+	uint64_t ns, n;
+	int rc;
+
+	(void)d; /* none: srv_dispatch refuses data parts here */
+	rc = wire_used_decode(body, h->body_len, &ns, &n);
+	if (rc == -GPC_ECORRUPT) {
+		srv_conn_drop(c);
+		return;
+	}
+	if (rc == 0 && c->tenant >= 0)
+		srv_metrics_tenant_used(c->sh->m, (unsigned)c->tenant, n);
+	srv_reply(c, h, rc, 0, 0, NULL, 0);
+	srv_metrics_op(c->sh->m, h->opcode, rc, 0, 0, 0);
+}
+
 static const struct {
 	op_fn fn;
 	bool need_auth;
@@ -887,6 +908,7 @@ static const struct {
 	[WIRE_OP_STAT] = { op_stat, true },
 	[WIRE_OP_DATA] = { op_data, true },
 	[WIRE_OP_SUBSCRIBE] = { op_subscribe, true },
+	[WIRE_OP_USED] = { op_used, true },
 	/* WIRE_OP_EVENT goes to clients only: NULL, a peer sending it is
 	 * dropped like any unknown opcode */
 };

@@ -95,6 +95,28 @@ check_put_hint(const struct wire_hdr *h)
 							       : WIRE_PRIO_NORMAL));
 }
 
+/* A USED body: 16 bytes, a count in range. */
+static void
+check_used(const uint8_t *body, size_t len)
+{
+	uint64_t ns = 0x5555, n = 0x5555;
+	int rc = wire_used_decode(body, len, &ns, &n);
+
+	if (rc == -GPC_ECORRUPT) {
+		FUZZ_CHECK(len != WIRE_USED_BODY);
+		return;
+	}
+	FUZZ_CHECK(len == WIRE_USED_BODY);
+	if (rc != 0) {
+		FUZZ_CHECK(rc == -EINVAL);
+		n = get_le64(body + 8);
+		FUZZ_CHECK(n == 0 || n > WIRE_MAX_USED);
+		return;
+	}
+	FUZZ_CHECK(ns == get_le64(body) && n == get_le64(body + 8));
+	FUZZ_CHECK(n >= 1 && n <= WIRE_MAX_USED);
+}
+
 static void
 check_keys(const uint8_t *body, size_t len, uint32_t count)
 {
@@ -151,6 +173,7 @@ check_body(const uint8_t *body, size_t len, uint32_t count)
 	check_keys(body, len, count);
 	check_hello(body, len);
 	check_events(body, len);
+	check_used(body, len);
 }
 
 static void
@@ -191,6 +214,9 @@ check_msg(const uint8_t *data, size_t size)
 		break;
 	case WIRE_OP_EVENT:
 		check_events(data + WIRE_HDR_SIZE, h.body_len);
+		break;
+	case WIRE_OP_USED:
+		check_used(data + WIRE_HDR_SIZE, h.body_len);
 		break;
 	default:
 		check_body(data + WIRE_HDR_SIZE, h.body_len, h.count);

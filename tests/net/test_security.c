@@ -1651,6 +1651,41 @@ expect_dropped(struct raw *r, const char *what)
 	CHECK_RC(raw_gone(r, 1, 1500, &what), 0);
 }
 
+/* USED (the funnel's last stage): a count in range is answered 0, 0 or
+ * past the limit -EINVAL (connection kept), a body of the wrong size
+ * drops the connection, and before authentication it is refused. */
+static void
+test_used(void)
+{
+	struct wire_hdr h = { .opcode = WIRE_OP_USED, .shard = 0 };
+	uint8_t b[WIRE_USED_BODY + 1];
+	struct raw_msg *m;
+	struct raw r;
+
+	raw_authed(&r, 0, "alice");
+	put_le64(b, NS);
+	put_le64(b + 8, 3);
+	h.req_id = next_req++;
+	m = raw_wait(&r, raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0), 5000);
+	CHECK(m != NULL && m->h.status == 0);
+	put_le64(b + 8, (uint64_t)WIRE_MAX_USED + 1);
+	h.req_id = next_req++;
+	m = raw_wait(&r, raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0), 5000);
+	CHECK(m != NULL && m->h.status == -EINVAL);
+	CHECK(raw_alive(&r));
+	raw_clear(&r);
+	h.req_id = next_req++;
+	raw_send_h(&r, &h, b, WIRE_USED_BODY + 1, NULL, 0);
+	expect_dropped(&r, "after a USED of 17 bytes");
+	raw_close(&r);
+	raw_open(&r, 0); /* not authenticated */
+	put_le64(b + 8, 1);
+	h.req_id = next_req++;
+	raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0);
+	expect_dropped(&r, "after a USED before AUTH");
+	raw_close(&r);
+}
+
 /* Many failed AUTHs at once: every one is answered -GPC_EAUTH before
  * its connection goes (the answer must not be lost to the close), and
  * then closed. */
@@ -2155,6 +2190,7 @@ main(int argc, char **argv)
 	test_put_data_bad();
 	test_put_data_good();
 	test_put_hints();
+	test_used();
 	test_get_cap();
 	test_cross_conn();
 	test_same_id();

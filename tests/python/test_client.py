@@ -240,9 +240,14 @@ def test_stat_counts_our_traffic(daemon, client):
     keys = keys_for("stat", 2)
     client.put(NS, keys, [src[0], src[1]])
     client.get(NS, keys, [src[0], src[1]])
+    client.confirm_used(NS, 2)  # the engine used both: the funnel's end
+    client.confirm_used(NS, 0)
+    with pytest.raises(ValueError):
+        client.confirm_used(NS, -1)
     after = metrics.stat(daemon.metrics_addr)
-    hits = "gpucache_tenant_hits_total"
+    hits, used = "gpucache_tenant_hits_total", "gpucache_tenant_used_blocks_total"
     assert metrics.total(after, hits) - metrics.total(before, hits) == 2
+    assert metrics.total(after, used) - metrics.total(before, used) == 2
     assert metrics.total(after, "gpucache_payload_copy_bytes_total") == 0
 
 

@@ -61,6 +61,33 @@ test_blk(void)
 	wire_blk_encode(&w, &b);
 	CHECK_RC(wire_blk_decode(w.buf, w.len, &o), -GPC_ECORRUPT);
 	wire_wr_fini(&w);
+	/* USED: u64 ns, u64 nblocks in 1..WIRE_MAX_USED */
+	{
+		struct wire_wr u;
+		uint64_t ns = 0, n = 0;
+
+		wire_wr_init(&u);
+		wire_wr_u64(&u, 77);
+		wire_wr_u64(&u, 12);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), 0);
+		CHECK(ns == 77 && n == 12);
+		CHECK_RC(wire_used_decode(u.buf, u.len - 1, &ns, &n),
+			 -GPC_ECORRUPT);
+		wire_wr_u8(&u, 0);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n),
+			 -GPC_ECORRUPT);
+		wire_wr_fini(&u);
+		wire_wr_init(&u);
+		wire_wr_u64(&u, 77);
+		wire_wr_u64(&u, 0);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), -EINVAL);
+		put_le64(u.buf + 8, (uint64_t)WIRE_MAX_USED + 1);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), -EINVAL);
+		put_le64(u.buf + 8, WIRE_MAX_USED);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), 0);
+		CHECK(n == WIRE_MAX_USED);
+		wire_wr_fini(&u);
+	}
 	/* a PUT's hints: TTL in aux, priority in flags */
 	{
 		struct wire_hdr h = { .opcode = WIRE_OP_PUT, .aux = 3600,
