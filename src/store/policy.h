@@ -16,8 +16,9 @@
  *     before they load or save it) is counted in a reference table (a
  *     cuckoo filter with 2-bit counts, halved every window of 8 x
  *     capacity references), so "seen before" outlives the block;
- *   - the CLOCK bit (read or re-put since written) and pins, kept in the
- *     index entry.
+ *   - the CLOCK bit (read or re-put since written), pins and the
+ *     client's priority per put (low: never rewritten; high: kept
+ *     unread), kept in the index entry.
  * Admission is chosen online by miniature simulations (Waldspurger et
  * al., ATC'17): two small CLOCK caches over a spatial sample of the
  * chains (1 in 2^sample_shift, by first key), sized to the cache's
