@@ -598,6 +598,8 @@ ix_gone(struct store *st, uint64_t ns, uint64_t tag,
 {
 	if (loc->flags & INDEX_F_TTL)
 		ttl_del(st->ttl, tag);
+	if ((loc->flags & INDEX_F_HIGH) && st->nhigh > 0)
+		st->nhigh--;
 	store_usage_sub(st, ns, loc->len4k);
 	if (loc->flags & INDEX_F_PINNED)
 		pin_account(st, store_ns_class(ns), store_foot(loc->len4k),
@@ -630,6 +632,7 @@ store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
 	if (loc->flags & INDEX_F_TTL)
 		ttl_set(st->ttl, hk.tag, expire); /* present: cannot fail */
 	st->usage[store_ns_class(ns)] += store_foot(loc->len4k);
+	st->nhigh += (loc->flags & INDEX_F_HIGH) != 0;
 	if (loc->flags & INDEX_F_PINNED) /* a pinned block reinserted */
 		pin_account(st, store_ns_class(ns), store_foot(loc->len4k),
 			    true);

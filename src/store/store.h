@@ -119,7 +119,8 @@ int store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
  *   prio: STORE_PRIO_LOW blocks are never rewritten at reclaim (unless
  *     pinned), not even under a quota; STORE_PRIO_HIGH ones are kept
  *     whether or not they were read, with a share of the reinsertion
- *     budget (STORE_HIGH_RESERVE_PCT) that normal blocks cannot take.
+ *     budget (STORE_HIGH_RESERVE_PCT) that normal blocks cannot take
+ *     while the store holds any high block (none: nothing changes).
  * A put that dedupes (STORE_PUT_IF_ABSENT of a held key) leaves the held
  * block's hints as they were. -EINVAL for a value out of range.
  */

@@ -127,6 +127,7 @@ struct store {
 	uint64_t pinned[STORE_MAX_CLASSES]; /* flash bytes of pinned blocks */
 	uint64_t quota_sum;       /* sum of quota[] */
 	uint64_t pinned_shared;   /* pinned[] of classes without a quota */
+	uint64_t nhigh;           /* blocks of high priority in the index */
 	struct open_dmg dmg[STORE_MAX_DAMAGE];
 	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */

@@ -365,7 +365,8 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	struct index_loc loc;
 	struct reins *r;
 	uint32_t rs, expire;
-	/* normal blocks leave high ones a share of the budget */
+	/* normal blocks leave high ones a share of the budget (while the
+	 * store holds any: without hints, nothing changes) */
 	uint64_t reserve;
 
 	unsigned cls = store_ns_class(d->ns);
@@ -379,7 +380,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls] &&
 	       !(loc.flags & INDEX_F_LOW);
 	expire = (loc.flags & INDEX_F_TTL) ? ttl_get(st->ttl, hk.tag) : 0;
-	reserve = (loc.flags & INDEX_F_HIGH)
+	reserve = (loc.flags & INDEX_F_HIGH) || st->nhigh == 0
 			  ? 0 : reinsert_budget(st) * STORE_HIGH_RESERVE_PCT / 100;
 	store_ix_del(st, d->ns, hk, loc.len4k);
 	rs = store_rec_size(d->len);

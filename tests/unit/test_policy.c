@@ -646,6 +646,30 @@ test_priority(void)
 	store_close(st);
 }
 
+/* Without high priority blocks in the store, normal ones have the whole
+ * budget, as before there were hints: 16 of each segment's 31 read
+ * blocks are rewritten (12 if they left a quarter to nobody). */
+static void
+test_no_hints_full_budget(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_stats s;
+	unsigned kept = 0;
+
+	for (uint64_t i = 0; i < 31 * 6; i++) {
+		REQUIRE(put(st, i, 0) == 0);
+		CHECK_RC(get(st, i, i), 1);
+	}
+	store_get_stats(st, &s);
+	for (uint64_t i = 100000; i < 100000 + s.capacity_bytes * 6 / 5 /
+						    (2 * BLK); i++)
+		REQUIRE(put(st, i, 0) == 0);
+	for (uint64_t i = 0; i < 31 * 6; i++)
+		kept += get(st, i, i) == 1;
+	CHECK_RC(kept, 6 * 16);
+	store_close(st);
+}
+
 static void
 test_dedupe_and_refusal(void)
 {
@@ -692,6 +716,7 @@ main(void)
 	test_ttl();
 	test_ttl_not_reinserted();
 	test_priority();
+	test_no_hints_full_budget();
 	test_events();
 	test_dedupe_and_refusal();
 	store_memdisk_destroy(md);
