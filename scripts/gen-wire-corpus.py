@@ -11,7 +11,7 @@ import struct
 
 VERSION = 2
 OPS = dict(HELLO=1, AUTH=2, PUT=5, GET=6, LOOKUP=7, DELETE=8, PIN=9,
-           UNPIN=10, STAT=11, DATA=12, SUBSCRIBE=13, EVENT=14)
+           UNPIN=10, STAT=11, DATA=12, SUBSCRIBE=13, EVENT=14, USED=15)
 RESP = 0x80
 
 
@@ -45,6 +45,13 @@ seeds = {
     "auth": msg(OPS["AUTH"], bytes(range(32)), req_id=2),
     "put": msg(OPS["PUT"], blk(7, key(1), 131072), count=1, flags=1),
     "put_resp_busy": msg(OPS["PUT"] | RESP, count=1, status=-1032),
+    # a PUT's hints: TTL in aux, priority in flags (0x08 low, 0x10 high)
+    "put_hints": msg(OPS["PUT"], blk(7, key(7), 4096), count=1, flags=0x10,
+                     aux=3600),
+    "put_hints_bad": msg(OPS["PUT"], blk(7, key(8), 4096), count=1,
+                         flags=0x18, aux=10 * 366 * 86400 + 1),
+    "used": msg(OPS["USED"], struct.pack("<QQ", 7, 12)),
+    "used_zero": msg(OPS["USED"], struct.pack("<QQ", 7, 0)),
     "data": msg(OPS["DATA"], req_id=3, aux=65536),
     "data_resp": msg(OPS["DATA"] | RESP, req_id=4, aux=4096),
     "get": msg(OPS["GET"], blk(7, key(2), 1 << 26), count=1),

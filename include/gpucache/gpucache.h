@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define GPC_VERSION_MAJOR 0
-#define GPC_VERSION_MINOR 1
+#define GPC_VERSION_MINOR 2
 
 /* GPUCache's own error codes; functions return them negated. */
 enum gpc_error {
@@ -34,7 +34,8 @@ enum gpc_error {
 	GPC_EBUSY = 1032,     /* overloaded: retry later */
 	GPC_EAUTH = 1033,     /* authentication failed */
 	GPC_ECLOSED = 1034,   /* object is closing or closed */
-	GPC_ELAST = 1035,
+	GPC_EQUOTA = 1035,    /* over the tenant's quota (e.g. a pin) */
+	GPC_ELAST = 1036,
 };
 
 /*
@@ -123,9 +124,39 @@ int gpc_test(struct gpc_client *c, struct gpc_req *req);
 int gpc_wait(struct gpc_client *c, struct gpc_req *req);
 void gpc_req_free(struct gpc_req *req);
 
+/*
+ * PUT with options (since 0.2): the flags above plus the client's hints
+ * for the blocks (docs/cache-policy.md). ttl_s: the blocks expire that
+ * many seconds after the put (misses from then on; 0 = never; at most
+ * GPC_MAX_TTL). priority: GPC_PRIO_LOW blocks are the first to go (never
+ * rewritten when their flash is reclaimed, unless pinned), GPC_PRIO_HIGH
+ * ones are kept by reclaim whether read or not, within its budget. A put
+ * of a key the tier holds already with GPC_PUT_IF_ABSENT leaves the held
+ * block's hints as they were. Set o->struct_size = sizeof(*o): fields
+ * past it count as 0, so the struct can grow. -EINVAL for a value out of
+ * range, before anything is sent; a server answers a bad one with
+ * -EINVAL per block. A server older than 0.2 ignores the hints.
+ */
+#define GPC_PRIO_NORMAL 0u
+#define GPC_PRIO_LOW 1u
+#define GPC_PRIO_HIGH 2u
+#define GPC_MAX_TTL (10u * 366 * 86400) /* ten years, in seconds */
+struct gpc_put_opts {
+	size_t struct_size;   /* sizeof(struct gpc_put_opts) */
+	unsigned flags;       /* GPC_PUT_DURABLE, GPC_PUT_IF_ABSENT */
+	uint32_t ttl_s;
+	unsigned priority;    /* GPC_PRIO_* */
+};
+int gpc_put_submit_ex(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+		      unsigned n, const struct gpc_put_opts *o,
+		      struct gpc_req **req);
+
 /* Blocking helpers. */
 int gpc_put(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
 	    unsigned n, unsigned flags);
+/* gpc_put with options (since 0.2). */
+int gpc_put_ex(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+	       unsigned n, const struct gpc_put_opts *o);
 int gpc_get(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
 	    unsigned n);
 /* How many leading keys of keys[0..n) (32 bytes each) are present. */
@@ -136,6 +167,17 @@ int gpc_delete(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
 	       unsigned n, int *status);
 int gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
 	    unsigned n, int pin, int *status);
+
+/*
+ * The hit funnel's last stage (since 0.2; docs/metrics.md): of the blocks
+ * this client fetched (GET hits) in namespace ns, its engine used
+ * nblocks, e.g. a prefix load that finished and went into a forward
+ * pass. Counted per tenant (gpucache_tenant_used_blocks_total), so the
+ * funnel reads looked up -> found -> fetched -> used. A count, not keys:
+ * the daemon knows which blocks it served, and one small message per
+ * request costs less than a key list. Blocking; 0 sends nothing.
+ */
+int gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks);
 
 /*
  * The calling tenant's own figures, summed over the shards (STAT; nothing

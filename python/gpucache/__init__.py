@@ -2,7 +2,7 @@
 bound with ctypes in gpucache._lib) and the inference-engine connectors
 (gpucache.connectors)."""
 
-from ._lib import KEY_LEN, find_library, strerror
+from ._lib import KEY_LEN, MAX_TTL, find_library, strerror
 from .client import Client, KVEvent, MemoryRegion, Request, buffer_address
 from .errors import (
     AuthError,
@@ -11,11 +11,13 @@ from .errors import (
     ClosedError,
     GpucacheError,
     NotFoundError,
+    QuotaError,
 )
 from .keys import chain_keys, key_chain, layout_namespace, namespace
 
 __all__ = [
     "KEY_LEN",
+    "MAX_TTL",
     "AuthError",
     "BatchError",
     "BusyError",
@@ -25,6 +27,7 @@ __all__ = [
     "KVEvent",
     "MemoryRegion",
     "NotFoundError",
+    "QuotaError",
     "Request",
     "buffer_address",
     "chain_keys",

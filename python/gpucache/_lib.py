@@ -45,6 +45,7 @@ ECONFIG = 1031
 EBUSY = 1032
 EAUTH = 1033
 ECLOSED = 1034
+EQUOTA = 1035
 
 
 class ConnectOpts(ctypes.Structure):
@@ -54,6 +55,23 @@ class ConnectOpts(ctypes.Structure):
         ("secret", ctypes.c_void_p),
         ("secret_len", ctypes.c_size_t),
         ("timeout_ms", ctypes.c_uint),
+    ]
+
+
+PRIO_NORMAL = 0
+PRIO_LOW = 1
+PRIO_HIGH = 2
+MAX_TTL = 10 * 366 * 86400  # GPC_MAX_TTL: ten years, in seconds
+
+
+class PutOpts(ctypes.Structure):
+    """struct gpc_put_opts (libgpucache 0.2)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("flags", ctypes.c_uint),
+        ("ttl_s", ctypes.c_uint32),
+        ("priority", ctypes.c_uint),
     ]
 
 
@@ -103,6 +121,8 @@ _SIGNATURES = {
     "gpc_mem_alloc": (_I, [_P, _SZ, ctypes.POINTER(_P), ctypes.POINTER(_P)]),
     "gpc_mem_deregister": (None, [_P, _P]),
     "gpc_put_submit": (_I, [_P, _U64, ctypes.POINTER(Block), _U, _U, ctypes.POINTER(_P)]),
+    "gpc_put_submit_ex": (_I, [_P, _U64, ctypes.POINTER(Block), _U,
+                               ctypes.POINTER(PutOpts), ctypes.POINTER(_P)]),
     "gpc_get_submit": (_I, [_P, _U64, ctypes.POINTER(Block), _U, ctypes.POINTER(_P)]),
     "gpc_test": (_I, [_P, _P]),
     "gpc_wait": (_I, [_P, _P]),
@@ -113,6 +133,7 @@ _SIGNATURES = {
     "gpc_delete": (_I, [_P, _U64, _P, _U, ctypes.POINTER(_I)]),
     "gpc_pin": (_I, [_P, _U64, _P, _U, _I, ctypes.POINTER(_I)]),
     "gpc_subscribe": (_I, [_P, _U64]),
+    "gpc_confirm_used": (_I, [_P, _U64, _U64]),
     "gpc_events_poll": (_I, [_P, ctypes.POINTER(Event), _U, ctypes.POINTER(_U),
                              ctypes.POINTER(_U64)]),
     "gpc_key_chain": (_I, [_P, _P, _SZ, _P, _SZ, _P]),

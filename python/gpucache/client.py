@@ -41,6 +41,9 @@ class KVEvent:
 
 Buffer = Any  # numpy array, torch tensor, writable buffer, or (ptr, nbytes)
 Value = Union[Buffer, Sequence[Buffer]]
+_Opts = Union[int, "_lib.PutOpts"]  # GET: 0; PUT: gpc_put_opts
+
+_PRIORITIES = {"low": _lib.PRIO_LOW, "normal": _lib.PRIO_NORMAL, "high": _lib.PRIO_HIGH}
 
 
 def buffer_address(obj: Buffer, writable: bool = True) -> tuple[int, int]:
@@ -107,6 +110,17 @@ class MemoryRegion:
         self.deregister()
 
 
+def _put_opts(durable: bool, if_absent: bool, ttl: int, priority: str) -> _lib.PutOpts:
+    """A PUT's flags and hints as struct gpc_put_opts; ValueError when out
+    of range (libgpucache would say -EINVAL)."""
+    if priority not in _PRIORITIES:
+        raise ValueError(f"priority is one of {sorted(_PRIORITIES)}, not {priority!r}")
+    if not isinstance(ttl, int) or not 0 <= ttl <= _lib.MAX_TTL:
+        raise ValueError(f"ttl is whole seconds in [0, {_lib.MAX_TTL}], not {ttl!r}")
+    flags = (_lib.PUT_DURABLE if durable else 0) | (_lib.PUT_IF_ABSENT if if_absent else 0)
+    return _lib.PutOpts(ctypes.sizeof(_lib.PutOpts), flags, ttl, _PRIORITIES[priority])
+
+
 def _keys_buffer(keys: Sequence[bytes] | bytes) -> tuple[ctypes.Array, int]:
     if isinstance(keys, (bytes, bytearray, memoryview)):
         raw = bytes(keys)
@@ -161,7 +175,8 @@ class Request:
     answered BUSY) and returns the batch's result. Wait for every request
     you submit: its blocks' memory is in use until then."""
 
-    def __init__(self, client: Client, op: str, batch: _Batch, handle: int, flags: int) -> None:
+    def __init__(self, client: Client, op: str, batch: _Batch, handle: int,
+                 flags: _Opts) -> None:
         self._client = client
         self._op = op
         self._batch = batch
@@ -333,12 +348,18 @@ class Client:
     # ---- PUT / GET ----
 
     def put(self, ns: int, keys: Sequence[bytes], values: Sequence[Value],
-            durable: bool = False, if_absent: bool = False) -> None:
+            durable: bool = False, if_absent: bool = False, ttl: int = 0,
+            priority: str = "normal") -> None:
         """Store values[i] under keys[i]; raise BatchError if any block failed.
         ``durable``: acknowledged once on flash; ``if_absent``: the keys name
         their content (an engine's block hash), so a key the tier holds
-        already is not rewritten, only marked used."""
-        return self.put_async(ns, keys, values, durable, if_absent).wait()
+        already is not rewritten, only marked used. Hints for the blocks
+        (docs/cache-policy.md): ``ttl``, seconds after which they expire
+        (0: never); ``priority``: "low" (the first to go), "normal" or
+        "high" (kept by reclaim whether read or not). ValueError for a
+        value out of range."""
+        return self.put_async(ns, keys, values, durable, if_absent, ttl,
+                              priority).wait()
 
     def get(self, ns: int, keys: Sequence[bytes], values: Sequence[Value]) -> list[int | None]:
         """Read keys[i] into values[i]: per block the bytes read, or None for
@@ -346,15 +367,16 @@ class Client:
         return self.get_async(ns, keys, values).wait()
 
     def put_async(self, ns: int, keys: Sequence[bytes], values: Sequence[Value],
-                  durable: bool = False, if_absent: bool = False) -> Request:
-        flags = (_lib.PUT_DURABLE if durable else 0) | (_lib.PUT_IF_ABSENT if if_absent else 0)
-        return self._submit("put", ns, keys, values, flags)
+                  durable: bool = False, if_absent: bool = False, ttl: int = 0,
+                  priority: str = "normal") -> Request:
+        return self._submit("put", ns, keys, values,
+                            _put_opts(durable, if_absent, ttl, priority))
 
     def get_async(self, ns: int, keys: Sequence[bytes], values: Sequence[Value]) -> Request:
         return self._submit("get", ns, keys, values, 0)
 
     def _submit(self, op: str, ns: int, keys: Sequence[bytes], values: Sequence[Value],
-                flags: int) -> Request:
+                flags: _Opts) -> Request:
         batch = _Batch(self, keys, values, writable=(op == "get"))
         handle = self._submit_blocks(op, ns, batch.blocks, batch.n, flags)
         req = Request(self, op, batch, handle, flags)
@@ -363,17 +385,20 @@ class Client:
         self._inflight.add(req)
         return req
 
-    def _submit_blocks(self, op: str, ns: int, blocks: Any, n: int, flags: int) -> int:
+    def _submit_blocks(self, op: str, ns: int, blocks: Any, n: int, flags: _Opts) -> int:
         lib = _lib.lib()
         out = ctypes.c_void_p()
-        if op == "put":
+        if op == "put" and isinstance(flags, _lib.PutOpts):
+            rc = lib.gpc_put_submit_ex(self.handle, ns, blocks, n, ctypes.byref(flags),
+                                       ctypes.byref(out))
+        elif op == "put":
             rc = lib.gpc_put_submit(self.handle, ns, blocks, n, flags, ctypes.byref(out))
         else:
             rc = lib.gpc_get_submit(self.handle, ns, blocks, n, ctypes.byref(out))
         check(rc, op)
         return out.value
 
-    def _retry_busy(self, op: str, batch: _Batch, flags: int) -> None:
+    def _retry_busy(self, op: str, batch: _Batch, flags: _Opts) -> None:
         """Re-send the blocks answered BUSY, with backoff, like gpc_put/gpc_get."""
         lib = _lib.lib()
         for tries in range(1000):
@@ -427,7 +452,8 @@ class Client:
         return list(st)
 
     def pin(self, ns: int, keys: Sequence[bytes], pin: bool = True) -> list[int]:
-        """Pin (or unpin) keys against eviction; per key 0 or a negative code."""
+        """Pin (or unpin) keys against eviction; per key 0 or a negative code
+        (-ENOTFOUND; -EQUOTA: past the tenant's quota, nothing pinned)."""
         buf, n = _keys_buffer(keys)
         st = (ctypes.c_int * n)()
         check(_lib.lib().gpc_pin(self.handle, ns, buf, n, 1 if pin else 0, st),
@@ -436,6 +462,16 @@ class Client:
 
     def unpin(self, ns: int, keys: Sequence[bytes]) -> list[int]:
         return self.pin(ns, keys, False)
+
+    def confirm_used(self, ns: int, nblocks: int) -> None:
+        """Tell the tier the engine used ``nblocks`` of the blocks it fetched
+        from namespace ``ns`` (the hit funnel's last stage: looked up ->
+        found -> fetched -> used, per tenant; docs/metrics.md). Count in the
+        tier's units, one per key per namespace, like the GETs that fetched
+        them. One small blocking message; 0 sends nothing."""
+        if not isinstance(nblocks, int) or nblocks < 0:
+            raise ValueError(f"nblocks is a count >= 0, not {nblocks!r}")
+        check(_lib.lib().gpc_confirm_used(self.handle, ns, nblocks), "confirm used")
 
     # ---- KV events (for routers) ----
 

@@ -34,6 +34,10 @@ class ClosedError(GpucacheError):
     """GPC_ECLOSED: the connection is closing or closed."""
 
 
+class QuotaError(GpucacheError):
+    """GPC_EQUOTA: past the tenant's quota (e.g. a pin, operations.md)."""
+
+
 class BatchError(GpucacheError):
     """Some blocks of a batch failed. ``statuses`` holds every block's
     result (0 or a length on success, a negative code otherwise);
@@ -52,6 +56,7 @@ _BY_CODE = {
     _errno.EAGAIN: BusyError,
     _lib.EAUTH: AuthError,
     _lib.ECLOSED: ClosedError,
+    _lib.EQUOTA: QuotaError,
 }
 
 

@@ -306,7 +306,8 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 {
 	uint8_t hb[WIRE_HDR_SIZE];
 	struct wire_hdr h = { .opcode = r->op, .flags = flags, .count = count,
-			      .shard = s };
+			      .shard = s,
+			      .aux = r->op == WIRE_OP_PUT ? r->put_aux : 0 };
 	uint64_t off = 0;
 	int rc;
 
@@ -327,15 +328,22 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 		struct wire_hdr dh = { .opcode = WIRE_OP_DATA, .req_id = h.req_id,
 				       .shard = s, .aux = off };
 
+		if (!c->sh[s].up) { /* UCX failed the endpoint inside the last
+				     * send: on_err ran and it is freed */
+			rc = -ENOTCONN;
+			break;
+		}
 		dh.body_crc = wire_body_crc(NULL, 0);
 		wire_hdr_encode(&dh, hb);
 		rc = net_send_data_nb(c->sh[s].ep, NET_AM_TO_SERVER, hb,
 				      sizeof(hb), iov[i].iov_base,
 				      iov[i].iov_len, NULL, NULL);
 		off += iov[i].iov_len;
-		if (rc < 0) { /* the daemon holds a PUT it will never get the
-			       * rest of: end the connection, so it lets go at
-			       * once, and its other requests fail here */
+		if (rc < 0 && c->sh[s].up) { /* the daemon holds a PUT it will
+					      * never get the rest of: end the
+					      * connection, so it lets go at
+					      * once, and its other requests
+					      * fail here */
 			struct net_ep *ep = c->sh[s].ep;
 
 			on_err(c, ep, rc);

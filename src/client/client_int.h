@@ -56,6 +56,7 @@ struct gpc_req {
 	unsigned nparts, left;
 	int rc;                 /* whole-request failure */
 	uint64_t aux;           /* LOOKUP: prefix length */
+	uint64_t put_aux;       /* PUT: the header's aux (the TTL) */
 	uint8_t reply[64];      /* small replies (HELLO, STAT) */
 	size_t reply_len;
 	bool done;

@@ -7,6 +7,7 @@
  * answered (and, for a GET, its bytes are in place).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -227,7 +228,7 @@ batch_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 static int
 submit(struct gpc_client *c, uint8_t op, uint64_t ns, struct gpc_block *b,
        const uint8_t *keys, int *status, unsigned n, uint8_t flags,
-       struct gpc_req **out)
+       uint64_t aux, struct gpc_req **out)
 {
 	struct gpc_req *r = cli_req_new(c, op, n + c->nshards);
 	unsigned *idx = malloc((n ? n : 1) * sizeof(*idx));
@@ -241,6 +242,7 @@ submit(struct gpc_client *c, uint8_t op, uint64_t ns, struct gpc_block *b,
 	r->blocks = b;
 	r->status = status;
 	r->n = n;
+	r->put_aux = aux;
 	pthread_mutex_lock(&c->mu);
 	rc = batch_send(c, r, ns, keys, flags, idx);
 	if (rc < 0)
@@ -270,13 +272,55 @@ put_wire_flags(unsigned flags)
 			 ((flags & GPC_PUT_IF_ABSENT) ? WIRE_F_IF_ABSENT : 0));
 }
 
+_Static_assert(GPC_PRIO_LOW == WIRE_PRIO_LOW &&
+		       GPC_PRIO_HIGH == WIRE_PRIO_HIGH &&
+		       GPC_MAX_TTL == WIRE_MAX_TTL,
+	       "put options map onto the wire as they are");
+
+/*
+ * A caller's put options (any size it was built with: fields past its
+ * struct_size are zero) as wire flags and aux. -EINVAL for a value out
+ * of range or a struct too short to hold flags.
+ */
+static int
+put_opts_wire(const struct gpc_put_opts *o, uint8_t *flags, uint64_t *aux)
+{
+	struct gpc_put_opts p = { 0 };
+
+	if (o == NULL || o->struct_size < offsetof(struct gpc_put_opts, ttl_s))
+		return -EINVAL;
+	memcpy(&p, o, o->struct_size < sizeof(p) ? o->struct_size : sizeof(p));
+	if (p.ttl_s > GPC_MAX_TTL || p.priority > GPC_PRIO_HIGH)
+		return -EINVAL;
+	*flags = (uint8_t)(put_wire_flags(p.flags) |
+			   (p.priority == GPC_PRIO_LOW ? WIRE_F_PRIO_LOW : 0) |
+			   (p.priority == GPC_PRIO_HIGH ? WIRE_F_PRIO_HIGH : 0));
+	*aux = p.ttl_s;
+	return 0;
+}
+
 int
 gpc_put_submit(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
 	       unsigned n, unsigned flags, struct gpc_req **req)
 {
 	mark_all_busy(b, n);
 	return submit(c, WIRE_OP_PUT, ns, b, NULL, NULL, n,
-		      put_wire_flags(flags), req);
+		      put_wire_flags(flags), 0, req);
+}
+
+int
+gpc_put_submit_ex(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+		  unsigned n, const struct gpc_put_opts *o,
+		  struct gpc_req **req)
+{
+	uint64_t aux;
+	uint8_t fl;
+	int rc = put_opts_wire(o, &fl, &aux);
+
+	if (rc < 0)
+		return rc;
+	mark_all_busy(b, n);
+	return submit(c, WIRE_OP_PUT, ns, b, NULL, NULL, n, fl, aux, req);
 }
 
 int
@@ -284,13 +328,13 @@ gpc_get_submit(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
 	       unsigned n, struct gpc_req **req)
 {
 	mark_all_busy(b, n);
-	return submit(c, WIRE_OP_GET, ns, b, NULL, NULL, n, 0, req);
+	return submit(c, WIRE_OP_GET, ns, b, NULL, NULL, n, 0, 0, req);
 }
 
 /* Blocking PUT/GET: blocks answered BUSY are sent again, with backoff. */
 static int
 xfer(struct gpc_client *c, uint8_t op, uint64_t ns, struct gpc_block *b,
-     unsigned n, uint8_t flags)
+     unsigned n, uint8_t flags, uint64_t aux)
 {
 	int rc = 0;
 
@@ -299,7 +343,7 @@ xfer(struct gpc_client *c, uint8_t op, uint64_t ns, struct gpc_block *b,
 		struct gpc_req *r;
 		bool busy = false;
 
-		rc = submit(c, op, ns, b, NULL, NULL, n, flags, &r);
+		rc = submit(c, op, ns, b, NULL, NULL, n, flags, aux, &r);
 		if (rc < 0)
 			return rc;
 		rc = gpc_wait(c, r);
@@ -320,13 +364,24 @@ gpc_put(struct gpc_client *c, uint64_t ns, struct gpc_block *b, unsigned n,
 	unsigned flags)
 {
 	return xfer(c, WIRE_OP_PUT, ns, b, n,
-		    put_wire_flags(flags));
+		    put_wire_flags(flags), 0);
+}
+
+int
+gpc_put_ex(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
+	   unsigned n, const struct gpc_put_opts *o)
+{
+	uint64_t aux;
+	uint8_t fl;
+	int rc = put_opts_wire(o, &fl, &aux);
+
+	return rc < 0 ? rc : xfer(c, WIRE_OP_PUT, ns, b, n, fl, aux);
 }
 
 int
 gpc_get(struct gpc_client *c, uint64_t ns, struct gpc_block *b, unsigned n)
 {
-	return xfer(c, WIRE_OP_GET, ns, b, n, 0);
+	return xfer(c, WIRE_OP_GET, ns, b, n, 0, 0);
 }
 
 static int
@@ -334,7 +389,7 @@ keys_op(struct gpc_client *c, uint8_t op, uint64_t ns, const uint8_t *keys,
 	unsigned n, uint8_t flags, int *status, struct gpc_req **out)
 {
 	struct gpc_req *r;
-	int rc = submit(c, op, ns, NULL, keys, status, n, flags, &r);
+	int rc = submit(c, op, ns, NULL, keys, status, n, flags, 0, &r);
 
 	if (rc < 0)
 		return rc;
@@ -407,6 +462,27 @@ gpc_subscribe(struct gpc_client *c, uint64_t ns)
 		rc = w.err ? w.err : cli_call(c, s, WIRE_OP_SUBSCRIBE, &w, lim,
 					      NULL);
 		wire_wr_fini(&w);
+	}
+	return rc;
+}
+
+int
+gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks)
+{
+	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
+	unsigned s = (unsigned)(ns % c->nshards); /* any shard counts it */
+	int rc = 0;
+
+	while (rc == 0 && nblocks > 0) {
+		uint64_t n = nblocks < WIRE_MAX_USED ? nblocks : WIRE_MAX_USED;
+		struct wire_wr w;
+
+		wire_wr_init(&w);
+		wire_wr_u64(&w, ns);
+		wire_wr_u64(&w, n);
+		rc = w.err ? w.err : cli_call(c, s, WIRE_OP_USED, &w, lim, NULL);
+		wire_wr_fini(&w);
+		nblocks -= n;
 	}
 	return rc;
 }

@@ -19,6 +19,7 @@ static const char *const gpc_errstr[GPC_ELAST - GPC_EBASE] = {
 	[GPC_EBUSY - GPC_EBASE] = "server busy, retry",
 	[GPC_EAUTH - GPC_EBASE] = "authentication failed",
 	[GPC_ECLOSED - GPC_EBASE] = "closed",
+	[GPC_EQUOTA - GPC_EBASE] = "over the tenant's quota",
 };
 _Static_assert(sizeof(gpc_errstr) / sizeof(gpc_errstr[0]) ==
 		       GPC_ELAST - GPC_EBASE,

@@ -213,6 +213,39 @@ wire_blk_decode(const uint8_t *body, size_t len, struct wire_blk *out)
 	return 0;
 }
 
+int
+wire_used_decode(const uint8_t *body, size_t len, uint64_t *ns,
+		 uint64_t *nblocks)
+{
+	struct wire_rd r;
+	uint64_t a, n;
+
+	wire_rd_init(&r, body, len);
+	a = wire_rd_u64(&r);
+	n = wire_rd_u64(&r);
+	if (r.err || r.left != 0)
+		return -GPC_ECORRUPT;
+	if (n == 0 || n > WIRE_MAX_USED)
+		return -EINVAL;
+	*ns = a;
+	*nblocks = n;
+	return 0;
+}
+
+int
+wire_put_hint_decode(const struct wire_hdr *h, struct wire_put_hint *out)
+{
+	bool low = (h->flags & WIRE_F_PRIO_LOW) != 0;
+	bool high = (h->flags & WIRE_F_PRIO_HIGH) != 0;
+
+	if ((low && high) || h->aux > WIRE_MAX_TTL)
+		return -EINVAL;
+	out->ttl_s = (uint32_t)h->aux;
+	out->prio = low ? WIRE_PRIO_LOW : high ? WIRE_PRIO_HIGH
+					      : WIRE_PRIO_NORMAL;
+	return 0;
+}
+
 void
 wire_blk_encode(struct wire_wr *w, const struct wire_blk *b)
 {

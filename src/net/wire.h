@@ -20,7 +20,8 @@
  *   20    4 count         items in the batch
  *   24    4 status        responses: 0 or a negative error code
  *   28    4 shard         shard the message is meant for
- *   32    8 aux           op-specific (LOOKUP response: prefix length)
+ *   32    8 aux           op-specific (LOOKUP response: prefix length;
+ *                         PUT: TTL in seconds, 0 none)
  *   40    4 body_crc      CRC32C of the body
  *   44    4 hdr_crc       CRC32C of bytes [0, 44)
  */
@@ -56,13 +57,16 @@ enum wire_op {
 	WIRE_OP_DATA = 12,   /* a piece of a PUT's or GET's block */
 	WIRE_OP_SUBSCRIBE = 13, /* c->s: u64 ns; KV events of it follow */
 	WIRE_OP_EVENT = 14,  /* s->c only: a batch of KV events */
-	WIRE_OP_MAX = 15,
+	WIRE_OP_USED = 15,   /* c->s: u64 ns, u64 n: blocks the engine used */
+	WIRE_OP_MAX = 16,
 	WIRE_OP_RESP = 0x80,
 };
 
 #define WIRE_F_DURABLE 0x01u  /* PUT: acknowledge once on flash */
 #define WIRE_F_PREFETCH 0x02u /* LOOKUP: start reading the prefix */
 #define WIRE_F_IF_ABSENT 0x04u /* PUT: a held key keeps its block */
+#define WIRE_F_PRIO_LOW 0x08u  /* PUT: priority low (not with HIGH) */
+#define WIRE_F_PRIO_HIGH 0x10u /* PUT: priority high */
 
 struct wire_hdr {
 	uint16_t version;
@@ -118,6 +122,17 @@ void wire_ev_encode(const struct wire_ev *e, uint8_t *buf);
 int wire_ev_decode(const uint8_t *buf, struct wire_ev *out);
 
 /*
+ * USED body (16 bytes): u64 ns, u64 nblocks: of the blocks this client
+ * fetched, how many its engine used (the hit funnel's last stage,
+ * docs/metrics.md); 1..WIRE_MAX_USED per message. Returns 0,
+ * -GPC_ECORRUPT (not 16 bytes) or -EINVAL (nblocks out of range).
+ */
+#define WIRE_USED_BODY 16u
+#define WIRE_MAX_USED (1u << 20)
+int wire_used_decode(const uint8_t *body, size_t len, uint64_t *ns,
+		     uint64_t *nblocks);
+
+/*
  * Encode the header for a body of h->body_len bytes (body_crc must be set,
  * see wire_body_crc). buf holds WIRE_HDR_SIZE bytes.
  */
@@ -158,6 +173,23 @@ void wire_wr_u16(struct wire_wr *w, uint16_t v);
 void wire_wr_u32(struct wire_wr *w, uint32_t v);
 void wire_wr_u64(struct wire_wr *w, uint64_t v);
 void wire_wr_bytes(struct wire_wr *w, const void *p, size_t n);
+
+/*
+ * A PUT's hints (docs/cache-policy.md): its header's aux is the TTL in
+ * seconds (0: none, at most WIRE_MAX_TTL), its flags the priority
+ * (WIRE_F_PRIO_LOW or WIRE_F_PRIO_HIGH, not both). Returns 0, or -EINVAL
+ * for a TTL or priority out of range (answered to that PUT, which then
+ * stores nothing).
+ */
+#define WIRE_PRIO_NORMAL 0u
+#define WIRE_PRIO_LOW 1u
+#define WIRE_PRIO_HIGH 2u
+#define WIRE_MAX_TTL (10u * 366 * 86400) /* ten years */
+struct wire_put_hint {
+	uint32_t ttl_s;
+	uint8_t prio; /* WIRE_PRIO_* */
+};
+int wire_put_hint_decode(const struct wire_hdr *h, struct wire_put_hint *out);
 
 /* A PUT or GET body: exactly WIRE_BLK_BODY bytes, len 1..WIRE_MAX_BLOCK.
  * Returns 0 or -GPC_ECORRUPT. */

@@ -55,7 +55,7 @@ enum { OPC_REQ, OPC_ERR, OPC_BUSY, OPC_IN, OPC_OUT, OPC_N };
 #define TC_NDEPTH 8
 static const unsigned depth_le[TC_NDEPTH - 1] = { 0, 1, 4, 16, 64, 256, 1024 };
 enum { TC_PUTS, TC_HITS, TC_MISSES, TC_STORED, TC_SERVED, TC_USAGE,
-       TC_LOOKUPS, TC_LKEYS, TC_LFOUND, TC_DEPTH,
+       TC_LOOKUPS, TC_LKEYS, TC_LFOUND, TC_CONFIRMED, TC_DEPTH,
        TC_N = TC_DEPTH + TC_NDEPTH };
 #define TC_GETS TC_N /* rendered as hits + misses */
 
@@ -101,6 +101,7 @@ static const char *const op_names[SRV_METRICS_OPS] = {
 	[WIRE_OP_DATA] = "data",
 	[WIRE_OP_SUBSCRIBE] = "subscribe",
 	[WIRE_OP_EVENT] = "event",
+	[WIRE_OP_USED] = "used",
 };
 _Static_assert(ARRAY_SIZE(op_names) == WIRE_OP_MAX,
 	       "one name per opcode slot; name any new opcode");
@@ -258,6 +259,14 @@ srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
 	while (b < TC_NDEPTH - 1 && found > depth_le[b])
 		b++;
 	ctr_add(&c->v[TC_DEPTH + b], 1);
+}
+
+void
+srv_metrics_tenant_used(struct srv_shard_metrics *s, unsigned t,
+			uint64_t nblocks)
+{
+	if (t < s->ntenants)
+		ctr_add(&s->tenant[t].v[TC_CONFIRMED], nblocks);
 }
 
 void
@@ -478,6 +487,9 @@ static const struct fam tenant_fams[] = {
 	 TC_LKEYS},
 	{"gpucache_tenant_lookup_found_total", "counter",
 	 "Keys its lookups found present as a leading prefix.", TC_LFOUND},
+	{"gpucache_tenant_used_blocks_total", "counter",
+	 "Blocks its engines confirmed they used after fetching them "
+	 "(the hit funnel's last stage).", TC_CONFIRMED},
 };
 
 static const uint64_t le_ns[] = {

@@ -100,6 +100,9 @@ void srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
 /* A LOOKUP of nkeys keys by tenant t found a prefix of found blocks. */
 void srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
 			       unsigned nkeys, unsigned found);
+/* Tenant t's engine confirmed it used nblocks blocks it fetched. */
+void srv_metrics_tenant_used(struct srv_shard_metrics *s, unsigned t,
+			     uint64_t nblocks);
 struct srv_tenant_counts {
 	uint64_t puts, hits, misses, stored, served, usage;
 };

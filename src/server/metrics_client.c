@@ -400,7 +400,7 @@ srv_metrics_fetch(const char *host, uint16_t port, int timeout_ms, char **out,
 enum { T_OPS, T_TEN, T_DEV, T_ALL, T_N };
 enum { OP_REQ, OP_ERR, OP_BUSY, OP_P50, OP_P99, OP_P999, OP_NCOL };
 enum { TN_PUTS, TN_GETS, TN_HITS, TN_MISSES, TN_STORED, TN_SERVED, TN_USED,
-       TN_LIMIT, TN_LKEYS, TN_LFOUND, TN_NCOL };
+       TN_LIMIT, TN_LKEYS, TN_LFOUND, TN_CONFIRMED, TN_NCOL };
 enum { SC_COPY, SC_AUTH, SC_CONNS, SC_DEGRADED, SC_EVICTED, SC_REINS,
        SC_WRITTEN, SC_READ, SC_IDXBYTES, SC_DEVFAIL, SC_OFFERED, SC_REFUSED,
        SC_DEDUP, SC_RULE, SC_NCOL };
@@ -441,6 +441,7 @@ static const struct pick {
 	{"gpucache_tenant_quota_limit_bytes", T_TEN, TN_LIMIT, NULL},
 	{"gpucache_tenant_lookup_keys_total", T_TEN, TN_LKEYS, NULL},
 	{"gpucache_tenant_lookup_found_total", T_TEN, TN_LFOUND, NULL},
+	{"gpucache_tenant_used_blocks_total", T_TEN, TN_CONFIRMED, NULL},
 	{"gpucache_device_healthy", T_DEV, 0, NULL},
 	{"gpucache_payload_copy_bytes_total", T_ALL, SC_COPY, NULL},
 	{"gpucache_auth_failures_total", T_ALL, SC_AUTH, NULL},
@@ -611,9 +612,10 @@ print_tenants(FILE *f, const struct table *t)
 		if (v[TN_LKEYS] == 0)
 			continue;
 		fprintf(f, "  %-14s funnel: %.0f keys looked up -> %.0f found "
-			"(%.1f%%) -> %.0f fetched\n", t->r[i].key, v[TN_LKEYS],
-			v[TN_LFOUND], 100.0 * v[TN_LFOUND] / v[TN_LKEYS],
-			v[TN_HITS]);
+			"(%.1f%%) -> %.0f fetched -> %.0f used\n", t->r[i].key,
+			v[TN_LKEYS], v[TN_LFOUND],
+			100.0 * v[TN_LFOUND] / v[TN_LKEYS], v[TN_HITS],
+			v[TN_CONFIRMED]);
 	}
 }
 

@@ -467,6 +467,7 @@ put_start(struct srv_req *r)
 		return 0;
 	}
 	r->state = PUT_RESERVED;
+	r->resv.hint = r->hint;
 	r->t_wait = clock_now_ns(); /* from now on it waits for its client */
 	for (unsigned i = 0; i < r->npend; i++)
 		put_rx(r, r->pend[i], r->pend_off[i]);
@@ -645,6 +646,8 @@ get_start(struct srv_req *r)
 	size_t cap;
 	int rc;
 
+	if (!store_exists(sh->st, r->blk.ns, r->blk.key)) /* e.g. expired */
+		rcache_drop(sh->rc, r->blk.ns, r->blk.key);
 	r->ce = rcache_get(sh->rc, r->blk.ns, r->blk.key, &data, &len);
 	if (r->ce != NULL) { /* prefetched by a LOOKUP: from DRAM */
 		struct iovec v = { (void *)data, len };
@@ -665,6 +668,12 @@ get_start(struct srv_req *r)
 		req_end(r, rc);
 }
 
+_Static_assert(WIRE_PRIO_LOW == STORE_PRIO_LOW &&
+		       WIRE_PRIO_HIGH == STORE_PRIO_HIGH &&
+		       WIRE_PRIO_NORMAL == STORE_PRIO_NORMAL &&
+		       WIRE_MAX_TTL == STORE_MAX_TTL,
+	       "a PUT's hints go to the store as they are");
+
 /* PUT and GET: one block each; a PUT's bytes follow as DATA. */
 static void
 op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
@@ -672,6 +681,7 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 {
 	struct srv_shard *sh = c->sh;
 	const struct srv_config *cfg = &sh->srv->cfg;
+	struct wire_put_hint hint = { 0 };
 	struct wire_blk blk;
 	struct srv_req *r;
 
@@ -679,6 +689,11 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	if (h->count != 1 || wire_blk_decode(body, h->body_len, &blk) < 0) {
 		srv_conn_drop(c);
 		return;
+	}
+	if (h->opcode == WIRE_OP_PUT && wire_put_hint_decode(h, &hint) < 0) {
+		srv_reply(c, h, -EINVAL, 1, 0, NULL, 0);
+		srv_metrics_op(sh->m, h->opcode, -EINVAL, 0, 0, 0);
+		return; /* a TTL or priority out of range; DATA is dropped */
 	}
 	if (c->inflight >= cfg->max_inflight_conn ||
 	    sh->inflight >= cfg->max_inflight_shard || sh->draining) {
@@ -695,6 +710,7 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	r->h = *h;
 	r->blk = blk;
 	r->blk.ns = ns_of(c, blk.ns);
+	r->hint = (struct store_hint){ .ttl_s = hint.ttl_s, .prio = hint.prio };
 	r->t0 = clock_now_ns();
 	c->inflight++;
 	sh->inflight++;
@@ -856,6 +872,27 @@ op_subscribe(struct srv_conn *c, const struct wire_hdr *h,
 	srv_metrics_op(c->sh->m, h->opcode, 0, 0, 0, 0);
 }
 
+/* USED: u64 ns, u64 n: the tenant's engine used n blocks it fetched;
+ * counted per tenant (the funnel's last stage, docs/metrics.md). */
+static void
+op_used(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	struct net_data *d)
+{
+	uint64_t ns, n;
+	int rc;
+
+	(void)d; /* none: srv_dispatch refuses data parts here */
+	rc = wire_used_decode(body, h->body_len, &ns, &n);
+	if (rc == -GPC_ECORRUPT) {
+		srv_conn_drop(c);
+		return;
+	}
+	if (rc == 0 && c->tenant >= 0)
+		srv_metrics_tenant_used(c->sh->m, (unsigned)c->tenant, n);
+	srv_reply(c, h, rc, 0, 0, NULL, 0);
+	srv_metrics_op(c->sh->m, h->opcode, rc, 0, 0, 0);
+}
+
 static const struct {
 	op_fn fn;
 	bool need_auth;
@@ -871,6 +908,7 @@ static const struct {
 	[WIRE_OP_STAT] = { op_stat, true },
 	[WIRE_OP_DATA] = { op_data, true },
 	[WIRE_OP_SUBSCRIBE] = { op_subscribe, true },
+	[WIRE_OP_USED] = { op_used, true },
 	/* WIRE_OP_EVENT goes to clients only: NULL, a peer sending it is
 	 * dropped like any unknown opcode */
 };

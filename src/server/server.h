@@ -63,6 +63,7 @@ struct srv_req {
 	/* PUT */
 	uint8_t state;          /* enum put_state */
 	bool checked;           /* PUT: store_put_check has had its say */
+	struct store_hint hint; /* PUT: the client's TTL and priority */
 	struct store_resv resv; /* the block's place */
 	uint64_t announced;     /* bytes of DATA arrived so far */
 	unsigned rx;            /* DATA pieces landing */

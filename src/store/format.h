@@ -146,11 +146,18 @@ struct rec_disk {
  *   40    4 off            record offset in the logical space / 4096
  *   44    4 len            data bytes (0 for a tombstone)
  *   48    4 data_crc
- *   52    4 flags          bit 0: tombstone (delete of ns/key)
- *   56    8 reserved       zero
+ *   52    4 flags          bit 0: tombstone (delete of ns/key);
+ *                          bit 1: priority low; bit 2: priority high
+ *   56    4 expire         seconds since the epoch when the block
+ *                          expires; 0: never (stores before it: zero)
+ *   60    4 reserved       zero
+ * Readers that predate bits 1-2 and expire ignore them (they were zero
+ * and unread), so the format version stays 1 either way.
  */
 #define SUM_DISK_SIZE 64u
 #define SUM_F_TOMBSTONE 1u
+#define SUM_F_LOW 2u
+#define SUM_F_HIGH 4u
 struct sum_disk {
 	uint8_t key[STORE_KEY_LEN];
 	uint64_t ns;
@@ -158,6 +165,7 @@ struct sum_disk {
 	uint32_t len;
 	uint32_t data_crc;
 	uint32_t flags;
+	uint32_t expire;
 };
 
 /* Segment footer, first bytes of the last 4096 of the logical space.

@@ -16,6 +16,9 @@
 
 #define INDEX_F_REF 0x01u    /* read since written (CLOCK bit) */
 #define INDEX_F_PINNED 0x02u /* survives eviction (reinserted) */
+#define INDEX_F_TTL 0x04u    /* has an expiry (ttl.h) */
+#define INDEX_F_LOW 0x08u    /* priority low: never reinserted */
+#define INDEX_F_HIGH 0x10u   /* priority high: reinserted first */
 
 #define INDEX_MAX_SLOT ((1u << 24) - 1)
 #define INDEX_MAX_OFF4K ((1u << 18) - 1)

@@ -475,7 +475,11 @@ policy_keep(const struct policy *p, uint64_t fp, uint8_t flags)
 {
 	(void)p;
 	(void)fp;
-	return (flags & (INDEX_F_REF | INDEX_F_PINNED)) != 0;
+	if (flags & INDEX_F_PINNED)
+		return true;
+	if (flags & INDEX_F_LOW) /* the client said: not worth a write */
+		return false;
+	return (flags & (INDEX_F_REF | INDEX_F_HIGH)) != 0;
 }
 
 void

@@ -16,8 +16,9 @@
  *     before they load or save it) is counted in a reference table (a
  *     cuckoo filter with 2-bit counts, halved every window of 8 x
  *     capacity references), so "seen before" outlives the block;
- *   - the CLOCK bit (read or re-put since written) and pins, kept in the
- *     index entry.
+ *   - the CLOCK bit (read or re-put since written), pins and the
+ *     client's priority per put (low: never rewritten; high: kept
+ *     unread), kept in the index entry.
  * Admission is chosen online by miniature simulations (Waldspurger et
  * al., ATC'17): two small CLOCK caches over a spatial sample of the
  * chains (1 in 2^sample_shift, by first key), sized to the cache's
@@ -89,7 +90,9 @@ void policy_ref(struct policy *p, uint64_t fp);
 /* Should a new block go to flash? Counts the decision. */
 bool policy_admit(struct policy *p, uint64_t fp);
 /* Is a live block of a reclaimed segment worth rewriting? flags are its
- * index flags (INDEX_F_REF, INDEX_F_PINNED). */
+ * index flags: pinned, yes; a client's low priority (INDEX_F_LOW), no;
+ * else read since written (INDEX_F_REF) or high priority (INDEX_F_HIGH).
+ * (The store gives high blocks a share of the budget of their own.) */
 bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags);
 /* A block's references lately, 0..3, as the reference table counts them. */
 unsigned policy_freq(const struct policy *p, uint64_t fp);

@@ -564,7 +564,8 @@ store_read_summary(struct store *st, uint32_t s, uint8_t **out)
 	return 0;
 }
 
-void
+/* A block of len4k sectors of namespace ns left the index. */
+static void
 store_usage_sub(struct store *st, uint64_t ns, uint32_t len4k)
 {
 	unsigned cls = store_ns_class(ns);
@@ -573,18 +574,69 @@ store_usage_sub(struct store *st, uint64_t ns, uint32_t len4k)
 	st->usage[cls] -= f < st->usage[cls] ? f : st->usage[cls];
 }
 
+/* Pinned bytes of class cls change by +f (add) or -f. */
+static void
+pin_account(struct store *st, unsigned cls, uint64_t f, bool add)
+{
+	uint64_t *shared = st->quota[cls] == 0 ? &st->pinned_shared : NULL;
+
+	if (add) {
+		st->pinned[cls] += f;
+		if (shared != NULL)
+			*shared += f;
+		return;
+	}
+	st->pinned[cls] -= f < st->pinned[cls] ? f : st->pinned[cls];
+	if (shared != NULL)
+		*shared -= f < *shared ? f : *shared;
+}
+
+/* An index entry (loc) of tag left: its bytes leave the class's
+ * accounts, its expiry the TTL table. */
+static void
+ix_gone(struct store *st, uint64_t ns, uint64_t tag,
+	const struct index_loc *loc)
+{
+	if (loc->flags & INDEX_F_TTL)
+		ttl_del(st->ttl, tag);
+	if ((loc->flags & INDEX_F_HIGH) && st->nhigh > 0)
+		st->nhigh--;
+	store_usage_sub(st, ns, loc->len4k);
+	if (loc->flags & INDEX_F_PINNED)
+		pin_account(st, store_ns_class(ns), store_foot(loc->len4k),
+			    false);
+}
+
 int
 store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
-	     const struct index_loc *loc)
+	     const struct index_loc *loc, uint32_t expire)
 {
+	struct index_hkey hk = index_hash(ns, key);
+	bool placed = false;
 	struct index_loc old;
-	int rc = index_swap(st->ix, index_hash(ns, key), loc, &old);
+	int rc = 0;
 
-	if (rc < 0)
+	if ((loc->flags & INDEX_F_TTL) && ttl_get(st->ttl, hk.tag) == 0) {
+		rc = ttl_set(st->ttl, hk.tag, 1); /* room first: no failure
+						   * after the swap */
+		placed = rc == 0;
+	}
+	if (rc == 0)
+		rc = index_swap(st->ix, hk, loc, &old);
+	if (rc < 0) {
+		if (placed)
+			ttl_del(st->ttl, hk.tag);
 		return rc;
+	}
 	if (rc == 1)
-		store_usage_sub(st, ns, old.len4k);
+		ix_gone(st, ns, hk.tag, &old);
+	if (loc->flags & INDEX_F_TTL)
+		ttl_set(st->ttl, hk.tag, expire); /* present: cannot fail */
 	st->usage[store_ns_class(ns)] += store_foot(loc->len4k);
+	st->nhigh += (loc->flags & INDEX_F_HIGH) != 0;
+	if (loc->flags & INDEX_F_PINNED) /* a pinned block reinserted */
+		pin_account(st, store_ns_class(ns), store_foot(loc->len4k),
+			    true);
 	return 0;
 }
 
@@ -592,8 +644,70 @@ void
 store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
 	     uint32_t len4k)
 {
-	if (index_remove(st->ix, hk) == 0)
-		store_usage_sub(st, ns, len4k);
+	struct index_loc old;
+
+	if (index_lookup(st->ix, hk, &old) < 0 || index_remove(st->ix, hk) < 0)
+		return;
+	old.len4k = len4k;
+	ix_gone(st, ns, hk.tag, &old);
+}
+
+void
+store_ix_del_at(struct store *st, uint64_t ns, struct index_hkey hk,
+		uint32_t slot, uint32_t off4k)
+{
+	struct index_loc old;
+
+	if (index_lookup(st->ix, hk, &old) == 0 &&
+	    index_remove_at(st->ix, hk, slot, off4k) == 0)
+		ix_gone(st, ns, hk.tag, &old);
+}
+
+int
+store_ix_find(struct store *st, uint64_t ns, const uint8_t *key,
+	      struct index_hkey hk, struct index_loc *out)
+{
+	struct index_loc loc;
+
+	if (index_lookup(st->ix, hk, &loc) < 0)
+		return -GPC_ENOTFOUND;
+	if ((loc.flags & INDEX_F_TTL) &&
+	    store_expired(st, ttl_get(st->ttl, hk.tag))) {
+		store_ix_del(st, ns, hk, loc.len4k);
+		st->s.blocks_expired++;
+		store_note_gone(st, ns, key, false);
+		return -GPC_ENOTFOUND;
+	}
+	*out = loc;
+	return 0;
+}
+
+uint32_t
+store_now_s(const struct store *st)
+{
+	uint64_t now = st->o.clock != NULL ? st->o.clock(st->o.clock_arg)
+					   : (uint64_t)time(NULL);
+
+	return now < UINT32_MAX ? (uint32_t)now : UINT32_MAX;
+}
+
+uint32_t
+store_expire_at(const struct store *st, uint32_t ttl_s)
+{
+	uint64_t e = (uint64_t)store_now_s(st) + ttl_s;
+
+	if (ttl_s == 0)
+		return 0;
+	return e < UINT32_MAX ? (uint32_t)e : UINT32_MAX;
+}
+
+int
+store_hint_check(const struct store_hint *h)
+{
+	if (h != NULL && (h->prio > STORE_PRIO_HIGH ||
+			  h->ttl_s > STORE_MAX_TTL))
+		return -EINVAL;
+	return 0;
 }
 
 int
@@ -601,6 +715,15 @@ store_set_quota(struct store *st, unsigned cls, uint64_t bytes)
 {
 	if (cls >= STORE_MAX_CLASSES)
 		return -EINVAL;
+	st->quota_sum -= st->quota[cls];
+	st->quota_sum += bytes;
+	if ((st->quota[cls] == 0) != (bytes == 0)) { /* joins or leaves the
+						      * shared pin pool */
+		if (bytes == 0)
+			st->pinned_shared += st->pinned[cls];
+		else
+			st->pinned_shared -= st->pinned[cls];
+	}
 	st->quota[cls] = bytes;
 	return 0;
 }
@@ -609,6 +732,49 @@ uint64_t
 store_class_usage(const struct store *st, unsigned cls)
 {
 	return cls < STORE_MAX_CLASSES ? st->usage[cls] : 0;
+}
+
+uint64_t
+store_class_pinned(const struct store *st, unsigned cls)
+{
+	return cls < STORE_MAX_CLASSES ? st->pinned[cls] : 0;
+}
+
+/* Bytes class cls may still pin: what its quota leaves, or for a class
+ * without one, what the shared pool (STORE_PIN_SHARED_PCT of the flash
+ * the quotas leave) leaves. */
+static uint64_t
+pin_room(const struct store *st, unsigned cls)
+{
+	uint64_t cap = st->g.nslots * (uint64_t)st->g.cap, pool;
+
+	if (st->quota[cls] != 0)
+		return st->quota[cls] > st->pinned[cls]
+			       ? st->quota[cls] - st->pinned[cls] : 0;
+	pool = (cap > st->quota_sum ? cap - st->quota_sum : 0) *
+	       STORE_PIN_SHARED_PCT / 100;
+	return pool > st->pinned_shared ? pool - st->pinned_shared : 0;
+}
+
+int
+store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
+{
+	struct index_hkey hk = index_hash(ns, key);
+	unsigned cls = store_ns_class(ns);
+	struct index_loc loc;
+	uint64_t f;
+
+	if (store_ix_find(st, ns, key, hk, &loc) < 0)
+		return -GPC_ENOTFOUND;
+	f = store_foot(loc.len4k);
+	if (pin == ((loc.flags & INDEX_F_PINNED) != 0))
+		return 0; /* pinned already, or not pinned */
+	if (pin && f > pin_room(st, cls))
+		return -GPC_EQUOTA;
+	index_set_flags(st->ix, hk, pin ? INDEX_F_PINNED : 0,
+			pin ? 0 : INDEX_F_PINNED);
+	pin_account(st, cls, f, pin);
+	return 0;
 }
 
 /* Apply one segment's summary to the index, in append order. */
@@ -625,7 +791,9 @@ replay(struct store *st, uint32_t s, const uint8_t *sum)
 
 		sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
 		hk = index_hash(d.ns, d.key);
-		if (d.flags & SUM_F_TOMBSTONE) {
+		/* an expired block replaced what came before, then left:
+		 * like a tombstone */
+		if ((d.flags & SUM_F_TOMBSTONE) || store_expired(st, d.expire)) {
 			struct index_loc old;
 
 			if (index_lookup(st->ix, hk, &old) == 0)
@@ -638,7 +806,8 @@ replay(struct store *st, uint32_t s, const uint8_t *sum)
 			continue; /* cannot be ours: skip the entry */
 		loc.off4k = d.off4k;
 		loc.len4k = (d.len + STORE_SECTOR - 1) / STORE_SECTOR;
-		rc = store_ix_put(st, d.ns, d.key, &loc);
+		loc.flags = store_sum_ixflags(d.flags, d.expire);
+		rc = store_ix_put(st, d.ns, d.key, &loc, d.expire);
 		if (rc < 0)
 			return rc;
 	}
@@ -765,6 +934,8 @@ store_alloc(struct store *st, const struct sb_disk *ref)
 	if (expect == 0) /* grow with use: DRAM follows the blocks held */
 		expect = 1024;
 	rc = index_create(expect, &st->ix);
+	if (rc == 0)
+		rc = ttl_create(&st->ttl);
 	if (rc < 0)
 		return rc;
 	st->slots = calloc(st->g.nslots, sizeof(*st->slots));
@@ -790,6 +961,7 @@ store_free(struct store *st)
 	free(st->freeq.v);
 	free(st->slots);
 	index_destroy(st->ix);
+	ttl_destroy(st->ttl);
 	policy_destroy(st->pol);
 	coder_destroy(st->coder);
 	free(st);
@@ -964,7 +1136,8 @@ void
 store_get_stats(struct store *st, struct store_stats *out)
 {
 	st->s.index_blocks = index_count(st->ix);
-	st->s.index_bytes = index_bytes(st->ix);
+	st->s.index_bytes = index_bytes(st->ix) + ttl_bytes(st->ttl);
+	st->s.ttl_blocks = ttl_count(st->ttl);
 	st->s.nslots = st->g.nslots;
 	st->s.slots_used = st->g.nslots - ringq_len(&st->freeq);
 	st->s.ndev = st->g.ndev;
@@ -1027,12 +1200,21 @@ int
 store_put(struct store *st, uint64_t ns, const uint8_t *key, const void *buf,
 	  size_t len, unsigned flags)
 {
+	return store_put_hint(st, ns, key, buf, len, flags, NULL);
+}
+
+int
+store_put_hint(struct store *st, uint64_t ns, const uint8_t *key,
+	       const void *buf, size_t len, unsigned flags,
+	       const struct store_hint *h)
+{
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct waitv w = { 0 };
 	int rc;
 
 	for (;;) {
-		rc = store_put_submit(st, ns, key, &iov, 1, flags, wait_cb, &w);
+		rc = store_put_submit_hint(st, ns, key, &iov, 1, flags, h,
+					   wait_cb, &w);
 		if (rc != -EAGAIN)
 			break;
 		rc = store_poll(st, 1);

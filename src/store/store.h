@@ -54,6 +54,10 @@ struct store_opts {
 				 * nothing in it is live by then, and stays
 				 * readable in DRAM after its write until its
 				 * buffer is needed (docs/pipeline.md) */
+	/* the clock TTLs run by, seconds since the epoch (tests, the
+	 * simulator); NULL: the wall clock */
+	uint64_t (*clock)(void *arg);
+	void *clock_arg;
 };
 
 struct store_stats {
@@ -77,6 +81,8 @@ struct store_stats {
 	uint64_t puts_deduped;  /* puts of a key held already: a touch */
 	uint64_t puts_refused;  /* new blocks the policy kept off flash */
 	uint64_t capacity_bytes; /* flash the log can hold (live data) */
+	uint64_t blocks_expired; /* blocks whose TTL ran out, found so */
+	uint64_t ttl_blocks;    /* blocks with a TTL in the index */
 	struct policy_stats pol;
 };
 
@@ -112,6 +118,37 @@ void store_abandon(struct store *st);
 int store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		     const struct iovec *iov, unsigned iovcnt, unsigned flags,
 		     store_cb cb, void *arg);
+
+/*
+ * A client's hints for one put (docs/cache-policy.md), kept per block in
+ * its index entry and its summary entry on flash:
+ *   ttl_s: the block expires ttl_s seconds after the put (0: never, at
+ *     most STORE_MAX_TTL): from then on it is a miss, a LOOKUP stops at
+ *     it, and reclaim drops it; an expired pinned block goes too;
+ *   prio: STORE_PRIO_LOW blocks are never rewritten at reclaim (unless
+ *     pinned), not even under a quota; STORE_PRIO_HIGH ones are kept
+ *     whether or not they were read, with a share of the reinsertion
+ *     budget (STORE_HIGH_RESERVE_PCT) that normal blocks cannot take
+ *     while the store holds any high block (none: nothing changes).
+ * A put that dedupes (STORE_PUT_IF_ABSENT of a held key) leaves the held
+ * block's hints as they were. -EINVAL for a value out of range.
+ */
+#define STORE_PRIO_NORMAL 0u
+#define STORE_PRIO_LOW 1u
+#define STORE_PRIO_HIGH 2u
+#define STORE_MAX_TTL (10u * 366 * 86400) /* ten years, in seconds */
+#define STORE_HIGH_RESERVE_PCT 25u
+struct store_hint {
+	uint32_t ttl_s;
+	uint8_t prio;
+};
+/* store_put_submit with hints (h NULL: none). */
+int store_put_submit_hint(struct store *st, uint64_t ns, const uint8_t *key,
+			  const struct iovec *iov, unsigned iovcnt,
+			  unsigned flags, const struct store_hint *h,
+			  store_cb cb, void *arg);
+/* 0 or -EINVAL: a hint out of range. */
+int store_hint_check(const struct store_hint *h);
 /*
  * Read a block into iov (its total length must be >= the block's).
  * cb(arg, len) on a hit, cb(arg, -GPC_ENOTFOUND) on a miss (including any
@@ -149,6 +186,9 @@ int store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 struct store_resv {
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
+	struct store_hint hint; /* none after reserve; the caller may set
+				 * it (checked: store_hint_check) before
+				 * commit */
 	uint32_t len, off;
 	int wb;
 	struct iovec iov[STORE_RESV_MAXIOV];
@@ -179,7 +219,8 @@ void store_get_zc_release(struct store *st, struct store_zc_ref *ref);
  * server puts the tenant there). Eviction does not take a class below its
  * quota: while a class holds no more than its quota, its blocks in an
  * evicted segment are rewritten instead of dropped. The sum of the quotas
- * must leave room for everyone else's writes.
+ * must leave room for everyone else's writes. A class's pinned blocks
+ * count against its quota (store_pin).
  */
 #define STORE_MAX_CLASSES 1024u
 static inline unsigned
@@ -192,6 +233,8 @@ store_ns_class(uint64_t ns)
 int store_set_quota(struct store *st, unsigned cls, uint64_t bytes);
 /* Flash bytes the class's live blocks take (headers included). */
 uint64_t store_class_usage(const struct store *st, unsigned cls);
+/* Flash bytes of the class's pinned blocks (headers included). */
+uint64_t store_class_pinned(const struct store *st, unsigned cls);
 
 /* Bytes a buffer needs to receive the block (its length rounded up to
  * 4096), or -GPC_ENOTFOUND. */
@@ -211,7 +254,19 @@ typedef void (*store_ev_cb)(void *arg, int ev, uint64_t ns,
 			    const uint8_t *key);
 void store_set_event_cb(struct store *st, store_ev_cb cb, void *arg);
 
-/* Pin a block so eviction keeps it (reinserted), or unpin it. */
+/*
+ * Pin a block so eviction keeps it (reclaim always rewrites it), or unpin
+ * it. Pins count against the class's quota: its pinned blocks' flash
+ * bytes stay within it, and classes without a quota share a pool of
+ * STORE_PIN_SHARED_PCT of the flash the quotas leave. So what is pinned
+ * is always less than the log holds, and reclaim can keep all of it.
+ * 0 (also for a pin of a pinned block, an unpin of an unpinned one),
+ * -GPC_ENOTFOUND, or -GPC_EQUOTA: the pin would go past the quota or the
+ * pool (nothing changes). A pin ends when the block leaves: deleted,
+ * replaced by a put of its key, or expired. Pins live in DRAM: a restart
+ * forgets them.
+ */
+#define STORE_PIN_SHARED_PCT 25u
 int store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin);
 
 /*
@@ -251,6 +306,9 @@ void store_get_stats(struct store *st, struct store_stats *out);
 /* Blocking wrappers. store_get returns the length (>= 0) or -errno. */
 int store_put(struct store *st, uint64_t ns, const uint8_t *key,
 	      const void *buf, size_t len, unsigned flags);
+int store_put_hint(struct store *st, uint64_t ns, const uint8_t *key,
+		   const void *buf, size_t len, unsigned flags,
+		   const struct store_hint *h);
 int store_get(struct store *st, uint64_t ns, const uint8_t *key, void *buf,
 	      size_t cap);
 int store_flush(struct store *st);

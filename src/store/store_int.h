@@ -11,6 +11,7 @@
 #include "coder/coder.h"
 #include "index.h"
 #include "store.h"
+#include "ttl.h"
 
 #define STORE_MAX_IO (1u << 20) /* device I/O size cap */
 #define STORE_CHAIN_PIECE 1024u /* a LOOKUP chain goes to the policy in
@@ -102,6 +103,7 @@ struct store {
 	struct store_geom g;
 	struct coder *coder;
 	struct store_index *ix;
+	struct store_ttl *ttl; /* expiries of blocks with a TTL */
 	struct store_opts o;
 	struct sb_disk sb;     /* the store's superblock, as read at open */
 	uint8_t uuid[16];
@@ -130,6 +132,10 @@ struct store {
 	bool writable_mask_valid, writable_cached;
 	uint64_t usage[STORE_MAX_CLASSES]; /* flash bytes per namespace class */
 	uint64_t quota[STORE_MAX_CLASSES]; /* bytes eviction leaves alone */
+	uint64_t pinned[STORE_MAX_CLASSES]; /* flash bytes of pinned blocks */
+	uint64_t quota_sum;       /* sum of quota[] */
+	uint64_t pinned_shared;   /* pinned[] of classes without a quota */
+	uint64_t nhigh;           /* blocks of high priority in the index */
 	struct open_dmg dmg[STORE_MAX_DAMAGE];
 	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */
@@ -186,12 +192,50 @@ struct seal_job *sealer_reap(struct sealer *s, bool wait);
 unsigned sealer_busy(const struct sealer *s);
 
 /* store.c */
+/* Index (ns, key) at loc; expire (seconds since the epoch, 0: none)
+ * goes to the TTL table when loc->flags has INDEX_F_TTL. */
 int store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
-		 const struct index_loc *loc);
+		 const struct index_loc *loc, uint32_t expire);
+/* index_lookup, but an expired block is a miss (and leaves the index,
+ * with its REMOVED event). */
+int store_ix_find(struct store *st, uint64_t ns, const uint8_t *key,
+		  struct index_hkey hk, struct index_loc *out);
+/* Seconds since the epoch, by the store's clock. */
+uint32_t store_now_s(const struct store *st);
+/* Has a block whose expiry is expire (0: none) expired? */
+static inline bool
+store_expired(const struct store *st, uint32_t expire)
+{
+	return expire != 0 && store_now_s(st) >= expire;
+}
+/* Index flags and summary flags of a priority, and back. */
+static inline uint8_t
+store_prio_ixflags(unsigned prio)
+{
+	return prio == STORE_PRIO_LOW ? INDEX_F_LOW
+	       : prio == STORE_PRIO_HIGH ? INDEX_F_HIGH : 0;
+}
+static inline uint32_t
+store_ix_sumflags(uint8_t ixflags)
+{
+	return ((ixflags & INDEX_F_LOW) ? SUM_F_LOW : 0) |
+	       ((ixflags & INDEX_F_HIGH) ? SUM_F_HIGH : 0);
+}
+static inline uint8_t
+store_sum_ixflags(uint32_t sumflags, uint32_t expire)
+{
+	return (uint8_t)(((sumflags & SUM_F_LOW) ? INDEX_F_LOW : 0) |
+			 ((sumflags & SUM_F_HIGH) ? INDEX_F_HIGH : 0) |
+			 (expire ? INDEX_F_TTL : 0));
+}
+/* The expiry of a put with ttl_s (0: none) made now. */
+uint32_t store_expire_at(const struct store *st, uint32_t ttl_s);
 void store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,
 		  uint32_t len4k);
-/* A block of len4k sectors of namespace ns left the index. */
-void store_usage_sub(struct store *st, uint64_t ns, uint32_t len4k);
+/* Remove the entry only while it points at (slot, off4k), as
+ * index_remove_at; its usage and pin leave the accounts. */
+void store_ix_del_at(struct store *st, uint64_t ns, struct index_hkey hk,
+		     uint32_t slot, uint32_t off4k);
 void store_complete(struct store *st, store_cb cb, void *arg, int rc);
 void store_done_push(struct store *st, struct store_done *d);
 int store_sync_io(struct store *st, struct store_io_req *reqs, unsigned n);

@@ -623,7 +623,7 @@ store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		op->ucap += iov[i].iov_len;
 	st->s.gets++;
 	st->pending++;
-	if (index_lookup(st->ix, index_hash(ns, key), &op->loc) < 0) {
+	if (store_ix_find(st, ns, key, index_hash(ns, key), &op->loc) < 0) {
 		op_done(st, op, -GPC_ENOTFOUND);
 		return 0;
 	}
@@ -760,7 +760,7 @@ store_get_zc_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		return -ENOMEM;
 	*ref = (struct store_zc_ref){ .st = st, .cb = cb, .arg = arg, .wb = -1,
 				      .ubuf = { buf, cap } };
-	if (index_lookup(st->ix, index_hash(ns, key), &loc) == 0 &&
+	if (store_ix_find(st, ns, key, index_hash(ns, key), &loc) == 0 &&
 	    st->slots[loc.slot].wbuf >= 0) {
 		st->s.gets++;
 		st->pending++;
@@ -791,7 +791,7 @@ store_block_room(struct store *st, uint64_t ns, const uint8_t *key)
 {
 	struct index_loc loc;
 
-	if (index_lookup(st->ix, index_hash(ns, key), &loc) < 0)
+	if (store_ix_find(st, ns, key, index_hash(ns, key), &loc) < 0)
 		return -GPC_ENOTFOUND;
 	return (long)loc.len4k * STORE_SECTOR;
 }
@@ -801,6 +801,6 @@ store_block_buffered(struct store *st, uint64_t ns, const uint8_t *key)
 {
 	struct index_loc loc;
 
-	return index_lookup(st->ix, index_hash(ns, key), &loc) == 0 &&
+	return store_ix_find(st, ns, key, index_hash(ns, key), &loc) == 0 &&
 	       st->slots[loc.slot].wbuf >= 0;
 }

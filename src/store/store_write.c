@@ -48,12 +48,14 @@
 struct reins {
 	struct reins *next;
 	struct store *st;
-	bool quota;          /* kept for its class's quota: goes first */
+	bool quota;          /* pinned, or kept for its class's quota:
+			      * goes first */
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
 	uint32_t len;
 	uint32_t slot, off4k; /* where it is, in the slot being reclaimed */
 	uint8_t flags;
+	uint32_t expire;     /* 0: none */
 	uint8_t *data;       /* record: header sector, then the data */
 };
 
@@ -287,23 +289,27 @@ sum_append(struct wbuf *w, const struct sum_disk *e)
 
 /*
  * Append one record to the open segment (room already checked) and point
- * the index at it. Returns 0 or -errno (the record then stays unindexed).
+ * the index at it; ixflags' priority and expire (0: none) go to its
+ * summary entry too. Returns 0 or -errno (the record then stays
+ * unindexed).
  */
 static int
 append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 	   const struct iovec *iov, unsigned iovcnt, uint32_t len,
-	   uint8_t ixflags)
+	   uint8_t ixflags, uint32_t expire)
 {
 	struct wbuf *w = &st->wb[st->cur];
 	uint32_t off = w->data_len, rs = store_rec_size(len);
 	struct rec_disk r = { .ns = ns, .len = len,
 			      .seg_seq = st->slots[w->slot].seq };
 	struct sum_disk e = { .ns = ns, .off4k = off / STORE_SECTOR,
-			      .len = len };
+			      .len = len, .expire = expire,
+			      .flags = store_ix_sumflags(ixflags) };
 	uint8_t hdr[STORE_SECTOR] = { 0 };
 	struct index_loc loc = { .slot = w->slot, .off4k = off / STORE_SECTOR,
 				 .len4k = (rs - STORE_SECTOR) / STORE_SECTOR,
-				 .flags = ixflags };
+				 .flags = (uint8_t)(ixflags |
+						    (expire ? INDEX_F_TTL : 0)) };
 	int rc;
 
 	memcpy(r.key, key, STORE_KEY_LEN);
@@ -322,7 +328,7 @@ append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 		return rc;
 	w->data_len += rs;
 	st->s.copy_bytes += len;
-	return store_ix_put(st, ns, key, &loc);
+	return store_ix_put(st, ns, key, &loc, expire);
 }
 
 /* Summary entries a segment keeps for deletes: when a put no longer
@@ -386,6 +392,8 @@ take_free(struct store *st, uint32_t *out)
 	return 0;
 }
 
+static uint64_t reinsert_budget(const struct store *st);
+
 /* Decide the fate of one summary entry of an evicted segment. */
 static void
 evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
@@ -394,7 +402,10 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	struct index_hkey hk = index_hash(d->ns, d->key);
 	struct index_loc loc;
 	struct reins *r;
-	uint32_t rs;
+	uint32_t rs, expire;
+	/* normal blocks leave high ones a share of the budget (while the
+	 * store holds any: without hints, nothing changes) */
+	uint64_t reserve;
 
 	unsigned cls = store_ns_class(d->ns);
 	bool keep;
@@ -402,15 +413,30 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	if ((d->flags & SUM_F_TOMBSTONE) || index_lookup(st->ix, hk, &loc) ||
 	    loc.slot != s || loc.off4k != d->off4k)
 		return;
-	/* a class at or under its quota is not evicted: its block moves */
-	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls];
+	/* a class at or under its quota is not evicted: its block moves,
+	 * unless the client said it is of low priority */
+	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls] &&
+	       !(loc.flags & INDEX_F_LOW);
+	expire = (loc.flags & INDEX_F_TTL) ? ttl_get(st->ttl, hk.tag) : 0;
+	reserve = (loc.flags & INDEX_F_HIGH) || st->nhigh == 0
+			  ? 0 : reinsert_budget(st) * STORE_HIGH_RESERVE_PCT / 100;
 	rs = store_rec_size(d->len);
-	/* pinned blocks, like quota ones, are kept whatever the write
-	 * amplification: the client asked for them */
-	if ((keep || (loc.flags & INDEX_F_PINNED)) && rs <= *qbudget) {
+	if (store_expired(st, expire)) { /* not rewritten, pinned or not */
+		st->s.blocks_expired++;
+		store_ix_del(st, d->ns, hk, loc.len4k);
+		store_note_gone(st, d->ns, d->key, false);
+		return;
+	}
+	/* pinned blocks are always kept (pins stay within the quotas and
+	 * a pool, store_pin, so they never outgrow the log); quota ones
+	 * within qbudget, whatever the write amplification: the client
+	 * asked for them */
+	if (loc.flags & INDEX_F_PINNED) {
+		keep = true;
+	} else if (keep && rs <= *qbudget) {
 		*qbudget -= rs;
 	} else if (policy_keep(st->pol, hk.tag, loc.flags) &&
-		   rs <= *budget) {
+		   rs + reserve <= *budget) {
 		*budget -= rs;
 	} else {
 		store_ix_del(st, d->ns, hk, loc.len4k);
@@ -432,7 +458,8 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	memcpy(r->key, d->key, STORE_KEY_LEN);
 	r->len = d->len;
 	r->off4k = d->off4k;
-	r->flags = loc.flags & INDEX_F_PINNED;
+	r->flags = loc.flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
+	r->expire = expire;
 	r->quota = keep;
 	r->next = st->recl_todo; /* read by recl_issue */
 	st->recl_todo = r;
@@ -691,7 +718,8 @@ recl_owns(struct store *st, struct reins *r)
 	if (index_lookup(st->ix, index_hash(r->ns, r->key), &loc) < 0 ||
 	    loc.slot != r->slot || loc.off4k != r->off4k)
 		return false;
-	r->flags = loc.flags & INDEX_F_PINNED; /* pinned or not, by now */
+	/* pinned or not, and the priority, as they are by now */
+	r->flags = loc.flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
 	return true;
 }
 
@@ -738,7 +766,7 @@ reinsert(struct store *st, bool fresh)
 		if (!recl_owns(st, r)) {
 			reins_free(r); /* put or deleted meanwhile: that wins */
 		} else if (room && append_rec(st, r->ns, r->key, &iov, 1,
-					      r->len, r->flags) == 0) {
+					      r->len, r->flags, r->expire) == 0) {
 			st->s.blocks_reinserted++;
 			st->s.bytes_reinserted += r->len;
 			st->reins_rec_bytes += store_rec_size(r->len);
@@ -907,11 +935,23 @@ store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		 const struct iovec *iov, unsigned iovcnt, unsigned flags,
 		 store_cb cb, void *arg)
 {
+	return store_put_submit_hint(st, ns, key, iov, iovcnt, flags, NULL,
+				     cb, arg);
+}
+
+int
+store_put_submit_hint(struct store *st, uint64_t ns, const uint8_t *key,
+		      const struct iovec *iov, unsigned iovcnt,
+		      unsigned flags, const struct store_hint *h,
+		      store_cb cb, void *arg)
+{
 	uint64_t len = 0;
 	int rc;
 
 	if (st->o.read_only || st->abandoned)
 		return -EROFS;
+	if (store_hint_check(h) < 0)
+		return -EINVAL;
 	for (unsigned i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
 	if (len == 0)
@@ -927,7 +967,9 @@ store_put_submit(struct store *st, uint64_t ns, const uint8_t *key,
 	rc = ensure_room(st, store_rec_size((uint32_t)len), 1);
 	if (rc < 0)
 		return rc;
-	rc = append_rec(st, ns, key, iov, iovcnt, (uint32_t)len, 0);
+	rc = append_rec(st, ns, key, iov, iovcnt, (uint32_t)len,
+			h != NULL ? store_prio_ixflags(h->prio) : 0,
+			h != NULL ? store_expire_at(st, h->ttl_s) : 0);
 	if (rc < 0)
 		return rc;
 	store_note_put(st, ns, key, (uint32_t)len);
@@ -949,7 +991,7 @@ store_delete(struct store *st, uint64_t ns, const uint8_t *key)
 
 	if (st->o.read_only || st->abandoned)
 		return -EROFS;
-	if (index_lookup(st->ix, hk, &loc) < 0)
+	if (store_ix_find(st, ns, key, hk, &loc) < 0)
 		return -GPC_ENOTFOUND;
 	rc = ensure_room(st, 0, 1);
 	if (rc < 0)
@@ -969,7 +1011,7 @@ store_exists(struct store *st, uint64_t ns, const uint8_t *key)
 {
 	struct index_loc loc;
 
-	return index_lookup(st->ix, index_hash(ns, key), &loc) == 0;
+	return store_ix_find(st, ns, key, index_hash(ns, key), &loc) == 0;
 }
 
 unsigned
@@ -987,8 +1029,9 @@ store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		fps[i % STORE_CHAIN_PIECE] = hk.tag;
 		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n)
 			policy_ref_chain(st->pol, fps, i % STORE_CHAIN_PIECE + 1);
-		if (found == n && index_lookup(st->ix, hk, &loc) < 0)
-			found = i;
+		if (found == n && store_ix_find(st, ns, keys + (size_t)i *
+						STORE_KEY_LEN, hk, &loc) < 0)
+			found = i; /* a LOOKUP stops at a miss or an expiry */
 	}
 	return found;
 }
@@ -1003,7 +1046,7 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 	st->s.put_bytes_offered += len;
 	if (flags & STORE_PUT_DURABLE)
 		return 0;
-	if (index_lookup(st->ix, hk, &loc) == 0) {
+	if (store_ix_find(st, ns, key, hk, &loc) == 0) {
 		/* a held key is never refused: its old bytes must not stay */
 		if (!(flags & STORE_PUT_IF_ABSENT) ||
 		    loc.len4k != (len + STORE_SECTOR - 1) / STORE_SECTOR)
@@ -1206,11 +1249,9 @@ unindex(struct store *st, const struct wbuf *w)
 		struct sum_disk d;
 
 		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
-		if (!(d.flags & SUM_F_TOMBSTONE) &&
-		    index_remove_at(st->ix, index_hash(d.ns, d.key), w->slot,
-				    d.off4k) == 0)
-			store_usage_sub(st, d.ns, (d.len + STORE_SECTOR - 1) /
-						      STORE_SECTOR);
+		if (!(d.flags & SUM_F_TOMBSTONE))
+			store_ix_del_at(st, d.ns, index_hash(d.ns, d.key),
+					w->slot, d.off4k);
 	}
 }
 
@@ -1604,11 +1645,18 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 	struct wbuf *w = &st->wb[r->wb];
 	struct rec_disk rec = { .ns = r->ns, .len = r->len,
 				.seg_seq = st->slots[w->slot].seq };
+	uint8_t ixf = store_hint_check(&r->hint) == 0
+			      ? store_prio_ixflags(r->hint.prio) : 0;
+	uint32_t expire = store_hint_check(&r->hint) == 0
+				  ? store_expire_at(st, r->hint.ttl_s) : 0;
 	struct sum_disk e = { .ns = r->ns, .off4k = r->off / STORE_SECTOR,
-			      .len = r->len };
+			      .len = r->len, .expire = expire,
+			      .flags = store_ix_sumflags(ixf) };
 	struct index_loc loc = { .slot = w->slot, .off4k = r->off / STORE_SECTOR,
 				 .len4k = (r->len + STORE_SECTOR - 1) /
-					  STORE_SECTOR };
+					  STORE_SECTOR,
+				 .flags = (uint8_t)(ixf |
+						    (expire ? INDEX_F_TTL : 0)) };
 	uint8_t hdr[STORE_SECTOR] = { 0 };
 	uint32_t raw = 0, rs = store_rec_size(r->len);
 	uint32_t loff = r->off + STORE_SECTOR;
@@ -1631,7 +1679,7 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 	if (rc == 0)
 		rc = sum_append(w, &e);
 	if (rc == 0)
-		rc = store_ix_put(st, r->ns, r->key, &loc);
+		rc = store_ix_put(st, r->ns, r->key, &loc, expire);
 	if (rc < 0) {
 		resv_done(st, w);
 		return rc;
@@ -1655,12 +1703,4 @@ store_put_abort(struct store *st, struct store_resv *r)
 	/* no record here, and zeros: the chunk checksum assumes them */
 	wbuf_zero(st, w, r->off, store_rec_size(r->len));
 	resv_done(st, w);
-}
-
-int
-store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
-{
-	return index_set_flags(st->ix, index_hash(ns, key),
-			       pin ? INDEX_F_PINNED : 0,
-			       pin ? 0 : INDEX_F_PINNED);
 }

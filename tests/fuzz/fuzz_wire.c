@@ -17,6 +17,7 @@
  * Also built by meson with tests/fuzz/standalone.c (any compiler) to
  * replay the seed corpus as a plain test.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +70,51 @@ check_blk(const uint8_t *body, size_t len)
 	wire_blk_encode(&w, &b);
 	FUZZ_CHECK(w.err == 0 && w.len == len && memcmp(w.buf, body, len) == 0);
 	wire_wr_fini(&w);
+}
+
+/* A PUT's hints come from its header: a TTL in range and one priority,
+ * or -EINVAL. */
+static void
+check_put_hint(const struct wire_hdr *h)
+{
+	struct wire_put_hint p;
+	int rc;
+
+	memset(&p, 0x55, sizeof(p));
+	rc = wire_put_hint_decode(h, &p);
+	if (rc != 0) {
+		FUZZ_CHECK(rc == -EINVAL);
+		FUZZ_CHECK(h->aux > WIRE_MAX_TTL ||
+			   (h->flags & (WIRE_F_PRIO_LOW | WIRE_F_PRIO_HIGH)) ==
+				   (WIRE_F_PRIO_LOW | WIRE_F_PRIO_HIGH));
+		return;
+	}
+	FUZZ_CHECK(h->aux <= WIRE_MAX_TTL && p.ttl_s == h->aux);
+	FUZZ_CHECK(p.prio == ((h->flags & WIRE_F_PRIO_LOW) ? WIRE_PRIO_LOW
+			      : (h->flags & WIRE_F_PRIO_HIGH) ? WIRE_PRIO_HIGH
+							       : WIRE_PRIO_NORMAL));
+}
+
+/* A USED body: 16 bytes, a count in range. */
+static void
+check_used(const uint8_t *body, size_t len)
+{
+	uint64_t ns = 0x5555, n = 0x5555;
+	int rc = wire_used_decode(body, len, &ns, &n);
+
+	if (rc == -GPC_ECORRUPT) {
+		FUZZ_CHECK(len != WIRE_USED_BODY);
+		return;
+	}
+	FUZZ_CHECK(len == WIRE_USED_BODY);
+	if (rc != 0) {
+		FUZZ_CHECK(rc == -EINVAL);
+		n = get_le64(body + 8);
+		FUZZ_CHECK(n == 0 || n > WIRE_MAX_USED);
+		return;
+	}
+	FUZZ_CHECK(ns == get_le64(body) && n == get_le64(body + 8));
+	FUZZ_CHECK(n >= 1 && n <= WIRE_MAX_USED);
 }
 
 static void
@@ -127,6 +173,7 @@ check_body(const uint8_t *body, size_t len, uint32_t count)
 	check_keys(body, len, count);
 	check_hello(body, len);
 	check_events(body, len);
+	check_used(body, len);
 }
 
 static void
@@ -150,6 +197,9 @@ check_msg(const uint8_t *data, size_t size)
 	op = h.opcode & (uint8_t)~WIRE_OP_RESP;
 	switch (op) {
 	case WIRE_OP_PUT:
+		check_put_hint(&h);
+		check_blk(data + WIRE_HDR_SIZE, h.body_len);
+		break;
 	case WIRE_OP_GET:
 		check_blk(data + WIRE_HDR_SIZE, h.body_len);
 		break;
@@ -164,6 +214,9 @@ check_msg(const uint8_t *data, size_t size)
 		break;
 	case WIRE_OP_EVENT:
 		check_events(data + WIRE_HDR_SIZE, h.body_len);
+		break;
+	case WIRE_OP_USED:
+		check_used(data + WIRE_HDR_SIZE, h.body_len);
 		break;
 	default:
 		check_body(data + WIRE_HDR_SIZE, h.body_len, h.count);

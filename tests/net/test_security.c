@@ -852,6 +852,50 @@ test_put_data_bad(void)
 	printf("put data: %u kinds of bad DATA, done\n", PD_N);
 }
 
+/* A PUT's hints from the network: a TTL past ten years or both
+ * priorities is answered -EINVAL, its DATA dropped, nothing stored, the
+ * connection kept; good ones store the block. */
+static void
+test_put_hints(void)
+{
+	enum { L = 8192 };
+	static const struct { uint64_t aux; uint8_t flags; int want; } c[] = {
+		{ (uint64_t)WIRE_MAX_TTL + 1, 0, -EINVAL },
+		{ UINT64_MAX, WIRE_F_PRIO_LOW, -EINVAL },
+		{ 60, WIRE_F_PRIO_LOW | WIRE_F_PRIO_HIGH, -EINVAL },
+		{ WIRE_MAX_TTL, WIRE_F_PRIO_HIGH, 0 },
+		{ 0, WIRE_F_PRIO_LOW, 0 },
+	};
+	uint8_t *d = malloc(L), b[WIRE_BLK_BODY], k[32];
+	struct raw r;
+
+	REQUIRE(d != NULL);
+	raw_authed(&r, 0, "alice");
+	for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct wire_hdr h = { .opcode = WIRE_OP_PUT, .count = 1,
+				      .req_id = next_req++, .shard = 0,
+				      .aux = c[i].aux, .flags = c[i].flags };
+		struct raw_msg *m;
+
+		test_fill(71200 + i, d, L);
+		shard_key(71200 + i, 0, k);
+		blk_body(k, L, b);
+		raw_send_h(&r, &h, b, sizeof(b), NULL, 0);
+		raw_pieces(&r, h.req_id, d, 0, L, 4096);
+		m = raw_wait(&r, h.req_id, 5000);
+		CHECK(m != NULL && m->h.status == c[i].want);
+		raw_quiesce(&r);
+		CHECK(raw_alive(&r));
+		if (c[i].want == 0)
+			CHECK(lib_is(&alice, k, 71200 + i, L));
+		else
+			CHECK(lib_miss(&alice, k));
+		raw_clear(&r);
+	}
+	raw_close(&r);
+	free(d);
+}
+
 /* DATA that names no PUT of its connection is ignored; pieces in order
  * that add up exactly are a PUT; DATA after its answer changes nothing. */
 static void
@@ -1607,6 +1651,41 @@ expect_dropped(struct raw *r, const char *what)
 	CHECK_RC(raw_gone(r, 1, 1500, &what), 0);
 }
 
+/* USED (the funnel's last stage): a count in range is answered 0, 0 or
+ * past the limit -EINVAL (connection kept), a body of the wrong size
+ * drops the connection, and before authentication it is refused. */
+static void
+test_used(void)
+{
+	struct wire_hdr h = { .opcode = WIRE_OP_USED, .shard = 0 };
+	uint8_t b[WIRE_USED_BODY + 1];
+	struct raw_msg *m;
+	struct raw r;
+
+	raw_authed(&r, 0, "alice");
+	put_le64(b, NS);
+	put_le64(b + 8, 3);
+	h.req_id = next_req++;
+	m = raw_wait(&r, raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0), 5000);
+	CHECK(m != NULL && m->h.status == 0);
+	put_le64(b + 8, (uint64_t)WIRE_MAX_USED + 1);
+	h.req_id = next_req++;
+	m = raw_wait(&r, raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0), 5000);
+	CHECK(m != NULL && m->h.status == -EINVAL);
+	CHECK(raw_alive(&r));
+	raw_clear(&r);
+	h.req_id = next_req++;
+	raw_send_h(&r, &h, b, WIRE_USED_BODY + 1, NULL, 0);
+	expect_dropped(&r, "after a USED of 17 bytes");
+	raw_close(&r);
+	raw_open(&r, 0); /* not authenticated */
+	put_le64(b + 8, 1);
+	h.req_id = next_req++;
+	raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0);
+	expect_dropped(&r, "after a USED before AUTH");
+	raw_close(&r);
+}
+
 /* Many failed AUTHs at once: every one is answered -GPC_EAUTH before
  * its connection goes (the answer must not be lost to the close), and
  * then closed. */
@@ -2110,6 +2189,8 @@ main(int argc, char **argv)
 	test_lib_iov();
 	test_put_data_bad();
 	test_put_data_good();
+	test_put_hints();
+	test_used();
 	test_get_cap();
 	test_cross_conn();
 	test_same_id();

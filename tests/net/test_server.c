@@ -273,11 +273,12 @@ buf_alloc(struct gpc_client *c, struct buf *b, size_t len)
 	b->p = p;
 }
 
-/* PUT blocks ids[0..n) (lengths lens) with keys keys[i]; all statuses 0? */
+/* PUT blocks ids[0..n) (lengths lens) with keys keys[i] and options o;
+ * the number of blocks that failed, or the call's error. */
 static int
-put_ids(struct gpc_client *c, struct buf *b, uint64_t ns,
-	const uint8_t (*keys)[32], const uint64_t *ids, const size_t *lens,
-	unsigned n, unsigned flags)
+put_ids_opts(struct gpc_client *c, struct buf *b, uint64_t ns,
+	     const uint8_t (*keys)[32], const uint64_t *ids,
+	     const size_t *lens, unsigned n, const struct gpc_put_opts *o)
 {
 	struct gpc_iov *v = calloc(n, sizeof(*v));
 	struct gpc_block *bl = calloc(n, sizeof(*bl));
@@ -292,7 +293,7 @@ put_ids(struct gpc_client *c, struct buf *b, uint64_t ns,
 		bl[i] = (struct gpc_block){ keys[i], &v[i], 1, 1 };
 		off += lens[i];
 	}
-	rc = gpc_put(c, ns, bl, n, flags);
+	rc = gpc_put_ex(c, ns, bl, n, o);
 	for (unsigned i = 0; rc == 0 && i < n; i++)
 		if (bl[i].status != 0) {
 			fprintf(stderr, "put id %llu: %s\n",
@@ -303,6 +304,17 @@ put_ids(struct gpc_client *c, struct buf *b, uint64_t ns,
 	free(v);
 	free(bl);
 	return rc < 0 ? rc : bad;
+}
+
+/* The same with flags only (gpc_put). */
+static int
+put_ids(struct gpc_client *c, struct buf *b, uint64_t ns,
+	const uint8_t (*keys)[32], const uint64_t *ids, const size_t *lens,
+	unsigned n, unsigned flags)
+{
+	struct gpc_put_opts o = { .struct_size = sizeof(o), .flags = flags };
+
+	return put_ids_opts(c, b, ns, keys, ids, lens, n, &o);
 }
 
 /*
@@ -432,7 +444,99 @@ test_chain(struct gpc_client *c)
 	printf("chain: lookup/delete done\n");
 }
 
+/* ---- PUT hints: a TTL expires a block; bad options are refused ---- */
+
+static void
+test_put_hints(struct gpc_client *c)
+{
+	enum { N = 4 };
+	uint8_t k[N][32];
+	uint64_t id[N];
+	size_t l[N];
+	struct gpc_put_opts o = { .struct_size = sizeof(o), .ttl_s = 1,
+				  .priority = GPC_PRIO_HIGH };
+	unsigned miss = 0, present = 9;
+	struct buf b;
+
+	buf_alloc(c, &b, (size_t)N * MB);
+	for (unsigned i = 0; i < N; i++) {
+		id[i] = 9000 + i;
+		l[i] = 64u << 10;
+		test_key(id[i], k[i]);
+	}
+	/* 0, 1: a TTL of 1 s; 2: low priority, no TTL; 3: an old caller's
+	 * struct, without ttl_s and priority */
+	CHECK_RC(put_ids_opts(c, &b, NS, k, id, l, 2, &o), 0);
+	o = (struct gpc_put_opts){ .struct_size = sizeof(o),
+				   .priority = GPC_PRIO_LOW };
+	CHECK_RC(put_ids_opts(c, &b, NS, &k[2], &id[2], &l[2], 1, &o), 0);
+	o = (struct gpc_put_opts){ .struct_size = offsetof(struct gpc_put_opts,
+							   ttl_s),
+				   .ttl_s = 1 };
+	CHECK_RC(put_ids_opts(c, &b, NS, &k[3], &id[3], &l[3], 1, &o), 0);
+	CHECK_RC(get_ids(c, &b, NS, k, id, l, N, NULL), 0);
+	usleep(2100 * 1000); /* expiries are whole seconds */
+	CHECK_RC(get_ids(c, &b, NS, k, id, l, N, &miss), 0);
+	CHECK_RC(miss, 2);
+	CHECK_RC(gpc_lookup(c, NS, &k[0][0], 1, 0, &present), 0);
+	CHECK_RC(present, 0);
+	CHECK_RC(get_ids(c, &b, NS, &k[2], &id[2], &l[2], 2, NULL), 0);
+	/* out of range: refused before anything is sent */
+	o = (struct gpc_put_opts){ .struct_size = sizeof(o),
+				   .ttl_s = GPC_MAX_TTL + 1 };
+	CHECK_RC(put_ids_opts(c, &b, NS, k, id, l, 1, &o), -EINVAL);
+	o = (struct gpc_put_opts){ .struct_size = sizeof(o), .priority = 3 };
+	CHECK_RC(put_ids_opts(c, &b, NS, k, id, l, 1, &o), -EINVAL);
+	o = (struct gpc_put_opts){ .struct_size = 4 };
+	CHECK_RC(put_ids_opts(c, &b, NS, k, id, l, 1, &o), -EINVAL);
+	CHECK_RC(put_ids_opts(c, &b, NS, k, id, l, 1, NULL), -EINVAL);
+	/* the funnel's last stage: any count, split as the wire needs */
+	CHECK_RC(gpc_confirm_used(c, NS, 2), 0);
+	CHECK_RC(gpc_confirm_used(c, NS, 0), 0);
+	CHECK_RC(gpc_confirm_used(c, NS, (2ull << 20) + 1), 0); /* 3 messages */
+	gpc_mem_deregister(c, b.mr);
+	printf("hints: a 1 s TTL expired, bad options refused\n");
+}
+
 /* ---- PIN / UNPIN: a pinned block survives eviction ---- */
+
+/* Pins count against a quota: alice has none, so her pins share the
+ * pool of 25% of each shard's flash; 32 MiB of pins is more than that
+ * (2 shards x ~30 MiB): some are refused with -GPC_EQUOTA, per key. */
+static void
+test_pin_quota(struct gpc_client *c)
+{
+	enum { NPB = 16, ROUNDS = 2 };
+	uint8_t k[ROUNDS * NPB][32];
+	uint64_t id[NPB];
+	size_t l[NPB];
+	unsigned pinned = 0, refused = 0;
+	struct buf b;
+	int st[ROUNDS * NPB];
+
+	buf_alloc(c, &b, (size_t)NPB * MB);
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		for (unsigned i = 0; i < NPB; i++) {
+			id[i] = 8000 + r * NPB + i;
+			l[i] = MB;
+			test_key(id[i], k[r * NPB + i]);
+		}
+		CHECK_RC(put_ids(c, &b, NS, &k[r * NPB], id, l, NPB, 0), 0);
+	}
+	CHECK_RC(gpc_pin(c, NS, &k[0][0], ROUNDS * NPB, 1, st), 0);
+	for (unsigned i = 0; i < ROUNDS * NPB; i++) {
+		pinned += st[i] == 0;
+		refused += st[i] == -GPC_EQUOTA;
+	}
+	CHECK_RC(pinned + refused, ROUNDS * NPB);
+	CHECK(refused > 0 && pinned >= 2);
+	CHECK_RC(gpc_pin(c, NS, &k[0][0], ROUNDS * NPB, 0, st), 0);
+	for (unsigned i = 0; i < ROUNDS * NPB; i++)
+		CHECK_RC(st[i], 0);
+	gpc_mem_deregister(c, b.mr);
+	printf("pin: %u of %u 1 MiB pins refused over the pool\n", refused,
+	       ROUNDS * NPB);
+}
 
 static void
 test_pin(struct gpc_client *c)
@@ -486,6 +590,7 @@ test_pin(struct gpc_client *c)
 	gpc_mem_deregister(c, b.mr);
 	printf("pin: %u of the first %u filler blocks evicted, pinned kept\n",
 	       miss, FB);
+	test_pin_quota(c);
 }
 
 /* ---- STAT: the tenant's own figures ---- */
@@ -780,6 +885,7 @@ main(int argc, char **argv)
 	test_chain(c);
 	test_events(c);
 	test_clients(c);
+	test_put_hints(c);
 	test_pin(c);
 	test_restart(&c);
 	gpc_close(c);

@@ -7,12 +7,14 @@ import ctypes
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import gpucache
 from gpucache import config, metrics
+from gpucache.errors import error
 
 NS = gpucache.namespace("tests/python/test_client")
 
@@ -116,6 +118,31 @@ def test_put_if_absent_keeps_the_first_value(client):
     assert np.array_equal(out, src[1])
 
 
+def test_put_hints_ttl_and_priority(client):
+    src = rand_blocks(3, 4096, 9)
+    out = np.zeros((3, 4096), dtype=np.uint8)
+    for a in (src, out):
+        client.register(a)
+    keys = keys_for("hints", 3)
+    client.put(NS, keys[:1], [src[0]], ttl=1, priority="high")
+    client.put(NS, keys[1:2], [src[1]], priority="low")
+    client.put_async(NS, keys[2:], [src[2]], ttl=3600).wait()
+    assert client.lookup(NS, keys) == 3
+    time.sleep(2.1)  # expiries are whole seconds
+    assert client.lookup(NS, keys) == 0  # the chain stops at the expired root
+    assert client.get(NS, keys, [out[0], out[1], out[2]]) == [None, 4096, 4096]
+    assert not out[0].any() and np.array_equal(out[1:], src[1:])
+    for bad in ({"ttl": -1}, {"ttl": gpucache.MAX_TTL + 1}, {"ttl": 1.5},
+                {"priority": "urgent"}):
+        with pytest.raises(ValueError):
+            client.put(NS, keys[:1], [src[0]], **bad)
+
+
+def test_pin_over_quota_raises_quota_error():
+    assert error(-1035, "pin").__class__ is gpucache.QuotaError
+    assert "quota" in gpucache.strerror(1035)
+
+
 def test_raw_pointer_and_alloc(client):
     size = 16384
     reg = client.alloc(2 * size)
@@ -213,9 +240,14 @@ def test_stat_counts_our_traffic(daemon, client):
     keys = keys_for("stat", 2)
     client.put(NS, keys, [src[0], src[1]])
     client.get(NS, keys, [src[0], src[1]])
+    client.confirm_used(NS, 2)  # the engine used both: the funnel's end
+    client.confirm_used(NS, 0)
+    with pytest.raises(ValueError):
+        client.confirm_used(NS, -1)
     after = metrics.stat(daemon.metrics_addr)
-    hits = "gpucache_tenant_hits_total"
+    hits, used = "gpucache_tenant_hits_total", "gpucache_tenant_used_blocks_total"
     assert metrics.total(after, hits) - metrics.total(before, hits) == 2
+    assert metrics.total(after, used) - metrics.total(before, used) == 2
     assert metrics.total(after, "gpucache_payload_copy_bytes_total") == 0
 
 

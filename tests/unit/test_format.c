@@ -102,6 +102,33 @@ test_golden(void)
 	      s.chunk_size == (1u << 20) && s.rows == 100 && s.flags == 0);
 }
 
+/* A summary entry as the first release wrote it (bytes 52..64: flags,
+ * then zeros) reads as a block of normal priority with no expiry; the
+ * hints a newer one carries sit at their documented offsets. */
+static void
+test_golden_sum(void)
+{
+	uint8_t buf[SUM_DISK_SIZE] = { 0 };
+	struct sum_disk e;
+
+	memset(buf, 0x33, 32);        /* key */
+	put_le64(buf + 32, 9);        /* ns */
+	put_le32(buf + 40, 2);        /* off4k */
+	put_le32(buf + 44, 4096);     /* len */
+	put_le32(buf + 48, 0xabcd);   /* data_crc */
+	sum_decode(buf, &e);
+	CHECK(e.ns == 9 && e.off4k == 2 && e.len == 4096 &&
+	      e.data_crc == 0xabcd && e.flags == 0 && e.expire == 0);
+	e.flags = SUM_F_HIGH;
+	e.expire = 1900000000u;
+	sum_encode(&e, buf);
+	CHECK_RC(get_le32(buf + 52), SUM_F_HIGH);
+	CHECK_RC(get_le32(buf + 56), 1900000000u);
+	CHECK_RC(get_le32(buf + 60), 0);
+	sum_decode(buf, &e);
+	CHECK(e.flags == SUM_F_HIGH && e.expire == 1900000000u);
+}
+
 static void
 test_geom(void)
 {
@@ -149,6 +176,7 @@ main(void)
 	test_sb();
 	test_chunk_rec_foot();
 	test_golden();
+	test_golden_sum();
 	test_geom();
 	return test_summary("test_format");
 }

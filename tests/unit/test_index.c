@@ -2,6 +2,7 @@
  * test_index.c - the DRAM index against a plain reference (a dense array
  * indexed by key number) under random upserts, removes, conditional
  * removes and flag changes, across growth; and the DRAM cost per block.
+ * The TTL table (ttl.h) the same way.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "gpucache/gpucache.h"
 #include "store/index.h"
+#include "store/ttl.h"
 #include "test.h"
 
 #define NKEYS 300000u
@@ -25,6 +27,43 @@ hk_of(uint32_t i)
 
 	test_key(i, key);
 	return index_hash(3, key);
+}
+
+/* The TTL table against a dense array: sets, replaces and deletes of
+ * random keys, across growth (backward-shift deletion keeps every
+ * survivor findable). */
+static void
+test_ttl_table(void)
+{
+	enum { N = 50000 };
+	uint32_t *ref = calloc(N, sizeof(*ref));
+	struct store_ttl *t;
+	uint64_t seed = 7;
+	size_t count = 0, mism = 0;
+
+	REQUIRE(ref != NULL && ttl_create(&t) == 0);
+	for (unsigned op = 0; op < 400000; op++) {
+		uint32_t i = (uint32_t)(test_rand(&seed) % N);
+		uint32_t e = 1 + (uint32_t)(test_rand(&seed) % 1000000);
+
+		if (test_rand(&seed) % 3) {
+			CHECK_RC(ttl_set(t, hk_of(i).tag, e), 0);
+			count += ref[i] == 0;
+			ref[i] = e;
+		} else {
+			ttl_del(t, hk_of(i).tag);
+			count -= ref[i] != 0;
+			ref[i] = 0;
+		}
+	}
+	CHECK_RC(ttl_count(t), count);
+	for (uint32_t i = 0; i < N; i++)
+		mism += ttl_get(t, hk_of(i).tag) != ref[i];
+	CHECK_RC(mism, 0);
+	CHECK_RC(ttl_get(t, hk_of(N + 1).tag), 0);
+	CHECK(ttl_bytes(t) <= 64 * count);
+	ttl_destroy(t);
+	free(ref);
 }
 
 int
@@ -92,5 +131,6 @@ main(void)
 	}
 	index_destroy(ix);
 	free(ref);
+	test_ttl_table();
 	return test_summary("test_index");
 }

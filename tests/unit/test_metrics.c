@@ -218,6 +218,9 @@ fill(struct srv_metrics *m)
 	srv_metrics_tenant_lookup(s0, 0, 30, 12);
 	srv_metrics_tenant_lookup(s1, 0, 2000, 1500);
 	srv_metrics_tenant_lookup(s1, 99, 3, 3); /* ignored */
+	srv_metrics_tenant_used(s0, 0, 10);
+	srv_metrics_tenant_used(s1, 0, 7);
+	srv_metrics_tenant_used(s1, 99, 5); /* ignored */
 	srv_metrics_conn(s0, 1);
 	srv_metrics_conn(s0, 1);
 	srv_metrics_conn(s1, -1);
@@ -387,6 +390,7 @@ test_render(void)
 	/* the hit funnel and the found-prefix histogram */
 	CHECK(sample(text, "gpucache_tenant_lookup_keys_total{tenant=\"alice\"}") == 2060);
 	CHECK(sample(text, "gpucache_tenant_lookup_found_total{tenant=\"alice\"}") == 1512);
+	CHECK(sample(text, "gpucache_tenant_used_blocks_total{tenant=\"alice\"}") == 17);
 	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"0\"}") == 1);
 	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"4\"}") == 1);
 	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"16\"}") == 2);
@@ -412,6 +416,7 @@ test_render(void)
 	fclose(f);
 	CHECK(strstr(sum, "  put ") != NULL && strstr(sum, "alice") != NULL);
 	CHECK(strstr(sum, "90.0") != NULL);  /* alice's hit ratio */
+	CHECK(strstr(sum, "fetched -> 17 used") != NULL); /* the funnel */
 	CHECK(strstr(sum, "devices: 7 healthy, 1 failed") != NULL);
 	CHECK(strstr(sum, "0/2: FAILED") != NULL);
 	CHECK(strstr(sum, "14 degraded reads, 22 blocks evicted") != NULL);

@@ -2,7 +2,7 @@
  * test_policy.c - the cache policy (src/store/policy.c) on hand-made
  * reference streams with known right answers, then the store that runs
  * it: a one-hit-wonder scan does not flush a hot set, a pinned block
- * survives any pressure, a re-put of a held key is a touch (no write,
+ * survives any pressure and pins stay within the quota or the pool, a re-put of a held key is a touch (no write,
  * the first bytes stay), a refused block reads as a miss, a durable put
  * is always written.
  */
@@ -144,12 +144,26 @@ test_reuse_histogram(void)
 
 static struct store_memdisk *md;
 
+/* write_amp_max of the stores mkstore opens (0: the default) */
+static double mk_write_amp;
+/* the clock their TTLs run by */
+static uint64_t fake_now = 1700000000;
+
+static uint64_t
+fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now;
+}
+
 static struct store *
 mkstore(enum policy_mode mode)
 {
 	struct store_format_opts fo = { .k = 1, .m = 0,
 					.chunk_size = 64 * BLK + BLK };
-	struct store_opts so = { .policy = mode, .wbuf_segs = 2 };
+	struct store_opts so = { .policy = mode, .wbuf_segs = 2,
+				 .write_amp_max = mk_write_amp,
+				 .clock = fake_clock };
 	struct store_io *io;
 	struct store *st;
 
@@ -302,6 +316,360 @@ test_pin_survives(void)
 	store_close(st);
 }
 
+static int
+put_ns(struct store *st, uint64_t ns, uint64_t i)
+{
+	uint8_t key[32], buf[BLK];
+
+	test_key(i, key);
+	test_fill(i, buf, BLK);
+	return store_put(st, ns, key, buf, BLK, 0);
+}
+
+/* 1: present and exact; 0: miss; -1: wrong bytes or an error. */
+static int
+get_ns(struct store *st, uint64_t ns, uint64_t i)
+{
+	static uint8_t got[BLK] __attribute__((aligned(4096)));
+	uint8_t key[32], want[BLK];
+	int rc;
+
+	test_key(i, key);
+	test_fill(i, want, BLK);
+	rc = store_get(st, ns, key, got, BLK);
+	if (rc == -GPC_ENOTFOUND)
+		return 0;
+	return rc == (int)BLK && memcmp(got, want, BLK) == 0 ? 1 : -1;
+}
+
+static int
+pin_ns(struct store *st, uint64_t ns, uint64_t i, bool pin)
+{
+	uint8_t key[32];
+
+	test_key(i, key);
+	return store_pin(st, ns, key, pin);
+}
+
+/*
+ * Pins without a quota share a pool of 25% of the flash: pin until the
+ * pool is full (whole segments of nothing but pinned blocks), refused
+ * past it, then 8 x the capacity of pressure: every pinned block is
+ * still there, exact, with no reinsertion budget left to the policy
+ * (reclaim used to keep pins within 90% of a segment, then the budget).
+ * Unpin, delete and a re-put give the room back.
+ */
+static void
+test_pins_fill_pool(void)
+{
+	const uint64_t foot = 2 * BLK; /* header sector + data */
+	struct store_stats s;
+	uint64_t pool, npin = 0, lost = 0;
+	uint8_t key[32];
+	struct store *st;
+	int rc = 0;
+
+	mk_write_amp = 1.001; /* no reinsertion budget: pins alone */
+	st = mkstore(POLICY_ADMIT_ALL);
+	mk_write_amp = 0;
+
+	store_get_stats(st, &s);
+	pool = s.capacity_bytes * STORE_PIN_SHARED_PCT / 100;
+	while (rc == 0) {
+		REQUIRE(put_ns(st, NS, npin) == 0);
+		rc = pin_ns(st, NS, npin, true);
+		npin += rc == 0;
+	}
+	CHECK_RC(rc, -GPC_EQUOTA);
+	CHECK_RC(npin, pool / foot);
+	CHECK_RC(store_class_pinned(st, 0), npin * foot);
+	CHECK_RC(pin_ns(st, NS, 0, true), 0); /* pinned already: no change */
+	CHECK_RC(store_class_pinned(st, 0), npin * foot);
+	CHECK_RC(pin_ns(st, NS, 1u << 30, true), -GPC_ENOTFOUND);
+	for (uint64_t i = 100000; i < 100000 + 8 * s.capacity_bytes / foot;
+	     i++)
+		REQUIRE(put_ns(st, NS, i) == 0);
+	store_get_stats(st, &s);
+	CHECK(s.segs_evicted > 8 * s.nslots);
+	for (uint64_t i = 0; i < npin; i++)
+		lost += get_ns(st, NS, i) != 1;
+	CHECK_RC(lost, 0);
+	CHECK_RC(get_ns(st, NS, npin), 0); /* refused a pin: evicted */
+	CHECK_RC(store_class_pinned(st, 0), npin * foot);
+	/* room comes back: an unpin, a delete, a re-put of the key */
+	CHECK_RC(pin_ns(st, NS, 0, false), 0);
+	CHECK_RC(pin_ns(st, NS, 0, false), 0);
+	test_key(1, key);
+	CHECK_RC(store_delete(st, NS, key), 0);
+	REQUIRE(put_ns(st, NS, 2) == 0);
+	CHECK_RC(store_class_pinned(st, 0), (npin - 3) * foot);
+	for (uint64_t i = 0; i < 3; i++) {
+		REQUIRE(put_ns(st, NS, 500000 + i) == 0);
+		CHECK_RC(pin_ns(st, NS, 500000 + i, true), 0);
+	}
+	REQUIRE(put_ns(st, NS, 500003) == 0);
+	CHECK_RC(pin_ns(st, NS, 500003, true), -GPC_EQUOTA);
+	store_close(st);
+}
+
+/*
+ * A class with a quota pins within it, not in the pool; another class's
+ * flood of 8 x the capacity takes neither its pinned blocks nor, while
+ * it stays under its quota, the others.
+ */
+static void
+test_pins_count_against_quota(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	const uint64_t nsa = (1ull << 48) | NS, nsb = (2ull << 48) | NS;
+	const uint64_t foot = 2 * BLK;
+	struct store_stats s;
+	unsigned lost = 0;
+
+	store_get_stats(st, &s);
+	CHECK_RC(store_set_quota(st, 1, 60 * foot), 0);
+	for (uint64_t i = 0; i < 60; i++) {
+		REQUIRE(put_ns(st, nsa, i) == 0);
+		CHECK_RC(pin_ns(st, nsa, i, i < 40), 0);
+	}
+	REQUIRE(put_ns(st, nsa, 60) == 0); /* 61 blocks: over the quota */
+	CHECK_RC(pin_ns(st, nsa, 40, true), 0); /* pins: 41 of 60 */
+	for (uint64_t i = 41; i < 60; i++)
+		CHECK_RC(pin_ns(st, nsa, i, true), 0);
+	CHECK_RC(pin_ns(st, nsa, 60, true), -GPC_EQUOTA);
+	CHECK_RC(store_class_pinned(st, 1), 60 * foot);
+	CHECK_RC(store_class_pinned(st, 0), 0);
+	/* the pool is untouched by class 1's pins: class 2 pins in it */
+	REQUIRE(put_ns(st, nsb, 7) == 0);
+	CHECK_RC(pin_ns(st, nsb, 7, true), 0);
+	for (uint64_t i = 1000; i < 1000 + 8 * s.capacity_bytes / foot; i++)
+		REQUIRE(put_ns(st, nsb, i) == 0);
+	for (uint64_t i = 0; i < 60; i++)
+		lost += get_ns(st, nsa, i) != 1;
+	CHECK_RC(lost, 0);
+	CHECK_RC(get_ns(st, nsb, 7), 1);
+	CHECK(store_class_usage(st, 1) <= 61 * foot);
+	/* a quota lowered under what is pinned keeps the pins, refuses
+	 * new ones */
+	CHECK_RC(store_set_quota(st, 1, 10 * foot), 0);
+	CHECK_RC(pin_ns(st, nsa, 0, false), 0);
+	CHECK_RC(pin_ns(st, nsa, 0, true), -GPC_EQUOTA);
+	CHECK_RC(get_ns(st, nsa, 59), 1);
+	store_close(st);
+}
+
+static int
+put_hint(struct store *st, uint64_t i, uint64_t fill, uint32_t ttl_s,
+	 uint8_t prio, unsigned flags)
+{
+	struct store_hint h = { .ttl_s = ttl_s, .prio = prio };
+	uint8_t key[32], buf[BLK];
+
+	test_key(i, key);
+	test_fill(fill, buf, BLK);
+	return store_put_hint(st, NS, key, buf, BLK, flags, &h);
+}
+
+static unsigned
+lookup3(struct store *st, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint8_t keys[3 * 32];
+
+	test_key(a, keys);
+	test_key(b, keys + 32);
+	test_key(c, keys + 64);
+	return store_longest_prefix(st, NS, keys, 3);
+}
+
+/* Reopen the store on the same devices (recovery from the summaries). */
+static struct store *
+reopen(struct store *st)
+{
+	struct store_opts so = { .policy = POLICY_ADMIT_ALL, .wbuf_segs = 2,
+				 .clock = fake_clock };
+	struct store_io *io;
+
+	REQUIRE(store_flush(st) == 0);
+	store_close(st);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_open(io, &so, &st) == 0);
+	return st;
+}
+
+/*
+ * TTL: a block is a hit until its expiry, a miss from then on; a LOOKUP
+ * stops at it; it cannot be pinned or deduped; after a restart the same
+ * (its expiry is in the summary), and an expired replacement does not
+ * bring back the block it replaced. Bad hints are refused.
+ */
+static void
+test_ttl(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_hint bad = { .ttl_s = STORE_MAX_TTL + 1 };
+	struct store_stats s;
+	uint8_t key[32], buf[BLK];
+
+	REQUIRE(put(st, 1, 0) == 0);                     /* no TTL */
+	REQUIRE(put_hint(st, 2, 2, 10, 0, 0) == 0);      /* 10 s */
+	REQUIRE(put_hint(st, 3, 3, 100, 0, 0) == 0);     /* 100 s */
+	fake_now += 9;
+	CHECK_RC(get(st, 2, 2), 1);
+	CHECK_RC(lookup3(st, 1, 2, 3), 3);
+	fake_now += 1; /* 10 s: 2 has expired */
+	CHECK_RC(lookup3(st, 1, 2, 3), 1);
+	CHECK_RC(get(st, 2, 2), 0);
+	CHECK_RC(get(st, 3, 3), 1);
+	test_key(2, key);
+	CHECK_RC(store_exists(st, NS, key), 0);
+	CHECK_RC(store_pin(st, NS, key, true), -GPC_ENOTFOUND);
+	CHECK_RC(store_delete(st, NS, key), -GPC_ENOTFOUND);
+	store_get_stats(st, &s);
+	CHECK_RC(s.blocks_expired, 1);
+	CHECK_RC(s.ttl_blocks, 1); /* 3's */
+	/* an expired key is not held: put-if-absent writes the new bytes */
+	REQUIRE(put_hint(st, 2, 22, 0, 0, STORE_PUT_IF_ABSENT) == 0);
+	CHECK_RC(get(st, 2, 22), 1);
+	/* a held key with a TTL: the touch keeps its expiry */
+	REQUIRE(put_hint(st, 3, 3, 5000, 0, STORE_PUT_IF_ABSENT) == 0);
+	/* bad hints */
+	test_key(9, key);
+	test_fill(9, buf, BLK);
+	CHECK_RC(store_put_hint(st, NS, key, buf, BLK, 0, &bad), -EINVAL);
+	bad = (struct store_hint){ .prio = 3 };
+	CHECK_RC(store_put_hint(st, NS, key, buf, BLK, 0, &bad), -EINVAL);
+	CHECK_RC(get(st, 9, 9), 0);
+	/* 4: no TTL, then replaced by a put with one */
+	REQUIRE(put(st, 4, 4) == 0);
+	REQUIRE(store_flush(st) == 0);
+	REQUIRE(put_hint(st, 4, 44, 50, 0, 0) == 0);
+	st = reopen(st);
+	CHECK_RC(get(st, 1, 1), 1);
+	CHECK_RC(get(st, 2, 22), 1);
+	CHECK_RC(get(st, 3, 3), 1);
+	CHECK_RC(get(st, 4, 44), 1);
+	store_get_stats(st, &s);
+	CHECK_RC(s.ttl_blocks, 2);
+	fake_now += 90; /* 3 (at 100 s) and 4 (at 50 s) have expired */
+	CHECK_RC(get(st, 3, 3), 0);
+	st = reopen(st);
+	CHECK_RC(get(st, 1, 1), 1);
+	CHECK_RC(get(st, 3, 3), 0);
+	CHECK_RC(get(st, 4, 4), 0); /* not the block 4 replaced */
+	CHECK_RC(get(st, 4, 44), 0);
+	store_get_stats(st, &s);
+	CHECK_RC(s.ttl_blocks, 0);
+	store_close(st);
+}
+
+/* An expired block is not rewritten at reclaim, even pinned (nothing
+ * looks it up: reclaim itself finds it expired). */
+static void
+test_ttl_not_reinserted(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_stats s;
+	uint8_t key[32];
+
+	REQUIRE(put_hint(st, 5, 5, 60, 0, 0) == 0);
+	REQUIRE(put_hint(st, 6, 6, 6000, 0, 0) == 0);
+	test_key(5, key);
+	CHECK_RC(store_pin(st, NS, key, true), 0);
+	test_key(6, key);
+	CHECK_RC(store_pin(st, NS, key, true), 0);
+	fake_now += 61;
+	for (uint64_t i = 100; i < 3000; i++) /* > the capacity */
+		REQUIRE(put(st, i, 0) == 0);
+	store_get_stats(st, &s);
+	CHECK_RC(s.blocks_expired, 1);
+	CHECK_RC(store_class_pinned(st, 0), 2 * BLK); /* 6's */
+	CHECK_RC(get(st, 5, 5), 0);
+	CHECK_RC(get(st, 6, 6), 1);
+	store_close(st);
+}
+
+/* Of blocks all read since written, low priority ones leave at the
+ * first reclaim and normal ones are rewritten; of blocks never read,
+ * high priority ones are rewritten, even behind normal ones that fill
+ * the budget, and normal ones leave. */
+static void
+test_priority(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	unsigned low = 0, normal = 0, high = 0, unread = 0;
+	struct store_stats s;
+
+	/* 6 whole segments (31 records each) */
+	for (uint64_t i = 0; i < 31 * 6; i++) {
+		REQUIRE(put_hint(st, i, i, 0, i % 4 ? STORE_PRIO_LOW
+						   : STORE_PRIO_NORMAL, 0) == 0);
+		CHECK_RC(get(st, i, i), 1);
+	}
+	/* per segment: 20 normal read, then 8 high unread, 3 normal
+	 * unread; the normal ones would take the whole budget (16
+	 * records), but they leave high ones a quarter of it */
+	for (uint64_t i = 1000; i < 1000 + 31 * 6; i++) {
+		unsigned j = (unsigned)(i - 1000) % 31;
+
+		REQUIRE(put_hint(st, i, i, 0, j >= 20 && j < 28
+					     ? STORE_PRIO_HIGH : 0, 0) == 0);
+		if (j < 20)
+			CHECK_RC(get(st, i, i), 1);
+	}
+	store_get_stats(st, &s);
+	/* about 1.2 x the capacity: every segment above is reclaimed
+	 * once, what was rewritten is not yet */
+	for (uint64_t i = 100000; i < 100000 + s.capacity_bytes * 6 / 5 /
+						    (2 * BLK); i++)
+		REQUIRE(put(st, i, 0) == 0);
+	for (uint64_t i = 0; i < 31 * 6; i++) {
+		if (i % 4)
+			low += get(st, i, i) == 1;
+		else
+			normal += get(st, i, i) == 1;
+	}
+	for (uint64_t i = 1000; i < 1000 + 31 * 6; i++) {
+		unsigned j = (unsigned)(i - 1000) % 31;
+
+		if (j >= 20 && j < 28)
+			high += get(st, i, i) == 1;
+		else if (j >= 28)
+			unread += get(st, i, i) == 1;
+	}
+	printf("priority: %u/139 low, %u/47 normal (read), %u/48 high "
+	       "(unread), %u/18 normal unread kept\n", low, normal, high,
+	       unread);
+	CHECK_RC(low, 0);
+	CHECK_RC(normal, 47);
+	CHECK_RC(high, 6 * 4); /* 4 of each segment's 8 */
+	CHECK_RC(unread, 0);
+	store_close(st);
+}
+
+/* Without high priority blocks in the store, normal ones have the whole
+ * budget, as before there were hints: 16 of each segment's 31 read
+ * blocks are rewritten (12 if they left a quarter to nobody). */
+static void
+test_no_hints_full_budget(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_stats s;
+	unsigned kept = 0;
+
+	for (uint64_t i = 0; i < 31 * 6; i++) {
+		REQUIRE(put(st, i, 0) == 0);
+		CHECK_RC(get(st, i, i), 1);
+	}
+	store_get_stats(st, &s);
+	for (uint64_t i = 100000; i < 100000 + s.capacity_bytes * 6 / 5 /
+						    (2 * BLK); i++)
+		REQUIRE(put(st, i, 0) == 0);
+	for (uint64_t i = 0; i < 31 * 6; i++)
+		kept += get(st, i, i) == 1;
+	CHECK_RC(kept, 6 * 16);
+	store_close(st);
+}
+
 static void
 test_dedupe_and_refusal(void)
 {
@@ -343,6 +711,12 @@ main(void)
 	test_reuse_histogram();
 	test_scan_keeps_hot_set();
 	test_pin_survives();
+	test_pins_fill_pool();
+	test_pins_count_against_quota();
+	test_ttl();
+	test_ttl_not_reinserted();
+	test_priority();
+	test_no_hints_full_budget();
 	test_events();
 	test_dedupe_and_refusal();
 	store_memdisk_destroy(md);

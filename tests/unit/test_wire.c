@@ -4,6 +4,7 @@
  * range check libgpucache applies to its iovecs, the HMAC of authentication, and the chained block-key test
  * vectors of docs/protocol.md.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "common/bytes.h"
@@ -60,6 +61,57 @@ test_blk(void)
 	wire_blk_encode(&w, &b);
 	CHECK_RC(wire_blk_decode(w.buf, w.len, &o), -GPC_ECORRUPT);
 	wire_wr_fini(&w);
+	/* USED: u64 ns, u64 nblocks in 1..WIRE_MAX_USED */
+	{
+		struct wire_wr u;
+		uint64_t ns = 0, n = 0;
+
+		wire_wr_init(&u);
+		wire_wr_u64(&u, 77);
+		wire_wr_u64(&u, 12);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), 0);
+		CHECK(ns == 77 && n == 12);
+		CHECK_RC(wire_used_decode(u.buf, u.len - 1, &ns, &n),
+			 -GPC_ECORRUPT);
+		wire_wr_u8(&u, 0);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n),
+			 -GPC_ECORRUPT);
+		wire_wr_fini(&u);
+		wire_wr_init(&u);
+		wire_wr_u64(&u, 77);
+		wire_wr_u64(&u, 0);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), -EINVAL);
+		put_le64(u.buf + 8, (uint64_t)WIRE_MAX_USED + 1);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), -EINVAL);
+		put_le64(u.buf + 8, WIRE_MAX_USED);
+		CHECK_RC(wire_used_decode(u.buf, u.len, &ns, &n), 0);
+		CHECK(n == WIRE_MAX_USED);
+		wire_wr_fini(&u);
+	}
+	/* a PUT's hints: TTL in aux, priority in flags */
+	{
+		struct wire_hdr h = { .opcode = WIRE_OP_PUT, .aux = 3600,
+				      .flags = WIRE_F_PRIO_HIGH };
+		struct wire_put_hint p;
+
+		CHECK_RC(wire_put_hint_decode(&h, &p), 0);
+		CHECK(p.ttl_s == 3600 && p.prio == WIRE_PRIO_HIGH);
+		h.flags = WIRE_F_PRIO_LOW | WIRE_F_DURABLE;
+		h.aux = WIRE_MAX_TTL;
+		CHECK_RC(wire_put_hint_decode(&h, &p), 0);
+		CHECK(p.ttl_s == WIRE_MAX_TTL && p.prio == WIRE_PRIO_LOW);
+		h.aux = 0;
+		h.flags = 0;
+		CHECK_RC(wire_put_hint_decode(&h, &p), 0);
+		CHECK(p.ttl_s == 0 && p.prio == WIRE_PRIO_NORMAL);
+		h.aux = (uint64_t)WIRE_MAX_TTL + 1;
+		CHECK_RC(wire_put_hint_decode(&h, &p), -EINVAL);
+		h.aux = UINT64_MAX;
+		CHECK_RC(wire_put_hint_decode(&h, &p), -EINVAL);
+		h.aux = 1;
+		h.flags = WIRE_F_PRIO_LOW | WIRE_F_PRIO_HIGH;
+		CHECK_RC(wire_put_hint_decode(&h, &p), -EINVAL);
+	}
 	CHECK(wire_range_inside(100, 10, 100, 10));
 	CHECK(!wire_range_inside(100, 11, 100, 10));
 	CHECK(!wire_range_inside(99, 1, 100, 10));

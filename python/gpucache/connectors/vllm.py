@@ -42,6 +42,12 @@ What maps to what:
   the block ids in ``get_block_ids_with_load_errors``: with
   ``kv_load_failure_policy="recompute"`` vLLM recomputes them; wrong KV is
   never kept. A failed save is logged and is a future miss.
+- the hit funnel's last stage (``confirm_used``, docs/metrics.md): once
+  every layer's GET of a load is done, the leading blocks of each request
+  that loaded in every layer (what vLLM keeps; from the first failed
+  block on it recomputes) count as used, one per block per layer, the
+  tier's unit. One small message per step with loads (sync) or per
+  request (async); a failure to send it is logged and changes nothing.
 
 Loads, by default, finish within the step that needs them, layer by
 layer (the scheduler marks the step ``has_sync_kv_loads``, so the model
@@ -250,9 +256,12 @@ class GpucacheConnector(KVConnectorBase_V1):
         self._load_async = bool(extra.get("load_async", False))
         self._saves: list[tuple[str, Any, list[int]]] = []
         self._failed: set[int] = set()
+        self._sync_plan: list[list[int]] = []  # this step's loads, per request
+        self._step_bad: set[int] = set()  # their blocks that failed in a layer
         self._lock = threading.Lock()
         self.stats = {"lookup_blocks": 0, "loaded_blocks": 0, "loaded_tokens": 0,
-                      "saved_blocks": 0, "failed_load_blocks": 0, "failed_save_blocks": 0}
+                      "saved_blocks": 0, "failed_load_blocks": 0, "failed_save_blocks": 0,
+                      "used_blocks": 0}
 
     # ---------------- set-up ----------------
 
@@ -451,6 +460,8 @@ class GpucacheConnector(KVConnectorBase_V1):
             return
         ids = [b for t in sync for b in t.block_ids]
         keys = [k for t in sync for k in t.keys]
+        self._sync_plan = [list(t.block_ids) for t in sync]
+        self._step_bad = set()
         for layer in self._layouts:
             try:
                 req = self._client.get_async(self._layer_ns[layer], keys, self._iovs(layer, ids))
@@ -476,6 +487,7 @@ class GpucacheConnector(KVConnectorBase_V1):
         self.stats["loaded_tokens"] += len(t.block_ids) * self._block_size
 
     def _finish_async(self, reqs: list[tuple[Any, list[int]]]) -> None:
+        all_bad: set[int] = set()
         for req, ids in reqs:
             bad = list(ids)
             if req is not None:
@@ -484,8 +496,29 @@ class GpucacheConnector(KVConnectorBase_V1):
                 except GpucacheError as e:
                     logger.warning("gpucache load failed: %s", e)
             self._failed.update(bad)
+            all_bad.update(bad)
             self.stats["failed_load_blocks"] += len(bad)
             self.stats["loaded_blocks"] += len(ids) - len(bad)
+        if reqs:
+            self._confirm_used([reqs[0][1]], all_bad)
+
+    def _confirm_used(self, plans: list[list[int]], bad: set[int]) -> None:
+        """Tell the tier which loaded blocks vLLM uses: per request, the
+        leading blocks that loaded in every layer, times the layers."""
+        used = 0
+        for ids in plans:
+            for b in ids:
+                if b in bad:
+                    break
+                used += 1
+        n = used * len(self._layouts)
+        if n == 0 or not self._layer_ns:
+            return
+        try:
+            self._client.confirm_used(next(iter(self._layer_ns.values())), n)
+            self.stats["used_blocks"] += n
+        except GpucacheError as e:
+            logger.warning("gpucache: confirming %d used blocks failed: %s", n, e)
 
     def _finish_load(self, layer: str) -> None:
         req, ids = self._loads.pop(layer, (None, []))
@@ -500,8 +533,12 @@ class GpucacheConnector(KVConnectorBase_V1):
                 logger.warning("gpucache load of %s failed: %s", layer, e)
         if bad:
             self._failed.update(bad)
+            self._step_bad.update(bad)
             self.stats["failed_load_blocks"] += len(bad)
         self.stats["loaded_blocks"] += len(ids) - len(bad)
+        if not self._loads and self._sync_plan:  # every layer of the step done
+            plan, self._sync_plan = self._sync_plan, []
+            self._confirm_used(plan, self._step_bad)
 
     def wait_for_layer_load(self, layer_name: str) -> None:
         self._finish_load(layer_name)

@@ -28,6 +28,7 @@ from vllm.v1.outputs import KVConnectorOutput, ModelRunnerOutput
 from vllm.v1.request import Request
 from vllm.v1.structured_output import StructuredOutputManager
 
+from gpucache import metrics
 from gpucache.connectors.vllm import GpucacheConnector, GpucacheConnectorMetadata
 
 BLOCK = 16
@@ -177,6 +178,11 @@ def test_round_trip_through_scheduler_bit_exact(daemon, model_dir, layout):
             assert torch.equal(block_of(kv[n], b), saved[n][i]), (n, i)
     assert w.stats["loaded_blocks"] == 3 * len(LAYERS)
     assert w.stats["loaded_tokens"] == 3 * BLOCK
+    # the funnel's last stage: every loaded block was used, in every layer
+    assert w.stats["used_blocks"] == 3 * len(LAYERS)
+    used = metrics.total(metrics.stat(daemon.metrics_addr),
+                         "gpucache_tenant_used_blocks_total")
+    assert used >= 3 * len(LAYERS)
     # another model (fingerprint) with the same tokens finds nothing
     other = make_scheduler(make_config(model_dir, daemon, "another-model"))
     other.add_request(make_request("C", PROMPT))
@@ -211,6 +217,7 @@ def test_async_load_through_scheduler_bit_exact(daemon, model_dir):
         time.sleep(0.01)
     assert recving == {"B"}
     assert w.get_block_ids_with_load_errors() == set()
+    assert w.stats["used_blocks"] == 3 * len(LAYERS)
     w.clear_connector_metadata()
     for n in LAYERS:
         for i, b in enumerate(ids):
@@ -255,6 +262,7 @@ def test_failed_load_is_reported_and_recomputed(tmp_path, model_dir):
     errors = run_step(w, meta, kv)
     assert errors == set(ids)
     assert w.stats["failed_load_blocks"] == 3 * len(LAYERS)
+    assert w.stats["used_blocks"] == 0  # nothing loaded: nothing confirmed
     # vLLM's own load-error path: the scheduler rolls the request back
     req = sched.requests["B"]
     mro = ModelRunnerOutput(req_ids=["B"], req_id_to_index={"B": 0}, sampled_token_ids=[[]],
@@ -332,3 +340,20 @@ def test_block_hashes_checked_across_processes(daemon, model_dir, monkeypatch):
     monkeypatch.setattr(gv, "_KEYS_PROBE", "import os; print(os.getpid())")
     with pytest.raises(ValueError, match="differ between two processes"):
         KVConnectorFactory.create_connector(cfg, KVConnectorRole.SCHEDULER, make_kv_config())
+
+
+def test_used_blocks_are_the_leading_loaded_ones():
+    """What counts as used: per request, the blocks before its first
+    failed one (vLLM recomputes from there), times the layers."""
+    from types import SimpleNamespace
+
+    sent = []
+    fake = SimpleNamespace(
+        _layouts={n: None for n in LAYERS}, _layer_ns={n: 7 for n in LAYERS},
+        _client=SimpleNamespace(confirm_used=lambda ns, n: sent.append((ns, n))),
+        stats={"used_blocks": 0})
+    GpucacheConnector._confirm_used(fake, [[1, 2, 3, 4], [9, 10], [20]], {3, 20})
+    assert sent == [(7, (2 + 2 + 0) * len(LAYERS))]
+    assert fake.stats["used_blocks"] == 8
+    GpucacheConnector._confirm_used(fake, [[5]], {5})  # nothing used: no message
+    assert len(sent) == 1
