@@ -16,7 +16,8 @@
 # under other fingerprints, whose spread shows how much of a difference is
 # hash placement and sampling rather than policy.
 # Environment: CACHE_BLOCK (16K), CACHE_SEGS (64), CACHE_PLOT_CAPS
-# (300K,1M,3M,10M,30M), CACHE_DIR (var/bench-cache), CACHE_PORT (7270).
+# (300K,1M,3M,10M,30M), CACHE_DIR (var/bench-cache), CACHE_PORT (7270),
+# CACHE_GPC_ARGS (extra gpucached flags, e.g. "--set store.writeback_ms=0").
 set -euo pipefail
 
 die() { echo "bench-cache: $*" >&2; exit 1; }
@@ -68,7 +69,8 @@ for cap in 1M 3M; do
 		--set "store.device_size=$device_size" \
 		--set "store.chunk_size=$chunk_size" \
 		--set "store.dram_buffer=$dram_buffer" \
-		--set "server.metrics_port=$MPORT" >"$d/gpucached.log" 2>&1 &
+		--set "server.metrics_port=$MPORT" ${CACHE_GPC_ARGS:-} \
+		>"$d/gpucached.log" 2>&1 &
 	pid=$!
 	trap 'kill -9 $pid 2>/dev/null || true' EXIT
 	for _ in $(seq 100); do
