@@ -422,14 +422,6 @@ proc_cpu_s(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void
 report(const char *name, double dt, double cpu)
 {
@@ -450,7 +442,7 @@ report(const char *name, double dt, double cpu)
 		thr[i].nlat = thr[i].bytes = thr[i].busy = 0;
 		thr[i].errors = thr[i].wrong = 0;
 	}
-	qsort(all, n, sizeof(*all), cmp_u64);
+	qsort(all, n, sizeof(*all), bench_cmp_u64);
 #define Q(q) (n ? (double)all[(size_t)((double)(n - 1) * (q))] / 1000.0 : 0.0)
 	printf("gpc op=%s size=%zu threads=%u depth=%u batch=%u client=%s "
 	       "rate=%.0f gbps=%.3f reqs=%" PRIu64 " p50_us=%.1f p99_us=%.1f "

@@ -761,14 +761,6 @@ cli_main(void *arg)
 	return NULL;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double
 proc_cpu_s(pid_t pid)
 {
@@ -807,7 +799,7 @@ report(const char *name, double dt, double cpu)
 		clis[i].nlat = 0;
 		clis[i].bytes = 0;
 	}
-	qsort(all, n, sizeof(*all), cmp_u64);
+	qsort(all, n, sizeof(*all), bench_cmp_u64);
 #define Q(q) (n ? all[(size_t)((double)(n - 1) * (q))] / 1000.0 : 0.0)
 	printf("ucx mode=%s%s op=%s size=%zu threads=%u depth=%u gbps=%.3f reqs=%" PRIu64
 	       " p50_us=%.1f p99_us=%.1f p999_us=%.1f srv_cpu_s=%.3f bytes=%" PRIu64

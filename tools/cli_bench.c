@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "gpucache/gpucache.h"
+#include "bench_common.h"
 #include "cli.h"
 
 struct bench {
@@ -296,14 +297,6 @@ mix_issue(struct mix_slot *m, uint64_t window)
 	return true;
 }
 
-static int
-mix_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double
 mix_q(struct mix *mx, int put, double q)
 {
@@ -380,8 +373,8 @@ mix_phase(struct bench *b)
 	}
 	secs = (clock_now_ns() - t0) / 1e9;
 	store_get_stats(b->st, &s1);
-	qsort(mx.lat[0], mx.nlat[0], sizeof(uint64_t), mix_cmp);
-	qsort(mx.lat[1], mx.nlat[1], sizeof(uint64_t), mix_cmp);
+	qsort(mx.lat[0], mx.nlat[0], sizeof(uint64_t), bench_cmp_u64);
+	qsort(mx.lat[1], mx.nlat[1], sizeof(uint64_t), bench_cmp_u64);
 	gb[0] = (double)(mx.hits) * (double)b->size / 1e9;
 	gb[1] = (double)mx.puts * (double)b->size / 1e9;
 	printf("mix   %.1f s, qd %u: put %.2f GB/s (p50 %.0f us, p99 %.0f us, "

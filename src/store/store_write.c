@@ -679,19 +679,28 @@ writable_somewhere(struct store *st)
 	return st->writable_cached;
 }
 
+/* One step toward a free slot: evict the oldest segment (evict_one's
+ * result), or -GPC_ENOSPACE where evicting cannot help. */
+static int
+evict_step(struct store *st)
+{
+	int rc;
+
+	if (!writable_somewhere(st))
+		return -GPC_ENOSPACE; /* evicting would not help */
+	rc = evict_one(st);
+	return rc == -ENOENT ? -GPC_ENOSPACE : rc;
+}
+
 static int
 alloc_slot(struct store *st, uint32_t *out)
 {
 	for (;;) {
-		int rc = take_free(st, out);
+		int rc;
 
-		if (rc == 0)
+		if (take_free(st, out) == 0)
 			return 0;
-		if (!writable_somewhere(st))
-			return -GPC_ENOSPACE; /* evicting would not help */
-		rc = evict_one(st);
-		if (rc == -ENOENT)
-			return -GPC_ENOSPACE;
+		rc = evict_step(st);
 		if (rc < 0)
 			return rc;
 	}
@@ -861,13 +870,8 @@ next_seg_ready(struct store *st)
 		wb = !c->busy;
 	}
 	while (ringq_len(&st->freeq) == 0) {
-		int rc;
+		int rc = evict_step(st);
 
-		if (!writable_somewhere(st))
-			return -GPC_ENOSPACE; /* evicting would not help */
-		rc = evict_one(st);
-		if (rc == -ENOENT)
-			return -GPC_ENOSPACE;
 		if (rc < 0)
 			return rc;
 	}
