@@ -436,7 +436,11 @@ srv_shard_start(struct srv *s, unsigned idx)
 		return -EAGAIN;
 	while (atomic_load(&sh->ready) == 0)
 		sched_yield();
-	return atomic_load(&sh->ready) < 0 ? sh->start_rc : 0;
+	if (atomic_load(&sh->ready) < 0) { /* it gave up and returned */
+		pthread_join(sh->th, NULL);
+		return sh->start_rc;
+	}
+	return 0;
 }
 
 void
