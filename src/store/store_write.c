@@ -861,13 +861,20 @@ next_seg_ready(struct store *st)
 		wb = !st->wb[i].busy;
 	while (!wb) { /* the oldest segment kept clean in DRAM */
 		struct wbuf *c = oldest_wbuf(st, true);
+		unsigned others = 0;
 
-		if (c == NULL) {
-			room_ahead(st, true);
-			return -EAGAIN;
+		if (c != NULL) {
+			release_clean(st, c);
+			wb = !c->busy;
+			continue;
 		}
-		release_clean(st, c);
-		wb = !c->busy;
+		for (unsigned i = 0; i < st->nwb; i++)
+			others += st->wb[i].busy && (int)i != st->cur;
+		if (others == 0)
+			return 0; /* the open segment has the only buffer:
+				   * closing it is what frees one */
+		room_ahead(st, true);
+		return -EAGAIN;
 	}
 	while (ringq_len(&st->freeq) == 0) {
 		int rc = evict_step(st);

@@ -626,6 +626,39 @@ test_reclaim_model(void)
 	free(got);
 }
 
+/* One write buffer: the open segment holds it when it fills, and must
+ * be closed for its write to free it (no deadlock waiting for another). */
+static void
+test_one_wbuf(void)
+{
+	struct store_opts saved = topts;
+	struct store *st;
+	int wrong = 0;
+
+	topts.wbuf_segs = 1;
+	mkstore(3, 2, 1);
+	st = reopen();
+	for (uint64_t i = 0; i < 40; i++) {
+		uint8_t key[32], buf[30000];
+		struct iovec iov = { buf, test_len(i, 30000) };
+		int rc, tries = 0;
+
+		test_key(i, key);
+		test_fill(i, buf, iov.iov_len);
+		while ((rc = store_put_submit(st, NS, key, &iov, 1, 0, NULL,
+					      NULL)) == -EAGAIN &&
+		       ++tries < 100000)
+			REQUIRE(store_poll(st, 1) >= 0);
+		CHECK_RC(rc, 0);
+	}
+	CHECK_RC(store_flush(st), 0);
+	for (uint64_t i = 0; i < 40; i++)
+		wrong += verify(st, i, 30000, 1) != 1;
+	CHECK_RC(wrong, 0);
+	store_close(st);
+	topts = saved;
+}
+
 int
 main(void)
 {
@@ -634,6 +667,7 @@ main(void)
 		topts.seal_thread = pass & 1;
 		topts.writeback_ms = pass & 2 ? 60000 : 0;
 		test_writeback();
+		test_one_wbuf();
 		test_drop_invalidates();
 		test_reclaim_model();
 		test_basic();
