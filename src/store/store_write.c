@@ -388,6 +388,43 @@ take_free(struct store *st, uint32_t *out)
 
 static uint64_t reinsert_budget(const struct store *st);
 
+/* d's block leaves the index: evicted, or expired (not counted as evicted). */
+static void
+evict_gone(struct store *st, const struct sum_disk *d, struct index_hkey hk,
+	   uint32_t len4k, bool evicted)
+{
+	store_ix_del(st, d->ns, hk, len4k);
+	store_note_gone(st, d->ns, d->key, evicted);
+}
+
+/* Queue d's kept block of slot s for reclaim's read (recl_issue); it
+ * stays in the index, readable where it is, until reinsert rewrites it.
+ * false: no memory for it. */
+static bool
+recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
+	   const struct index_loc *loc, uint32_t expire, bool quota)
+{
+	struct reins *r = calloc(1, sizeof(*r));
+
+	if (r == NULL || (r->data = store_zalloc(store_rec_size(d->len))) ==
+				 NULL) {
+		free(r);
+		return false;
+	}
+	r->st = st;
+	r->slot = s;
+	r->ns = d->ns;
+	memcpy(r->key, d->key, STORE_KEY_LEN);
+	r->len = d->len;
+	r->off4k = d->off4k;
+	r->flags = loc->flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
+	r->expire = expire;
+	r->quota = quota;
+	r->next = st->recl_todo;
+	st->recl_todo = r;
+	return true;
+}
+
 /* Decide the fate of one summary entry of an evicted segment. */
 static void
 evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
@@ -395,12 +432,10 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 {
 	struct index_hkey hk = index_hash(d->ns, d->key);
 	struct index_loc loc;
-	struct reins *r;
 	uint32_t rs, expire;
 	/* normal blocks leave high ones a share of the budget (while the
 	 * store holds any: without hints, nothing changes) */
 	uint64_t reserve;
-
 	unsigned cls = store_ns_class(d->ns);
 	bool keep;
 
@@ -417,8 +452,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	rs = store_rec_size(d->len);
 	if (store_expired(st, expire)) { /* not rewritten, pinned or not */
 		st->s.blocks_expired++;
-		store_ix_del(st, d->ns, hk, loc.len4k);
-		store_note_gone(st, d->ns, d->key, false);
+		evict_gone(st, d, hk, loc.len4k, false);
 		return;
 	}
 	/* pinned blocks are always kept (pins stay within the quotas and
@@ -433,30 +467,11 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		   rs + reserve <= *budget) {
 		*budget -= rs;
 	} else {
-		store_ix_del(st, d->ns, hk, loc.len4k);
-		store_note_gone(st, d->ns, d->key, true);
+		evict_gone(st, d, hk, loc.len4k, true);
 		return;
 	}
-	/* a kept block stays in the index, readable where it is, until it
-	 * is rewritten (reinsert) */
-	r = calloc(1, sizeof(*r));
-	if (r == NULL || (r->data = store_zalloc(rs)) == NULL) {
-		free(r);
-		store_ix_del(st, d->ns, hk, loc.len4k);
-		store_note_gone(st, d->ns, d->key, true);
-		return;
-	}
-	r->st = st;
-	r->slot = s;
-	r->ns = d->ns;
-	memcpy(r->key, d->key, STORE_KEY_LEN);
-	r->len = d->len;
-	r->off4k = d->off4k;
-	r->flags = loc.flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
-	r->expire = expire;
-	r->quota = keep;
-	r->next = st->recl_todo; /* read by recl_issue */
-	st->recl_todo = r;
+	if (!recl_queue(st, s, d, &loc, expire, keep))
+		evict_gone(st, d, hk, loc.len4k, true);
 }
 
 #define RECL_DEPTH 32u /* reclaim's reads in flight */
