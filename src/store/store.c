@@ -1128,6 +1128,12 @@ store_close(struct store *st)
 		if (rc < 0)
 			log_warn("store", "close: final flush failed: %s",
 				 gpc_strerror(rc));
+		while (st->recl_slot >= 0 && store_poll(st, 1) >= 0)
+			; /* a reclaim under way: let its slot go free */
+		rc = store_zero_stale(st);
+		if (rc < 0)
+			log_warn("store", "close: clearing evicted segments: "
+				 "%s", gpc_strerror(rc));
 	}
 	store_abandon(st);
 }

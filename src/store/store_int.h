@@ -33,6 +33,7 @@ struct slot {
 	uint32_t nentries;
 	uint8_t state;     /* enum slot_state */
 	int8_t wbuf;       /* write buffer holding it, or -1 */
+	bool stale;        /* free, and still holding an evicted segment */
 };
 
 /* A queued completion: the user callback runs from store_poll. */
@@ -268,6 +269,9 @@ void store_wbufs_fini(struct store *st);
 void store_seal_pending(struct store *st);
 /* Write held segments older than writeback_ms (store_poll). */
 void store_writeback_age(struct store *st);
+/* Close: zero the chunk headers of free slots that still hold an evicted
+ * segment, so that it does not come back at the next open. */
+int store_zero_stale(struct store *st);
 int store_seal_cur(struct store *st);
 int store_read_summary(struct store *st, uint32_t s, uint8_t **out);
 void store_flushq_check(struct store *st);

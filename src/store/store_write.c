@@ -488,6 +488,7 @@ recl_finish(struct store *st)
 
 	sl->state = SLOT_FREE;
 	sl->seq = 0;
+	sl->stale = true; /* until another segment is written over it */
 	ringq_push(&st->freeq, (uint32_t)st->recl_slot);
 	st->recl_slot = -1;
 	if (st->cur >= 0)
@@ -572,7 +573,9 @@ release_clean(struct store *st, struct wbuf *w)
 	wbuf_release(w);
 }
 
-/* The oldest segment of the buffers that are clean (clean) or held. */
+/* The oldest segment of the buffers that are clean (clean) or held;
+ * clean ones no zero-copy reader pins first (releasing a pinned one frees
+ * nothing until the reader is done, and loses its DRAM copy). */
 static struct wbuf *
 oldest_wbuf(struct store *st, bool clean)
 {
@@ -583,8 +586,10 @@ oldest_wbuf(struct store *st, bool clean)
 
 		if (!w->busy || !(clean ? w->clean : w->held))
 			continue;
-		if (best == NULL ||
-		    st->slots[w->slot].seq < st->slots[best->slot].seq)
+		if (best == NULL || (clean && (w->refs == 0) != (best->refs == 0)
+					     ? w->refs == 0
+					     : st->slots[w->slot].seq <
+						       st->slots[best->slot].seq))
 			best = w;
 	}
 	return best;
@@ -849,6 +854,7 @@ open_seg(struct store *st)
 	sl->seq = st->next_seq++;
 	sl->gen++;
 	sl->state = SLOT_OPEN;
+	sl->stale = false; /* written over, or zeroed if dropped */
 	sl->badmask = slot_failed_mask(st, s);
 	sl->wbuf = (int8_t)(w - st->wb);
 	sl->data_len = sl->nentries = 0;
@@ -1326,6 +1332,16 @@ sealed(struct store *st, const struct seal_job *j)
 	seal_write(st, j->w);
 }
 
+/* Does a flush wait for segment seq to be durable? */
+static bool
+flush_covers(const struct store *st, uint64_t seq)
+{
+	for (const struct store_done *d = st->flushq; d != NULL; d = d->next)
+		if (d->seq >= seq)
+			return true;
+	return false;
+}
+
 /* Is any record of w still the index's, or any tombstone in it? */
 static bool
 seg_matters(struct store *st, const struct wbuf *w)
@@ -1363,6 +1379,8 @@ drop_finish(struct store *st, struct wbuf *w)
 	store_flushq_check(st);
 }
 
+static void drop_flush(struct store *st, struct wbuf *w);
+
 static void
 drop_io_cb(struct store_io_req *r)
 {
@@ -1370,8 +1388,42 @@ drop_io_cb(struct store_io_req *r)
 
 	if (r->res < 0)
 		store_fail_dev_io(w->st, store_req_sdev(w->st, r), r->res);
-	if (--w->pending == 0)
+	if (--w->pending > 0)
+		return;
+	if (r->op == STORE_IO_WRITE)
+		drop_flush(w->st, w);
+	else
 		drop_finish(w->st, w);
+}
+
+/* The zeroed headers must be durable before the slot takes another
+ * segment: else a crash could bring back the slot's evicted segment while
+ * a newer one (its deletes, its newer versions) is already overwritten. */
+static void
+drop_flush(struct store *st, struct wbuf *w)
+{
+	bool done[STORE_MAX_DEVS] = { false };
+	unsigned n = 0;
+
+	w->pending = 1;
+	for (unsigned i = 0; i < st->g.w; i++) {
+		uint64_t off;
+		unsigned dev = store_slot_dev(st, w->slot, i, &off);
+		struct store_io_req *r = &w->reqs[n];
+
+		if (st->dev_failed[dev] || done[dev])
+			continue;
+		done[dev] = true;
+		*r = (struct store_io_req){ .op = STORE_IO_FLUSH,
+			.dev = (uint16_t)dev, .buf_index = -1,
+			.cb = drop_io_cb, .arg = w };
+		if (store_submit(st, r) < 0)
+			continue;
+		w->pending++;
+		n++;
+	}
+	if (--w->pending == 0)
+		drop_finish(st, w);
 }
 
 /*
@@ -1408,7 +1460,7 @@ drop_seg(struct store *st, struct wbuf *w)
 	}
 	st->s.segs_dropped++;
 	if (--w->pending == 0)
-		drop_finish(st, w);
+		drop_flush(st, w);
 }
 
 /* Encode a closed segment and write it, or drop it if nothing in it is
@@ -1419,7 +1471,10 @@ write_back(struct store *st, struct wbuf *w)
 	struct slot *sl = &st->slots[w->slot];
 
 	w->held = false;
-	if (!seg_matters(st, w)) {
+	/* a durable put or a flush waiting on it: written whatever
+	 * superseded it since (those newer puts may not be durable) */
+	if (w->waiters == NULL && !flush_covers(st, sl->seq) &&
+	    !seg_matters(st, w)) {
 		drop_seg(st, w);
 		return;
 	}
@@ -1519,6 +1574,50 @@ store_seal_pending(struct store *st)
 		store_seal_cur(st);
 }
 
+int
+store_zero_stale(struct store *st)
+{
+	struct store_io_req *reqs;
+	struct iovec iov = { st->zero_sec, STORE_SECTOR };
+	unsigned n = 0, nmax = st->g.w + st->g.ndev;
+	int rc = 0;
+
+	if (st->zero_sec == NULL)
+		return 0;
+	reqs = calloc(nmax, sizeof(*reqs));
+	if (reqs == NULL)
+		return -ENOMEM;
+	for (uint32_t s = 0; s < st->g.nslots && rc == 0; s++) {
+		struct slot *sl = &st->slots[s];
+
+		if (sl->state != SLOT_FREE || !sl->stale)
+			continue;
+		n = 0;
+		for (unsigned i = 0; i < st->g.w; i++) {
+			uint64_t off;
+			unsigned dev = store_slot_dev(st, s, i, &off);
+
+			if (st->dev_failed[dev])
+				continue;
+			reqs[n++] = (struct store_io_req){ .op = STORE_IO_WRITE,
+				.dev = (uint16_t)dev, .off = off,
+				.buf_index = -1, .iov = &iov, .iovcnt = 1 };
+		}
+		rc = store_sync_io(st, reqs, n);
+		if (rc == 0)
+			sl->stale = false;
+	}
+	n = 0;
+	for (unsigned d = 0; d < st->g.ndev && rc == 0; d++)
+		if (!st->dev_failed[d])
+			reqs[n++] = (struct store_io_req){ .op = STORE_IO_FLUSH,
+				.dev = (uint16_t)d, .buf_index = -1 };
+	if (rc == 0 && n > 0)
+		rc = store_sync_io(st, reqs, n);
+	free(reqs);
+	return rc;
+}
+
 void
 store_writeback_age(struct store *st)
 {
@@ -1589,6 +1688,9 @@ store_flush_submit(struct store *st, store_cb cb, void *arg)
 	}
 	while ((w = oldest_wbuf(st, false)) != NULL)
 		write_back(st, w); /* what write-back kept in DRAM */
+	for (unsigned i = 0; i < st->nwb; i++)
+		if (st->wb[i].busy && st->wb[i].seal_deferred)
+			st->wb[i].want_seal = true; /* written once closed */
 	for (unsigned i = 0; i < st->nwb; i++) {
 		const struct slot *sl = &st->slots[st->wb[i].slot];
 

@@ -659,6 +659,54 @@ test_one_wbuf(void)
 	topts = saved;
 }
 
+/*
+ * A clean close while a reclaim is under way: the evicted segment's slot
+ * is free but not written over; a block evicted from it and then deleted
+ * (a delete of an absent key writes no tombstone) must not come back at
+ * the next open.
+ */
+static void
+test_close_mid_reclaim(void)
+{
+	struct store_format_opts fo = { .k = 1, .m = 0, .chunk_size = CHUNK };
+	struct store_io *io;
+	struct store *st;
+	struct store_stats s;
+	uint8_t key[32], buf[8192];
+	int rc = 0;
+
+	store_memdisk_destroy(md);
+	REQUIRE(store_memdisk_create(1, STORE_DATA_OFF + 16 * CHUNK, &md) == 0);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_format(io, &fo) == 0);
+	store_io_close(io);
+	st = reopen();
+	for (uint64_t i = 500; i < 507; i++) /* the first segment */
+		CHECK_RC(put(st, i, 8000, 0), 0);
+	for (uint64_t i = 501; i < 507; i++) /* read: reclaim keeps them */
+		CHECK_RC(verify(st, i, 8000, 1), 1);
+	for (uint64_t i = 600; i < 2000 && rc == 0; i++) {
+		struct iovec iov = { buf, test_len(i, 8000) };
+
+		test_key(i, key);
+		test_fill(i, buf, iov.iov_len);
+		while ((rc = store_put_submit(st, NS, key, &iov, 1, 0, NULL,
+					      NULL)) == -EAGAIN) {
+			store_get_stats(st, &s);
+			if (s.segs_evicted > 0)
+				break; /* the first reclaim is reading */
+			REQUIRE(store_poll(st, 1) >= 0);
+		}
+	}
+	CHECK_RC(rc, -EAGAIN);
+	test_key(500, key);
+	CHECK_RC(store_delete(st, NS, key), -GPC_ENOTFOUND); /* evicted */
+	store_close(st);
+	st = reopen();
+	CHECK_RC(verify(st, 500, 8000, 1), 0);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -668,6 +716,7 @@ main(void)
 		topts.writeback_ms = pass & 2 ? 60000 : 0;
 		test_writeback();
 		test_one_wbuf();
+		test_close_mid_reclaim();
 		test_drop_invalidates();
 		test_reclaim_model();
 		test_basic();
