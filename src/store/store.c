@@ -631,7 +631,9 @@ store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
 	if (rc == 1)
 		ix_gone(st, ns, hk.tag, &old);
 	if (loc->flags & INDEX_F_TTL)
-		ttl_set(st->ttl, hk.tag, expire); /* present: cannot fail */
+		/* cannot fail: ix_gone may have removed the entry placed
+		 * above, but that left the room it took */
+		ttl_set(st->ttl, hk.tag, expire);
 	st->usage[store_ns_class(ns)] += store_foot(loc->len4k);
 	st->nhigh += (loc->flags & INDEX_F_HIGH) != 0;
 	if (loc->flags & INDEX_F_PINNED) /* a pinned block reinserted */
