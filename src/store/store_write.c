@@ -1239,33 +1239,48 @@ seal_write(struct store *st, struct wbuf *w)
 		seal_flush(st, w);
 }
 
-/* Phase 2: flush every device that holds a good chunk. */
+/*
+ * Flush every device that holds a chunk of w's slot outside skip, each
+ * completion to cb; w->pending counts them (the caller holds it at one
+ * while they are submitted). A device whose flush cannot be submitted:
+ * its chunks go into skip when bad is given.
+ */
 static void
-seal_flush(struct store *st, struct wbuf *w)
+flush_devs(struct store *st, struct wbuf *w, uint64_t skip,
+	   void (*cb)(struct store_io_req *), struct slot *bad)
 {
-	struct slot *sl = &st->slots[w->slot];
 	bool done[STORE_MAX_DEVS] = { false };
 	unsigned n = 0;
 
-	w->pending = 1;
 	for (unsigned i = 0; i < st->g.w; i++) {
 		uint64_t off;
 		unsigned dev = store_slot_dev(st, w->slot, i, &off);
 		struct store_io_req *r = &w->reqs[n];
 
-		if ((sl->badmask & (1ull << i)) || done[dev])
+		if ((skip & (1ull << i)) || done[dev])
 			continue;
 		done[dev] = true;
 		*r = (struct store_io_req){ .op = STORE_IO_FLUSH,
-			.dev = (uint16_t)dev, .buf_index = -1,
-			.cb = seal_io_cb, .arg = w };
+			.dev = (uint16_t)dev, .buf_index = -1, .cb = cb,
+			.arg = w };
 		if (store_submit(st, r) < 0) {
-			mark_dev_bad(st, sl, w->slot, dev);
+			if (bad != NULL)
+				mark_dev_bad(st, bad, w->slot, dev);
 			continue;
 		}
 		w->pending++;
 		n++;
 	}
+}
+
+/* Phase 2: flush every device that holds a good chunk. */
+static void
+seal_flush(struct store *st, struct wbuf *w)
+{
+	struct slot *sl = &st->slots[w->slot];
+
+	w->pending = 1;
+	flush_devs(st, w, sl->badmask, seal_io_cb, sl);
 	if (--w->pending == 0)
 		seal_finish(st, w);
 }
@@ -1402,26 +1417,8 @@ drop_io_cb(struct store_io_req *r)
 static void
 drop_flush(struct store *st, struct wbuf *w)
 {
-	bool done[STORE_MAX_DEVS] = { false };
-	unsigned n = 0;
-
 	w->pending = 1;
-	for (unsigned i = 0; i < st->g.w; i++) {
-		uint64_t off;
-		unsigned dev = store_slot_dev(st, w->slot, i, &off);
-		struct store_io_req *r = &w->reqs[n];
-
-		if (st->dev_failed[dev] || done[dev])
-			continue;
-		done[dev] = true;
-		*r = (struct store_io_req){ .op = STORE_IO_FLUSH,
-			.dev = (uint16_t)dev, .buf_index = -1,
-			.cb = drop_io_cb, .arg = w };
-		if (store_submit(st, r) < 0)
-			continue;
-		w->pending++;
-		n++;
-	}
+	flush_devs(st, w, slot_failed_mask(st, w->slot), drop_io_cb, NULL);
 	if (--w->pending == 0)
 		drop_finish(st, w);
 }
