@@ -17,6 +17,11 @@
 #                    DRAM_SET bytes (--server-span) instead of DEPTH
 #                    slots that stay in the CPU's caches: data lands in
 #                    memory as large as a store's, as gpucached's does
+#   engine    tools/gpucache bench on the flash tier's three zram devices
+#             (2+1, the flash tier's chunk and write buffers), per size:
+#             the engine alone, without the network; the flash tier's PUT
+#             and GET are compared with the lesser of it and UCX AM
+#             (flash_put_vs_engine, flash_get_vs_engine)
 #   gpucached tools/bench_net through libgpucache: threads share one
 #             client (CLIENT=per-thread: one each; the other mode is
 #             measured once for comparison), UCX-allocated buffers
@@ -53,6 +58,7 @@
 # LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am am-mem"),
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
 # EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), REDIS (1; 0 skips it),
+# ENGINE (1; 0 skips the engine-alone run on the flash tier's devices),
 # PROFILE (0; 1: `perf record -g` on gpucached during every timed PUT and
 # GET phase, into BENCH_DIR/perf/TAG-TRANSPORT-TIER-SIZE-xTHREADS-OP.data;
 # scripts/bench-profile.py sums them up by stage).
@@ -64,7 +70,8 @@ die() { echo "bench-net: $*" >&2; exit 1; }
 BUILD=$1
 BIN=${BENCH_NET_BIN:-$BUILD/tools}
 GPUCACHED=$BUILD/src/server/gpucached
-for x in "$GPUCACHED" "$BIN/bench_net" "$BIN/bench_ucx_rma"; do
+GPCTOOL=$BUILD/tools/gpucache
+for x in "$GPUCACHED" "$BIN/bench_net" "$BIN/bench_ucx_rma" "$GPCTOOL"; do
 	[ -x "$x" ] || die "$x not found: build first (make build)"
 done
 for c in redis-server redis-benchmark redis-cli curl python3; do
@@ -242,6 +249,21 @@ run_gpc() { # transport tier size threads [extra bench_net args]
 		tee -a "$RES" | sed 's/^/  /'
 }
 
+run_engine() { # size: the engine alone on the flash tier's devices
+	# (2+1 over the same three zram devices, the chunk and write buffers
+	# gpucached's flash tier gets), put then get FLASH_SET, DEPTH gets in
+	# flight: what the flash tier's PUT and GET are measured against
+	local devs=() out
+	zram_fresh
+	for z in "${ZRAMS[@]}"; do devs+=("/dev/zram$z"); done
+	out=$("$GPCTOOL" bench --format -k 2 -m 1 --chunk 16M --wbufs 4 \
+		--size "$(bytes "$1")" --bytes "$FLASH_SET" --qd "$DEPTH" \
+		"${devs[@]}" 2>>"$LOG" | grep '^RESULT') ||
+		die "gpucache bench failed ($1)"
+	echo "$out" | sed "s/^RESULT /engine tier=flash size=$(bytes "$1") /" |
+		tee -a "$RES" | sed 's/^/  /'
+}
+
 run_ucx() { # transport size threads tier (the gpucached run it precedes)
 	local out mode
 	for mode in $UCX_MODES; do
@@ -291,6 +313,13 @@ run_redis() { # via(tcp|unix) size conns
 echo "bench-net: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg), UCX $(ucx_info -v | sed -n 's/# Version //p'), $(redis-server --version | cut -d' ' -f3)"
 T0=$(date +%s)
 read -r _ u0 n0 s0 i0 _ </proc/stat
+
+if [[ " $TIERS " == *" flash "* ]] && [ "${ENGINE:-1}" = 1 ]; then
+	echo "== the engine alone on the flash tier's devices (gpucache bench, 2+1 on zram)"
+	for size in $SIZES; do
+		run_engine "$size"
+	done
+fi
 
 for tp in $TRANSPORTS; do
 	for tier in $TIERS; do
@@ -384,6 +413,7 @@ gpc = [r for r in rows if r["kind"] == "gpc" and "latency" not in r
 scale = [r for r in rows if r["kind"] == "gpc" and "scale" in r]
 red = {(r["via"], r["op"], r["size"], r["conns"]): r
        for r in rows if r["kind"] == "redis"}
+eng = {r["size"]: r for r in rows if r["kind"] == "engine"}
 red_op = {"put": "set", "get": "get"}
 mib = lambda n: "%dK" % (int(n) >> 10) if int(n) < 1 << 20 else "%dM" % (int(n) >> 20)
 
@@ -391,7 +421,7 @@ print("\n%-4s %-5s %-4s %-3s %-3s | %7s %7s %6s %7s %6s %7s %6s | %7s %6s | %8s 
       % ("tp", "tier", "size", "thr", "op", "gpc", "UCXrma", "ratio", "UCXam", "ratio",
          "UCXmem", "ratio", "Redis", "ratio", "p50_us", "p99_us", "p999_us", "s/GB", "notes"))
 ratios = {"get": [], "put": [], "tcp": [], "shm": [], "get_am": [], "put_am": [],
-          "get_am-mem": [], "put_am-mem": []}
+          "get_am-mem": [], "put_am-mem": [], "flash_put": [], "flash_get": []}
 for r in gpc:
     k = (r["transport"], r["op"], r["size"], r["threads"])
     g = f(r["gbps"])
@@ -407,6 +437,11 @@ for r in gpc:
         ratios[r["op"] + "_am"].append((g / a, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     if am:
         ratios[r["op"] + "_am-mem"].append((g / am, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
+    e = eng.get(r["size"])
+    if e and r["tier"] == "flash":
+        # against the lesser of the engine alone and UCX AM (the goal)
+        bound = min(x for x in (f(e[r["op"] + "_gbps"]), a or 1e9) if x > 0)
+        ratios["flash_" + r["op"]].append((g / bound, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     if rg:
         ratios[r["transport"]].append((g / rg, "%s %s %s x%s %s" % (k[0], r["tier"], mib(k[2]), k[3], k[1])))
     notes = []
@@ -421,6 +456,10 @@ for r in gpc:
              "%.2f" % rg if rg else "-", "%.2f" % (g / rg) if rg else "-",
              r["p50_us"], r["p99_us"], r["p999_us"], f(r["srv_cpu_s_per_gb"]),
              " ".join(notes)))
+if eng:
+    print("\nthe engine alone on the flash tier's zram devices (2+1, gpucache bench):")
+    for size, e in sorted(eng.items(), key=lambda x: int(x[0])):
+        print("  %-4s put %6.2f GB/s  get %6.2f GB/s" % (mib(size), f(e["put_gbps"]), f(e["get_gbps"])))
 print("\nRedis (redis-benchmark, -P as gpucached's depth):")
 for (via, op, size, c), r in sorted(red.items()):
     print("  %-4s %-3s %-4s x%s  %6.2f GB/s  p50 %8s us  p99 %8s us  %.3f s/GB  keys %s present %s"
@@ -464,6 +503,7 @@ else:
 for k, name, goal in (("get", "GET gpucached/raw UCX", ">= 0.9"), ("put", "PUT gpucached/raw UCX", ">= 0.9"),
                       ("get_am", "GET gpucached/UCX AM", ">= 0.9"), ("put_am", "PUT gpucached/UCX AM", ">= 0.9"),
                       ("get_am-mem", "GET gpucached/UCX AM, span", ">= 0.9"), ("put_am-mem", "PUT gpucached/UCX AM, span", ">= 0.9"),
+                      ("flash_put", "flash PUT/min(engine, AM)", ">= 0.9"), ("flash_get", "flash GET/min(engine, AM)", "-"),
                       ("tcp", "gpucached tcp/Redis tcp", ">= 1"), ("shm", "gpucached shm/Redis unix", ">= 3")):
     v, where = mn(k)
     print("lowest %-26s %.2f (goal %s) at %s" % (name, v, goal, where))
@@ -471,10 +511,11 @@ if lat:
     l = lat[-1]
     print("latency at %s%% of peak (256K GET, shm, dram, %s threads, %s req/s): p50 %s us, p99 %s us, p999 %s us, achieved %s GB/s"
           % (sys.argv[2], l["threads"], l["rate"], l["p50_us"], l["p99_us"], l["p999_us"], l["gbps"]))
-print("RESULT get_vs_ucx=%.2f put_vs_ucx=%.2f tcp_vs_redis=%.2f shm_vs_redis=%.2f cpu_vs_redis=%.2f payload_copy_bytes=%d server_cpu_s_per_gb=%.3f get_p50_us=%s get_p99_us=%s put_vs_am=%.2f get_vs_am=%.2f shard_scaling=%.2f put_vs_am_span=%.2f get_vs_am_span=%.2f"
+print("RESULT get_vs_ucx=%.2f put_vs_ucx=%.2f tcp_vs_redis=%.2f shm_vs_redis=%.2f cpu_vs_redis=%.2f payload_copy_bytes=%d server_cpu_s_per_gb=%.3f get_p50_us=%s get_p99_us=%s put_vs_am=%.2f get_vs_am=%.2f shard_scaling=%.2f put_vs_am_span=%.2f get_vs_am_span=%.2f flash_put_vs_engine=%.2f flash_get_vs_engine=%.2f"
       % (mn("get")[0], mn("put")[0], mn("tcp")[0], mn("shm")[0],
          ours / theirs if theirs else 0, copy, ours,
          lat[-1]["p50_us"] if lat else "-", lat[-1]["p99_us"] if lat else "-",
          mn("put_am")[0], mn("get_am")[0], sc_val,
-         mn("put_am-mem")[0], mn("get_am-mem")[0]))
+         mn("put_am-mem")[0], mn("get_am-mem")[0],
+         mn("flash_put")[0], mn("flash_get")[0]))
 EOF
