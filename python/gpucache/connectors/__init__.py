@@ -11,6 +11,22 @@ from typing import Any
 import gpucache
 
 
+def confirm_leading(client: gpucache.Client, ns: int, ok: list[bool]) -> int:
+    """The hit funnel's last stage (docs/metrics.md) for engines that use a
+    fetched prefix up to its first gap: confirm the leading run of ``ok``
+    blocks as used. Best effort: a failure here never fails the load.
+    Returns the number confirmed."""
+    lead = 0
+    while lead < len(ok) and ok[lead]:
+        lead += 1
+    if lead:
+        try:
+            client.confirm_used(ns, lead)
+        except gpucache.GpucacheError:
+            return 0
+    return lead
+
+
 def connect(opts: dict[str, Any]) -> gpucache.Client:
     """A client from an engine's connector options: ``config`` (a
     gpucached.conf: port and tenant secret; with ``tenant`` and ``host``),

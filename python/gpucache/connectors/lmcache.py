@@ -42,7 +42,7 @@ from lmcache.v1.memory_management import MemoryObj
 from lmcache.v1.storage_backend.connector.base_connector import RemoteConnector
 
 import gpucache
-from gpucache.connectors import connect
+from gpucache.connectors import confirm_leading, connect
 from gpucache.errors import BatchError, GpucacheError
 
 logger = logging.getLogger("gpucache.connectors.lmcache")
@@ -74,7 +74,7 @@ class GpucacheConnector(RemoteConnector):
             self._client.register((storage.data_ptr(), storage.nbytes()))
         self._layout = (f"shapes={[tuple(s) for s in self.meta_shapes]};"
                         f"dtypes={[str(d) for d in self.meta_dtypes]};fmt={self.meta_fmt}")
-        self.stats = {"get": 0, "hit": 0, "put": 0, "failed": 0}
+        self.stats = {"get": 0, "hit": 0, "put": 0, "failed": 0, "used": 0}
 
 
     # ---- keys, namespaces, memory ----
@@ -174,6 +174,9 @@ class GpucacheConnector(RemoteConnector):
                 res = [None] * len(idx)
             for i, r in zip(idx, res):
                 got[i] = r
+            # LMCache uses the chunks of a prefix up to the first miss
+            self.stats["used"] += confirm_leading(self._client, ns,
+                                                  [r is not None for r in res])
         out: List[Optional[MemoryObj]] = []
         for obj, n in zip(objs, got):
             self.stats["get"] += 1

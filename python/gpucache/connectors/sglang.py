@@ -48,7 +48,7 @@ from sglang.srt.mem_cache.hicache_storage import (
 )
 
 import gpucache
-from gpucache.connectors import connect
+from gpucache.connectors import confirm_leading, connect
 from gpucache.errors import BatchError, GpucacheError
 
 logger = logging.getLogger("gpucache.connectors.sglang")
@@ -81,7 +81,7 @@ class GpucacheHiCacheStorage(HiCacheStorage):
         self._ns: Optional[int] = None
         self._nbuf = 0
         self.stats = {"exists": 0, "hit_pages": 0, "get_pages": 0, "set_pages": 0,
-                      "failed_pages": 0}
+                      "failed_pages": 0, "used_pages": 0}
 
 
     # ---- set-up ----
@@ -157,6 +157,8 @@ class GpucacheHiCacheStorage(HiCacheStorage):
             ok = [False] * len(keys)
         self.stats["get_pages"] += sum(ok)
         self.stats["failed_pages"] += len(ok) - sum(ok)
+        # HiCache loads the prefix up to the first page that failed
+        self.stats["used_pages"] += confirm_leading(self._client, ns, ok)
         return ok
 
     def batch_set_v1(self, keys: List[str], host_indices: torch.Tensor,

@@ -82,6 +82,7 @@ def test_put_get_contains_bytes_exact(daemon, loop):
     assert run(inner.exists(keys[0])) and not inner.exists_sync(keys[3])
     got = run(inner.batched_get(keys))
     assert got[3] is None
+    assert inner.stats["used"] == 3  # the prefix of hits: the funnel's end
     for (o, want), g in zip(objs, got[:3]):
         assert g is not None and raw(g) == want
         assert g.raw_data.data_ptr() != o.raw_data.data_ptr()  # a fresh object, filled

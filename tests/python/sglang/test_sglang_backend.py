@@ -15,6 +15,7 @@ from sglang.srt.mem_cache.pool_host.mha import MHATokenToKVPoolHost
 from sglang.srt.mem_cache.storage.backend_factory import StorageBackendFactory
 from sglang.srt.mem_cache.utils import get_storage_hash_str
 
+from gpucache import metrics
 from gpucache.connectors.sglang import GpucacheHiCacheStorage
 from gpucache.testing import Daemon
 
@@ -80,12 +81,20 @@ def test_zero_copy_round_trip_bit_exact(daemon, layout):
     dst = pool.alloc(npages * PAGE)
     fill_random(pool, dst, 2)  # other bytes where the hit lands
     assert page_bytes(pool, dst, 0) != want[0]
+    used0 = metrics.total(metrics.stat(daemon.metrics_addr),
+                          "gpucache_tenant_used_blocks_total")
     assert b.batch_get_v1(keys, dst) == [True] * npages
     for i in range(npages):
         assert page_bytes(pool, dst, i) == want[i], f"page {i}"
+    # the funnel's last stage: the pages HiCache loads (the prefix) used
+    assert b.stats["used_pages"] == npages
+    used1 = metrics.total(metrics.stat(daemon.metrics_addr),
+                          "gpucache_tenant_used_blocks_total")
+    assert used1 - used0 == npages
     # a miss is a miss: unknown key, and the same keys of another model
     miss = get_storage_hash_str(list(range(7, 7 + PAGE)), None, page_size=PAGE)
     assert b.batch_get_v1(miss, dst[:PAGE]) == [False]
+    assert b.stats["used_pages"] == npages  # nothing loaded, nothing used
     other = backend(daemon, pool, "another-model")
     assert other.batch_exists(keys) == 0
     b.close()
