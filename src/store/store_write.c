@@ -622,6 +622,24 @@ room_ahead(struct store *st, bool force)
 	}
 }
 
+/* A free write buffer, releasing the oldest segments kept clean in DRAM
+ * as needed; NULL if there is none. */
+static struct wbuf *
+free_wbuf(struct store *st)
+{
+	struct wbuf *c;
+
+	for (unsigned i = 0; i < st->nwb; i++)
+		if (!st->wb[i].busy)
+			return &st->wb[i];
+	while ((c = oldest_wbuf(st, true)) != NULL) {
+		release_clean(st, c);
+		if (!c->busy)
+			return c;
+	}
+	return NULL;
+}
+
 /*
  * Evict the oldest sealed segment: its blocks leave the index now; those
  * the policy keeps are read back asynchronously (recl_issue), and the
@@ -833,19 +851,10 @@ open_seg(struct store *st)
 	uint32_t s;
 	int rc;
 
-	for (unsigned i = 0; i < st->nwb && w == NULL; i++)
-		if (!st->wb[i].busy)
-			w = &st->wb[i];
-	while (w == NULL) { /* the oldest segment kept clean in DRAM */
-		struct wbuf *c = oldest_wbuf(st, true);
-
-		if (c == NULL) {
-			room_ahead(st, true);
-			return -EAGAIN;
-		}
-		release_clean(st, c);
-		if (!c->busy)
-			w = c;
+	w = free_wbuf(st);
+	if (w == NULL) {
+		room_ahead(st, true);
+		return -EAGAIN;
 	}
 	rc = alloc_slot(st, &s);
 	if (rc < 0)
@@ -876,19 +885,9 @@ open_seg(struct store *st)
 static int
 next_seg_ready(struct store *st)
 {
-	bool wb = false;
-
-	for (unsigned i = 0; i < st->nwb && !wb; i++)
-		wb = !st->wb[i].busy;
-	while (!wb) { /* the oldest segment kept clean in DRAM */
-		struct wbuf *c = oldest_wbuf(st, true);
+	if (free_wbuf(st) == NULL) {
 		unsigned others = 0;
 
-		if (c != NULL) {
-			release_clean(st, c);
-			wb = !c->busy;
-			continue;
-		}
 		for (unsigned i = 0; i < st->nwb; i++)
 			others += st->wb[i].busy && (int)i != st->cur;
 		if (others == 0)
