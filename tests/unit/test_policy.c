@@ -178,19 +178,27 @@ mkstore(enum policy_mode mode)
 	return st;
 }
 
+/* Block i (its bytes test_fill(i)) into namespace ns. */
 static int
-put(struct store *st, uint64_t i, unsigned flags)
+put_to(struct store *st, uint64_t ns, uint64_t i, unsigned flags)
 {
 	uint8_t key[32], buf[BLK];
 
 	test_key(i, key);
 	test_fill(i, buf, BLK);
-	return store_put(st, NS, key, buf, BLK, flags);
+	return store_put(st, ns, key, buf, BLK, flags);
 }
 
-/* 1: present and exact; 0: miss; -1: wrong bytes. */
 static int
-get(struct store *st, uint64_t i, uint64_t want_fill)
+put(struct store *st, uint64_t i, unsigned flags)
+{
+	return put_to(st, NS, i, flags);
+}
+
+/* Block i of ns: 1 present with the bytes test_fill(want_fill); 0 miss;
+ * -1 wrong bytes or an error. */
+static int
+get_from(struct store *st, uint64_t ns, uint64_t i, uint64_t want_fill)
 {
 	static uint8_t got[BLK] __attribute__((aligned(4096)));
 	uint8_t key[32], want[BLK];
@@ -198,10 +206,16 @@ get(struct store *st, uint64_t i, uint64_t want_fill)
 
 	test_key(i, key);
 	test_fill(want_fill, want, BLK);
-	rc = store_get(st, NS, key, got, BLK);
+	rc = store_get(st, ns, key, got, BLK);
 	if (rc == -GPC_ENOTFOUND)
 		return 0;
 	return rc == (int)BLK && memcmp(got, want, BLK) == 0 ? 1 : -1;
+}
+
+static int
+get(struct store *st, uint64_t i, uint64_t want_fill)
+{
+	return get_from(st, NS, i, want_fill);
 }
 
 /* An engine's request: LOOKUP the key, GET it on a hit, PUT on a miss. */
@@ -319,27 +333,13 @@ test_pin_survives(void)
 static int
 put_ns(struct store *st, uint64_t ns, uint64_t i)
 {
-	uint8_t key[32], buf[BLK];
-
-	test_key(i, key);
-	test_fill(i, buf, BLK);
-	return store_put(st, ns, key, buf, BLK, 0);
+	return put_to(st, ns, i, 0);
 }
 
-/* 1: present and exact; 0: miss; -1: wrong bytes or an error. */
 static int
 get_ns(struct store *st, uint64_t ns, uint64_t i)
 {
-	static uint8_t got[BLK] __attribute__((aligned(4096)));
-	uint8_t key[32], want[BLK];
-	int rc;
-
-	test_key(i, key);
-	test_fill(i, want, BLK);
-	rc = store_get(st, ns, key, got, BLK);
-	if (rc == -GPC_ENOTFOUND)
-		return 0;
-	return rc == (int)BLK && memcmp(got, want, BLK) == 0 ? 1 : -1;
+	return get_from(st, ns, i, i);
 }
 
 static int
