@@ -44,13 +44,14 @@ struct sim {
 	uint64_t block_bytes;
 	unsigned segs;        /* segments the store's capacity is cut into */
 	bool geometry;        /* print the store's geometry, run nothing */
+	bool keep_orphans;    /* --keep-orphans: reclaim ignores parents */
 	unsigned seeds;       /* runs of the store, each another namespace */
 	const char *data_out;
 };
 
 struct result {
 	double hit, hit_min, hit_max, write_amp; /* hit: mean over seeds */
-	uint64_t wrong, refused, deduped, capacity_blocks, switches;
+	uint64_t wrong, refused, deduped, orphaned, capacity_blocks, switches;
 	uint64_t mini_hits[2];
 	const char *mode;
 };
@@ -325,6 +326,7 @@ ours_open(const struct sim *s, uint64_t cap, enum policy_mode mode,
 	struct store_format_opts fo = { .k = 1, .m = 0,
 					.chunk_size = (uint32_t)chunk };
 	struct store_opts so = { .policy = mode,
+				 .keep_orphans = s->keep_orphans,
 				 .wbuf_segs = (unsigned)(ours_dram(s, cap) / chunk) };
 	struct store_io *io;
 	int rc;
@@ -408,6 +410,7 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 				  (double)ss.put_bytes_offered : 0;
 		res->refused = ss.puts_refused;
 		res->deduped = ss.puts_deduped;
+		res->orphaned = ss.blocks_orphaned;
 		res->capacity_blocks = ss.nslots * ours_per_seg(s, cap);
 		res->mode = policy_mode_name(ss.pol.mode);
 		res->switches = ss.pol.switches;
@@ -506,6 +509,7 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		{ "data", required_argument, NULL, 'd' },
 		{ "segments", required_argument, NULL, 's' },
 		{ "geometry", no_argument, NULL, 'g' },
+		{ "keep-orphans", no_argument, NULL, 'k' },
 		{ "seeds", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -529,12 +533,14 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		case 'd': s->data_out = optarg; break;
 		case 's': s->segs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'g': s->geometry = true; break;
+		case 'k': s->keep_orphans = true; break;
 		case 'S': s->seeds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: gpucache sim TRACE.jsonl [--capacity "
 			       "1M,3M,10M] [--policy lru,belady,ours,all,seen] "
 			       "[--block-bytes 16K] [--segments 64] [--seeds 1] "
-			       "[--max-requests N] [--data FILE.tsv]\n       gpucache sim --geometry "
+			       "[--max-requests N] [--data FILE.tsv] "
+			       "[--keep-orphans]\n       gpucache sim --geometry "
 			       "--capacity C [--block-bytes B] [--segments S]: the "
 			       "gpucached settings of the same store\ncapacity in tokens (512 a block; K, M, "
 			       "G = 1e3, 1e6, 1e9).\n");
@@ -581,12 +587,14 @@ report(const struct sim *s, uint64_t tokens, const double *hit,
 		if (s->want[p])
 			printf("  %-5s store of %" PRIu64 " blocks, write amp %.2f, "
 			       "%" PRIu64 " puts refused, %" PRIu64
-			       " deduped, admission %s at the end (%" PRIu64
+			       " deduped, %" PRIu64 " orphans dropped, "
+			       "admission %s at the end (%" PRIu64
 			       " switches; minis all/seen %" PRIu64 "/%" PRIu64
 			       " hits), wrong %" PRIu64 "\n",
 			       pol_names[p], ours[p].capacity_blocks,
 			       ours[p].write_amp, ours[p].refused,
-			       ours[p].deduped, ours[p].mode, ours[p].switches,
+			       ours[p].deduped, ours[p].orphaned, ours[p].mode,
+			       ours[p].switches,
 			       ours[p].mini_hits[0], ours[p].mini_hits[1],
 			       ours[p].wrong);
 	if (data != NULL) {

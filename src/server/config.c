@@ -158,6 +158,12 @@ static const struct cfg_key cfg_keys[] = {
 	  .help = "which new blocks go to flash: auto (chosen online by "
 	  "miniature simulations), all, or seen (only blocks looked up "
 	  "before; docs/cache-policy.md)" },
+	{ SECT_STORE, "drop_orphans", T_NAME, SRV(drop_orphans), 0, 1,
+	  .names = onoff_names, .def = "on",
+	  .help = "reclaim never rewrites a block whose parent (the key "
+	  "before it in the LOOKUP chain that named it) is gone: a LOOKUP "
+	  "stops before it, so it can never hit. off: only for clients whose "
+	  "LOOKUP chains are not prefix chains (docs/cache-policy.md)" },
 	{ SECT_STORE, "seal_thread", T_NAME, SRV(seal_thread), 0, 1,
 	  .names = onoff_names, .def = "off",
 	  .help = "parity and chunk checksums of full segments on a thread "

@@ -8,7 +8,8 @@
  *   [server]       listen, port, shards, metrics_addr, metrics_port,
  *                  max_inflight_conn, max_inflight_shard, data_dir, log_level
  *   [store]        device = PATH (repeatable), device_size, k, m,
- *                  chunk_size, admission, seal_thread, writeback_ms,
+ *                  chunk_size, admission, drop_orphans, seal_thread,
+ *                  writeback_ms,
  *                  dram_buffer
  *   [tenant NAME]  secret = TEXT | hex:HEX, quota = SIZE (0 = none)
  *
@@ -59,6 +60,8 @@ struct srv_config {
 	unsigned io_nap_us;             /* default 50: nap while only I/O is pending */
 	int log_level;                  /* 0 err .. 3 debug, default 2 */
 	int admission;                  /* enum policy_mode, default auto */
+	int drop_orphans;               /* 1 (default): reclaim drops blocks
+					 * whose parent is gone */
 	int seal_thread;                /* 1: a sealer thread per shard */
 	unsigned writeback_ms;          /* default 1000; 0 = write at once */
 	unsigned ntenants;

@@ -183,6 +183,7 @@ shard_store(struct srv_shard *sh)
 							       : (32u << 20) / s->cfg.k);
 	struct store_opts o = { .wbuf_segs = (unsigned)(s->cfg.dram_buffer / wb),
 				.policy = (enum policy_mode)s->cfg.admission,
+				.keep_orphans = s->cfg.drop_orphans == 0,
 				.seal_thread = s->cfg.seal_thread != 0,
 				.writeback_ms = s->cfg.writeback_ms };
 	struct store_io *io;

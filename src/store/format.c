@@ -172,6 +172,7 @@ sum_encode(const struct sum_disk *e, uint8_t *b)
 	put_le32(b + 48, e->data_crc);
 	put_le32(b + 52, e->flags);
 	put_le32(b + 56, e->expire);
+	put_le32(b + 60, e->parent);
 }
 
 void
@@ -184,6 +185,7 @@ sum_decode(const uint8_t *b, struct sum_disk *out)
 	out->data_crc = get_le32(b + 48);
 	out->flags = get_le32(b + 52);
 	out->expire = get_le32(b + 56);
+	out->parent = get_le32(b + 60);
 }
 
 void

@@ -150,9 +150,13 @@ struct rec_disk {
  *                          bit 1: priority low; bit 2: priority high
  *   56    4 expire         seconds since the epoch when the block
  *                          expires; 0: never (stores before it: zero)
- *   60    4 reserved       zero
- * Readers that predate bits 1-2 and expire ignore them (they were zero
- * and unread), so the format version stays 1 either way.
+ *   60    4 parent         high 32 bits of the index fingerprint of the
+ *                          block's parent in its prefix chain (the key
+ *                          before it in the LOOKUP chain that named it);
+ *                          0: a root, or not known (stores before it:
+ *                          zero)
+ * Readers that predate bits 1-2, expire and parent ignore them (they were
+ * zero and unread), so the format version stays 1 either way.
  */
 #define SUM_DISK_SIZE 64u
 #define SUM_F_TOMBSTONE 1u
@@ -166,6 +170,7 @@ struct sum_disk {
 	uint32_t data_crc;
 	uint32_t flags;
 	uint32_t expire;
+	uint32_t parent;
 };
 
 /* Segment footer, first bytes of the last 4096 of the logical space.

@@ -111,6 +111,30 @@ index_lookup(const struct store_index *ix, struct index_hkey hk,
 	return 0;
 }
 
+bool
+index_has_hi32(const struct store_index *ix, uint32_t hi)
+{
+	uint64_t lo = (uint64_t)hi << 32, top = lo | 0xffffffffu;
+	/* every tag with these high bits has its home in [first, last]
+	 * (one or two entries while cap <= 2^32) and sits in the run of
+	 * full entries from its home on */
+	size_t first = home(ix, lo), last = home(ix, top), i = first;
+	size_t span = last - first; /* home is monotonic in the tag */
+
+	if (hi == 0)
+		return false;
+	for (size_t n = 0; n < ix->cap; n++) {
+		if (ix->tab[i].tag == 0) {
+			if (n >= span)
+				return false; /* past every home it could have */
+		} else if ((ix->tab[i].tag >> 32) == hi) {
+			return true;
+		}
+		i = (i + 1 == ix->cap) ? 0 : i + 1;
+	}
+	return false;
+}
+
 /* Rehash into a table of new_cap entries; the old table is freed. */
 static int
 grow(struct store_index *ix, size_t new_cap)

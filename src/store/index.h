@@ -11,6 +11,7 @@
 #ifndef GPC_STORE_INDEX_H
 #define GPC_STORE_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,12 @@ int index_upsert(struct store_index *ix, struct index_hkey hk,
  * 0 when inserted, -ENOMEM. */
 int index_swap(struct store_index *ix, struct index_hkey hk,
 	       const struct index_loc *loc, struct index_loc *old);
+/* Does an entry's tag have these high 32 bits (hi != 0)? What a summary
+ * entry keeps of a block's parent (format.h) finds it so; another tag
+ * with the same high bits answers yes too (about n / 2^32 of the time,
+ * for n entries near its home), so use it only where a wrong yes costs
+ * nothing but a missed chance. */
+bool index_has_hi32(const struct store_index *ix, uint32_t hi);
 /* Remove; 0 or -GPC_ENOTFOUND. */
 int index_remove(struct store_index *ix, struct index_hkey hk);
 /* Remove only while the entry still points at (slot, off4k). */

@@ -55,6 +55,7 @@ struct policy {
 	unsigned shift;         /* minis see 1 key in 2^shift */
 	uint64_t epoch_refs, epoch_len;
 	struct policy_stats s;
+	uint64_t *links;        /* LINKS pairs (key, parent), direct-mapped */
 };
 
 static inline uint64_t
@@ -375,6 +376,33 @@ epoch_end(struct policy *p)
 
 /* ---- the interface ---- */
 
+/* ---- parent links: what a LOOKUP chain says until the block is put ----
+ *
+ * A chain names each key's parent (the key before it). The store wants
+ * it when the block is put, to write it into the block's summary entry
+ * (reclaim drops a block whose parent is gone: it can never hit). Puts
+ * follow their LOOKUP within a request's life, so a small direct-mapped
+ * table of the latest links is enough: a link overwritten before its
+ * put only makes that block a root, which is what it was before. */
+#define LINKS (1u << 16) /* 1 MiB */
+
+static uint64_t *
+link_at(const struct policy *p, uint64_t fp)
+{
+	return &p->links[2 * (mix64(fp ^ 0x7f4a7c159e3779b9ull) & (LINKS - 1))];
+}
+
+uint64_t
+policy_parent(const struct policy *p, uint64_t fp)
+{
+	const uint64_t *l;
+
+	if (p->links == NULL)
+		return 0;
+	l = link_at(p, fp);
+	return l[0] == fp ? l[1] : 0;
+}
+
 int
 policy_create(const struct policy_opts *o, struct policy **out)
 {
@@ -389,7 +417,9 @@ policy_create(const struct policy_opts *o, struct policy **out)
 	p->o = *o;
 	p->s.mode = o->mode == POLICY_AUTO ? POLICY_ADMIT_ALL : o->mode;
 	p->s.capacity = o->capacity;
-	if (rt_init(p, o->capacity) < 0 || minis_init(p) < 0) {
+	p->links = calloc(2 * (size_t)LINKS, sizeof(*p->links));
+	if (p->links == NULL || rt_init(p, o->capacity) < 0 ||
+	    minis_init(p) < 0) {
 		policy_destroy(p);
 		return -ENOMEM;
 	}
@@ -403,6 +433,7 @@ policy_destroy(struct policy *p)
 	if (p == NULL)
 		return;
 	free(p->rt);
+	free(p->links);
 	mini_free(&p->mini[0]);
 	mini_free(&p->mini[1]);
 	free(p);
@@ -431,8 +462,17 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 }
 
 void
-policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
+policy_ref_chain(struct policy *p, uint64_t parent, const uint64_t *fps,
+		 unsigned n)
 {
+	for (unsigned i = 0; i < n && p->links != NULL; i++) {
+		uint64_t *l = link_at(p, fps[i]), up = i ? fps[i - 1] : parent;
+
+		if (up != 0) {
+			l[0] = fps[i];
+			l[1] = up;
+		}
+	}
 	if (p->rt == NULL || n == 0)
 		return;
 	p->s.refs += n;
@@ -455,7 +495,7 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
 void
 policy_ref(struct policy *p, uint64_t fp)
 {
-	policy_ref_chain(p, &fp, 1);
+	policy_ref_chain(p, 0, &fp, 1);
 }
 
 bool
@@ -471,15 +511,23 @@ policy_admit(struct policy *p, uint64_t fp)
 }
 
 bool
-policy_keep(const struct policy *p, uint64_t fp, uint8_t flags)
+policy_keep(const struct policy *p, uint64_t fp, uint8_t flags,
+	    bool orphan)
 {
-	(void)p;
 	(void)fp;
 	if (flags & INDEX_F_PINNED)
 		return true;
+	if (orphan && !p->o.keep_orphans)
+		return false;
 	if (flags & INDEX_F_LOW) /* the client said: not worth a write */
 		return false;
 	return (flags & (INDEX_F_REF | INDEX_F_HIGH)) != 0;
+}
+
+bool
+policy_keep_orphans(const struct policy *p)
+{
+	return p->o.keep_orphans;
 }
 
 void

@@ -18,7 +18,11 @@
  *     capacity references), so "seen before" outlives the block;
  *   - the CLOCK bit (read or re-put since written), pins and the
  *     client's priority per put (low: never rewritten; high: kept
- *     unread), kept in the index entry.
+ *     unread), kept in the index entry;
+ *   - prefix chains: a LOOKUP chain names each key's parent; the store
+ *     keeps it in the block's summary entry (policy_parent), and a block
+ *     whose parent is gone by reclaim is an orphan, never rewritten (a
+ *     LOOKUP stops before it, so it can never hit).
  * Admission is chosen online by miniature simulations (Waldspurger et
  * al., ATC'17): two small CLOCK caches over a spatial sample of the
  * chains (1 in 2^sample_shift, by first key), sized to the cache's
@@ -51,6 +55,7 @@ struct policy_opts {
 				* as few as keep each mini >= 2,048 slots,
 				* at most 1 in 256 */
 	enum policy_mode mode;
+	bool keep_orphans;     /* policy_keep ignores orphans (measuring) */
 };
 
 /* Reuse distances seen by the admit-all mini, in references (scaled by
@@ -83,17 +88,30 @@ void policy_destroy(struct policy *p);
  * vary: the store re-estimates from the records it writes). */
 void policy_set_capacity(struct policy *p, uint64_t blocks);
 
-/* The keys of a LOOKUP chain, root first: each is a reference. */
-void policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n);
+/* The keys of a LOOKUP chain, root first: each is a reference, and the
+ * chain's links (each key's parent is the key before it; fps[0]'s is
+ * parent, 0 for a root) are remembered for policy_parent. */
+void policy_ref_chain(struct policy *p, uint64_t parent, const uint64_t *fps,
+		      unsigned n);
 /* A reference to one block (a chain of one). */
 void policy_ref(struct policy *p, uint64_t fp);
 /* Should a new block go to flash? Counts the decision. */
 bool policy_admit(struct policy *p, uint64_t fp);
 /* Is a live block of a reclaimed segment worth rewriting? flags are its
- * index flags: pinned, yes; a client's low priority (INDEX_F_LOW), no;
- * else read since written (INDEX_F_REF) or high priority (INDEX_F_HIGH).
- * (The store gives high blocks a share of the budget of their own.) */
-bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags);
+ * index flags: pinned, yes; an orphan (its parent, as its summary entry
+ * names it, is gone: a LOOKUP would stop before it, so it can never
+ * hit), no; a client's low priority (INDEX_F_LOW), no; else read since
+ * written (INDEX_F_REF) or high priority (INDEX_F_HIGH). (The store
+ * gives high blocks a share of the budget of their own.) */
+bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags,
+		 bool orphan);
+/* Are orphans kept like other blocks (policy_opts.keep_orphans)? Then
+ * the store need not look their parents up. */
+bool policy_keep_orphans(const struct policy *p);
+/* The parent of fp as the latest LOOKUP chain through it said; 0 when
+ * not known (a root, no LOOKUP lately, or forgotten: a table of the
+ * last 64 Ki links). */
+uint64_t policy_parent(const struct policy *p, uint64_t fp);
 /* A block's references lately, 0..3, as the reference table counts them. */
 unsigned policy_freq(const struct policy *p, uint64_t fp);
 

@@ -910,7 +910,8 @@ store_capacity(const struct store *st)
 static int
 store_policy_create(struct store *st)
 {
-	struct policy_opts po = { .mode = st->o.policy };
+	struct policy_opts po = { .mode = st->o.policy,
+				  .keep_orphans = st->o.keep_orphans };
 
 	po.capacity = store_capacity(st) / store_rec_size(64u << 10);
 	if (po.capacity < 64)

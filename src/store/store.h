@@ -45,6 +45,8 @@ struct store_opts {
 	size_t index_expect;    /* index pre-size in blocks; 0 = from capacity */
 	bool read_only;         /* fsck: no writes at all */
 	enum policy_mode policy; /* admission (policy.h); 0 = auto */
+	bool keep_orphans;      /* reclaim treats a block whose parent is
+				 * gone like any other (policy.h) */
 	bool seal_thread;       /* parity and chunk CRCs on a thread of the
 				 * store's own (docs/pipeline.md) */
 	unsigned writeback_ms;  /* 0: a full segment is written at once and
@@ -82,6 +84,8 @@ struct store_stats {
 	uint64_t puts_refused;  /* new blocks the policy kept off flash */
 	uint64_t capacity_bytes; /* flash the log can hold (live data) */
 	uint64_t blocks_expired; /* blocks whose TTL ran out, found so */
+	uint64_t blocks_orphaned; /* evicted at reclaim with their parent
+				   * gone, not rewritten */
 	uint64_t ttl_blocks;    /* blocks with a TTL in the index */
 	struct policy_stats pol;
 };

@@ -229,6 +229,15 @@ store_sum_ixflags(uint32_t sumflags, uint32_t expire)
 			 ((sumflags & SUM_F_HIGH) ? INDEX_F_HIGH : 0) |
 			 (expire ? INDEX_F_TTL : 0));
 }
+/* What the summary entry of (ns, key) keeps of its parent: the high 32
+ * bits of the parent's fingerprint, as the latest LOOKUP chain through
+ * the key said (policy_parent); 0: a root, or not known. */
+static inline uint32_t
+store_parent_of(const struct store *st, uint64_t ns, const uint8_t *key)
+{
+	return (uint32_t)(policy_parent(st->pol, index_hash(ns, key).tag) >>
+			  32);
+}
 /* The expiry of a put with ttl_s (0: none) made now. */
 uint32_t store_expire_at(const struct store *st, uint32_t ttl_s);
 void store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,

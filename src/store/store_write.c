@@ -56,6 +56,7 @@ struct reins {
 	uint32_t slot, off4k; /* where it is, in the slot being reclaimed */
 	uint8_t flags;
 	uint32_t expire;     /* 0: none */
+	uint32_t parent;     /* summary entry's parent (format.h) */
 	uint8_t *data;       /* record: header sector, then the data */
 };
 
@@ -289,21 +290,21 @@ sum_append(struct wbuf *w, const struct sum_disk *e)
 
 /*
  * Append one record to the open segment (room already checked) and point
- * the index at it; ixflags' priority and expire (0: none) go to its
- * summary entry too. Returns 0 or -errno (the record then stays
+ * the index at it; ixflags' priority, expire (0: none) and parent go to
+ * its summary entry too. Returns 0 or -errno (the record then stays
  * unindexed).
  */
 static int
 append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 	   const struct iovec *iov, unsigned iovcnt, uint32_t len,
-	   uint8_t ixflags, uint32_t expire)
+	   uint8_t ixflags, uint32_t expire, uint32_t parent)
 {
 	struct wbuf *w = &st->wb[st->cur];
 	uint32_t off = w->data_len, rs = store_rec_size(len);
 	struct rec_disk r = { .ns = ns, .len = len,
 			      .seg_seq = st->slots[w->slot].seq };
 	struct sum_disk e = { .ns = ns, .off4k = off / STORE_SECTOR,
-			      .len = len, .expire = expire,
+			      .len = len, .expire = expire, .parent = parent,
 			      .flags = store_ix_sumflags(ixflags) };
 	uint8_t hdr[STORE_SECTOR] = { 0 };
 	struct index_loc loc = { .slot = w->slot, .off4k = off / STORE_SECTOR,
@@ -419,6 +420,7 @@ recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
 	r->off4k = d->off4k;
 	r->flags = loc->flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
 	r->expire = expire;
+	r->parent = d->parent;
 	r->quota = quota;
 	r->next = st->recl_todo;
 	st->recl_todo = r;
@@ -437,15 +439,20 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	 * store holds any: without hints, nothing changes) */
 	uint64_t reserve;
 	unsigned cls = store_ns_class(d->ns);
-	bool keep;
+	bool keep, orphan;
 
 	if ((d->flags & SUM_F_TOMBSTONE) || index_lookup(st->ix, hk, &loc) ||
 	    loc.slot != s || loc.off4k != d->off4k)
 		return;
+	/* its parent gone, a block can never hit (a LOOKUP stops before
+	 * it). The summary is in append order, so a parent earlier in this
+	 * segment has met its fate already: a chain shares it. */
+	orphan = !policy_keep_orphans(st->pol) && d->parent != 0 &&
+		 !index_has_hi32(st->ix, d->parent);
 	/* a class at or under its quota is not evicted: its block moves,
-	 * unless the client said it is of low priority */
+	 * unless the client said it is of low priority, or it is an orphan */
 	keep = st->quota[cls] != 0 && st->usage[cls] <= st->quota[cls] &&
-	       !(loc.flags & INDEX_F_LOW);
+	       !(loc.flags & INDEX_F_LOW) && !orphan;
 	expire = (loc.flags & INDEX_F_TTL) ? ttl_get(st->ttl, hk.tag) : 0;
 	reserve = (loc.flags & INDEX_F_HIGH) || st->nhigh == 0
 			  ? 0 : reinsert_budget(st) * STORE_HIGH_RESERVE_PCT / 100;
@@ -463,10 +470,11 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		keep = true;
 	} else if (keep && rs <= *qbudget) {
 		*qbudget -= rs;
-	} else if (policy_keep(st->pol, hk.tag, loc.flags) &&
+	} else if (policy_keep(st->pol, hk.tag, loc.flags, orphan) &&
 		   rs + reserve <= *budget) {
 		*budget -= rs;
 	} else {
+		st->s.blocks_orphaned += orphan;
 		evict_gone(st, d, hk, loc.len4k, true);
 		return;
 	}
@@ -807,7 +815,8 @@ reinsert(struct store *st, bool fresh)
 		if (!recl_owns(st, r)) {
 			reins_free(r); /* put or deleted meanwhile: that wins */
 		} else if (room && append_rec(st, r->ns, r->key, &iov, 1,
-					      r->len, r->flags, r->expire) == 0) {
+					      r->len, r->flags, r->expire,
+					      r->parent) == 0) {
 			st->s.blocks_reinserted++;
 			st->s.bytes_reinserted += r->len;
 			st->reins_rec_bytes += store_rec_size(r->len);
@@ -997,7 +1006,8 @@ store_put_submit_hint(struct store *st, uint64_t ns, const uint8_t *key,
 		return rc;
 	rc = append_rec(st, ns, key, iov, iovcnt, (uint32_t)len,
 			h != NULL ? store_prio_ixflags(h->prio) : 0,
-			h != NULL ? store_expire_at(st, h->ttl_s) : 0);
+			h != NULL ? store_expire_at(st, h->ttl_s) : 0,
+			store_parent_of(st, ns, key));
 	if (rc < 0)
 		return rc;
 	store_note_put(st, ns, key, (uint32_t)len);
@@ -1046,7 +1056,7 @@ unsigned
 store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		     unsigned n)
 {
-	uint64_t fps[STORE_CHAIN_PIECE];
+	uint64_t fps[STORE_CHAIN_PIECE], up = 0;
 	unsigned found = n;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -1055,8 +1065,11 @@ store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		struct index_loc loc;
 
 		fps[i % STORE_CHAIN_PIECE] = hk.tag;
-		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n)
-			policy_ref_chain(st->pol, fps, i % STORE_CHAIN_PIECE + 1);
+		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n) {
+			policy_ref_chain(st->pol, up, fps,
+					 i % STORE_CHAIN_PIECE + 1);
+			up = hk.tag;
+		}
 		if (found == n && store_ix_find(st, ns, keys + (size_t)i *
 						STORE_KEY_LEN, hk, &loc) < 0)
 			found = i; /* a LOOKUP stops at a miss or an expiry */
@@ -1772,6 +1785,7 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 				  ? store_expire_at(st, r->hint.ttl_s) : 0;
 	struct sum_disk e = { .ns = r->ns, .off4k = r->off / STORE_SECTOR,
 			      .len = r->len, .expire = expire,
+			      .parent = store_parent_of(st, r->ns, r->key),
 			      .flags = store_ix_sumflags(ixf) };
 	struct index_loc loc = { .slot = w->slot, .off4k = r->off / STORE_SECTOR,
 				 .len4k = (r->len + STORE_SECTOR - 1) /

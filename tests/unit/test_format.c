@@ -103,7 +103,8 @@ test_golden(void)
 }
 
 /* A summary entry as the first release wrote it (bytes 52..64: flags,
- * then zeros) reads as a block of normal priority with no expiry; the
+ * then zeros) reads as a block of normal priority with no expiry and no
+ * known parent; the
  * hints a newer one carries sit at their documented offsets. */
 static void
 test_golden_sum(void)
@@ -118,15 +119,20 @@ test_golden_sum(void)
 	put_le32(buf + 48, 0xabcd);   /* data_crc */
 	sum_decode(buf, &e);
 	CHECK(e.ns == 9 && e.off4k == 2 && e.len == 4096 &&
-	      e.data_crc == 0xabcd && e.flags == 0 && e.expire == 0);
+	      e.data_crc == 0xabcd && e.flags == 0 && e.expire == 0 &&
+	      e.parent == 0);
 	e.flags = SUM_F_HIGH;
 	e.expire = 1900000000u;
 	sum_encode(&e, buf);
 	CHECK_RC(get_le32(buf + 52), SUM_F_HIGH);
 	CHECK_RC(get_le32(buf + 56), 1900000000u);
 	CHECK_RC(get_le32(buf + 60), 0);
+	e.parent = 0x89abcdefu;
+	sum_encode(&e, buf);
+	CHECK_RC(get_le32(buf + 60), 0x89abcdefu);
 	sum_decode(buf, &e);
-	CHECK(e.flags == SUM_F_HIGH && e.expire == 1900000000u);
+	CHECK(e.flags == SUM_F_HIGH && e.expire == 1900000000u &&
+	      e.parent == 0x89abcdefu);
 }
 
 static void

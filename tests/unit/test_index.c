@@ -66,6 +66,53 @@ test_ttl_table(void)
 	free(ref);
 }
 
+/* index_has_hi32 finds every present tag by its high 32 bits, also in
+ * runs that wrap around the table's end, and nothing once it is gone. */
+static void
+test_has_hi32(void)
+{
+	struct store_index *ix;
+	struct index_loc l = { .slot = 1, .len4k = 1 };
+	uint64_t seed = 7, tags[3000];
+	size_t miss = 0, wrong = 0;
+
+	REQUIRE(index_create(4000, &ix) == 0);
+	for (unsigned i = 0; i < 3000; i++) {
+		tags[i] = test_rand(&seed) | 1;
+		if (i % 100 == 0) /* crowd the table's end: runs wrap */
+			tags[i] |= 0xfff0000000000000ull;
+		if (i % 2 == 0)
+			CHECK_RC(index_upsert(ix, (struct index_hkey){ tags[i] },
+					      &l), 0);
+	}
+	for (unsigned i = 0; i < 3000; i++) {
+		bool yes = index_has_hi32(ix, (uint32_t)(tags[i] >> 32));
+
+		if (i % 2 == 0)
+			miss += !yes;
+		else
+			wrong += yes; /* absent: a false yes needs equal high
+				       * bits, about 1 in 2^32 here */
+	}
+	CHECK_RC(miss, 0);
+	CHECK_RC(wrong, 0);
+	CHECK(!index_has_hi32(ix, 0));
+	/* all tags with the same high bits, at the lowest and highest low
+	 * bits: both homes; the lower one removed leaves the higher found */
+	{
+		uint64_t lo = 0x1234567800000001ull, hi = 0x12345678ffffffffull;
+
+		CHECK_RC(index_upsert(ix, (struct index_hkey){ hi }, &l), 0);
+		CHECK(index_has_hi32(ix, 0x12345678u));
+		CHECK_RC(index_upsert(ix, (struct index_hkey){ lo }, &l), 0);
+		CHECK_RC(index_remove(ix, (struct index_hkey){ lo }), 0);
+		CHECK(index_has_hi32(ix, 0x12345678u));
+		CHECK_RC(index_remove(ix, (struct index_hkey){ hi }), 0);
+		CHECK(!index_has_hi32(ix, 0x12345678u));
+	}
+	index_destroy(ix);
+}
+
 int
 main(void)
 {
@@ -132,5 +179,6 @@ main(void)
 	index_destroy(ix);
 	free(ref);
 	test_ttl_table();
+	test_has_hi32();
 	return test_summary("test_index");
 }

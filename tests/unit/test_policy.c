@@ -146,6 +146,8 @@ static struct store_memdisk *md;
 
 /* write_amp_max of the stores mkstore opens (0: the default) */
 static double mk_write_amp;
+/* and keep_orphans */
+static bool mk_keep_orphans;
 /* the clock their TTLs run by */
 static uint64_t fake_now = 1700000000;
 
@@ -163,6 +165,7 @@ mkstore(enum policy_mode mode)
 					.chunk_size = 64 * BLK + BLK };
 	struct store_opts so = { .policy = mode, .wbuf_segs = 2,
 				 .write_amp_max = mk_write_amp,
+				 .keep_orphans = mk_keep_orphans,
 				 .clock = fake_clock };
 	struct store_io *io;
 	struct store *st;
@@ -670,6 +673,136 @@ test_no_hints_full_budget(void)
 	store_close(st);
 }
 
+/* ---- prefix chains: a block whose parent is gone can never hit ---- */
+
+#define CHAIN 5
+
+/* Chain c: keys c * 100 + 0 .. CHAIN - 1, root first. */
+static void
+chain_lookup(struct store *st, uint64_t c)
+{
+	uint8_t keys[CHAIN * 32];
+
+	for (unsigned j = 0; j < CHAIN; j++)
+		test_key(c * 100 + j, keys + 32 * j);
+	store_longest_prefix(st, NS, keys, CHAIN);
+}
+
+/* Read every block of chain c (setting their CLOCK bits); returns the
+ * blocks present, the leading run. */
+static unsigned
+chain_read(struct store *st, uint64_t c)
+{
+	unsigned n = 0;
+
+	for (unsigned j = 0; j < CHAIN; j++) {
+		int rc = get(st, c * 100 + j, c * 100 + j);
+
+		CHECK(rc >= 0);
+		if (rc != 1)
+			break;
+		n++;
+	}
+	return n;
+}
+
+static void
+chain_drop_root(struct store *st, uint64_t c)
+{
+	uint8_t key[32];
+
+	test_key(c * 100, key);
+	REQUIRE(store_delete(st, NS, key) == 0);
+}
+
+/* About 1.2 x the capacity of new blocks: every segment there was is
+ * reclaimed once. */
+static void
+pressure(struct store *st, uint64_t *next)
+{
+	struct store_stats s;
+	uint64_t end;
+
+	store_get_stats(st, &s);
+	end = *next + s.capacity_bytes * 6 / 5 / (2 * BLK);
+	for (; *next < end; (*next)++)
+		REQUIRE(put(st, *next, 0) == 0);
+}
+
+/*
+ * Six chains of 5, looked up then put (one segment of 31 records), the
+ * roots of the first three deleted: their 12 leaves are orphans. All 27
+ * blocks are read, but a reclaim rewrites 16 records at most. Orphans
+ * dropped, the 15 blocks of the whole chains all fit and survive; kept
+ * like any block, the orphans come first in the segment and take the
+ * budget. The parents are in the summaries: after a restart (the LOOKUP
+ * memory gone) and a rewrite, a chain whose root goes next loses its
+ * leaves at the next reclaim, and the others stay.
+ */
+static unsigned
+orphan_run(bool keep, struct store_stats *out)
+{
+	struct store *st;
+	uint64_t next = 100000;
+	unsigned whole = 0, orphans = 0;
+
+	mk_keep_orphans = keep;
+	st = mkstore(POLICY_ADMIT_ALL);
+	mk_keep_orphans = false;
+	for (uint64_t c = 0; c < 6; c++) {
+		chain_lookup(st, c);
+		for (unsigned j = 0; j < CHAIN; j++)
+			REQUIRE(put(st, c * 100 + j, 0) == 0);
+	}
+	if (!keep)
+		st = reopen(st); /* parents from the summaries from here on */
+	for (uint64_t c = 0; c < 3; c++)
+		chain_drop_root(st, c);
+	for (uint64_t c = 0; c < 6; c++) {
+		CHECK_RC(chain_read(st, c), c < 3 ? 0 : CHAIN);
+		for (unsigned j = 1; j < CHAIN && c < 3; j++)
+			CHECK_RC(get(st, c * 100 + j, c * 100 + j), 1);
+	}
+	pressure(st, &next);
+	for (uint64_t c = 0; c < 3; c++)
+		for (unsigned j = 1; j < CHAIN; j++)
+			orphans += get(st, c * 100 + j, c * 100 + j) == 1;
+	for (uint64_t c = 3; c < 6; c++)
+		whole += chain_read(st, c);
+	if (!keep) {
+		CHECK_RC(orphans, 0);
+		CHECK_RC(whole, 3 * CHAIN);
+		/* rewritten, they kept their parents: chain 3's root goes,
+		 * its leaves follow at the next reclaim */
+		chain_drop_root(st, 3);
+		for (uint64_t c = 3; c < 6; c++)
+			(void)chain_read(st, c);
+		for (unsigned j = 1; j < CHAIN; j++)
+			CHECK_RC(get(st, 300 + j, 300 + j), 1);
+		pressure(st, &next);
+		for (unsigned j = 1; j < CHAIN; j++)
+			CHECK_RC(get(st, 300 + j, 300 + j), 0);
+		CHECK_RC(chain_read(st, 4) + chain_read(st, 5), 2 * CHAIN);
+	}
+	store_get_stats(st, out);
+	store_close(st);
+	printf("orphans %s: %u/12 orphans left, %u/15 blocks of whole "
+	       "chains, %" PRIu64 " orphans dropped\n",
+	       keep ? "kept" : "dropped", orphans, whole, out->blocks_orphaned);
+	return whole;
+}
+
+static void
+test_orphans_leave_first(void)
+{
+	struct store_stats s;
+
+	CHECK(orphan_run(true, &s) < 3 * CHAIN); /* the budget went to them */
+	CHECK_RC(s.blocks_orphaned, 0);
+	CHECK_RC(orphan_run(false, &s), 3 * CHAIN);
+	CHECK(s.blocks_orphaned >= 12 + CHAIN - 1);
+}
+
 static void
 test_dedupe_and_refusal(void)
 {
@@ -717,6 +850,7 @@ main(void)
 	test_ttl_not_reinserted();
 	test_priority();
 	test_no_hints_full_budget();
+	test_orphans_leave_first();
 	test_events();
 	test_dedupe_and_refusal();
 	store_memdisk_destroy(md);
