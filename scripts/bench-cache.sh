@@ -87,9 +87,10 @@ for cap in 1M 3M; do
 	offered=$(metric gpucache_store_put_offered_bytes_total)
 	refused=$(metric gpucache_store_puts_refused_total)
 	deduped=$(metric gpucache_store_puts_deduped_total)
+	orphaned=$(metric gpucache_store_orphaned_blocks_total)
 	WA[$cap]=$(python3 -c "print(f'{$flash / max($offered, 1):.3f}')")
 	echo "daemon: flash written $flash B for $offered B put: write amp ${WA[$cap]};" \
-		"$refused puts refused, $deduped deduped"
+		"$refused puts refused, $deduped deduped, $orphaned orphans dropped"
 	kill -TERM "$pid"
 	wait "$pid" || die "gpucached exited with an error"
 	trap - EXIT
