@@ -819,7 +819,8 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 		rc = h->opcode == WIRE_OP_DELETE
 			     ? store_delete(st, ns, k)
 			     : store_pin(st, ns, k, h->opcode == WIRE_OP_PIN);
-		if (rc == -EAGAIN) /* no room for the tombstone just now */
+		if (rc == -EAGAIN) /* no room for the tombstone or pin marker
+					* just now */
 			rc = -GPC_EBUSY;
 
 		put_le32(resp + 4 * i, (uint32_t)rc);

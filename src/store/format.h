@@ -147,7 +147,9 @@ struct rec_disk {
  *   44    4 len            data bytes (0 for a tombstone)
  *   48    4 data_crc
  *   52    4 flags          bit 0: tombstone (delete of ns/key);
- *                          bit 1: priority low; bit 2: priority high
+ *                          bit 1: priority low; bit 2: priority high;
+ *                          bit 3: pinned (a record written pinned, or
+ *                          a pin marker); bit 4: unpin marker
  *   56    4 expire         seconds since the epoch when the block
  *                          expires; 0: never (stores before it: zero)
  *   60    4 parent         high 32 bits of the index fingerprint of the
@@ -162,6 +164,14 @@ struct rec_disk {
 #define SUM_F_TOMBSTONE 1u
 #define SUM_F_LOW 2u
 #define SUM_F_HIGH 4u
+#define SUM_F_PINNED 8u
+#define SUM_F_UNPIN 16u
+/* A pin marker: no record, no tombstone, len 0 and off SUM_OFF_NONE
+ * (readers before markers skip a len-0 entry as not theirs, and no
+ * record is at that offset); the key's block is pinned (SUM_F_PINNED)
+ * or unpinned (SUM_F_UNPIN) from here on in the log. */
+#define SUM_OFF_NONE 0xffffffffu
+
 struct sum_disk {
 	uint8_t key[STORE_KEY_LEN];
 	uint64_t ns;
@@ -172,6 +182,20 @@ struct sum_disk {
 	uint32_t expire;
 	uint32_t parent;
 };
+
+static inline bool
+sum_is_pinmark(const struct sum_disk *d)
+{
+	return !(d->flags & SUM_F_TOMBSTONE) && d->len == 0 &&
+	       (d->flags & (SUM_F_PINNED | SUM_F_UNPIN)) != 0;
+}
+
+/* A block's record (not a tombstone, not a marker)? */
+static inline bool
+sum_is_record(const struct sum_disk *d)
+{
+	return !(d->flags & SUM_F_TOMBSTONE) && d->len != 0;
+}
 
 /* Segment footer, first bytes of the last 4096 of the logical space.
  *  off size field

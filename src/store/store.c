@@ -758,6 +758,18 @@ pin_room(const struct store *st, unsigned cls)
 	return pool > st->pinned_shared ? pool - st->pinned_shared : 0;
 }
 
+/* Pin or unpin the indexed block hk (loc: its entry), accounts too. */
+static void
+pin_set(struct store *st, uint64_t ns, struct index_hkey hk,
+	const struct index_loc *loc, bool pin)
+{
+	if (pin == ((loc->flags & INDEX_F_PINNED) != 0))
+		return;
+	index_set_flags(st->ix, hk, pin ? INDEX_F_PINNED : 0,
+			pin ? 0 : INDEX_F_PINNED);
+	pin_account(st, store_ns_class(ns), store_foot(loc->len4k), pin);
+}
+
 int
 store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
 {
@@ -765,7 +777,10 @@ store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
 	unsigned cls = store_ns_class(ns);
 	struct index_loc loc;
 	uint64_t f;
+	int rc;
 
+	if (st->o.read_only || st->abandoned)
+		return -EROFS;
 	if (store_ix_find(st, ns, key, hk, &loc) < 0)
 		return -GPC_ENOTFOUND;
 	f = store_foot(loc.len4k);
@@ -773,11 +788,18 @@ store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
 		return 0; /* pinned already, or not pinned */
 	if (pin && f > pin_room(st, cls))
 		return -GPC_EQUOTA;
-	index_set_flags(st->ix, hk, pin ? INDEX_F_PINNED : 0,
-			pin ? 0 : INDEX_F_PINNED);
-	pin_account(st, cls, f, pin);
+	/* the log says so first (a restart replays it), then the index;
+	 * making room may evict, but never a pinned block, and this one's
+	 * entry is looked up again after */
+	rc = store_log_pin(st, ns, key, pin);
+	if (rc == 0 && index_lookup(st->ix, hk, &loc) < 0)
+		rc = -GPC_ENOTFOUND; /* evicted while room was made */
+	if (rc < 0)
+		return rc;
+	pin_set(st, ns, hk, &loc, pin);
 	return 0;
 }
+
 
 /* Apply one segment's summary to the index, in append order. */
 static int
@@ -793,6 +815,12 @@ replay(struct store *st, uint32_t s, const uint8_t *sum)
 
 		sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
 		hk = index_hash(d.ns, d.key);
+		if (sum_is_pinmark(&d)) { /* the block put before it */
+			if (index_lookup(st->ix, hk, &loc) == 0)
+				pin_set(st, d.ns, hk, &loc,
+					(d.flags & SUM_F_PINNED) != 0);
+			continue;
+		}
 		/* an expired block replaced what came before, then left:
 		 * like a tombstone */
 		if ((d.flags & SUM_F_TOMBSTONE) || store_expired(st, d.expire)) {

@@ -266,9 +266,12 @@ void store_set_event_cb(struct store *st, store_ev_cb cb, void *arg);
  * is always less than the log holds, and reclaim can keep all of it.
  * 0 (also for a pin of a pinned block, an unpin of an unpinned one),
  * -GPC_ENOTFOUND, or -GPC_EQUOTA: the pin would go past the quota or the
- * pool (nothing changes). A pin ends when the block leaves: deleted,
- * replaced by a put of its key, or expired. Pins live in DRAM: a restart
- * forgets them.
+ * pool (nothing changes), or what a delete's tombstone may get (-EAGAIN:
+ * no room in the log just now; -EROFS). A pin ends when the block
+ * leaves: deleted, replaced by a put of its key, or expired. A pin or
+ * unpin is a marker in the open segment's summary and a pinned block is
+ * rewritten pinned (format.h), so pins survive a restart once their
+ * segment is on flash.
  */
 #define STORE_PIN_SHARED_PCT 25u
 int store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin);

@@ -235,7 +235,7 @@ fsck_blocks(struct store *st, uint32_t s, const uint8_t *sum,
 		int rc;
 
 		sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
-		if (d.flags & SUM_F_TOMBSTONE)
+		if ((d.flags & SUM_F_TOMBSTONE) || sum_is_pinmark(&d))
 			continue;
 		out->blocks++;
 		if (d.len == 0 || d.len > STORE_MAX_BLOCK ||

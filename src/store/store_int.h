@@ -220,13 +220,15 @@ static inline uint32_t
 store_ix_sumflags(uint8_t ixflags)
 {
 	return ((ixflags & INDEX_F_LOW) ? SUM_F_LOW : 0) |
-	       ((ixflags & INDEX_F_HIGH) ? SUM_F_HIGH : 0);
+	       ((ixflags & INDEX_F_HIGH) ? SUM_F_HIGH : 0) |
+	       ((ixflags & INDEX_F_PINNED) ? SUM_F_PINNED : 0);
 }
 static inline uint8_t
 store_sum_ixflags(uint32_t sumflags, uint32_t expire)
 {
 	return (uint8_t)(((sumflags & SUM_F_LOW) ? INDEX_F_LOW : 0) |
 			 ((sumflags & SUM_F_HIGH) ? INDEX_F_HIGH : 0) |
+			 ((sumflags & SUM_F_PINNED) ? INDEX_F_PINNED : 0) |
 			 (expire ? INDEX_F_TTL : 0));
 }
 /* What the summary entry of (ns, key) keeps of its parent: the high 32
@@ -238,6 +240,10 @@ store_parent_of(const struct store *st, uint64_t ns, const uint8_t *key)
 	return (uint32_t)(policy_parent(st->pol, index_hash(ns, key).tag) >>
 			  32);
 }
+/* Log a pin marker of (ns, key) in the open segment (store_write.c):
+ * 0, or -EAGAIN / -ENOSPC / -ENOMEM as a delete's tombstone would get. */
+int store_log_pin(struct store *st, uint64_t ns, const uint8_t *key,
+		  bool pin);
 /* The expiry of a put with ttl_s (0: none) made now. */
 uint32_t store_expire_at(const struct store *st, uint32_t ttl_s);
 void store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,

@@ -441,7 +441,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	unsigned cls = store_ns_class(d->ns);
 	bool keep, orphan;
 
-	if ((d->flags & SUM_F_TOMBSTONE) || index_lookup(st->ix, hk, &loc) ||
+	if (!sum_is_record(d) || index_lookup(st->ix, hk, &loc) ||
 	    loc.slot != s || loc.off4k != d->off4k)
 		return;
 	/* its parent gone, a block can never hit (a LOOKUP stops before
@@ -1045,6 +1045,19 @@ store_delete(struct store *st, uint64_t ns, const uint8_t *key)
 }
 
 int
+store_log_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
+{
+	struct sum_disk e = { .ns = ns, .off4k = SUM_OFF_NONE,
+			      .flags = pin ? SUM_F_PINNED : SUM_F_UNPIN };
+	int rc = ensure_room(st, 0, 1);
+
+	if (rc < 0)
+		return rc;
+	memcpy(e.key, key, STORE_KEY_LEN);
+	return sum_append(&st->wb[st->cur], &e);
+}
+
+int
 store_exists(struct store *st, uint64_t ns, const uint8_t *key)
 {
 	struct index_loc loc;
@@ -1305,7 +1318,7 @@ unindex(struct store *st, const struct wbuf *w)
 		struct sum_disk d;
 
 		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
-		if (!(d.flags & SUM_F_TOMBSTONE))
+		if (sum_is_record(&d))
 			store_ix_del_at(st, d.ns, index_hash(d.ns, d.key),
 					w->slot, d.off4k);
 	}
@@ -1369,7 +1382,8 @@ flush_covers(const struct store *st, uint64_t seq)
 	return false;
 }
 
-/* Is any record of w still the index's, or any tombstone in it? */
+/* Is any record of w still the index's, or any tombstone in it, or a
+ * pin marker of a block still indexed? */
 static bool
 seg_matters(struct store *st, const struct wbuf *w)
 {
@@ -1380,6 +1394,12 @@ seg_matters(struct store *st, const struct wbuf *w)
 		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
 		if (d.flags & SUM_F_TOMBSTONE)
 			return true; /* it must reach flash to hide older puts */
+		if (sum_is_pinmark(&d)) { /* ... or to keep its pin state */
+			if (index_lookup(st->ix, index_hash(d.ns, d.key),
+					 &loc) == 0)
+				return true;
+			continue;
+		}
 		if (index_lookup(st->ix, index_hash(d.ns, d.key), &loc) == 0 &&
 		    loc.slot == w->slot && loc.off4k == d.off4k)
 			return true;

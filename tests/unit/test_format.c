@@ -133,6 +133,22 @@ test_golden_sum(void)
 	sum_decode(buf, &e);
 	CHECK(e.flags == SUM_F_HIGH && e.expire == 1900000000u &&
 	      e.parent == 0x89abcdefu);
+	CHECK(sum_is_record(&e) && !sum_is_pinmark(&e));
+	/* a pin marker: flags bit 3 (pin) or 4 (unpin), len 0, off all
+	 * ones; a reader from before markers skips it (len 0, not a
+	 * tombstone) */
+	CHECK_RC(SUM_F_PINNED, 8);
+	CHECK_RC(SUM_F_UNPIN, 16);
+	memset(buf, 0, sizeof(buf));
+	memset(buf, 0x33, 32);
+	put_le32(buf + 40, 0xffffffffu);
+	put_le32(buf + 52, 16);
+	sum_decode(buf, &e);
+	CHECK(sum_is_pinmark(&e) && !sum_is_record(&e) &&
+	      e.off4k == SUM_OFF_NONE && e.len == 0);
+	put_le32(buf + 52, SUM_F_TOMBSTONE | SUM_F_PINNED);
+	sum_decode(buf, &e);
+	CHECK(!sum_is_pinmark(&e) && !sum_is_record(&e));
 }
 
 static void
