@@ -4,8 +4,9 @@
  * dropped segments, the sealer thread (every other round), zero-copy gets
  * held across polls, pins, durable puts, flushes; a clean close and
  * reopen between rounds. Bytes encode the version: a get returns the
- * last version put or nothing, and a deleted block stays deleted across
- * reopens. Argument: the random seed (default 1).
+ * last version put or nothing, a deleted block stays deleted across
+ * reopens, and a pinned block is always there, also after a reopen.
+ * Argument: the random seed (default 1).
  */
 #include <unistd.h>
 #include "common/log.h"
@@ -16,6 +17,7 @@
 #define N 40u
 static uint32_t ver[N];     /* latest version put (0: never) */
 static uint8_t deleted[N];  /* deleted (store said 0) since last put */
+static uint8_t pinned[N];   /* pinned (store said 0) since last put */
 static unsigned bad;
 
 static size_t blen(unsigned id) { return 3000 + (id * 7919u) % 20000; }
@@ -42,6 +44,10 @@ check(struct store *st, unsigned id, const char *when)
 	test_key(id, key);
 	fill(id, ver[id], want, len);
 	rc = store_get(st, CL_NS, key, got, len + 8192);
+	if (rc == -GPC_ENOTFOUND && pinned[id]) {
+		fprintf(stderr, "%s: id %u pinned, missing\n", when, id);
+		bad++;
+	}
 	if (rc == -GPC_ENOTFOUND)
 		goto out;
 	if (deleted[id] || rc != (int)len || memcmp(got, want, len) != 0) {
@@ -113,6 +119,7 @@ main(int argc, char **argv)
 				if (rc == 0) {
 					ver[id]++;
 					deleted[id] = 0;
+					pinned[id] = 0;
 				} else {
 					fprintf(stderr, "put rc %d\n", rc);
 				}
@@ -127,8 +134,10 @@ main(int argc, char **argv)
 						store_poll(st, 1);
 					}
 				} while (rc == -EAGAIN);
-				if (rc == 0)
+				if (rc == 0) {
 					deleted[id] = 1;
+					pinned[id] = 0;
+				}
 			} else if (what < 86) {
 				if (zn < 8)
 					store_get_zc_submit(st, CL_NS, key, zbuf, 32768,
@@ -142,7 +151,13 @@ main(int argc, char **argv)
 				usleep(2000);
 				store_poll(st, 0);
 			} else if (what < 95) {
-				(void)store_pin(st, CL_NS, key, what & 1);
+				do {
+					rc = store_pin(st, CL_NS, key, what & 1);
+					if (rc == -EAGAIN)
+						store_poll(st, 1);
+				} while (rc == -EAGAIN);
+				if (rc == 0)
+					pinned[id] = what & 1;
 			} else {
 				store_poll(st, 0);
 			}
