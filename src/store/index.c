@@ -70,13 +70,26 @@ index_destroy(struct store_index *ix)
 	free(ix);
 }
 
+uint64_t
+index_key_hash(const uint8_t *key)
+{
+	return XXH3_64bits(key, 32);
+}
+
+struct index_hkey
+index_hash_kh(uint64_t ns, uint64_t kh)
+{
+	uint64_t t = XXH3_64bits_withSeed(&kh, sizeof(kh),
+					  ns ^ 0x9e3779b97f4a7c15ull);
+	struct index_hkey hk = { .tag = t ? t : 1 };
+
+	return hk;
+}
+
 struct index_hkey
 index_hash(uint64_t ns, const uint8_t *key)
 {
-	struct hash128 h = hash128_seed(key, 32, ns ^ 0x9e3779b97f4a7c15ull);
-	struct index_hkey hk = { .tag = h.lo ? h.lo : 1 };
-
-	return hk;
+	return index_hash_kh(ns, index_key_hash(key));
 }
 
 /* Position of tag, or of the empty entry ending its probe run. */

@@ -41,7 +41,14 @@ struct store_index;
 int index_create(size_t expect, struct store_index **out);
 void index_destroy(struct store_index *ix);
 
+/* The fingerprint of (ns, key) is index_hash_kh(ns, index_key_hash(key)):
+ * a key's own hash, free of the namespace, is what a prefix chain's
+ * links keep (policy.h), and its fingerprint in any namespace follows.
+ * Its high 32 bits are on flash (a summary entry's parent, format.h):
+ * changing either function is a format change. */
 struct index_hkey index_hash(uint64_t ns, const uint8_t *key);
+uint64_t index_key_hash(const uint8_t *key);
+struct index_hkey index_hash_kh(uint64_t ns, uint64_t kh);
 
 /* 0 and *out, or -GPC_ENOTFOUND. */
 int index_lookup(const struct store_index *ix, struct index_hkey hk,

@@ -55,7 +55,7 @@ struct policy {
 	unsigned shift;         /* minis see 1 key in 2^shift */
 	uint64_t epoch_refs, epoch_len;
 	struct policy_stats s;
-	uint64_t *links;        /* LINKS pairs (key, parent), direct-mapped */
+	uint64_t *links;        /* LINKS pairs (tag, parent), direct-mapped */
 };
 
 static inline uint64_t
@@ -383,24 +383,46 @@ epoch_end(struct policy *p)
  * (reclaim drops a block whose parent is gone: it can never hit). Puts
  * follow their LOOKUP within a request's life, so a small direct-mapped
  * table of the latest links is enough: a link overwritten before its
- * put only makes that block a root, which is what it was before. */
+ * put only makes that block a root, which is what it was before. Links
+ * are of key hashes within a scope, not of one namespace's fingerprints:
+ * an engine that keeps each layer in a namespace of its own looks the
+ * chain up in one or a few of them and puts it in all. */
 #define LINKS (1u << 16) /* 1 MiB */
 
 static uint64_t *
-link_at(const struct policy *p, uint64_t fp)
+link_at(const struct policy *p, uint64_t scope, uint64_t kh, uint64_t *tag)
 {
-	return &p->links[2 * (mix64(fp ^ 0x7f4a7c159e3779b9ull) & (LINKS - 1))];
+	uint64_t t = mix64(kh ^ mix64(scope ^ 0x7f4a7c159e3779b9ull));
+
+	*tag = t ? t : 1;
+	return &p->links[2 * (t & (LINKS - 1))];
+}
+
+void
+policy_link_chain(struct policy *p, uint64_t scope, uint64_t up,
+		  const uint64_t *khs, unsigned n)
+{
+	for (unsigned i = 0; i < n && p->links != NULL; i++) {
+		uint64_t tag, *l = link_at(p, scope, khs[i], &tag);
+
+		up = i ? khs[i - 1] : up;
+		if (up != 0) {
+			l[0] = tag;
+			l[1] = up;
+		}
+	}
 }
 
 uint64_t
-policy_parent(const struct policy *p, uint64_t fp)
+policy_parent(const struct policy *p, uint64_t scope, uint64_t kh)
 {
+	uint64_t tag;
 	const uint64_t *l;
 
 	if (p->links == NULL)
 		return 0;
-	l = link_at(p, fp);
-	return l[0] == fp ? l[1] : 0;
+	l = link_at(p, scope, kh, &tag);
+	return l[0] == tag ? l[1] : 0;
 }
 
 int
@@ -462,17 +484,8 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 }
 
 void
-policy_ref_chain(struct policy *p, uint64_t parent, const uint64_t *fps,
-		 unsigned n)
+policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
 {
-	for (unsigned i = 0; i < n && p->links != NULL; i++) {
-		uint64_t *l = link_at(p, fps[i]), up = i ? fps[i - 1] : parent;
-
-		if (up != 0) {
-			l[0] = fps[i];
-			l[1] = up;
-		}
-	}
 	if (p->rt == NULL || n == 0)
 		return;
 	p->s.refs += n;
@@ -495,7 +508,7 @@ policy_ref_chain(struct policy *p, uint64_t parent, const uint64_t *fps,
 void
 policy_ref(struct policy *p, uint64_t fp)
 {
-	policy_ref_chain(p, 0, &fp, 1);
+	policy_ref_chain(p, &fp, 1);
 }
 
 bool

@@ -88,11 +88,15 @@ void policy_destroy(struct policy *p);
  * vary: the store re-estimates from the records it writes). */
 void policy_set_capacity(struct policy *p, uint64_t blocks);
 
-/* The keys of a LOOKUP chain, root first: each is a reference, and the
- * chain's links (each key's parent is the key before it; fps[0]'s is
- * parent, 0 for a root) are remembered for policy_parent. */
-void policy_ref_chain(struct policy *p, uint64_t parent, const uint64_t *fps,
-		      unsigned n);
+/* The keys of a LOOKUP chain, root first: each is a reference. */
+void policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n);
+/* The same chain's links, for policy_parent: khs are its keys' own
+ * hashes (index_key_hash, free of the namespace), each key's parent is
+ * the key before it, khs[0]'s is up (0: a root). scope is what the links
+ * hold within (the tenant's class): a key's parent is a property of the
+ * key (prefix hash chains), whichever namespace it is put in. */
+void policy_link_chain(struct policy *p, uint64_t scope, uint64_t up,
+		       const uint64_t *khs, unsigned n);
 /* A reference to one block (a chain of one). */
 void policy_ref(struct policy *p, uint64_t fp);
 /* Should a new block go to flash? Counts the decision. */
@@ -108,10 +112,10 @@ bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags,
 /* Are orphans kept like other blocks (policy_opts.keep_orphans)? Then
  * the store need not look their parents up. */
 bool policy_keep_orphans(const struct policy *p);
-/* The parent of fp as the latest LOOKUP chain through it said; 0 when
- * not known (a root, no LOOKUP lately, or forgotten: a table of the
- * last 64 Ki links). */
-uint64_t policy_parent(const struct policy *p, uint64_t fp);
+/* The key hash of kh's parent in scope, as the latest LOOKUP chain
+ * through it said; 0 when not known (a root, no LOOKUP lately, or
+ * forgotten: a table of the last 64 Ki links). */
+uint64_t policy_parent(const struct policy *p, uint64_t scope, uint64_t kh);
 /* A block's references lately, 0..3, as the reference table counts them. */
 unsigned policy_freq(const struct policy *p, uint64_t fp);
 

@@ -232,13 +232,16 @@ store_sum_ixflags(uint32_t sumflags, uint32_t expire)
 			 (expire ? INDEX_F_TTL : 0));
 }
 /* What the summary entry of (ns, key) keeps of its parent: the high 32
- * bits of the parent's fingerprint, as the latest LOOKUP chain through
- * the key said (policy_parent); 0: a root, or not known. */
+ * bits of the parent's fingerprint in ns, as the latest LOOKUP chain
+ * through the key in ns's class said (policy_parent); 0: a root, or not
+ * known. */
 static inline uint32_t
 store_parent_of(const struct store *st, uint64_t ns, const uint8_t *key)
 {
-	return (uint32_t)(policy_parent(st->pol, index_hash(ns, key).tag) >>
-			  32);
+	uint64_t up = policy_parent(st->pol, store_ns_class(ns),
+				    index_key_hash(key));
+
+	return up ? (uint32_t)(index_hash_kh(ns, up).tag >> 32) : 0;
 }
 /* Log a pin marker of (ns, key) in the open segment (store_write.c):
  * 0, or -EAGAIN / -ENOSPC / -ENOMEM as a delete's tombstone would get. */

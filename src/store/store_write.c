@@ -1069,19 +1069,22 @@ unsigned
 store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		     unsigned n)
 {
-	uint64_t fps[STORE_CHAIN_PIECE], up = 0;
+	uint64_t fps[STORE_CHAIN_PIECE], khs[STORE_CHAIN_PIECE], up = 0;
 	unsigned found = n;
 
 	for (unsigned i = 0; i < n; i++) {
-		struct index_hkey hk = index_hash(ns, keys + (size_t)i *
-							  STORE_KEY_LEN);
+		uint64_t kh = index_key_hash(keys + (size_t)i * STORE_KEY_LEN);
+		struct index_hkey hk = index_hash_kh(ns, kh);
 		struct index_loc loc;
 
 		fps[i % STORE_CHAIN_PIECE] = hk.tag;
+		khs[i % STORE_CHAIN_PIECE] = kh;
 		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n) {
-			policy_ref_chain(st->pol, up, fps,
+			policy_ref_chain(st->pol, fps,
 					 i % STORE_CHAIN_PIECE + 1);
-			up = hk.tag;
+			policy_link_chain(st->pol, store_ns_class(ns), up, khs,
+					  i % STORE_CHAIN_PIECE + 1);
+			up = kh;
 		}
 		if (found == n && store_ix_find(st, ns, keys + (size_t)i *
 						STORE_KEY_LEN, hk, &loc) < 0)

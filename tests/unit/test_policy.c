@@ -857,6 +857,56 @@ orphan_run(bool keep, struct store_stats *out)
 	return whole;
 }
 
+/*
+ * Links are a key's, within its tenant's class: chains looked up in NS
+ * only and put in NS + 1 (another layer, say) are linked there too, so
+ * a root deleted there orphans its leaves there. In another class's
+ * namespace the same keys are not linked (no LOOKUP of its own), so
+ * they are roots and stay.
+ */
+static void
+test_orphans_across_namespaces(void)
+{
+	const uint64_t other = (1ull << 48) | NS; /* another class */
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	uint64_t next = 100000;
+	unsigned left[2][2] = { { 0 } };
+	uint8_t key[32];
+
+	for (uint64_t c = 0; c < 2; c++) {
+		chain_lookup(st, c);
+		for (unsigned j = 0; j < CHAIN; j++) {
+			REQUIRE(put_to(st, NS + 1, c * 100 + j, 0) == 0);
+			REQUIRE(put_to(st, other, c * 100 + j, 0) == 0);
+		}
+	}
+	test_key(0, key);
+	REQUIRE(store_delete(st, NS + 1, key) == 0);
+	REQUIRE(store_delete(st, other, key) == 0);
+	for (uint64_t c = 0; c < 2; c++) /* all read: roots 100 too */
+		for (unsigned j = 0; j < CHAIN; j++) {
+			int want = c + j > 0;
+
+			CHECK_RC(get_from(st, NS + 1, c * 100 + j, c * 100 + j),
+				 want);
+			CHECK_RC(get_from(st, other, c * 100 + j, c * 100 + j),
+				 want);
+		}
+	pressure(st, &next);
+	for (uint64_t c = 0; c < 2; c++)
+		for (unsigned j = 1; j < CHAIN; j++) {
+			left[0][c] += get_from(st, NS + 1, c * 100 + j,
+					       c * 100 + j) == 1;
+			left[1][c] += get_from(st, other, c * 100 + j,
+					       c * 100 + j) == 1;
+		}
+	CHECK_RC(left[0][0], 0);         /* orphans in the same class */
+	CHECK_RC(left[0][1], CHAIN - 1); /* their root is there */
+	CHECK_RC(left[1][0], CHAIN - 1); /* not linked in another class */
+	CHECK_RC(left[1][1], CHAIN - 1);
+	store_close(st);
+}
+
 static void
 test_orphans_leave_first(void)
 {
@@ -917,6 +967,7 @@ main(void)
 	test_priority();
 	test_no_hints_full_budget();
 	test_orphans_leave_first();
+	test_orphans_across_namespaces();
 	test_events();
 	test_dedupe_and_refusal();
 	store_memdisk_destroy(md);
