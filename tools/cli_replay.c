@@ -36,6 +36,7 @@ struct replay {
 	uint8_t *mem;
 	struct gpc_mr *mr;
 	uint64_t ns;
+	unsigned ns_index;   /* --ns-index: which of a series of namespaces */
 	/* figures */
 	uint64_t reqs, blocks, hits, tokens, saved, wrong, errors;
 	uint64_t put_bytes, get_bytes, put_ns, get_ns;
@@ -207,6 +208,7 @@ replay_parse(struct replay *r, int argc, char **argv)
 		{ "block-bytes", required_argument, NULL, 'b' },
 		{ "batch", required_argument, NULL, 'B' },
 		{ "max-requests", required_argument, NULL, 'n' },
+		{ "ns-index", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -220,12 +222,16 @@ replay_parse(struct replay *r, int argc, char **argv)
 		case 'b': r->block_bytes = (uint64_t)cli_parse_size(optarg); break;
 		case 'B': r->batch = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'n': r->max_req = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'N': r->ns_index = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: gpucache replay --config GPUCACHED.CONF "
 			       "[--tenant T] [--url gpc://host:port] [--block-bytes "
-			       "64K] [--batch 16] [--max-requests N] TRACE.jsonl\n"
+			       "64K] [--batch 16] [--max-requests N] [--ns-index K] "
+			       "TRACE.jsonl\n"
 			       "Block bytes default: Llama-3-8B, 128 KiB per token x "
-			       "512 tokens, scaled down 1/1024.\n");
+			       "512 tokens, scaled down 1/1024. --ns-index K replays "
+			       "into the K-th of a series of namespaces (other "
+			       "fingerprints, as the sim's --seeds).\n");
 			exit(0);
 		default: return -1;
 		}
@@ -292,7 +298,7 @@ cli_replay(int argc, char **argv)
 	o.secret = secret;
 	hist_init(&r.hput);
 	hist_init(&r.hget);
-	r.ns = gpc_namespace("llama-3-8b/bf16/512tok", 22);
+	r.ns = gpc_namespace("llama-3-8b/bf16/512tok", 22) + r.ns_index;
 	rc = gpc_connect(r.url, &o, &r.c);
 	if (rc == 0)
 		rc = gpc_mem_alloc(r.c, r.block_bytes * r.batch, (void **)&r.mem,

@@ -333,20 +333,23 @@ op_free(struct store_get_op *op)
 	free(op);
 }
 
-/* Finish a get: stats, CLOCK bit, callback. */
+/* A get of an indexed block: the policy's reference (the CLOCK bit),
+ * set when the get is asked for, where the block is then; reclaim
+ * carries it to the block's copy (store_write.c, recl_owns). */
+static void
+get_ref(struct store *st, uint64_t ns, const uint8_t *key)
+{
+	index_set_flags(st->ix, index_hash(ns, key), INDEX_F_REF, 0);
+}
+
+/* Finish a get: stats, callback. */
 static void
 op_done(struct store *st, struct store_get_op *op, int rc)
 {
-	struct index_hkey hk = index_hash(op->ns, op->key);
-	struct index_loc cur;
-
 	if (op->internal) {
 		/* reclaim's read: the block is not being used */
 	} else if (rc >= 0) {
 		st->s.hits++;
-		if (index_lookup(st->ix, hk, &cur) == 0 &&
-		    cur.slot == op->loc.slot && cur.off4k == op->loc.off4k)
-			index_set_flags(st->ix, hk, INDEX_F_REF, 0);
 	} else {
 		st->s.misses++;
 	}
@@ -627,6 +630,7 @@ store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
 		op_done(st, op, -GPC_ENOTFOUND);
 		return 0;
 	}
+	get_ref(st, ns, key);
 	rc = get_start(st, op);
 	if (rc < 0)
 		st->s.gets--;
@@ -764,6 +768,7 @@ store_get_zc_submit(struct store *st, uint64_t ns, const uint8_t *key,
 	    st->slots[loc.slot].wbuf >= 0) {
 		st->s.gets++;
 		st->pending++;
+		get_ref(st, ns, key);
 		rc = zc_buffered(st, ref, ns, key, &loc);
 		if (rc < 0)
 			st->s.misses++;

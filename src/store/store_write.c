@@ -424,6 +424,9 @@ recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
 	r->quota = quota;
 	r->next = st->recl_todo;
 	st->recl_todo = r;
+	/* the read that kept it is spent: one read since, while it is
+	 * copied, keeps the bit for its copy (recl_owns) */
+	index_set_flags(st->ix, index_hash(d->ns, d->key), 0, INDEX_F_REF);
 	return true;
 }
 
@@ -767,8 +770,10 @@ recl_owns(struct store *st, struct reins *r)
 	if (index_lookup(st->ix, index_hash(r->ns, r->key), &loc) < 0 ||
 	    loc.slot != r->slot || loc.off4k != r->off4k)
 		return false;
-	/* pinned or not, and the priority, as they are by now */
-	r->flags = loc.flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
+	/* pinned or not, the priority, and read since it was kept (the
+	 * CLOCK bit, cleared when it was kept), as they are by now */
+	r->flags = loc.flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH |
+				INDEX_F_REF);
 	return true;
 }
 

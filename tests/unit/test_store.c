@@ -626,6 +626,174 @@ test_reclaim_model(void)
 	free(got);
 }
 
+/* A put that may wait for reclaim (-EAGAIN), as gpucached retries it. */
+static void
+put_retry(struct store *st, uint64_t i, size_t len)
+{
+	uint8_t key[32], *buf = malloc(len);
+	struct iovec iov = { buf, len };
+	int rc;
+
+	test_key(i, key);
+	test_fill(i, buf, len);
+	while ((rc = store_put_submit(st, NS, key, &iov, 1, 0, NULL,
+				      NULL)) == -EAGAIN)
+		REQUIRE(store_poll(st, 1) >= 0);
+	CHECK_RC(rc, 0);
+	free(buf);
+}
+
+static int clock_get_rc;
+static void
+clock_get_cb(void *arg, int rc)
+{
+	(void)arg;
+	clock_get_rc = rc;
+}
+
+/*
+ * CLOCK across an asynchronous reclaim: block H is read, so the first
+ * reclaim of its segment keeps it (that read is spent). Read once more
+ * while that reclaim's reads are in flight (so H is read where it still
+ * is), H must be kept again at the next reclaim of its new segment;
+ * without that read it must not. The rewrite used to drop the read.
+ */
+static bool
+clock_run(bool read_in_window)
+{
+	struct store_format_opts fo = { .k = 1, .m = 0, .chunk_size = CHUNK };
+	struct store_io *io, *fio;
+	struct store_stats ss;
+	struct store *st;
+	uint8_t key[32], *buf;
+	uint64_t i = 1000, evicted;
+	bool in_window = false, kept;
+
+	REQUIRE(posix_memalign((void **)&buf, 4096, 16384) == 0);
+	store_memdisk_destroy(md);
+	REQUIRE(store_memdisk_create(1, STORE_DATA_OFF + 16 * CHUNK, &md) == 0);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_format(io, &fo) == 0);
+	store_io_close(io);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_io_fault_open(io, 7, &fio) == 0);
+	store_io_fault_delay_dev(fio, 0, 3); /* reads take a few polls */
+	REQUIRE(store_open(fio, &topts, &st) == 0);
+	put_retry(st, 1, 8000); /* H: the first block of the first segment */
+	test_key(1, key);
+	CHECK_RC(store_get(st, NS, key, buf, 16384), 8000);
+	/* fill until the first segment's reclaim is under way */
+	for (;;) {
+		uint8_t k2[32], *fb = malloc(8000);
+		struct iovec iov = { fb, 8000 };
+		int rc;
+
+		test_key(i, k2);
+		test_fill(i, fb, 8000);
+		rc = store_put_submit(st, NS, k2, &iov, 1, 0, NULL, NULL);
+		free(fb);
+		store_get_stats(st, &ss);
+		if (ss.segs_evicted > 0) { /* its reads are in flight now */
+			in_window = true;
+			if (rc == 0)
+				i++;
+			break;
+		}
+		if (rc == -EAGAIN) { /* a write in flight: wait, again */
+			REQUIRE(store_poll(st, 1) >= 0);
+			continue;
+		}
+		CHECK_RC(rc, 0);
+		i++;
+	}
+	CHECK(in_window);
+	CHECK_RC(ss.segs_evicted, 1);
+	if (read_in_window) {
+		struct iovec v = { buf, 16384 };
+
+		clock_get_rc = 1;
+		CHECK_RC(store_get_submit(st, NS, key, &v, 1, clock_get_cb,
+					  NULL), 0);
+		while (clock_get_rc == 1)
+			REQUIRE(store_poll(st, 1) >= 0);
+		CHECK_RC(clock_get_rc, 8000);
+	}
+
+	/* a round of the log and a few segments more, H not read: its new
+	 * segment (open at the first reclaim) is reclaimed once, its copy's
+	 * not yet */
+	store_get_stats(st, &ss);
+	evicted = ss.segs_evicted;
+	while (ss.segs_evicted < evicted + ss.nslots + 4) {
+		put_retry(st, i++, 8000);
+		store_get_stats(st, &ss);
+	}
+	kept = store_get(st, NS, key, buf, 16384) == 8000;
+	store_close(st);
+	free(buf);
+	return kept;
+}
+
+static struct store_zc_ref *zc_held;
+static int zc_rc = 1;
+static void
+zc_hold_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
+	   struct store_zc_ref *ref)
+{
+	(void)arg;
+	(void)iov;
+	(void)n;
+	zc_rc = rc;
+	zc_held = ref;
+}
+
+/* A zero-copy get (gpucached's) of a block still in its write buffer is
+ * a reference too: the block is kept at its segment's reclaim. */
+static bool
+zc_dram_run(bool read)
+{
+	struct store_stats ss;
+	struct store *st;
+	uint8_t key[32];
+	uint64_t i = 1000;
+	bool kept;
+
+	mkstore(1, 1, 0);
+	st = reopen();
+	put_retry(st, 1, 8000);
+	test_key(1, key);
+	if (read) {
+		void *buf = aligned_alloc(4096, 16384);
+
+		CHECK(store_block_buffered(st, NS, key));
+		zc_rc = 1;
+		CHECK_RC(store_get_zc_submit(st, NS, key, buf, 16384,
+					     zc_hold_cb, NULL), 0);
+		while (zc_rc == 1)
+			REQUIRE(store_poll(st, 1) >= 0);
+		CHECK_RC(zc_rc, 8000);
+		store_get_zc_release(st, zc_held);
+		free(buf);
+	}
+	store_get_stats(st, &ss); /* its segment reclaimed once */
+	while (ss.segs_evicted < 1) {
+		put_retry(st, i++, 8000);
+		store_get_stats(st, &ss);
+	}
+	kept = store_exists(st, NS, key) == 1;
+	store_close(st);
+	return kept;
+}
+
+static void
+test_clock_across_reclaim(void)
+{
+	CHECK(clock_run(true));
+	CHECK(!clock_run(false));
+	CHECK(zc_dram_run(true));
+	CHECK(!zc_dram_run(false));
+}
+
 /* One write buffer: the open segment holds it when it fills, and must
  * be closed for its write to free it (no deadlock waiting for another). */
 static void
@@ -719,6 +887,7 @@ main(void)
 		test_close_mid_reclaim();
 		test_drop_invalidates();
 		test_reclaim_model();
+		test_clock_across_reclaim();
 		test_basic();
 		test_evict();
 		test_degraded();
