@@ -46,6 +46,7 @@ struct sim {
 	bool geometry;        /* print the store's geometry, run nothing */
 	bool keep_orphans;    /* --keep-orphans: reclaim ignores parents */
 	unsigned seeds;       /* runs of the store, each another namespace */
+	uint64_t ns_index;    /* --ns-index: the first of them */
 	const char *data_out;
 };
 
@@ -439,7 +440,7 @@ run_seeds(const struct sim *s, uint64_t cap, enum policy_mode mode,
 
 	for (unsigned k = 0; k < s->seeds; k++) {
 		struct result one = { 0 };
-		int rc = run_ours(s, cap, mode, SIM_NS + k, &one);
+		int rc = run_ours(s, cap, mode, SIM_NS + s->ns_index + k, &one);
 
 		if (rc < 0)
 			return rc;
@@ -510,6 +511,7 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		{ "segments", required_argument, NULL, 's' },
 		{ "geometry", no_argument, NULL, 'g' },
 		{ "keep-orphans", no_argument, NULL, 'k' },
+		{ "ns-index", required_argument, NULL, 'N' },
 		{ "seeds", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -534,13 +536,14 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		case 's': s->segs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'g': s->geometry = true; break;
 		case 'k': s->keep_orphans = true; break;
+		case 'N': s->ns_index = strtoull(optarg, NULL, 0); break;
 		case 'S': s->seeds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: gpucache sim TRACE.jsonl [--capacity "
 			       "1M,3M,10M] [--policy lru,belady,ours,all,seen] "
 			       "[--block-bytes 16K] [--segments 64] [--seeds 1] "
 			       "[--max-requests N] [--data FILE.tsv] "
-			       "[--keep-orphans]\n       gpucache sim --geometry "
+			       "[--keep-orphans] [--ns-index K]\n       gpucache sim --geometry "
 			       "--capacity C [--block-bytes B] [--segments S]: the "
 			       "gpucached settings of the same store\ncapacity in tokens (512 a block; K, M, "
 			       "G = 1e3, 1e6, 1e9).\n");
