@@ -41,7 +41,9 @@ mkdir -p "$DIR"
 echo "== 1. gpucache sim (LRU, Belady, the real store on memory devices)"
 "$GPC" sim "$TRACE" --capacity "${CACHE_PLOT_CAPS:-300K,1M,3M,10M,30M}" \
 	--policy lru,belady,ours --block-bytes "$BLOCK" --segments "$SEGS" \
-	--seeds "${CACHE_SEEDS:-16}" --data "$DIR/sim.tsv" | tee "$DIR/sim.log"
+	--seeds "${CACHE_SEEDS:-16}" --data "$DIR/sim.tsv" \
+	$(command -v gnuplot >/dev/null && echo --plot "$DIR/hit-ratio.png") |
+	tee "$DIR/sim.log"
 simfield() { # capacity-in-tokens key
 	awk -v c="$1" -v k="$2" '$1 == "RESULT" && $2 == "sim" &&
 		$3 == "capacity=" c { for (i = 4; i <= NF; i++) {
@@ -106,22 +108,6 @@ for cap in 1M 3M; do
 	done
 	HIT[$cap]=$(python3 -c "import sys; v = list(map(float, sys.argv[1:])); print(f'{sum(v) / len(v):.4f}')" ${HITS[$cap]})
 done
-
-if command -v gnuplot >/dev/null; then
-	gnuplot <<EOF
-set terminal pngcairo size 800,500
-set output "$DIR/hit-ratio.png"
-set logscale x
-set xlabel "capacity (tokens)"
-set ylabel "block hit ratio"
-set key left top
-set title "Mooncake synthetic trace, prefix hits"
-plot "$DIR/sim.tsv" using 1:2 with linespoints title "LRU", \
-     "" using 1:3 with linespoints title "Belady", \
-     "" using 1:4 with linespoints title "gpucached (sim)"
-EOF
-	echo "plot: $DIR/hit-ratio.png"
-fi
 
 echo
 echo "== agreement: sim vs daemon"

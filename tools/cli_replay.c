@@ -22,6 +22,7 @@
 #include "gpucache/gpucache.h"
 #include "server/config.h"
 #include "server/hist.h"
+#include "server/metrics_client.h"
 #include "cli.h"
 #include "trace.h"
 
@@ -37,6 +38,8 @@ struct replay {
 	struct gpc_mr *mr;
 	uint64_t ns;
 	unsigned ns_index;   /* --ns-index: which of a series of namespaces */
+	char maddr[64];      /* the daemon's metrics endpoint (its config) */
+	uint16_t mport;
 	/* figures */
 	uint64_t reqs, blocks, hits, tokens, saved, wrong, errors;
 	uint64_t put_bytes, get_bytes, put_ns, get_ns;
@@ -153,6 +156,10 @@ secret_of(struct replay *r, uint8_t *secret, size_t *len)
 		return -EINVAL;
 	}
 	r->tenant = t->name;
+	snprintf(r->maddr, sizeof(r->maddr), "%s",
+		 strcmp(cfg.metrics_addr, "0.0.0.0") == 0 ? "127.0.0.1"
+							  : cfg.metrics_addr);
+	r->mport = cfg.metrics_port;
 	memcpy(secret, t->secret, t->secret_len);
 	*len = t->secret_len;
 	if (r->url == NULL) {
@@ -162,6 +169,45 @@ secret_of(struct replay *r, uint8_t *secret, size_t *len)
 		r->url = url;
 	}
 	return 0;
+}
+
+/* The daemon's capacity per tier, from its metrics (the same figure as
+ * `gpucache sim` sizes its store by): printed, or a note why not. */
+static void
+report_capacity(const struct replay *r)
+{
+	double tier[2] = { 0, 0 }, rec; /* flash, dram */
+	char *text = NULL, *line, *save = NULL;
+	size_t len;
+	int rc = r->mport ? srv_metrics_fetch(r->maddr, r->mport, 2000, &text,
+					      &len)
+			  : -ENOENT;
+
+	if (rc < 0) {
+		printf("  capacity         not known (metrics at %s:%u: %s)\n",
+		       r->maddr, r->mport, strerror(-rc));
+		return;
+	}
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		struct srv_prom_sample sm;
+		const char *t;
+
+		if (srv_prom_parse_line(line, strlen(line), &sm) != 1 ||
+		    strcmp(sm.name, "gpucache_capacity_bytes") != 0 ||
+		    (t = srv_prom_label(&sm, "tier")) == NULL)
+			continue;
+		tier[strcmp(t, "flash") == 0 ? 0 : 1] += sm.value;
+	}
+	free(text);
+	/* a block's record on flash: its data in 4 KiB sectors and a header
+	 * sector (docs/format.md) */
+	rec = (double)(((r->block_bytes + 4095) & ~(uint64_t)4095) + 4096);
+	printf("  capacity         flash %.0f bytes: %.0f blocks of %" PRIu64
+	       " bytes as records, %.2f M tokens; DRAM tier %.0f bytes "
+	       "(inclusive: it holds copies of flash blocks)\n", tier[0],
+	       tier[0] / rec, r->block_bytes,
+	       tier[0] / rec * BLOCK_TOKENS / 1e6, tier[1]);
 }
 
 static void
@@ -190,6 +236,7 @@ report(struct replay *r, double secs)
 	       "(each request's leading run of intact blocks)\n", r->used);
 	printf("  errors %" PRIu64 ", wrong bytes in %" PRIu64 " blocks\n",
 	       r->errors, r->wrong);
+	report_capacity(r);
 	printf("RESULT hit_ratio=%.4f tokens_saved=%" PRIu64 " put_gbps=%.3f "
 	       "get_gbps=%.3f get_p50_us=%.0f get_p99_us=%.0f wrong=%" PRIu64
 	       "\n", hit, r->saved, r->put_ns ? gb_put / (r->put_ns / 1e9) : 0,

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gpucache/gpucache.h"
 #include "store/format.h"
@@ -48,6 +49,8 @@ struct sim {
 	unsigned seeds;       /* runs of the store, each another namespace */
 	uint64_t ns_index;    /* --ns-index: the first of them */
 	const char *data_out;
+	const char *plot_out; /* --plot FILE.png (gnuplot) */
+	const char *trace_name; /* the plot's title */
 };
 
 struct result {
@@ -512,6 +515,7 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		{ "geometry", no_argument, NULL, 'g' },
 		{ "keep-orphans", no_argument, NULL, 'k' },
 		{ "ns-index", required_argument, NULL, 'N' },
+		{ "plot", required_argument, NULL, 'P' },
 		{ "seeds", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -537,13 +541,15 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		case 'g': s->geometry = true; break;
 		case 'k': s->keep_orphans = true; break;
 		case 'N': s->ns_index = strtoull(optarg, NULL, 0); break;
+		case 'P': s->plot_out = optarg; break;
 		case 'S': s->seeds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: gpucache sim TRACE.jsonl [--capacity "
 			       "1M,3M,10M] [--policy lru,belady,ours,all,seen] "
 			       "[--block-bytes 16K] [--segments 64] [--seeds 1] "
 			       "[--max-requests N] [--data FILE.tsv] "
-			       "[--keep-orphans] [--ns-index K]\n       gpucache sim --geometry "
+			       "[--keep-orphans] [--ns-index K] [--plot FILE.png]\n"
+			       "       gpucache sim --geometry "
 			       "--capacity C [--block-bytes B] [--segments S]: the "
 			       "gpucached settings of the same store\ncapacity in tokens (512 a block; K, M, "
 			       "G = 1e3, 1e6, 1e9).\n");
@@ -609,6 +615,36 @@ report(const struct sim *s, uint64_t tokens, const double *hit,
 	}
 }
 
+/* Hit ratio against capacity, one line per policy, from the data file
+ * sim_run wrote (a column per policy wanted, in pol_names order). */
+static int
+plot(const struct sim *s, const char *tsv)
+{
+	FILE *g = popen("gnuplot", "w");
+	unsigned col = 2;
+	int rc;
+
+	if (g == NULL)
+		return -errno;
+	fprintf(g, "set terminal pngcairo noenhanced size 800,500\n"
+		   "set output \"%s\"\nset logscale x\n"
+		   "set xlabel \"capacity (tokens)\"\n"
+		   "set ylabel \"block hit ratio (prefix hits)\"\n"
+		   "set key left top\nset title \"%s\"\nplot ", s->plot_out,
+		s->trace_name);
+	for (unsigned p = 0; p < P_N; p++) {
+		if (!s->want[p])
+			continue;
+		fprintf(g, "%s\"%s\" using 1:%u with linespoints title \"%s\"",
+			col > 2 ? ", " : "", tsv, col,
+			p == P_OURS ? "gpucached (sim)" : pol_names[p]);
+		col++;
+	}
+	fprintf(g, "\n");
+	rc = pclose(g);
+	return rc == 0 ? 0 : -EIO;
+}
+
 static int
 sim_run(struct sim *s, FILE *data)
 {
@@ -654,10 +690,19 @@ cli_sim(int argc, char **argv)
 	struct sim s = { .block_bytes = 16u << 10, .segs = 64, .seeds = 1 };
 	uint64_t max_req = 0;
 	FILE *data = NULL;
+	char tmp[] = "/tmp/gpucache-sim-XXXXXX";
 	int rc;
 
 	if (sim_parse(&s, argc, argv, &max_req) < 0)
 		return 2;
+	if (s.plot_out != NULL &&
+	    (strpbrk(s.plot_out, "\"\n\\") != NULL ||
+	     system("command -v gnuplot >/dev/null 2>&1") != 0)) {
+		fprintf(stderr, "gpucache sim: --plot needs gnuplot (apt-get "
+			"install gnuplot-nox) and a file name without quotes, "
+			"backslashes or newlines\n");
+		return 2;
+	}
 	if (s.geometry) { /* for a gpucached of the first capacity */
 		uint64_t cap = s.caps[0] / TRACE_BLOCK_TOKENS;
 
@@ -668,6 +713,10 @@ cli_sim(int argc, char **argv)
 	}
 	if (trace_load(argv[optind], max_req, &s.t) < 0)
 		return 1;
+	s.trace_name = strrchr(argv[optind], '/') ? strrchr(argv[optind], '/') + 1
+						  : argv[optind];
+	if (strpbrk(s.trace_name, "\"\n\\") != NULL)
+		s.trace_name = "the trace";
 	if (densify(&s) < 0) {
 		trace_free(&s.t);
 		return 1;
@@ -678,9 +727,32 @@ cli_sim(int argc, char **argv)
 	if (s.data_out != NULL && (data = fopen(s.data_out, "w")) == NULL)
 		fprintf(stderr, "gpucache sim: %s: %s\n", s.data_out,
 			strerror(errno));
+	if (s.plot_out != NULL && s.data_out == NULL) {
+		int fd = mkstemp(tmp);
+
+		data = fd < 0 ? NULL : fdopen(fd, "w");
+		if (data == NULL) {
+			fprintf(stderr, "gpucache sim: %s: %s\n", tmp,
+				strerror(errno));
+			return 1;
+		}
+	}
 	rc = sim_run(&s, data);
 	if (data != NULL)
 		fclose(data);
+	if (rc == 0 && s.plot_out != NULL) {
+		const char *tsv = s.data_out ? s.data_out : tmp;
+
+		if (plot(&s, tsv) < 0) {
+			fprintf(stderr, "gpucache sim: gnuplot could not draw "
+				"%s\n", s.plot_out);
+			rc = 1;
+		} else {
+			printf("plot: %s\n", s.plot_out);
+		}
+	}
+	if (s.plot_out != NULL && s.data_out == NULL)
+		unlink(tmp);
 	free(s.dense);
 	trace_free(&s.t);
 	return rc;
