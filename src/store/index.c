@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/hash.h"
 #include "gpucache/gpucache.h"
 #include "index.h"
@@ -79,8 +80,11 @@ index_key_hash(const uint8_t *key)
 struct index_hkey
 index_hash_kh(uint64_t ns, uint64_t kh)
 {
-	uint64_t t = XXH3_64bits_withSeed(&kh, sizeof(kh),
-					  ns ^ 0x9e3779b97f4a7c15ull);
+	uint8_t b[8]; /* little-endian whatever the host: it is on flash */
+	uint64_t t;
+
+	put_le64(b, kh);
+	t = XXH3_64bits_withSeed(b, sizeof(b), ns ^ 0x9e3779b97f4a7c15ull);
 	struct index_hkey hk = { .tag = t ? t : 1 };
 
 	return hk;

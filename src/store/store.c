@@ -788,18 +788,13 @@ store_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
 		return 0; /* pinned already, or not pinned */
 	if (pin && f > pin_room(st, cls))
 		return -GPC_EQUOTA;
-	/* the log says so first (a restart replays it), then the index;
-	 * making room may evict, but never a pinned block, and this one's
-	 * entry is looked up again after */
-	rc = store_log_pin(st, ns, key, pin);
-	if (rc == 0 && index_lookup(st->ix, hk, &loc) < 0)
-		rc = -GPC_ENOTFOUND; /* evicted while room was made */
+	/* the log says so first (a restart replays it), then the index */
+	rc = store_log_pin(st, ns, key, pin, &loc);
 	if (rc < 0)
 		return rc;
 	pin_set(st, ns, hk, &loc, pin);
 	return 0;
 }
-
 
 /* Apply one segment's summary to the index, in append order. */
 static int
@@ -815,8 +810,11 @@ replay(struct store *st, uint32_t s, const uint8_t *sum)
 
 		sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
 		hk = index_hash(d.ns, d.key);
-		if (sum_is_pinmark(&d)) { /* the block put before it */
-			if (index_lookup(st->ix, hk, &loc) == 0)
+		if (sum_is_pinmark(&d)) { /* the record it names, if
+					   * still the key's */
+			if (index_lookup(st->ix, hk, &loc) == 0 &&
+			    (uint32_t)st->slots[loc.slot].seq == d.data_crc &&
+			    loc.off4k == d.parent)
 				pin_set(st, d.ns, hk, &loc,
 					(d.flags & SUM_F_PINNED) != 0);
 			continue;

@@ -243,10 +243,12 @@ store_parent_of(const struct store *st, uint64_t ns, const uint8_t *key)
 
 	return up ? (uint32_t)(index_hash_kh(ns, up).tag >> 32) : 0;
 }
-/* Log a pin marker of (ns, key) in the open segment (store_write.c):
- * 0, or -EAGAIN / -ENOSPC / -ENOMEM as a delete's tombstone would get. */
+/* Log a pin marker of (ns, key)'s indexed record in the open segment
+ * (store_write.c) and give its index entry: 0, -GPC_ENOTFOUND (gone
+ * while room was made), or what a delete's tombstone may get (-EAGAIN,
+ * -GPC_ENOSPACE, -ENOMEM). */
 int store_log_pin(struct store *st, uint64_t ns, const uint8_t *key,
-		  bool pin);
+		  bool pin, struct index_loc *loc);
 /* The expiry of a put with ttl_s (0: none) made now. */
 uint32_t store_expire_at(const struct store *st, uint32_t ttl_s);
 void store_ix_del(struct store *st, uint64_t ns, struct index_hkey hk,

@@ -1050,7 +1050,8 @@ store_delete(struct store *st, uint64_t ns, const uint8_t *key)
 }
 
 int
-store_log_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
+store_log_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin,
+	      struct index_loc *loc)
 {
 	struct sum_disk e = { .ns = ns, .off4k = SUM_OFF_NONE,
 			      .flags = pin ? SUM_F_PINNED : SUM_F_UNPIN };
@@ -1058,6 +1059,14 @@ store_log_pin(struct store *st, uint64_t ns, const uint8_t *key, bool pin)
 
 	if (rc < 0)
 		return rc;
+	/* making room may have moved or dropped the block: the marker names
+	 * the record indexed now, so a restart applies it to that one only
+	 * (not to a put of the key committed later in an older segment) */
+	if (index_lookup(st->ix, index_hash(ns, key), loc) < 0)
+		return -GPC_ENOTFOUND;
+	e.data_crc = (uint32_t)st->slots[loc->slot].seq;
+	e.parent = loc->off4k; /* not expire: readers before markers
+				 * would take the entry for an expiry */
 	memcpy(e.key, key, STORE_KEY_LEN);
 	return sum_append(&st->wb[st->cur], &e);
 }
@@ -1390,8 +1399,8 @@ flush_covers(const struct store *st, uint64_t seq)
 	return false;
 }
 
-/* Is any record of w still the index's, or any tombstone in it, or a
- * pin marker of a block still indexed? */
+/* Is any record of w still the index's, or any tombstone or unpin
+ * marker in it, or a pin marker of a block still indexed? */
 static bool
 seg_matters(struct store *st, const struct wbuf *w)
 {
@@ -1402,8 +1411,12 @@ seg_matters(struct store *st, const struct wbuf *w)
 		sum_decode(w->sum + (size_t)e * SUM_DISK_SIZE, &d);
 		if (d.flags & SUM_F_TOMBSTONE)
 			return true; /* it must reach flash to hide older puts */
-		if (sum_is_pinmark(&d)) { /* ... or to keep its pin state */
-			if (index_lookup(st->ix, index_hash(d.ns, d.key),
+		if (sum_is_pinmark(&d)) { /* ... or to keep its pin state:
+					   * an unpin, always (like a
+					   * tombstone, it hides an older
+					   * pin from a replay) */
+			if ((d.flags & SUM_F_UNPIN) ||
+			    index_lookup(st->ix, index_hash(d.ns, d.key),
 					 &loc) == 0)
 				return true;
 			continue;

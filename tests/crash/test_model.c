@@ -15,9 +15,10 @@
 #include "crashlib.h"
 
 #define N 40u
-static uint32_t ver[N];     /* latest version put (0: never) */
-static uint8_t deleted[N];  /* deleted (store said 0) since last put */
-static uint8_t pinned[N];   /* pinned (store said 0) since last put */
+#define NFIX 4u /* ids N..N+NFIX-1: put and pinned once, never touched */
+static uint32_t ver[N + NFIX]; /* latest version put (0: never) */
+static uint8_t deleted[N + NFIX]; /* deleted (store said 0) since last put */
+static uint8_t pinned[N + NFIX];  /* pinned (store said 0) since last put */
 static unsigned bad;
 
 static size_t blen(unsigned id) { return 3000 + (id * 7919u) % 20000; }
@@ -91,12 +92,36 @@ main(int argc, char **argv)
 	REQUIRE(store_io_mem_open(md, &io) == 0);
 	REQUIRE(store_format(io, &fo) == 0);
 	store_io_close(io);
+	uint64_t pinned_bytes = 0;
+
 	for (int round = 0; round < 6; round++) {
 		REQUIRE(store_io_mem_open(md, &io) == 0);
 		o.seal_thread = round & 1;
 		REQUIRE(store_open(io, &o, &st) == 0);
-		for (unsigned id = 0; id < N; id++)
+		if (round > 0 &&
+		    store_class_pinned(st, store_ns_class(CL_NS)) != pinned_bytes) {
+			fprintf(stderr, "pinned %llu bytes after reopen, %llu "
+				"before\n", (unsigned long long)
+				store_class_pinned(st, store_ns_class(CL_NS)),
+				(unsigned long long)pinned_bytes);
+			bad++;
+		}
+		for (unsigned id = 0; id < N + NFIX; id++)
 			check(st, id, "after reopen");
+		for (unsigned id = N; round == 0 && id < N + NFIX; id++) {
+			size_t len = blen(id);
+			struct iovec iov = { buf, len };
+
+			test_key(id, key);
+			fill(id, 1, buf, len);
+			REQUIRE(store_put_submit(st, CL_NS, key, &iov, 1,
+						 STORE_PUT_DURABLE, NULL, NULL) == 0);
+			while (store_pending(st) > 0)
+				store_poll(st, 1);
+			ver[id] = 1;
+			REQUIRE(store_pin(st, CL_NS, key, true) == 0);
+			pinned[id] = 1;
+		}
 		for (unsigned step = 0; step < 4000; step++) {
 			unsigned what = (unsigned)(test_rand(&rs) % 100);
 			unsigned id = (unsigned)(test_rand(&rs) % N);
@@ -172,8 +197,9 @@ main(int argc, char **argv)
 			(unsigned long long)ss.segs_dropped,
 			(unsigned long long)ss.segs_sealed,
 			(unsigned long long)ss.blocks_reinserted);
-		for (unsigned id = 0; id < N; id++)
+		for (unsigned id = 0; id < N + NFIX; id++)
 			check(st, id, "before close");
+		pinned_bytes = store_class_pinned(st, store_ns_class(CL_NS));
 		store_close(st);
 	}
 	fprintf(stderr, "bad %u\n", bad);
