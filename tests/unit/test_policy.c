@@ -484,19 +484,31 @@ lookup3(struct store *st, uint64_t a, uint64_t b, uint64_t c)
 	return store_longest_prefix(st, NS, keys, 3);
 }
 
-/* Reopen the store on the same devices (recovery from the summaries). */
+/* Reopen the store on the same devices (recovery from the summaries),
+ * after a clean close, or after a crash (nothing sealed or flushed at
+ * the end). */
 static struct store *
-reopen(struct store *st)
+reopen_after(struct store *st, bool crash)
 {
 	struct store_opts so = { .policy = POLICY_ADMIT_ALL, .wbuf_segs = 2,
 				 .clock = fake_clock };
 	struct store_io *io;
 
-	REQUIRE(store_flush(st) == 0);
-	store_close(st);
+	if (crash) {
+		store_abandon(st);
+	} else {
+		REQUIRE(store_flush(st) == 0);
+		store_close(st);
+	}
 	REQUIRE(store_io_mem_open(md, &io) == 0);
 	REQUIRE(store_open(io, &so, &st) == 0);
 	return st;
+}
+
+static struct store *
+reopen(struct store *st)
+{
+	return reopen_after(st, false);
 }
 
 /*
@@ -606,20 +618,6 @@ test_pin_marker_vs_late_commit(void)
 	store_close(st);
 }
 
-/* Reopen after a crash (nothing sealed or flushed at the end). */
-static struct store *
-crash_reopen(struct store *st)
-{
-	struct store_opts so = { .policy = POLICY_ADMIT_ALL, .wbuf_segs = 2,
-				 .clock = fake_clock };
-	struct store_io *io;
-
-	store_abandon(st);
-	REQUIRE(store_io_mem_open(md, &io) == 0);
-	REQUIRE(store_open(io, &so, &st) == 0);
-	return st;
-}
-
 /*
  * A pin is as durable as a delete: flushed, it survives a crash (block 1,
  * then 8 x the capacity of pressure); not flushed, it may be lost with
@@ -640,7 +638,7 @@ test_pins_survive_crash(void)
 	REQUIRE(store_flush(st) == 0);
 	test_key(2, key);
 	CHECK_RC(store_pin(st, NS, key, true), 0); /* not flushed */
-	st = crash_reopen(st);
+	st = reopen_after(st, true);
 	CHECK_RC(get(st, 1, 1), 1);
 	CHECK_RC(get(st, 2, 2), 1);
 	CHECK(store_class_pinned(st, 0) >= 2 * BLK);
