@@ -403,7 +403,8 @@ evict_gone(struct store *st, const struct sum_disk *d, struct index_hkey hk,
  * false: no memory for it. */
 static bool
 recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
-	   const struct index_loc *loc, uint32_t expire, bool quota)
+	   struct index_hkey hk, const struct index_loc *loc, uint32_t expire,
+	   bool quota)
 {
 	struct reins *r = calloc(1, sizeof(*r));
 
@@ -426,7 +427,7 @@ recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
 	st->recl_todo = r;
 	/* the read that kept it is spent: one read since, while it is
 	 * copied, keeps the bit for its copy (recl_owns) */
-	index_set_flags(st->ix, index_hash(d->ns, d->key), 0, INDEX_F_REF);
+	index_set_flags(st->ix, hk, 0, INDEX_F_REF);
 	return true;
 }
 
@@ -481,7 +482,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		evict_gone(st, d, hk, loc.len4k, true);
 		return;
 	}
-	if (!recl_queue(st, s, d, &loc, expire, keep))
+	if (!recl_queue(st, s, d, hk, &loc, expire, keep))
 		evict_gone(st, d, hk, loc.len4k, true);
 }
 
