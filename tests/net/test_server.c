@@ -7,7 +7,8 @@
  * stored and deleted blocks of its namespace, nothing of others'), DELETE,
  * PIN/UNPIN (a pinned block
  * survives eviction), GPC_PUT_DURABLE, several client processes at once,
- * and a SIGTERM restart: exit 0, every acknowledged block back bit-exact.
+ * and a SIGTERM restart: exit 0, every acknowledged block back bit-exact,
+ * pins kept.
  *
  * argv[1]: gpucached. Children: argv[2] = "--child", port, index.
  */
@@ -861,6 +862,60 @@ test_restart(struct gpc_client **cp)
 	       ND, NV);
 }
 
+/* Pins survive a SIGTERM restart: four blocks pinned before it are all
+ * there after the log wrapped past them, and unpin then succeeds. */
+static void
+test_pin_restart(struct gpc_client **cp)
+{
+	enum { NPIN = 4, FB = 16 };
+	uint8_t pk[NPIN][32], fk[FB][32];
+	uint64_t pid[NPIN], fid[FB];
+	size_t pl[NPIN], fl[FB];
+	struct gpc_client *c = *cp;
+	unsigned miss = 0, m;
+	struct buf b;
+	int st[NPIN];
+
+	for (unsigned i = 0; i < NPIN; i++) {
+		pid[i] = 7100 + i;
+		pl[i] = 64u << 10;
+		test_key(pid[i], pk[i]);
+	}
+	buf_alloc(c, &b, (size_t)FB * MB);
+	CHECK_RC(put_ids(c, &b, NS, pk, pid, pl, NPIN, 0), 0);
+	CHECK_RC(gpc_pin(c, NS, &pk[0][0], NPIN, 1, st), 0);
+	for (unsigned i = 0; i < NPIN; i++)
+		CHECK_RC(st[i], 0);
+	gpc_mem_deregister(c, b.mr);
+	gpc_close(c);
+	CHECK(nt_exit0(nt_daemon_stop(20000), "gpucached after SIGTERM"));
+	nt_daemon_restart();
+	*cp = c = nt_connect("alice");
+	buf_alloc(c, &b, (size_t)FB * MB);
+	for (unsigned k = 0; k < 12; k++) { /* well over the capacity */
+		for (unsigned i = 0; i < FB; i++) {
+			fid[i] = 200000 + k * FB + i;
+			fl[i] = MB;
+			test_key(fid[i], fk[i]);
+		}
+		CHECK_RC(put_ids(c, &b, NS, fk, fid, fl, FB, 0), 0);
+	}
+	for (unsigned i = 0; i < FB; i++) {
+		fid[i] = 200000 + i;
+		test_key(fid[i], fk[i]);
+	}
+	CHECK_RC(get_ids(c, &b, NS, fk, fid, fl, FB, &miss), 0);
+	CHECK(miss > 0); /* the pressure was real */
+	CHECK_RC(get_ids(c, &b, NS, pk, pid, pl, NPIN, &m), 0);
+	CHECK_RC(m, 0);
+	CHECK_RC(gpc_pin(c, NS, &pk[0][0], NPIN, 0, st), 0);
+	for (unsigned i = 0; i < NPIN; i++)
+		CHECK_RC(st[i], 0);
+	gpc_mem_deregister(c, b.mr);
+	printf("pin restart: %u pinned blocks back and kept after SIGTERM, "
+	       "%u of %u first fillers evicted\n", NPIN - m, miss, FB);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -888,6 +943,7 @@ main(int argc, char **argv)
 	test_put_hints(c);
 	test_pin(c);
 	test_restart(&c);
+	test_pin_restart(&c);
 	gpc_close(c);
 	CHECK(nt_exit0(nt_daemon_stop(20000), "gpucached after SIGTERM"));
 	free(scratch);
