@@ -539,14 +539,48 @@ test_pin_quota(struct gpc_client *c)
 	       ROUNDS * NPB);
 }
 
+/*
+ * Write well over the store's capacity (2 shards x ~30 MiB): 12 batches
+ * of 16 blocks of 1 MiB, ids from base (b holds 16 MiB). Returns how
+ * many of the first 16 are gone, checked > 0 (else the pressure proves
+ * nothing).
+ */
+static unsigned
+overflow(struct gpc_client *c, struct buf *b, uint64_t base)
+{
+	enum { FB = 16, NBATCH = 12 };
+	uint8_t fk[FB][32];
+	uint64_t fid[FB];
+	size_t fl[FB];
+	unsigned miss = 0;
+
+	for (unsigned k = 0; k < NBATCH; k++) {
+		for (unsigned i = 0; i < FB; i++) {
+			fid[i] = base + k * FB + i;
+			fl[i] = MB;
+			test_key(fid[i], fk[i]);
+		}
+		CHECK_RC(put_ids(c, b, NS, fk, fid, fl, FB, 0), 0);
+	}
+	for (unsigned i = 0; i < FB; i++) {
+		fid[i] = base + i;
+		test_key(fid[i], fk[i]);
+	}
+	CHECK_RC(get_ids(c, b, NS, fk, fid, fl, FB, &miss), 0);
+	if (miss == 0)
+		fprintf(stderr, "overflow: no eviction happened\n");
+	CHECK(miss > 0);
+	return miss;
+}
+
 static void
 test_pin(struct gpc_client *c)
 {
 	enum { NPIN = 4, FB = 16 };
-	uint8_t pk[NPIN][32], fk[FB][32], absent[32];
-	uint64_t pid[NPIN], fid[FB];
-	size_t pl[NPIN], fl[FB];
-	unsigned nbatches = 12, miss = 0, m;
+	uint8_t pk[NPIN][32], absent[32];
+	uint64_t pid[NPIN];
+	size_t pl[NPIN];
+	unsigned miss, m;
 	struct buf b;
 	int st[NPIN];
 
@@ -563,24 +597,7 @@ test_pin(struct gpc_client *c)
 	test_key(7999, absent);
 	CHECK_RC(gpc_pin(c, NS, absent, 1, 1, st), 0);
 	CHECK_RC(st[0], -GPC_ENOTFOUND);
-	/* write well over the store's capacity (2 shards x ~30 MiB) */
-	for (unsigned k = 0; k < nbatches; k++) {
-		for (unsigned i = 0; i < FB; i++) {
-			fid[i] = 100000 + k * FB + i;
-			fl[i] = MB;
-			test_key(fid[i], fk[i]);
-		}
-		CHECK_RC(put_ids(c, &b, NS, fk, fid, fl, FB, 0), 0);
-	}
-	/* the first filler blocks are gone (else this proves nothing) */
-	for (unsigned i = 0; i < FB; i++) {
-		fid[i] = 100000 + i;
-		test_key(fid[i], fk[i]);
-	}
-	CHECK_RC(get_ids(c, &b, NS, fk, fid, fl, FB, &miss), 0);
-	if (miss == 0)
-		fprintf(stderr, "pin: no eviction happened\n");
-	CHECK(miss > 0);
+	miss = overflow(c, &b, 100000);
 	CHECK_RC(get_ids(c, &b, NS, pk, pid, pl, NPIN, &m), 0);
 	CHECK_RC(m, 0); /* pinned: all still there */
 	CHECK_RC(gpc_pin(c, NS, &pk[0][0], NPIN, 0, st), 0);
@@ -868,11 +885,11 @@ static void
 test_pin_restart(struct gpc_client **cp)
 {
 	enum { NPIN = 4, FB = 16 };
-	uint8_t pk[NPIN][32], fk[FB][32];
-	uint64_t pid[NPIN], fid[FB];
-	size_t pl[NPIN], fl[FB];
+	uint8_t pk[NPIN][32];
+	uint64_t pid[NPIN];
+	size_t pl[NPIN];
 	struct gpc_client *c = *cp;
-	unsigned miss = 0, m;
+	unsigned miss, m;
 	struct buf b;
 	int st[NPIN];
 
@@ -892,20 +909,7 @@ test_pin_restart(struct gpc_client **cp)
 	nt_daemon_restart();
 	*cp = c = nt_connect("alice");
 	buf_alloc(c, &b, (size_t)FB * MB);
-	for (unsigned k = 0; k < 12; k++) { /* well over the capacity */
-		for (unsigned i = 0; i < FB; i++) {
-			fid[i] = 200000 + k * FB + i;
-			fl[i] = MB;
-			test_key(fid[i], fk[i]);
-		}
-		CHECK_RC(put_ids(c, &b, NS, fk, fid, fl, FB, 0), 0);
-	}
-	for (unsigned i = 0; i < FB; i++) {
-		fid[i] = 200000 + i;
-		test_key(fid[i], fk[i]);
-	}
-	CHECK_RC(get_ids(c, &b, NS, fk, fid, fl, FB, &miss), 0);
-	CHECK(miss > 0); /* the pressure was real */
+	miss = overflow(c, &b, 200000);
 	CHECK_RC(get_ids(c, &b, NS, pk, pid, pl, NPIN, &m), 0);
 	CHECK_RC(m, 0);
 	CHECK_RC(gpc_pin(c, NS, &pk[0][0], NPIN, 0, st), 0);

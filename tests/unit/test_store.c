@@ -539,32 +539,43 @@ rm_len(unsigned k, unsigned ver)
 	return 6000 + ((k * 131u + ver * 977u) % 6000u);
 }
 
+/* A fresh store of 16 segments on ndev memory devices, k + m, whose
+ * completions are held back a few polls, as a device's take time. */
+static struct store *
+slow_store(unsigned ndev, unsigned k, unsigned m)
+{
+	struct store_format_opts fo = { .k = k, .m = m, .chunk_size = CHUNK };
+	struct store_io *io, *fio;
+	struct store *st;
+
+	store_memdisk_destroy(md);
+	REQUIRE(store_memdisk_create(ndev, STORE_DATA_OFF + 16 * CHUNK, &md) ==
+		0);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_format(io, &fo) == 0);
+	store_io_close(io);
+	REQUIRE(store_io_mem_open(md, &io) == 0);
+	REQUIRE(store_io_fault_open(io, 7, &fio) == 0);
+	for (unsigned d = 0; d < ndev; d++)
+		store_io_fault_delay_dev(fio, d, 3);
+	REQUIRE(store_open(fio, &topts, &st) == 0);
+	return st;
+}
+
 static void
 test_reclaim_model(void)
 {
-	struct store_format_opts fo = { .k = 2, .m = 1, .chunk_size = CHUNK };
 	unsigned ver[RM_KEYS] = { 0 }, next_ver = 1;
 	bool live[RM_KEYS] = { false };
 	uint8_t *want = malloc(16384), *got;
 	uint64_t rs = 12345;
 	struct store_stats ss;
-	struct store_io *io, *fio;
 	struct store *st;
 	int wrong = 0, eagain = 0;
 
 	REQUIRE(posix_memalign((void **)&got, 4096, 16384) == 0);
-	store_memdisk_destroy(md);
-	REQUIRE(store_memdisk_create(3, STORE_DATA_OFF + 16 * CHUNK, &md) == 0);
-	REQUIRE(store_io_mem_open(md, &io) == 0);
-	REQUIRE(store_format(io, &fo) == 0);
-	store_io_close(io);
-	/* completions held back a few polls, as a device's take time: reads
-	 * of kept blocks are in flight while other requests come */
-	REQUIRE(store_io_mem_open(md, &io) == 0);
-	REQUIRE(store_io_fault_open(io, 7, &fio) == 0);
-	for (unsigned d = 0; d < 3; d++)
-		store_io_fault_delay_dev(fio, d, 3);
-	REQUIRE(store_open(fio, &topts, &st) == 0);
+	/* reads of kept blocks are in flight while other requests come */
+	st = slow_store(3, 2, 1);
 	for (unsigned step = 0; step < 6000; step++) {
 		unsigned k = (unsigned)(test_rand(&rs) % RM_KEYS);
 		unsigned what = (unsigned)(test_rand(&rs) % 10);
@@ -661,8 +672,6 @@ clock_get_cb(void *arg, int rc)
 static bool
 clock_run(bool read_in_window)
 {
-	struct store_format_opts fo = { .k = 1, .m = 0, .chunk_size = CHUNK };
-	struct store_io *io, *fio;
 	struct store_stats ss;
 	struct store *st;
 	uint8_t key[32], *buf;
@@ -670,15 +679,7 @@ clock_run(bool read_in_window)
 	bool in_window = false, kept;
 
 	REQUIRE(posix_memalign((void **)&buf, 4096, 16384) == 0);
-	store_memdisk_destroy(md);
-	REQUIRE(store_memdisk_create(1, STORE_DATA_OFF + 16 * CHUNK, &md) == 0);
-	REQUIRE(store_io_mem_open(md, &io) == 0);
-	REQUIRE(store_format(io, &fo) == 0);
-	store_io_close(io);
-	REQUIRE(store_io_mem_open(md, &io) == 0);
-	REQUIRE(store_io_fault_open(io, 7, &fio) == 0);
-	store_io_fault_delay_dev(fio, 0, 3); /* reads take a few polls */
-	REQUIRE(store_open(fio, &topts, &st) == 0);
+	st = slow_store(1, 1, 0);
 	put_retry(st, 1, 8000); /* H: the first block of the first segment */
 	test_key(1, key);
 	CHECK_RC(store_get(st, NS, key, buf, 16384), 8000);
