@@ -697,10 +697,11 @@ cli_sim(int argc, char **argv)
 		return 2;
 	if (s.plot_out != NULL &&
 	    (strpbrk(s.plot_out, "\"\n\\") != NULL ||
+	     (s.data_out != NULL && strpbrk(s.data_out, "\"\n\\") != NULL) ||
 	     system("command -v gnuplot >/dev/null 2>&1") != 0)) {
 		fprintf(stderr, "gpucache sim: --plot needs gnuplot (apt-get "
-			"install gnuplot-nox) and a file name without quotes, "
-			"backslashes or newlines\n");
+			"install gnuplot-nox) and file names (--plot, --data) "
+			"without quotes, backslashes or newlines\n");
 		return 2;
 	}
 	if (s.geometry) { /* for a gpucached of the first capacity */
@@ -713,8 +714,8 @@ cli_sim(int argc, char **argv)
 	}
 	if (trace_load(argv[optind], max_req, &s.t) < 0)
 		return 1;
-	s.trace_name = strrchr(argv[optind], '/') ? strrchr(argv[optind], '/') + 1
-						  : argv[optind];
+	s.trace_name = strrchr(argv[optind], '/');
+	s.trace_name = s.trace_name != NULL ? s.trace_name + 1 : argv[optind];
 	if (strpbrk(s.trace_name, "\"\n\\") != NULL)
 		s.trace_name = "the trace";
 	if (densify(&s) < 0) {
