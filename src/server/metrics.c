@@ -798,6 +798,10 @@ static const struct store_fam {
 	{"gpucache_store_orphaned_blocks_total", "counter",
 	 "Blocks evicted with their parent gone (they could never hit).",
 	 SF(blocks_orphaned), false},
+	{"gpucache_store_expired_blocks_total", "counter",
+	 "Blocks whose TTL ran out, dropped (found at a lookup, by the "
+	 "expiry sweep or at reclaim).",
+	 SF(blocks_expired), false},
 	{"gpucache_store_reinserted_blocks_total", "counter",
 	 "Hot blocks rewritten on eviction.",
 	 SF(blocks_reinserted), false},

@@ -630,10 +630,15 @@ store_ix_put(struct store *st, uint64_t ns, const uint8_t *key,
 	}
 	if (rc == 1)
 		ix_gone(st, ns, hk.tag, &old);
-	if (loc->flags & INDEX_F_TTL)
+	if (loc->flags & INDEX_F_TTL) {
+		struct slot *sl = &st->slots[loc->slot];
+
 		/* cannot fail: ix_gone may have removed the entry placed
 		 * above, but that left the room it took */
 		ttl_set(st->ttl, hk.tag, expire);
+		if (sl->ttl_min == 0 || expire < sl->ttl_min)
+			sl->ttl_min = expire; /* the sweep's bound */
+	}
 	st->usage[store_ns_class(ns)] += store_foot(loc->len4k);
 	st->nhigh += (loc->flags & INDEX_F_HIGH) != 0;
 	if (loc->flags & INDEX_F_PINNED) /* a pinned block reinserted */
@@ -1078,6 +1083,7 @@ store_poll(struct store *st, unsigned min)
 	store_degraded_run(st);
 	store_seal_pending(st);
 	store_writeback_age(st);
+	store_ttl_sweep(st);
 	return run_done(st);
 }
 

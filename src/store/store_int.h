@@ -31,6 +31,8 @@ struct slot {
 	uint32_t gen;
 	uint32_t data_len;
 	uint32_t nentries;
+	uint32_t ttl_min;  /* earliest expiry of a block indexed here, 0:
+			    * none (a bound: it may have left); the sweep's */
 	uint8_t state;     /* enum slot_state */
 	int8_t wbuf;       /* write buffer holding it, or -1 */
 	bool stale;        /* free, and still holding an evicted segment */
@@ -137,6 +139,7 @@ struct store {
 	uint64_t quota_sum;       /* sum of quota[] */
 	uint64_t pinned_shared;   /* pinned[] of classes without a quota */
 	uint64_t nhigh;           /* blocks of high priority in the index */
+	uint32_t sweep_next;      /* wall second of the next TTL sweep */
 	struct open_dmg dmg[STORE_MAX_DAMAGE];
 	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */
@@ -289,6 +292,9 @@ void store_wbufs_fini(struct store *st);
 void store_seal_pending(struct store *st);
 /* Write held segments older than writeback_ms (store_poll). */
 void store_writeback_age(struct store *st);
+/* store_sweep.c: once a second (store_poll), drop the expired blocks of
+ * a few sealed segments whose earliest expiry has passed. */
+void store_ttl_sweep(struct store *st);
 /* Close: zero the chunk headers of free slots that still hold an evicted
  * segment, so that it does not come back at the next open. */
 int store_zero_stale(struct store *st);

@@ -881,7 +881,7 @@ open_seg(struct store *st)
 	sl->stale = false; /* written over, or zeroed if dropped */
 	sl->badmask = slot_failed_mask(st, s);
 	sl->wbuf = (int8_t)(w - st->wb);
-	sl->data_len = sl->nentries = 0;
+	sl->data_len = sl->nentries = sl->ttl_min = 0;
 	*w = (struct wbuf){ .mem = w->mem, .sum = w->sum, .sum_cap = w->sum_cap,
 			    .reqs = w->reqs, .frags = w->frags,
 			    .frags_cap = w->frags_cap, .slot = s, .busy = true };

@@ -743,6 +743,67 @@ test_ttl_not_reinserted(void)
 	store_close(st);
 }
 
+/*
+ * The expiry sweep: expired blocks leave the index, their tenant's usage
+ * and the TTL table within a second or so, with a REMOVED event each,
+ * though nothing looks them up and no reclaim reaches them; blocks that
+ * have not expired, and blocks without a TTL, stay. A block in the open
+ * segment is swept once its segment is sealed; after a restart the
+ * bounds come back from the summaries.
+ */
+static void
+test_ttl_sweep(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	uint64_t foot = 2 * BLK; /* the record header and the block */
+	struct store_stats s;
+
+	ev_stored = ev_removed = 0;
+	store_set_event_cb(st, ev_count, NULL);
+	for (uint64_t i = 0; i < 100; i++) {
+		REQUIRE(put_hint(st, 1000 + i, 1000 + i, 10, 0, 0) == 0);
+		REQUIRE(put_hint(st, 2000 + i, 2000 + i, 1000, 0, 0) == 0);
+		REQUIRE(put(st, 3000 + i, 0) == 0);
+	}
+	REQUIRE(store_flush(st) == 0);
+	REQUIRE(put_hint(st, 4000, 4000, 10, 0, 0) == 0); /* left open */
+	CHECK_RC(store_class_usage(st, 0), 301 * foot);
+	store_poll(st, 0); /* nothing has expired */
+	CHECK_RC(ev_removed, 0);
+	fake_now += 10;
+	store_poll(st, 0);
+	store_get_stats(st, &s);
+	CHECK_RC(s.blocks_expired, 100);
+	CHECK_RC(ev_removed, 100);
+	CHECK_RC(s.ttl_blocks, 101);
+	CHECK_RC(store_class_usage(st, 0), 201 * foot);
+	store_poll(st, 0); /* within the second: no other sweep, nothing new */
+	REQUIRE(store_flush(st) == 0); /* 4000's segment is sealed now */
+	fake_now += 1;
+	store_poll(st, 0);
+	CHECK_RC(ev_removed, 101);
+	CHECK_RC(store_class_usage(st, 0), 200 * foot);
+	CHECK_RC(get(st, 2050, 2050), 1);
+	CHECK_RC(get(st, 3050, 3050), 1);
+	CHECK_RC(get(st, 1050, 1050), 0);
+	/* after a restart, from the summaries */
+	st = reopen(st);
+	store_set_event_cb(st, ev_count, NULL);
+	CHECK_RC(store_class_usage(st, 0), 200 * foot);
+	fake_now += 1000;
+	store_poll(st, 0);
+	store_get_stats(st, &s);
+	CHECK_RC(s.ttl_blocks, 0);
+	CHECK_RC(ev_removed, 201);
+	CHECK_RC(store_class_usage(st, 0), 100 * foot);
+	for (uint64_t i = 0; i < 100; i++) {
+		CHECK_RC(get(st, 2000 + i, 2000 + i), 0);
+		CHECK_RC(get(st, 3000 + i, 3000 + i), 1);
+	}
+	store_close(st);
+	ev_stored = ev_removed = 0;
+}
+
 /* Of blocks all read since written, low priority ones leave at the
  * first reclaim and normal ones are rewritten; of blocks never read,
  * high priority ones are rewritten, even behind normal ones that fill
@@ -1053,6 +1114,7 @@ main(void)
 	test_pin_marker_vs_late_commit();
 	test_ttl();
 	test_ttl_not_reinserted();
+	test_ttl_sweep();
 	test_priority();
 	test_no_hints_full_budget();
 	test_orphans_leave_first();
