@@ -149,7 +149,10 @@ struct rec_disk {
  *   52    4 flags          bit 0: tombstone (delete of ns/key);
  *                          bit 1: priority low; bit 2: priority high;
  *                          bit 3: pinned (a record written pinned, or
- *                          a pin marker); bit 4: unpin marker
+ *                          a pin marker); bit 4: unpin marker;
+ *                          bits 5-7: unread rewrites, the times in a
+ *                          row reclaim rewrote the block unread (for
+ *                          its namespace's weight)
  *   56    4 expire         seconds since the epoch when the block
  *                          expires; 0: never (stores before it: zero)
  *   60    4 parent         high 32 bits of the index fingerprint of the
@@ -157,7 +160,7 @@ struct rec_disk {
  *                          before it in the LOOKUP chain that named it);
  *                          0: a root, or not known (stores before it:
  *                          zero)
- * Readers that predate bits 1-2, expire and parent ignore them (they were
+ * Readers that predate bits 1-2 and 5-7, expire and parent ignore them (they were
  * zero and unread), so the format version stays 1 either way.
  */
 #define SUM_DISK_SIZE 64u
@@ -166,6 +169,8 @@ struct rec_disk {
 #define SUM_F_HIGH 4u
 #define SUM_F_PINNED 8u
 #define SUM_F_UNPIN 16u
+#define SUM_F_AGE_SHIFT 5u
+#define SUM_F_AGE_MAX 7u
 /* A pin marker: no record, no tombstone, len 0 and off SUM_OFF_NONE
  * (readers before markers skip a len-0 entry as not theirs, and no
  * record is at that offset); the key's block is pinned (SUM_F_PINNED)
@@ -188,6 +193,13 @@ sum_is_pinmark(const struct sum_disk *d)
 {
 	return !(d->flags & SUM_F_TOMBSTONE) && d->len == 0 &&
 	       (d->flags & (SUM_F_PINNED | SUM_F_UNPIN)) != 0;
+}
+
+/* Times in a row reclaim rewrote the block unread (bits 5-7). */
+static inline unsigned
+sum_age(const struct sum_disk *d)
+{
+	return (d->flags >> SUM_F_AGE_SHIFT) & SUM_F_AGE_MAX;
 }
 
 /* A block's record (not a tombstone, not a marker)? */

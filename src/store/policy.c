@@ -525,16 +525,17 @@ policy_admit(struct policy *p, uint64_t fp)
 
 bool
 policy_keep(const struct policy *p, uint64_t fp, uint8_t flags,
-	    bool orphan)
+	    bool orphan, unsigned weight, unsigned age)
 {
 	(void)fp;
 	if (flags & INDEX_F_PINNED)
 		return true;
 	if (orphan && !p->o.keep_orphans)
 		return false;
-	if (flags & INDEX_F_LOW) /* the client said: not worth a write */
+	/* the client said: not worth a write */
+	if ((flags & INDEX_F_LOW) || weight == 0)
 		return false;
-	return (flags & (INDEX_F_REF | INDEX_F_HIGH)) != 0;
+	return (flags & (INDEX_F_REF | INDEX_F_HIGH)) != 0 || age + 1 < weight;
 }
 
 bool

@@ -104,11 +104,14 @@ bool policy_admit(struct policy *p, uint64_t fp);
 /* Is a live block of a reclaimed segment worth rewriting? flags are its
  * index flags: pinned, yes; an orphan (its parent, as its summary entry
  * names it, is gone: a LOOKUP would stop before it, so it can never
- * hit), no; a client's low priority (INDEX_F_LOW), no; else read since
- * written (INDEX_F_REF) or high priority (INDEX_F_HIGH). (The store
- * gives high blocks a share of the budget of their own.) */
+ * hit), no; a client's low priority (INDEX_F_LOW), no; its namespace's
+ * weight 0, no; read since written (INDEX_F_REF) or high priority
+ * (INDEX_F_HIGH), yes; else yes while the block has been rewritten
+ * unread fewer than weight - 1 times in a row (age; weight 1, the
+ * default: never). (The store gives high blocks a share of the budget
+ * of their own.) */
 bool policy_keep(const struct policy *p, uint64_t fp, uint8_t flags,
-		 bool orphan);
+		 bool orphan, unsigned weight, unsigned age);
 /* Are orphans kept like other blocks (policy_opts.keep_orphans)? Then
  * the store need not look their parents up. */
 bool policy_keep_orphans(const struct policy *p);

@@ -735,6 +735,69 @@ store_set_quota(struct store *st, unsigned cls, uint64_t bytes)
 	return 0;
 }
 
+/* Where ns is, or would go, in the sorted weights. */
+static unsigned
+weight_pos(const struct store *st, uint64_t ns)
+{
+	unsigned lo = 0, hi = st->nweights;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (st->weights[mid].ns < ns)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int
+store_set_ns_weight(struct store *st, uint64_t ns, unsigned weight)
+{
+	unsigned i = weight_pos(st, ns);
+	bool have = i < st->nweights && st->weights[i].ns == ns;
+
+	if (weight > STORE_MAX_WEIGHT)
+		return -EINVAL;
+	if (weight == 1) { /* the default: no entry */
+		if (have) {
+			memmove(&st->weights[i], &st->weights[i + 1],
+				(st->nweights - i - 1) * sizeof(*st->weights));
+			st->nweights--;
+		}
+		return 0;
+	}
+	if (!have) {
+		if (st->nweights == STORE_MAX_WEIGHTED)
+			return -ENOSPC;
+		if (st->weights == NULL) {
+			st->weights = calloc(STORE_MAX_WEIGHTED,
+					     sizeof(*st->weights));
+			if (st->weights == NULL)
+				return -ENOMEM;
+		}
+		memmove(&st->weights[i + 1], &st->weights[i],
+			(st->nweights - i) * sizeof(*st->weights));
+		st->nweights++;
+		st->weights[i].ns = ns;
+	}
+	st->weights[i].w = weight;
+	return 0;
+}
+
+unsigned
+store_ns_weight(const struct store *st, uint64_t ns)
+{
+	unsigned i;
+
+	if (st->nweights == 0)
+		return 1;
+	i = weight_pos(st, ns);
+	return i < st->nweights && st->weights[i].ns == ns ? st->weights[i].w
+							   : 1;
+}
+
 uint64_t
 store_class_usage(const struct store *st, unsigned cls)
 {
@@ -996,6 +1059,7 @@ store_free(struct store *st)
 	free(st->slots);
 	index_destroy(st->ix);
 	ttl_destroy(st->ttl);
+	free(st->weights);
 	policy_destroy(st->pol);
 	coder_destroy(st->coder);
 	free(st);

@@ -235,6 +235,21 @@ store_ns_class(uint64_t ns)
 	return c < STORE_MAX_CLASSES ? c : 0;
 }
 int store_set_quota(struct store *st, unsigned cls, uint64_t bytes);
+/*
+ * A namespace's weight (docs/cache-policy.md, "Client hints"): what its
+ * blocks are worth a rewrite at reclaim. 1, the default: as every block
+ * (rewritten if read since written). 0: never rewritten unless pinned
+ * or kept for a quota (a block that is cheap to recompute). w >= 2: a
+ * block not read since written is still rewritten, up to w - 1 times in
+ * a row (a read starts the count again), within the reinsertion budget.
+ * In DRAM only: a restart forgets weights (clients set them again).
+ * -EINVAL past STORE_MAX_WEIGHT; -ENOSPC when STORE_MAX_WEIGHTED
+ * namespaces have one already (setting 1 removes a namespace's).
+ */
+#define STORE_MAX_WEIGHT 8u
+#define STORE_MAX_WEIGHTED 4096u
+int store_set_ns_weight(struct store *st, uint64_t ns, unsigned weight);
+unsigned store_ns_weight(const struct store *st, uint64_t ns);
 /* Flash bytes the class's live blocks take (headers included). */
 uint64_t store_class_usage(const struct store *st, unsigned cls);
 /* Flash bytes of the class's pinned blocks (headers included). */

@@ -140,6 +140,12 @@ struct store {
 	uint64_t pinned_shared;   /* pinned[] of classes without a quota */
 	uint64_t nhigh;           /* blocks of high priority in the index */
 	uint32_t sweep_next;      /* wall second of the next TTL sweep */
+	struct ns_weight {
+		uint64_t ns;
+		uint32_t w;
+	} *weights;               /* namespaces' weights other than 1,
+				   * sorted by ns (store_set_ns_weight) */
+	unsigned nweights;
 	struct open_dmg dmg[STORE_MAX_DAMAGE];
 	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */

@@ -55,6 +55,7 @@ struct reins {
 	uint32_t len;
 	uint32_t slot, off4k; /* where it is, in the slot being reclaimed */
 	uint8_t flags;
+	uint8_t age;         /* its copy's unread rewrites (sum_age) */
 	uint32_t expire;     /* 0: none */
 	uint32_t parent;     /* summary entry's parent (format.h) */
 	uint8_t *data;       /* record: header sector, then the data */
@@ -290,14 +291,14 @@ sum_append(struct wbuf *w, const struct sum_disk *e)
 
 /*
  * Append one record to the open segment (room already checked) and point
- * the index at it; ixflags' priority, expire (0: none) and parent go to
- * its summary entry too. Returns 0 or -errno (the record then stays
- * unindexed).
+ * the index at it; ixflags' priority, expire (0: none), parent and age
+ * (unread rewrites, sum_age) go to its summary entry too. Returns 0 or
+ * -errno (the record then stays unindexed).
  */
 static int
 append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 	   const struct iovec *iov, unsigned iovcnt, uint32_t len,
-	   uint8_t ixflags, uint32_t expire, uint32_t parent)
+	   uint8_t ixflags, uint32_t expire, uint32_t parent, unsigned age)
 {
 	struct wbuf *w = &st->wb[st->cur];
 	uint32_t off = w->data_len, rs = store_rec_size(len);
@@ -305,7 +306,8 @@ append_rec(struct store *st, uint64_t ns, const uint8_t *key,
 			      .seg_seq = st->slots[w->slot].seq };
 	struct sum_disk e = { .ns = ns, .off4k = off / STORE_SECTOR,
 			      .len = len, .expire = expire, .parent = parent,
-			      .flags = store_ix_sumflags(ixflags) };
+			      .flags = store_ix_sumflags(ixflags) |
+				       age << SUM_F_AGE_SHIFT };
 	uint8_t hdr[STORE_SECTOR] = { 0 };
 	struct index_loc loc = { .slot = w->slot, .off4k = off / STORE_SECTOR,
 				 .len4k = (rs - STORE_SECTOR) / STORE_SECTOR,
@@ -406,6 +408,8 @@ recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
 	   struct index_hkey hk, const struct index_loc *loc, uint32_t expire,
 	   bool quota)
 {
+	unsigned age = sum_age(d);
+
 	struct reins *r = calloc(1, sizeof(*r));
 
 	if (r == NULL || (r->data = store_zalloc(store_rec_size(d->len))) ==
@@ -422,6 +426,9 @@ recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
 	r->flags = loc->flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
 	r->expire = expire;
 	r->parent = d->parent;
+	/* read since written: the count starts again */
+	r->age = (uint8_t)((loc->flags & INDEX_F_REF) ? 0
+			   : age < SUM_F_AGE_MAX ? age + 1 : age);
 	r->quota = quota;
 	r->next = st->recl_todo;
 	st->recl_todo = r;
@@ -474,7 +481,9 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		keep = true;
 	} else if (keep && rs <= *qbudget) {
 		*qbudget -= rs;
-	} else if (policy_keep(st->pol, hk.tag, loc.flags, orphan) &&
+	} else if (policy_keep(st->pol, hk.tag, loc.flags, orphan,
+			       st->nweights ? store_ns_weight(st, d->ns) : 1,
+			       sum_age(d)) &&
 		   rs + reserve <= *budget) {
 		*budget -= rs;
 	} else {
@@ -822,7 +831,7 @@ reinsert(struct store *st, bool fresh)
 			reins_free(r); /* put or deleted meanwhile: that wins */
 		} else if (room && append_rec(st, r->ns, r->key, &iov, 1,
 					      r->len, r->flags, r->expire,
-					      r->parent) == 0) {
+					      r->parent, r->age) == 0) {
 			st->s.blocks_reinserted++;
 			st->s.bytes_reinserted += r->len;
 			st->reins_rec_bytes += store_rec_size(r->len);
@@ -1013,7 +1022,7 @@ store_put_submit_hint(struct store *st, uint64_t ns, const uint8_t *key,
 	rc = append_rec(st, ns, key, iov, iovcnt, (uint32_t)len,
 			h != NULL ? store_prio_ixflags(h->prio) : 0,
 			h != NULL ? store_expire_at(st, h->ttl_s) : 0,
-			store_parent_of(st, ns, key));
+			store_parent_of(st, ns, key), 0);
 	if (rc < 0)
 		return rc;
 	store_note_put(st, ns, key, (uint32_t)len);

@@ -804,6 +804,89 @@ test_ttl_sweep(void)
 	ev_stored = ev_removed = 0;
 }
 
+/* How many of blocks first..first+n-1 of ns are present: read (right
+ * bytes), or without a read (a read is what the CLOCK bit counts). */
+static unsigned
+present_in(struct store *st, uint64_t ns, uint64_t first, unsigned n,
+	   bool read)
+{
+	unsigned k = 0;
+
+	for (uint64_t i = first; i < first + n; i++) {
+		uint8_t key[32];
+		int rc;
+
+		test_key(i, key);
+		rc = read ? get_from(st, ns, i, i) : store_exists(st, ns, key);
+		CHECK(rc >= 0);
+		k += rc == 1;
+	}
+	return k;
+}
+
+/*
+ * A namespace's weight: with weight 3, blocks never read are rewritten
+ * at two reclaims and leave at the third; a read starts the count again;
+ * with weight 0, blocks leave at the first reclaim though read; the
+ * default namespace's unread blocks leave at the first. Each "cycle" is
+ * a capacity's worth of unread puts of another namespace, so the segment
+ * that holds the blocks (or their copies) is reclaimed once per cycle.
+ */
+static void
+test_ns_weight(void)
+{
+	const uint64_t nsw = NS + 1, ns0 = NS + 2, filler = NS + 3;
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_stats s;
+	uint64_t f = 1000000, cap;
+
+	CHECK_RC(store_set_ns_weight(st, nsw, STORE_MAX_WEIGHT + 1), -EINVAL);
+	CHECK_RC(store_set_ns_weight(st, nsw, 3), 0);
+	CHECK_RC(store_set_ns_weight(st, ns0, 0), 0);
+	CHECK_RC(store_ns_weight(st, nsw), 3);
+	CHECK_RC(store_ns_weight(st, ns0), 0);
+	CHECK_RC(store_ns_weight(st, NS), 1);
+	for (uint64_t i = 0; i < 8; i++) {
+		REQUIRE(put_to(st, NS, i, 0) == 0);
+		REQUIRE(put_to(st, nsw, 100 + i, 0) == 0);
+		REQUIRE(put_to(st, ns0, 200 + i, 0) == 0);
+	}
+	/* read: ns0's blocks, and nothing else */
+	CHECK_RC(present_in(st, ns0, 200, 8, true), 8);
+	store_get_stats(st, &s);
+	cap = s.capacity_bytes / (2 * BLK);
+	for (uint64_t i = 0; i < cap * 3 / 2; i++)
+		REQUIRE(put_to(st, filler, f++, 0) == 0);
+	CHECK_RC(present_in(st, NS, 0, 8, false), 0);
+	CHECK_RC(present_in(st, ns0, 200, 8, false), 0);
+	CHECK_RC(present_in(st, nsw, 104, 4, false), 4);
+	CHECK_RC(present_in(st, nsw, 100, 4, true), 4); /* read */
+	for (uint64_t i = 0; i < cap; i++)
+		REQUIRE(put_to(st, filler, f++, 0) == 0);
+	/* rewritten unread, twice */
+	CHECK_RC(present_in(st, nsw, 104, 4, false), 4);
+	for (uint64_t i = 0; i < cap; i++)
+		REQUIRE(put_to(st, filler, f++, 0) == 0);
+	CHECK_RC(present_in(st, nsw, 104, 4, false), 0); /* not a third */
+	/* read once: counted afresh */
+	CHECK_RC(present_in(st, nsw, 100, 4, true), 4);
+	/* the table: 1 removes, and it holds STORE_MAX_WEIGHTED */
+	CHECK_RC(store_set_ns_weight(st, ns0, 1), 0);
+	CHECK_RC(store_ns_weight(st, ns0), 1);
+	for (uint64_t n = 1; n < STORE_MAX_WEIGHTED; n++)
+		REQUIRE(store_set_ns_weight(st, (n * 0x9e3779b97f4a7c15ull) |
+					    (1ull << 63), 2) == 0);
+	CHECK_RC(store_set_ns_weight(st, 5, 2), -ENOSPC);
+	CHECK_RC(store_set_ns_weight(st, nsw, 4), 0); /* a change fits */
+	CHECK_RC(store_ns_weight(st, nsw), 4);
+	CHECK_RC(store_set_ns_weight(st, nsw, 1), 0);
+	CHECK_RC(store_set_ns_weight(st, 5, 2), 0);
+	CHECK_RC(store_ns_weight(st, 5), 2);
+	CHECK_RC(store_ns_weight(st, (7 * 0x9e3779b97f4a7c15ull) | (1ull << 63)),
+		 2);
+	store_close(st);
+}
+
 /* Of blocks all read since written, low priority ones leave at the
  * first reclaim and normal ones are rewritten; of blocks never read,
  * high priority ones are rewritten, even behind normal ones that fill
@@ -1115,6 +1198,7 @@ main(void)
 	test_ttl();
 	test_ttl_not_reinserted();
 	test_ttl_sweep();
+	test_ns_weight();
 	test_priority();
 	test_no_hints_full_budget();
 	test_orphans_leave_first();
