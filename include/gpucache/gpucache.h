@@ -180,6 +180,20 @@ int gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys,
 int gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks);
 
 /*
+ * A namespace's weight (since 0.2; docs/cache-policy.md): what its blocks
+ * are worth a flash rewrite when the tier reclaims room. 1, the default:
+ * a block is kept if it was read since written. 0: never kept that way
+ * (blocks cheap to recompute; pins still hold). 2..GPC_MAX_WEIGHT: a
+ * block is also kept unread, up to weight - 1 times in a row (blocks
+ * costly to recompute: a large model's). For all of the tenant's
+ * connections; sent to every shard. The daemon keeps weights in DRAM,
+ * up to 4,096 namespaces per shard (-ENOSPC past it; 1 frees one): set
+ * them again after it restarts. Blocking. -EINVAL past GPC_MAX_WEIGHT.
+ */
+#define GPC_MAX_WEIGHT 8u
+int gpc_set_weight(struct gpc_client *c, uint64_t ns, unsigned weight);
+
+/*
  * The calling tenant's own figures, summed over the shards (STAT; nothing
  * of other tenants shows). Set out->struct_size = sizeof(*out) first:
  * fields past it are not written, so the struct can grow.

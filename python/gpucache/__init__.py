@@ -2,7 +2,7 @@
 bound with ctypes in gpucache._lib) and the inference-engine connectors
 (gpucache.connectors)."""
 
-from ._lib import KEY_LEN, MAX_TTL, find_library, strerror
+from ._lib import KEY_LEN, MAX_TTL, MAX_WEIGHT, find_library, strerror
 from .client import Client, KVEvent, MemoryRegion, Request, buffer_address
 from .errors import (
     AuthError,
@@ -18,6 +18,7 @@ from .keys import chain_keys, key_chain, layout_namespace, namespace
 __all__ = [
     "KEY_LEN",
     "MAX_TTL",
+    "MAX_WEIGHT",
     "AuthError",
     "BatchError",
     "BusyError",

@@ -62,6 +62,7 @@ PRIO_NORMAL = 0
 PRIO_LOW = 1
 PRIO_HIGH = 2
 MAX_TTL = 10 * 366 * 86400  # GPC_MAX_TTL: ten years, in seconds
+MAX_WEIGHT = 8  # GPC_MAX_WEIGHT: a namespace's weight is 0..8
 
 
 class PutOpts(ctypes.Structure):
@@ -134,6 +135,7 @@ _SIGNATURES = {
     "gpc_pin": (_I, [_P, _U64, _P, _U, _I, ctypes.POINTER(_I)]),
     "gpc_subscribe": (_I, [_P, _U64]),
     "gpc_confirm_used": (_I, [_P, _U64, _U64]),
+    "gpc_set_weight": (_I, [_P, _U64, _U]),
     "gpc_events_poll": (_I, [_P, ctypes.POINTER(Event), _U, ctypes.POINTER(_U),
                              ctypes.POINTER(_U64)]),
     "gpc_key_chain": (_I, [_P, _P, _SZ, _P, _SZ, _P]),

@@ -473,6 +473,18 @@ class Client:
             raise ValueError(f"nblocks is a count >= 0, not {nblocks!r}")
         check(_lib.lib().gpc_confirm_used(self.handle, ns, nblocks), "confirm used")
 
+    def set_weight(self, ns: int, weight: int) -> None:
+        """Set what namespace ``ns``'s blocks are worth a flash rewrite when
+        the tier reclaims room (docs/cache-policy.md): 1, the default, keeps
+        a block read since it was written; 0 keeps none that way (cheap to
+        recompute; pins still hold); 2..MAX_WEIGHT also keep a block unread,
+        up to ``weight - 1`` times in a row (costly to recompute). For all of
+        the tenant's clients, until the daemon restarts: set it again after
+        a reconnect."""
+        if not isinstance(weight, int) or not 0 <= weight <= _lib.MAX_WEIGHT:
+            raise ValueError(f"weight is an int in [0, {_lib.MAX_WEIGHT}], not {weight!r}")
+        check(_lib.lib().gpc_set_weight(self.handle, ns, weight), "set weight")
+
     # ---- KV events (for routers) ----
 
     def subscribe(self, ns: int) -> None:

@@ -488,6 +488,28 @@ gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks)
 }
 
 int
+gpc_set_weight(struct gpc_client *c, uint64_t ns, unsigned weight)
+{
+	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
+	int rc = 0;
+
+	if (weight > GPC_MAX_WEIGHT)
+		return -EINVAL;
+	/* a namespace's blocks are on every shard */
+	for (unsigned s = 0; rc == 0 && s < c->nshards; s++) {
+		struct wire_wr w;
+
+		wire_wr_init(&w);
+		wire_wr_u64(&w, ns);
+		wire_wr_u64(&w, weight);
+		rc = w.err ? w.err : cli_call(c, s, WIRE_OP_WEIGHT, &w, lim,
+					      NULL);
+		wire_wr_fini(&w);
+	}
+	return rc;
+}
+
+int
 gpc_events_poll(struct gpc_client *c, struct gpc_event *ev, unsigned max,
 		unsigned *n, uint64_t *lost)
 {

@@ -213,17 +213,40 @@ wire_blk_decode(const uint8_t *body, size_t len, struct wire_blk *out)
 	return 0;
 }
 
+/* A body of exactly two u64s (USED, WEIGHT): 0 or -GPC_ECORRUPT. */
+static int
+two_u64(const uint8_t *body, size_t len, uint64_t *a, uint64_t *b)
+{
+	struct wire_rd r;
+
+	wire_rd_init(&r, body, len);
+	*a = wire_rd_u64(&r);
+	*b = wire_rd_u64(&r);
+	return r.err || r.left != 0 ? -GPC_ECORRUPT : 0;
+}
+
+int
+wire_weight_decode(const uint8_t *body, size_t len, uint64_t *ns,
+		   unsigned *weight)
+{
+	uint64_t a, w;
+
+	if (two_u64(body, len, &a, &w) < 0)
+		return -GPC_ECORRUPT;
+	if (w > WIRE_MAX_WEIGHT)
+		return -EINVAL;
+	*ns = a;
+	*weight = (unsigned)w;
+	return 0;
+}
+
 int
 wire_used_decode(const uint8_t *body, size_t len, uint64_t *ns,
 		 uint64_t *nblocks)
 {
-	struct wire_rd r;
 	uint64_t a, n;
 
-	wire_rd_init(&r, body, len);
-	a = wire_rd_u64(&r);
-	n = wire_rd_u64(&r);
-	if (r.err || r.left != 0)
+	if (two_u64(body, len, &a, &n) < 0)
 		return -GPC_ECORRUPT;
 	if (n == 0 || n > WIRE_MAX_USED)
 		return -EINVAL;

@@ -58,7 +58,8 @@ enum wire_op {
 	WIRE_OP_SUBSCRIBE = 13, /* c->s: u64 ns; KV events of it follow */
 	WIRE_OP_EVENT = 14,  /* s->c only: a batch of KV events */
 	WIRE_OP_USED = 15,   /* c->s: u64 ns, u64 n: blocks the engine used */
-	WIRE_OP_MAX = 16,
+	WIRE_OP_WEIGHT = 16, /* c->s: u64 ns, u64 w: the namespace's weight */
+	WIRE_OP_MAX = 17,
 	WIRE_OP_RESP = 0x80,
 };
 
@@ -131,6 +132,17 @@ int wire_ev_decode(const uint8_t *buf, struct wire_ev *out);
 #define WIRE_MAX_USED (1u << 20)
 int wire_used_decode(const uint8_t *body, size_t len, uint64_t *ns,
 		     uint64_t *nblocks);
+
+/*
+ * WEIGHT body (16 bytes): u64 ns, u64 weight: what the namespace's blocks
+ * are worth a rewrite at reclaim, 0..WIRE_MAX_WEIGHT (1: the default;
+ * docs/cache-policy.md). Returns 0, -GPC_ECORRUPT (not 16 bytes) or
+ * -EINVAL (weight out of range).
+ */
+#define WIRE_WEIGHT_BODY 16u
+#define WIRE_MAX_WEIGHT 8u
+int wire_weight_decode(const uint8_t *body, size_t len, uint64_t *ns,
+		       unsigned *weight);
 
 /*
  * Encode the header for a body of h->body_len bytes (body_crc must be set,

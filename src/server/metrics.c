@@ -102,6 +102,7 @@ static const char *const op_names[SRV_METRICS_OPS] = {
 	[WIRE_OP_SUBSCRIBE] = "subscribe",
 	[WIRE_OP_EVENT] = "event",
 	[WIRE_OP_USED] = "used",
+	[WIRE_OP_WEIGHT] = "weight",
 };
 _Static_assert(ARRAY_SIZE(op_names) == WIRE_OP_MAX,
 	       "one name per opcode slot; name any new opcode");

@@ -896,6 +896,29 @@ op_used(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	srv_metrics_op(c->sh->m, h->opcode, rc, 0, 0, 0);
 }
 
+/* WEIGHT: u64 ns, u64 w: the namespace's weight on this shard's store
+ * (docs/cache-policy.md); the client sends it to every shard. */
+static void
+op_weight(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
+	  struct net_data *d)
+{
+	uint64_t ns;
+	unsigned w;
+	int rc;
+
+	(void)d; /* none: srv_dispatch refuses data parts here */
+	rc = wire_weight_decode(body, h->body_len, &ns, &w);
+	if (rc == -GPC_ECORRUPT) {
+		srv_conn_drop(c);
+		return;
+	}
+	if (rc == 0)
+		rc = store_set_ns_weight(c->sh->st, ns_of(c, ns), w);
+	srv_reply(c, h, rc, 0, 0, NULL, 0);
+	srv_metrics_op(c->sh->m, h->opcode, rc, 0, 0, 0);
+}
+_Static_assert(WIRE_MAX_WEIGHT == STORE_MAX_WEIGHT, "weights agree");
+
 static const struct {
 	op_fn fn;
 	bool need_auth;
@@ -912,6 +935,7 @@ static const struct {
 	[WIRE_OP_DATA] = { op_data, true },
 	[WIRE_OP_SUBSCRIBE] = { op_subscribe, true },
 	[WIRE_OP_USED] = { op_used, true },
+	[WIRE_OP_WEIGHT] = { op_weight, true },
 	/* WIRE_OP_EVENT goes to clients only: NULL, a peer sending it is
 	 * dropped like any unknown opcode */
 };

@@ -117,6 +117,22 @@ check_used(const uint8_t *body, size_t len)
 	FUZZ_CHECK(n >= 1 && n <= WIRE_MAX_USED);
 }
 
+/* WEIGHT: 16 bytes, a weight 0..WIRE_MAX_WEIGHT, or refused. */
+static void
+check_weight(const uint8_t *body, size_t len)
+{
+	uint64_t ns = 0x5555;
+	unsigned w = 0x5555;
+	int rc = wire_weight_decode(body, len, &ns, &w);
+
+	FUZZ_CHECK((rc == -GPC_ECORRUPT) == (len != WIRE_WEIGHT_BODY));
+	if (rc == 0)
+		FUZZ_CHECK(ns == get_le64(body) && w == get_le64(body + 8) &&
+			   w <= WIRE_MAX_WEIGHT);
+	else if (rc != -GPC_ECORRUPT)
+		FUZZ_CHECK(rc == -EINVAL && get_le64(body + 8) > WIRE_MAX_WEIGHT);
+}
+
 static void
 check_keys(const uint8_t *body, size_t len, uint32_t count)
 {
@@ -174,6 +190,7 @@ check_body(const uint8_t *body, size_t len, uint32_t count)
 	check_hello(body, len);
 	check_events(body, len);
 	check_used(body, len);
+	check_weight(body, len);
 }
 
 static void
@@ -217,6 +234,9 @@ check_msg(const uint8_t *data, size_t size)
 		break;
 	case WIRE_OP_USED:
 		check_used(data + WIRE_HDR_SIZE, h.body_len);
+		break;
+	case WIRE_OP_WEIGHT:
+		check_weight(data + WIRE_HDR_SIZE, h.body_len);
 		break;
 	default:
 		check_body(data + WIRE_HDR_SIZE, h.body_len, h.count);

@@ -1651,39 +1651,62 @@ expect_dropped(struct raw *r, const char *what)
 	CHECK_RC(raw_gone(r, 1, 1500, &what), 0);
 }
 
-/* USED (the funnel's last stage): a count in range is answered 0, 0 or
- * past the limit -EINVAL (connection kept), a body of the wrong size
- * drops the connection, and before authentication it is refused. */
+/* A 16-byte body of u64 ns and a u64 value (USED, WEIGHT): a value in
+ * range (good) is answered 0, one out of it (bad) -EINVAL with the
+ * connection kept, a body one byte longer drops the connection, and so
+ * does the message before authentication. */
 static void
-test_used(void)
+check_u64_op(uint8_t op, uint64_t good, uint64_t bad, const char *what)
 {
-	struct wire_hdr h = { .opcode = WIRE_OP_USED, .shard = 0 };
-	uint8_t b[WIRE_USED_BODY + 1];
+	struct wire_hdr h = { .opcode = op, .shard = 0 };
+	uint8_t b[17];
 	struct raw_msg *m;
 	struct raw r;
+	char why[64];
 
 	raw_authed(&r, 0, "alice");
 	put_le64(b, NS);
-	put_le64(b + 8, 3);
+	put_le64(b + 8, good);
 	h.req_id = next_req++;
-	m = raw_wait(&r, raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0), 5000);
+	m = raw_wait(&r, raw_send_h(&r, &h, b, 16, NULL, 0), 5000);
 	CHECK(m != NULL && m->h.status == 0);
-	put_le64(b + 8, (uint64_t)WIRE_MAX_USED + 1);
+	put_le64(b + 8, bad);
 	h.req_id = next_req++;
-	m = raw_wait(&r, raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0), 5000);
+	m = raw_wait(&r, raw_send_h(&r, &h, b, 16, NULL, 0), 5000);
 	CHECK(m != NULL && m->h.status == -EINVAL);
 	CHECK(raw_alive(&r));
 	raw_clear(&r);
 	h.req_id = next_req++;
-	raw_send_h(&r, &h, b, WIRE_USED_BODY + 1, NULL, 0);
-	expect_dropped(&r, "after a USED of 17 bytes");
+	raw_send_h(&r, &h, b, 17, NULL, 0);
+	snprintf(why, sizeof(why), "after a %s of 17 bytes", what);
+	expect_dropped(&r, why);
 	raw_close(&r);
 	raw_open(&r, 0); /* not authenticated */
-	put_le64(b + 8, 1);
+	put_le64(b + 8, good);
 	h.req_id = next_req++;
-	raw_send_h(&r, &h, b, WIRE_USED_BODY, NULL, 0);
-	expect_dropped(&r, "after a USED before AUTH");
+	raw_send_h(&r, &h, b, 16, NULL, 0);
+	snprintf(why, sizeof(why), "after a %s before AUTH", what);
+	expect_dropped(&r, why);
 	raw_close(&r);
+}
+
+/* USED (the funnel's last stage): counts 1..WIRE_MAX_USED. */
+static void
+test_used(void)
+{
+	_Static_assert(WIRE_USED_BODY == 16, "USED body");
+	check_u64_op(WIRE_OP_USED, 3, (uint64_t)WIRE_MAX_USED + 1, "USED");
+	check_u64_op(WIRE_OP_USED, 1, 0, "USED");
+}
+
+/* WEIGHT (a namespace's weight): 0..WIRE_MAX_WEIGHT. */
+static void
+test_weight(void)
+{
+	_Static_assert(WIRE_WEIGHT_BODY == 16, "WEIGHT body");
+	check_u64_op(WIRE_OP_WEIGHT, WIRE_MAX_WEIGHT, WIRE_MAX_WEIGHT + 1,
+		     "WEIGHT");
+	check_u64_op(WIRE_OP_WEIGHT, 1, 1ull << 32, "WEIGHT");
 }
 
 /* Many failed AUTHs at once: every one is answered -GPC_EAUTH before
@@ -2191,6 +2214,7 @@ main(int argc, char **argv)
 	test_put_data_good();
 	test_put_hints();
 	test_used();
+	test_weight();
 	test_get_cap();
 	test_cross_conn();
 	test_same_id();

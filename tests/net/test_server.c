@@ -611,6 +611,43 @@ test_pin(struct gpc_client *c)
 	test_pin_quota(c);
 }
 
+/* ---- WEIGHT: a namespace's blocks worth more rewrites ---- */
+
+/* Blocks never read: those of a namespace of weight 8 outlive the
+ * overflow (up to 7 rewrites unread; the overflow is about 3 capacities),
+ * those of a namespace of the default weight leave. */
+static void
+test_weight(struct gpc_client *c)
+{
+	enum { N = 4, FB = 16 };
+	const uint64_t heavy = NS + 50, plain = NS + 51;
+	uint8_t k[N][32];
+	uint64_t id[N];
+	size_t l[N];
+	unsigned miss_heavy = 9, miss_plain = 9;
+	struct buf b;
+
+	buf_alloc(c, &b, (size_t)FB * MB);
+	CHECK_RC(gpc_set_weight(c, heavy, GPC_MAX_WEIGHT + 1), -EINVAL);
+	CHECK_RC(gpc_set_weight(c, heavy, GPC_MAX_WEIGHT), 0);
+	for (unsigned i = 0; i < N; i++) {
+		id[i] = 8000 + i;
+		l[i] = 64u << 10;
+		test_key(id[i], k[i]);
+	}
+	CHECK_RC(put_ids(c, &b, heavy, k, id, l, N, 0), 0);
+	CHECK_RC(put_ids(c, &b, plain, k, id, l, N, 0), 0);
+	overflow(c, &b, 300000);
+	CHECK_RC(get_ids(c, &b, heavy, k, id, l, N, &miss_heavy), 0);
+	CHECK_RC(get_ids(c, &b, plain, k, id, l, N, &miss_plain), 0);
+	CHECK_RC(miss_heavy, 0);
+	CHECK_RC(miss_plain, N);
+	CHECK_RC(gpc_set_weight(c, heavy, 1), 0);
+	gpc_mem_deregister(c, b.mr);
+	printf("weight: %u of %u blocks of weight 8 kept unread, %u of %u of "
+	       "weight 1\n", N - miss_heavy, N, N - miss_plain, N);
+}
+
 /* ---- STAT: the tenant's own figures ---- */
 
 static void
@@ -946,6 +983,7 @@ main(int argc, char **argv)
 	test_clients(c);
 	test_put_hints(c);
 	test_pin(c);
+	test_weight(c);
 	test_restart(&c);
 	test_pin_restart(&c);
 	gpc_close(c);

@@ -251,6 +251,28 @@ def test_stat_counts_our_traffic(daemon, client):
     assert metrics.total(after, "gpucache_payload_copy_bytes_total") == 0
 
 
+def test_set_weight_reaches_every_shard(daemon, client):
+    name = "gpucache_requests_total"
+    before = metrics.total(metrics.stat(daemon.metrics_addr), name, op="weight")
+    client.set_weight(NS, gpucache.MAX_WEIGHT)
+    client.set_weight(NS, 1)
+    for bad in (gpucache.MAX_WEIGHT + 1, -1, 2.0):
+        with pytest.raises(ValueError):
+            client.set_weight(NS, bad)
+    after = metrics.total(metrics.stat(daemon.metrics_addr), name, op="weight")
+    assert after - before == 2 * client.shards
+
+
+def test_connector_weight_option():
+    from gpucache.connectors import weight_of
+
+    assert weight_of({}) is None
+    assert weight_of({"weight": 0}) == 0 and weight_of({"weight": "8"}) == 8
+    for bad in (9, -1, True, "x", 2.5):
+        with pytest.raises(ValueError):
+            weight_of({"weight": bad})
+
+
 def test_kv_events_of_a_subscribed_namespace(daemon, client):
     import time
 

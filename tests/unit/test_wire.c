@@ -88,6 +88,31 @@ test_blk(void)
 		CHECK(n == WIRE_MAX_USED);
 		wire_wr_fini(&u);
 	}
+	/* WEIGHT: u64 ns, u64 weight in 0..WIRE_MAX_WEIGHT */
+	{
+		struct wire_wr u;
+		uint64_t ns = 0;
+		unsigned wt = 99;
+
+		wire_wr_init(&u);
+		wire_wr_u64(&u, 78);
+		wire_wr_u64(&u, 0);
+		CHECK_RC(wire_weight_decode(u.buf, u.len, &ns, &wt), 0);
+		CHECK(ns == 78 && wt == 0);
+		put_le64(u.buf + 8, WIRE_MAX_WEIGHT);
+		CHECK_RC(wire_weight_decode(u.buf, u.len, &ns, &wt), 0);
+		CHECK(wt == WIRE_MAX_WEIGHT);
+		put_le64(u.buf + 8, WIRE_MAX_WEIGHT + 1);
+		CHECK_RC(wire_weight_decode(u.buf, u.len, &ns, &wt), -EINVAL);
+		put_le64(u.buf + 8, 1ull << 32); /* not truncated to 0 */
+		CHECK_RC(wire_weight_decode(u.buf, u.len, &ns, &wt), -EINVAL);
+		CHECK_RC(wire_weight_decode(u.buf, u.len - 1, &ns, &wt),
+			 -GPC_ECORRUPT);
+		wire_wr_u8(&u, 0);
+		CHECK_RC(wire_weight_decode(u.buf, u.len, &ns, &wt),
+			 -GPC_ECORRUPT);
+		wire_wr_fini(&u);
+	}
 	/* a PUT's hints: TTL in aux, priority in flags */
 	{
 		struct wire_hdr h = { .opcode = WIRE_OP_PUT, .aux = 3600,

@@ -27,6 +27,22 @@ def confirm_leading(client: gpucache.Client, ns: int, ok: list[bool]) -> int:
     return lead
 
 
+def weight_of(opts: dict[str, Any]) -> int | None:
+    """The connector option ``weight`` (0..MAX_WEIGHT, an int or its
+    digits; docs/cache-policy.md): what the engine's blocks are worth a
+    flash rewrite, set on each namespace the connector uses. None when not
+    given (the tier's default, 1). A bad value raises ValueError at once."""
+    if "weight" not in opts:
+        return None
+    w = opts["weight"]
+    if isinstance(w, str) and w.strip().isdigit():
+        w = int(w)
+    if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= gpucache.MAX_WEIGHT:
+        raise ValueError(f"connector option weight is an int in [0, {gpucache.MAX_WEIGHT}], "
+                         f"not {opts['weight']!r}")
+    return w
+
+
 def connect(opts: dict[str, Any]) -> gpucache.Client:
     """A client from an engine's connector options: ``config`` (a
     gpucached.conf: port and tenant secret; with ``tenant`` and ``host``),

@@ -42,7 +42,7 @@ from lmcache.v1.memory_management import MemoryObj
 from lmcache.v1.storage_backend.connector.base_connector import RemoteConnector
 
 import gpucache
-from gpucache.connectors import confirm_leading, connect
+from gpucache.connectors import confirm_leading, connect, weight_of
 from gpucache.errors import BatchError, GpucacheError
 
 logger = logging.getLogger("gpucache.connectors.lmcache")
@@ -66,6 +66,7 @@ class GpucacheConnector(RemoteConnector):
         extra = (config.extra_config if config is not None else None) or {}
         prefix = f"remote_storage_plugin.{plugin_name or 'gpucache'}."
         opts = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
+        self._weight = weight_of(opts)
         self._client = connect(opts)
         self._ns: dict[tuple, int] = {}
         buf = getattr(getattr(local_cpu_backend, "memory_allocator", None), "buffer", None)
@@ -87,6 +88,8 @@ class GpucacheConnector(RemoteConnector):
                     f"tags={key.tags}")
             ns, _ = gpucache.layout_namespace(desc, str(key.dtype), 0, "all", key.worker_id,
                                               0, self._layout, engine="lmcache")
+            if self._weight is not None:
+                self._client.set_weight(ns, self._weight)
             self._ns[ident] = ns
         return ns
 

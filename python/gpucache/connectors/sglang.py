@@ -48,7 +48,7 @@ from sglang.srt.mem_cache.hicache_storage import (
 )
 
 import gpucache
-from gpucache.connectors import confirm_leading, connect
+from gpucache.connectors import confirm_leading, connect, weight_of
 from gpucache.errors import BatchError, GpucacheError
 
 logger = logging.getLogger("gpucache.connectors.sglang")
@@ -74,6 +74,7 @@ class GpucacheHiCacheStorage(HiCacheStorage):
         self.storage_config = storage_config
         extra = dict(storage_config.extra_config or {})
         self._extra = extra
+        self._weight = weight_of(extra)
         if storage_config.is_mla_model:
             raise ValueError("GpucacheHiCacheStorage: MLA models are not supported yet")
         self._client = connect(extra)
@@ -111,6 +112,8 @@ class GpucacheHiCacheStorage(HiCacheStorage):
         self._ns, self.namespace_desc = gpucache.layout_namespace(
             desc, str(p.dtype), p.page_size, "all", c.tp_rank, c.pp_rank, layout,
             engine="sglang")
+        if self._weight is not None:
+            self._client.set_weight(self._ns, self._weight)
 
     def _require_pool(self) -> int:
         if self._ns is None:

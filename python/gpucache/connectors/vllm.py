@@ -11,7 +11,9 @@ docs/integrations.md), on CPU. Loaded with no change to vLLM::
 ``kv_connector_extra_config`` keys: ``config`` (a gpucached.conf: port and
 secret), or ``url`` + ``tenant`` + ``secret`` / ``secret_hex``; optional
 ``host`` (default 127.0.0.1), ``model_fingerprint`` (default: model name,
-revision and dtype) and ``timeout_ms``.
+revision and dtype), ``timeout_ms`` and ``weight`` (0..8, set on every
+layer's namespace: what this model's blocks are worth a flash rewrite,
+docs/cache-policy.md; default the tier's, 1).
 
 What maps to what:
 
@@ -80,7 +82,7 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
 )
 
 import gpucache
-from gpucache.connectors import connect
+from gpucache.connectors import connect, weight_of
 from gpucache.errors import GpucacheError
 
 if TYPE_CHECKING:
@@ -231,6 +233,7 @@ class GpucacheConnector(KVConnectorBase_V1):
         extra = dict(self._kv_transfer_config.kv_connector_extra_config or {})
         self._block_size = vllm_config.cache_config.block_size
         self._extra = extra
+        self._weight = weight_of(extra)
         self._check_supported(kv_cache_config)
         self._check_reproducible_keys(vllm_config)
         if role == KVConnectorRole.SCHEDULER and extra.get("self_test", True):
@@ -440,6 +443,9 @@ class GpucacheConnector(KVConnectorBase_V1):
                 self._client.register((addr, storage.nbytes()))
             self._layouts[name] = lay
             self._layer_ns[name] = self.namespace(name)
+        if self._weight is not None:
+            for ns in set(self._layer_ns.values()):
+                self._client.set_weight(ns, self._weight)
         if not self._layer_names:
             self._layer_names = list(kv_caches)
 

@@ -8,6 +8,7 @@ turns it into recompute."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import torch
@@ -40,7 +41,8 @@ init_none_hash(sha256_cbor)
 
 
 def make_config(model_dir: str, daemon, fingerprint: str = "tiny-test",
-                connector: bool = True, load_async: bool = False) -> VllmConfig:
+                connector: bool = True, load_async: bool = False,
+                **more: Any) -> VllmConfig:
     tenant, secret = daemon.tenant()
     mc = ModelConfig(model=model_dir, skip_tokenizer_init=True, dtype="float32",
                      max_model_len=512)
@@ -51,7 +53,7 @@ def make_config(model_dir: str, daemon, fingerprint: str = "tiny-test",
         kv_connector_extra_config={"url": daemon.url, "tenant": tenant,
                                    "secret_hex": secret.hex(),
                                    "model_fingerprint": fingerprint,
-                                   "load_async": load_async})
+                                   "load_async": load_async, **more})
     cfg = VllmConfig(model_config=mc, cache_config=CacheConfig(block_size=BLOCK),
                      device_config=DeviceConfig(device="cpu"),
                      kv_transfer_config=kvt if connector else None)
@@ -189,6 +191,18 @@ def test_round_trip_through_scheduler_bit_exact(daemon, model_dir, layout):
     assert other.schedule().num_scheduled_tokens["C"] == len(PROMPT)
     for c in (w, sched.connector, other.connector):
         c.shutdown()
+
+
+def test_weight_set_on_every_layer_namespace(daemon, model_dir):
+    name = "gpucache_requests_total"
+    before = metrics.total(metrics.stat(daemon.metrics_addr), name, op="weight")
+    cfg = make_config(model_dir, daemon, "tiny-weight", weight=3)
+    w = worker(cfg, make_kv("blocks-first"))
+    after = metrics.total(metrics.stat(daemon.metrics_addr), name, op="weight")
+    assert after - before == len(LAYERS) * w._client.shards
+    w.shutdown()
+    with pytest.raises(ValueError):
+        worker(make_config(model_dir, daemon, "tiny-weight", weight=9), make_kv("blocks-first"))
 
 
 def test_async_load_through_scheduler_bit_exact(daemon, model_dir):
