@@ -495,6 +495,73 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 		evict_gone(st, d, hk, loc.len4k, true);
 }
 
+/* Decide an evicted segment's n summary entries, a block's parent first
+ * where it is in the segment too, so that a chain shares its fate. The
+ * summary is in commit order, which puts waiting for room (srv_retry) or
+ * reinsertions (in read completion order) can make child-first: a child
+ * decided first is kept, an orphan, if its parent then leaves. */
+static void
+evict_entries(struct store *st, uint32_t s, const uint8_t *sum, uint32_t n,
+	      uint64_t *budget, uint64_t *qbudget)
+{
+	uint32_t hsz = 2, *ht = NULL, *hi, *stk;
+	struct sum_disk *d = calloc(n + 1, sizeof(*d));
+	uint8_t *state; /* 0: to decide, 1: on the stack, 2: decided */
+
+	while (hsz < 2 * n)
+		hsz <<= 1;
+	if (d != NULL)
+		ht = malloc(((size_t)hsz + 2 * (size_t)n) * sizeof(*ht) + n);
+	if (ht == NULL) { /* no memory: in summary order */
+		for (uint32_t e = 0; e < n; e++) {
+			struct sum_disk x;
+
+			sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &x);
+			evict_entry(st, s, &x, budget, qbudget);
+		}
+		free(d);
+		return;
+	}
+	hi = ht + hsz; /* a record's high 32 bits of fingerprint */
+	stk = hi + n;
+	state = (uint8_t *)(stk + n);
+	memset(ht, 0xff, (size_t)hsz * sizeof(*ht));
+	memset(state, 0, n);
+	for (uint32_t e = 0; e < n; e++) {
+		sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d[e]);
+		if (!sum_is_record(&d[e]))
+			continue;
+		hi[e] = (uint32_t)(index_hash(d[e].ns, d[e].key).tag >> 32);
+		for (uint32_t h = hi[e] & (hsz - 1);; h = (h + 1) & (hsz - 1))
+			if (ht[h] == UINT32_MAX || hi[ht[h]] == hi[e]) {
+				ht[h] = e; /* a key's latest entry */
+				break;
+			}
+	}
+	for (uint32_t e = 0, sp = 0; e < n; e++) {
+		if (state[e] != 0)
+			continue;
+		state[e] = 1;
+		for (stk[sp++] = e; sp > 0;) {
+			uint32_t x = stk[sp - 1], h = d[x].parent & (hsz - 1);
+
+			while (ht[h] != UINT32_MAX && hi[ht[h]] != d[x].parent)
+				h = (h + 1) & (hsz - 1);
+			if (sum_is_record(&d[x]) && d[x].parent != 0 &&
+			    ht[h] != UINT32_MAX && state[ht[h]] == 0) {
+				state[ht[h]] = 1; /* its parent first */
+				stk[sp++] = ht[h];
+				continue;
+			}
+			evict_entry(st, s, &d[x], budget, qbudget);
+			state[x] = 2;
+			sp--;
+		}
+	}
+	free(ht);
+	free(d);
+}
+
 #define RECL_DEPTH 32u /* reclaim's reads in flight */
 
 static void recl_issue(struct store *st);
@@ -701,12 +768,7 @@ evict_one(struct store *st)
 		release_clean(st, &st->wb[sl->wbuf]);
 	ringq_pop(&st->fifo, &v);
 	if (store_read_summary(st, s, &sum) == 0) {
-		for (uint32_t e = 0; e < sl->nentries; e++) {
-			struct sum_disk d;
-
-			sum_decode(sum + (size_t)e * SUM_DISK_SIZE, &d);
-			evict_entry(st, s, &d, &budget, &qbudget);
-		}
+		evict_entries(st, s, sum, sl->nentries, &budget, &qbudget);
 		free(sum);
 	}
 	/* entries we could not read stay in the index and read as misses */

@@ -1138,6 +1138,37 @@ test_orphans_across_namespaces(void)
 	store_close(st);
 }
 
+/*
+ * A chain committed leaf first (puts that waited for room and were
+ * retried, or reinsertions completing out of order, do it in gpucached):
+ * its leaves, all read, and its root, unread, share one segment, the
+ * leaves first in its summary. Reclaim decides the root first all the
+ * same: the root leaves, and its leaves with it, as orphans, rather
+ * than being rewritten because their parent was still there when they
+ * were decided.
+ */
+static void
+test_orphans_child_first(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	uint64_t next = 100000;
+	struct store_stats s;
+	unsigned left = 0;
+
+	chain_lookup(st, 7);
+	for (unsigned j = CHAIN; j-- > 0;)
+		REQUIRE(put(st, 700 + j, 0) == 0);
+	for (unsigned j = 1; j < CHAIN; j++)
+		CHECK_RC(get(st, 700 + j, 700 + j), 1);
+	pressure(st, &next);
+	for (unsigned j = 0; j < CHAIN; j++)
+		left += get(st, 700 + j, 700 + j) == 1;
+	store_get_stats(st, &s);
+	CHECK_RC(left, 0);
+	CHECK(s.blocks_orphaned >= CHAIN - 1);
+	store_close(st);
+}
+
 static void
 test_orphans_leave_first(void)
 {
@@ -1202,6 +1233,7 @@ main(void)
 	test_priority();
 	test_no_hints_full_budget();
 	test_orphans_leave_first();
+	test_orphans_child_first();
 	test_orphans_across_namespaces();
 	test_events();
 	test_dedupe_and_refusal();
