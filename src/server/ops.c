@@ -476,18 +476,31 @@ put_start(struct srv_req *r)
 	return 0;
 }
 
+/* r waits for room behind those already waiting. */
+static void
+retry_push(struct srv_shard *sh, struct srv_req *r)
+{
+	r->link = NULL;
+	if (sh->retry == NULL)
+		sh->retry = r;
+	else
+		sh->retry_tail->link = r;
+	sh->retry_tail = r;
+}
+
+/* Start the PUTs waiting for room, oldest first: a batch's blocks keep
+ * their order in the log (a chain's parents before their children),
+ * and a PUT is never overtaken for ever by newer ones. */
 void
 srv_retry(struct srv_shard *sh)
 {
 	struct srv_req *list = sh->retry, *r;
 
-	sh->retry = NULL;
+	sh->retry = sh->retry_tail = NULL;
 	while ((r = list) != NULL) {
 		list = r->link;
-		if (put_start(r) == -EAGAIN) {
-			r->link = sh->retry;
-			sh->retry = r;
-		}
+		if (put_start(r) == -EAGAIN)
+			retry_push(sh, r);
 	}
 }
 
@@ -505,8 +518,7 @@ srv_conn_puts_fail(struct srv_conn *c)
 		next = r->cnext;
 		pend_drop(r);
 		if (r->state == PUT_SKIP) { /* ended by put_start, as dead */
-			r->link = c->sh->retry;
-			c->sh->retry = r;
+			retry_push(c->sh, r);
 			continue;
 		}
 		if (r->state != PUT_RESERVED)
@@ -721,10 +733,9 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	}
 	r->cnext = c->puts; /* takes DATA from now on */
 	c->puts = r;
-	if (put_start(r) == -EAGAIN) {
-		r->link = sh->retry;
-		sh->retry = r;
-	}
+	/* behind PUTs already waiting for room, never ahead of them */
+	if (sh->retry != NULL || put_start(r) == -EAGAIN)
+		retry_push(sh, r);
 }
 
 struct pf {

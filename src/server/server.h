@@ -91,7 +91,9 @@ struct srv_shard {
 	struct net_worker *w;
 	struct store *st;
 	struct srv_conn *conns;
-	struct srv_req *retry;  /* waiting for write-buffer room */
+	struct srv_req *retry;  /* waiting for write-buffer room, oldest
+				 * first (PUTs start in arrival order) */
+	struct srv_req *retry_tail;
 	struct rcache *rc;      /* blocks prefetched by LOOKUP */
 	struct srv_req *all;    /* every request in flight, oldest last */
 	uint64_t last_sweep;
