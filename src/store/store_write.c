@@ -456,8 +456,8 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	    loc.slot != s || loc.off4k != d->off4k)
 		return;
 	/* its parent gone, a block can never hit (a LOOKUP stops before
-	 * it). The summary is in append order, so a parent earlier in this
-	 * segment has met its fate already: a chain shares it. */
+	 * it). A parent in this segment has met its fate already
+	 * (evict_entries): a chain shares it. */
 	orphan = !policy_keep_orphans(st->pol) && d->parent != 0 &&
 		 !index_has_hi32(st->ix, d->parent);
 	/* a class at or under its quota is not evicted: its block moves,
