@@ -649,25 +649,15 @@ get_data_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
 	get_send(r, iov, n);
 }
 
+/* The GET from wherever the store has the block, through a read buffer
+ * of ours when that is flash. */
 static void
-get_start(struct srv_req *r)
+get_plain(struct srv_req *r)
 {
 	struct srv_shard *sh = r->c->sh;
-	const uint8_t *data;
-	uint32_t len;
 	size_t cap;
 	int rc;
 
-	if (!store_exists(sh->st, r->blk.ns, r->blk.key)) /* e.g. expired */
-		rcache_drop(sh->rc, r->blk.ns, r->blk.key);
-	r->ce = rcache_get(sh->rc, r->blk.ns, r->blk.key, &data, &len);
-	if (r->ce != NULL) { /* prefetched by a LOOKUP: from DRAM */
-		struct iovec v = { (void *)data, len };
-
-		r->len = len;
-		get_send(r, &v, 1);
-		return;
-	}
 	cap = (r->blk.len + STORE_IO_ALIGN - 1) & ~(size_t)(STORE_IO_ALIGN - 1);
 	r->rbuf = rbuf_get(cap, &r->rcap);
 	if (r->rbuf == NULL) {
@@ -678,6 +668,77 @@ get_start(struct srv_req *r)
 				 r->rcap, get_data_cb, r);
 	if (rc < 0)
 		req_end(r, rc);
+}
+
+/* A promotion's flash read is done: the block stays in the read cache,
+ * and this GET is served from there. */
+static void
+promote_cb(void *arg, int rc, const struct iovec *iov, unsigned n,
+	   struct store_zc_ref *ref)
+{
+	struct srv_req *r = arg;
+	struct srv_shard *sh = r->c->sh;
+	struct rcache_ent *e = r->pe;
+	const uint8_t *data;
+	uint32_t len;
+
+	r->pe = NULL;
+	if (rc < 0 || n != 1 || iov[0].iov_base != rcache_buf(e)) {
+		/* failed, or not read from flash after all: a plain GET's */
+		rcache_fail(sh->rc, e);
+		get_data_cb(r, rc, iov, n, ref);
+		return;
+	}
+	store_get_zc_release(sh->st, ref);
+	if (!rcache_ready(sh->rc, e, (uint32_t)rc)) {
+		get_plain(r); /* a PUT or DELETE of the key came meanwhile */
+		return;
+	}
+	rcache_pin(sh->rc, e, &data, &len);
+	r->ce = e;
+	r->len = len;
+	get_send(r, &(struct iovec){ (void *)data, len }, 1);
+}
+
+/*
+ * A GET: from the read cache if the block is there (a DRAM hit, which
+ * the store's policy counts as a read); else, if it is on flash and was
+ * read before (its CLOCK bit: read since written, or since reclaim kept
+ * it), read into the read cache, a promotion, so that the reads after it
+ * find it in DRAM (one-time reads never displace what is there); else
+ * from the store as it is.
+ */
+static void
+get_start(struct srv_req *r)
+{
+	struct srv_shard *sh = r->c->sh;
+	const uint8_t *data;
+	uint32_t len;
+	bool hot = false;
+	long room;
+
+	if (!store_touch(sh->st, r->blk.ns, r->blk.key, &hot)) /* expired */
+		rcache_drop(sh->rc, r->blk.ns, r->blk.key);
+	r->ce = rcache_get(sh->rc, r->blk.ns, r->blk.key, &data, &len);
+	if (r->ce != NULL) { /* prefetched or promoted: from DRAM */
+		struct iovec v = { (void *)data, len };
+
+		r->len = len;
+		get_send(r, &v, 1);
+		return;
+	}
+	if (hot && !store_block_buffered(sh->st, r->blk.ns, r->blk.key) &&
+	    (room = store_block_room(sh->st, r->blk.ns, r->blk.key)) > 0 &&
+	    (r->pe = rcache_load(sh->rc, r->blk.ns, r->blk.key,
+				 (uint32_t)room)) != NULL) {
+		if (store_get_zc_submit(sh->st, r->blk.ns, r->blk.key,
+					rcache_buf(r->pe), (size_t)room,
+					promote_cb, r) == 0)
+			return;
+		rcache_fail(sh->rc, r->pe);
+		r->pe = NULL;
+	}
+	get_plain(r);
 }
 
 _Static_assert(WIRE_PRIO_LOW == STORE_PRIO_LOW &&

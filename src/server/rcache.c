@@ -160,17 +160,29 @@ rcache_buf(struct rcache_ent *e)
 	return e->buf;
 }
 
-void
+bool
 rcache_ready(struct rcache *rc, struct rcache_ent *e, uint32_t len)
 {
 	if (e->state == RC_DEAD) { /* dropped while loading */
 		ent_free(rc, e);
-		return;
+		return false;
 	}
 	e->state = RC_READY;
 	e->len = len;
 	rc->loads++;
 	lru_add(rc, e);
+	return true;
+}
+
+void
+rcache_pin(struct rcache *rc, struct rcache_ent *e, const uint8_t **data,
+	   uint32_t *len)
+{
+	(void)rc;
+	lru_del(e);
+	e->pins++;
+	*data = e->buf;
+	*len = e->len;
 }
 
 void

@@ -1,7 +1,8 @@
 /*
  * rcache.h - a shard's DRAM read cache: blocks that LOOKUP with PREFETCH
  * brought up from flash ahead of the GET that follows (an engine looks a
- * prefix up, then fetches it). Bounded in bytes, LRU, shard-local (no
+ * prefix up, then fetches it), and blocks a GET read from flash that had
+ * been read before (hot ones: promoted on their second read). Bounded in bytes, LRU, shard-local (no
  * locks). A block is read from flash straight into the cache's buffer and
  * sent to the client from there: no CPU copy.
  *
@@ -32,7 +33,8 @@ void rcache_destroy(struct rcache *rc);
 struct rcache_ent *rcache_load(struct rcache *rc, uint64_t ns,
 			       const uint8_t *key, uint32_t room);
 uint8_t *rcache_buf(struct rcache_ent *e);
-void rcache_ready(struct rcache *rc, struct rcache_ent *e, uint32_t len);
+/* false: the entry was dropped while loading, and is freed now. */
+bool rcache_ready(struct rcache *rc, struct rcache_ent *e, uint32_t len);
 void rcache_fail(struct rcache *rc, struct rcache_ent *e);
 
 /* A READY entry for the key, pinned, with its bytes; NULL on a miss. */
@@ -40,6 +42,10 @@ struct rcache_ent *rcache_get(struct rcache *rc, uint64_t ns,
 			      const uint8_t *key, const uint8_t **data,
 			      uint32_t *len);
 void rcache_unpin(struct rcache *rc, struct rcache_ent *e);
+/* Pin READY entry e, just loaded, for the GET that loaded it (not counted
+ * as a hit: that GET read flash); its bytes. */
+void rcache_pin(struct rcache *rc, struct rcache_ent *e, const uint8_t **data,
+		uint32_t *len);
 /* Forget the key (its block changed or went away). */
 void rcache_drop(struct rcache *rc, uint64_t ns, const uint8_t *key);
 

@@ -73,6 +73,7 @@ struct srv_req {
 	/* GET */
 	struct store_zc_ref *ref;   /* the engine's bytes */
 	struct rcache_ent *ce;  /* served from the read cache */
+	struct rcache_ent *pe;  /* loading into it for this GET (promotion) */
 	uint8_t *rbuf;          /* read buffer, from flash */
 	size_t rcap;            /* bytes of rbuf */
 	uint32_t len;           /* the block's length */

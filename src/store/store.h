@@ -260,6 +260,13 @@ uint64_t store_class_pinned(const struct store *st, unsigned cls);
 long store_block_room(struct store *st, uint64_t ns, const uint8_t *key);
 /* Is the block still in the DRAM write buffer (no flash read needed)? */
 bool store_block_buffered(struct store *st, uint64_t ns, const uint8_t *key);
+/* A read of the block served from elsewhere (the server's DRAM read
+ * cache) counts for the policy as a get does: its CLOCK bit is set.
+ * false: the block is not held (gone, or expired). *was_read (may be
+ * NULL): the bit was set already (the block was read since written, or
+ * since reclaim last kept it). */
+bool store_touch(struct store *st, uint64_t ns, const uint8_t *key,
+		 bool *was_read);
 
 /*
  * KV events: cb(arg, STORE_EV_STORED, ns, key) when a new block is put

@@ -802,6 +802,20 @@ store_block_room(struct store *st, uint64_t ns, const uint8_t *key)
 }
 
 bool
+store_touch(struct store *st, uint64_t ns, const uint8_t *key, bool *was_read)
+{
+	struct index_hkey hk = index_hash(ns, key);
+	struct index_loc loc;
+
+	if (store_ix_find(st, ns, key, hk, &loc) < 0)
+		return false;
+	if (was_read != NULL)
+		*was_read = (loc.flags & INDEX_F_REF) != 0;
+	index_set_flags(st->ix, hk, INDEX_F_REF, 0);
+	return true;
+}
+
+bool
 store_block_buffered(struct store *st, uint64_t ns, const uint8_t *key)
 {
 	struct index_loc loc;

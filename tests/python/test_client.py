@@ -273,6 +273,48 @@ def test_connector_weight_option():
             weight_of({"weight": bad})
 
 
+def test_hot_block_promoted_to_dram(tmp_path):
+    """A block on flash is read from flash by its first GET; its second
+    GET (it was read before) brings it up into the DRAM tier, counted as
+    a promotion; the GETs after it read no flash."""
+    from gpucache.testing import Daemon
+
+    d = Daemon(tmp_path / "gpucached", shards=1, dev_size="64M", dram_buffer="4M",
+               chunk_size="1M").start()
+    try:
+        c = d.client()
+        blk = rand_blocks(1, 64 * 1024, 21)
+        fill = rand_blocks(16, 1024 * 1024, 22)
+        dst = np.zeros_like(blk)
+        for a in (blk, fill, dst):
+            c.register(a)
+        key = keys_for("promote", 1)
+        c.put(NS, key, [blk[0]])
+        # 16 MiB more: the block's write buffer is long reused, it is on flash only
+        c.put(NS, keys_for("promote-fill", 16), [fill[i] for i in range(16)])
+
+        def figures():
+            time.sleep(0.3)  # the shard publishes its figures every 100 ms
+            m = metrics.stat(d.metrics_addr)
+            return (metrics.total(m, "gpucache_store_flash_read_bytes_total"),
+                    metrics.total(m, "gpucache_dram_tier_promotions_total"),
+                    metrics.total(m, "gpucache_dram_tier_hits_total"))
+
+        seen = [figures()]
+        for _ in range(3):
+            assert c.get(NS, key, [dst[0]]) == [blk.shape[1]]
+            assert np.array_equal(dst, blk)
+            dst[:] = 0
+            seen.append(figures())
+        reads = [b - a for (a, _, _), (b, _, _) in zip(seen, seen[1:])]
+        assert reads[0] >= blk.shape[1] and reads[1] >= blk.shape[1] and reads[2] == 0
+        assert [p for _, p, _ in seen] == [seen[0][1]] * 2 + [seen[0][1] + 1] * 2
+        assert seen[3][2] == seen[2][2] + 1  # the third GET: a DRAM hit
+        c.close()
+    finally:
+        assert d.stop() == 0, d.log_tail()
+
+
 def test_kv_events_of_a_subscribed_namespace(daemon, client):
     import time
 

@@ -1139,6 +1139,46 @@ test_orphans_across_namespaces(void)
 }
 
 /*
+ * A read served from the server's DRAM read cache (store_touch) counts as
+ * a read: of blocks never read through the store, those touched are
+ * rewritten at reclaim, the others leave; and the first touch says the
+ * block was not read before, the second that it was.
+ */
+static void
+test_touch_counts_as_read(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	uint64_t next = 100000;
+	unsigned kept = 0, other = 0;
+	uint8_t key[32];
+	bool was = true;
+
+	for (uint64_t i = 0; i < 8; i++)
+		REQUIRE(put(st, 500 + i, 0) == 0);
+	test_key(500, key);
+	CHECK(store_touch(st, NS, key, &was) && !was);
+	CHECK(store_touch(st, NS, key, &was) && was);
+	for (uint64_t i = 1; i < 4; i++) {
+		test_key(500 + i, key);
+		CHECK(store_touch(st, NS, key, NULL));
+	}
+	test_key(999, key);
+	CHECK(!store_touch(st, NS, key, &was)); /* never put */
+	pressure(st, &next);
+	for (uint64_t i = 0; i < 8; i++) {
+		test_key(500 + i, key);
+		if (i < 4)
+			kept += store_exists(st, NS, key);
+		else
+			other += store_exists(st, NS, key);
+	}
+	CHECK_RC(kept, 4);
+	CHECK_RC(other, 0);
+	CHECK_RC(get(st, 501, 501), 1);
+	store_close(st);
+}
+
+/*
  * A chain committed leaf first (puts that waited for room and were
  * retried, or reinsertions completing out of order, do it in gpucached):
  * its leaves, all read, and its root, unread, share one segment, the
@@ -1230,6 +1270,7 @@ main(void)
 	test_ttl_not_reinserted();
 	test_ttl_sweep();
 	test_ns_weight();
+	test_touch_counts_as_read();
 	test_priority();
 	test_no_hints_full_budget();
 	test_orphans_leave_first();

@@ -67,8 +67,32 @@ main(void)
 	REQUIRE(e != NULL);
 	test_key(20, key);
 	rcache_drop(rc, 1, key);
-	rcache_ready(rc, e, 8192);
+	CHECK(!rcache_ready(rc, e, 8192)); /* freed */
 	CHECK(get(rc, 20, &d, &len) == NULL);
+	/* loaded for a GET (a promotion): pinned for it, not a hit; then
+	 * served to the next GETs, and evictable once unpinned */
+	e = load(rc, 30, 8192);
+	REQUIRE(e != NULL);
+	{
+		uint64_t hits = rcache_hits(rc), loads = rcache_loads(rc);
+
+		CHECK(rcache_ready(rc, e, 6000));
+		rcache_pin(rc, e, &d, &len);
+		CHECK(len == 6000 && d[0] == 30);
+		CHECK_RC(rcache_hits(rc), hits);
+		CHECK_RC(rcache_loads(rc), loads + 1);
+		p = get(rc, 30, &d, &len);
+		CHECK(p == e && rcache_hits(rc) == hits + 1);
+		rcache_unpin(rc, p);
+		rcache_unpin(rc, e);
+		for (uint64_t i = 40; i < 48; i++) { /* pushes 30 out */
+			struct rcache_ent *x = load(rc, i, 8192);
+
+			if (x != NULL)
+				rcache_ready(rc, x, 8192);
+		}
+		CHECK(get(rc, 30, &d, &len) == NULL);
+	}
 	/* failed load */
 	e = load(rc, 21, 8192);
 	REQUIRE(e != NULL);
