@@ -403,7 +403,7 @@ enum { TN_PUTS, TN_GETS, TN_HITS, TN_MISSES, TN_STORED, TN_SERVED, TN_USED,
        TN_LIMIT, TN_LKEYS, TN_LFOUND, TN_CONFIRMED, TN_NCOL };
 enum { SC_COPY, SC_AUTH, SC_CONNS, SC_DEGRADED, SC_EVICTED, SC_REINS,
        SC_WRITTEN, SC_READ, SC_IDXBYTES, SC_DEVFAIL, SC_OFFERED, SC_REFUSED,
-       SC_DEDUP, SC_RULE, SC_ORPHAN, SC_NCOL };
+       SC_DEDUP, SC_RULE, SC_ORPHAN, SC_EXPIRED, SC_NCOL };
 #define MAX_COL 16u
 _Static_assert(OP_NCOL <= MAX_COL && TN_NCOL <= MAX_COL && SC_NCOL <= MAX_COL,
 	       "a row holds every column");
@@ -458,6 +458,7 @@ static const struct pick {
 	{"gpucache_store_puts_deduped_total", T_ALL, SC_DEDUP, NULL},
 	{"gpucache_policy_admission_rule", T_ALL, SC_RULE, NULL},
 	{"gpucache_store_orphaned_blocks_total", T_ALL, SC_ORPHAN, NULL},
+	{"gpucache_store_expired_blocks_total", T_ALL, SC_EXPIRED, NULL},
 };
 
 /* Cell (key, col) of t, appended (zero) if new; NULL if out of memory. */
@@ -641,9 +642,10 @@ print_rest(FILE *f, const struct table *t)
 	char a[32], b[32], c[32];
 
 	fprintf(f, "store: %.0f degraded reads, %.0f blocks evicted (%.0f "
-		"orphans), %.0f reinserted; flash written %s, read %s; "
-		"index %s\n",
-		v[SC_DEGRADED], v[SC_EVICTED], v[SC_ORPHAN], v[SC_REINS],
+		"orphans), %.0f expired, %.0f reinserted; flash written %s, "
+		"read %s; index %s\n",
+		v[SC_DEGRADED], v[SC_EVICTED], v[SC_ORPHAN], v[SC_EXPIRED],
+		v[SC_REINS],
 		fmt_bytes(v[SC_WRITTEN], a, sizeof(a)),
 		fmt_bytes(v[SC_READ], b, sizeof(b)),
 		fmt_bytes(v[SC_IDXBYTES], c, sizeof(c)));
