@@ -213,46 +213,45 @@ wire_blk_decode(const uint8_t *body, size_t len, struct wire_blk *out)
 	return 0;
 }
 
-/* A body of exactly two u64s (USED, WEIGHT): 0 or -GPC_ECORRUPT. */
+/* A body of exactly two u64s (USED, WEIGHT): a namespace and a value in
+ * [lo, hi]. 0, -GPC_ECORRUPT (not 16 bytes) or -EINVAL (out of range);
+ * the outputs are set on success only. */
 static int
-two_u64(const uint8_t *body, size_t len, uint64_t *a, uint64_t *b)
+ns_and_value(const uint8_t *body, size_t len, uint64_t lo, uint64_t hi,
+	     uint64_t *ns, uint64_t *value)
 {
 	struct wire_rd r;
+	uint64_t a, v;
 
 	wire_rd_init(&r, body, len);
-	*a = wire_rd_u64(&r);
-	*b = wire_rd_u64(&r);
-	return r.err || r.left != 0 ? -GPC_ECORRUPT : 0;
+	a = wire_rd_u64(&r);
+	v = wire_rd_u64(&r);
+	if (r.err || r.left != 0)
+		return -GPC_ECORRUPT;
+	if (v < lo || v > hi)
+		return -EINVAL;
+	*ns = a;
+	*value = v;
+	return 0;
 }
 
 int
 wire_weight_decode(const uint8_t *body, size_t len, uint64_t *ns,
 		   unsigned *weight)
 {
-	uint64_t a, w;
+	uint64_t w;
+	int rc = ns_and_value(body, len, 0, WIRE_MAX_WEIGHT, ns, &w);
 
-	if (two_u64(body, len, &a, &w) < 0)
-		return -GPC_ECORRUPT;
-	if (w > WIRE_MAX_WEIGHT)
-		return -EINVAL;
-	*ns = a;
-	*weight = (unsigned)w;
-	return 0;
+	if (rc == 0)
+		*weight = (unsigned)w;
+	return rc;
 }
 
 int
 wire_used_decode(const uint8_t *body, size_t len, uint64_t *ns,
 		 uint64_t *nblocks)
 {
-	uint64_t a, n;
-
-	if (two_u64(body, len, &a, &n) < 0)
-		return -GPC_ECORRUPT;
-	if (n == 0 || n > WIRE_MAX_USED)
-		return -EINVAL;
-	*ns = a;
-	*nblocks = n;
-	return 0;
+	return ns_and_value(body, len, 1, WIRE_MAX_USED, ns, nblocks);
 }
 
 int
