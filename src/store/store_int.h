@@ -140,6 +140,7 @@ struct store {
 	uint64_t pinned_shared;   /* pinned[] of classes without a quota */
 	uint64_t nhigh;           /* blocks of high priority in the index */
 	uint32_t sweep_next;      /* wall second of the next TTL sweep */
+	uint32_t sweep_pos;       /* slot the next TTL sweep starts at */
 	struct ns_weight {
 		uint64_t ns;
 		uint32_t w;

@@ -3,7 +3,8 @@
  * lazily at a lookup of its key or when reclaim reaches its segment; until
  * then it would hold its flash and count in its tenant's usage (quotas,
  * pins, STAT). Once a second, store_poll calls store_ttl_sweep, which
- * takes up to SWEEP_SEGS sealed segments whose earliest expiry
+ * takes up to SWEEP_SEGS sealed segments, in turn from where the last
+ * sweep stopped (so that none waits behind others), whose earliest expiry
  * (slot.ttl_min, kept by store_ix_put) has passed, reads each one's
  * summary, and drops the blocks of it that the index still places there
  * and that have expired: each is a REMOVED KV event and counts in
@@ -13,8 +14,10 @@
  *
  * The summary is read synchronously, as reclaim reads it: a bounded
  * stall (SWEEP_SEGS summaries a second, each one read of nentries x 64
- * bytes: 256 KiB for a 256 MiB segment of 64 KiB blocks), which also
- * bounds how far behind the sweep can fall. Segments still open or being
+ * bytes: 256 KiB for a 256 MiB segment of 64 KiB blocks). So expired
+ * blocks leave within a second while at most SWEEP_SEGS segments are due
+ * at once; with more, the sweep catches up over the next seconds, each
+ * due segment in its turn. Segments still open or being
  * written are swept once sealed; the segment under reclaim is reclaim's.
  * A later scrub pass over sealed segments belongs beside this one.
  */
@@ -66,7 +69,7 @@ sweep_slot(struct store *st, uint32_t s, uint32_t now)
 void
 store_ttl_sweep(struct store *st)
 {
-	uint32_t now, done = 0;
+	uint32_t now, done = 0, start = st->sweep_pos;
 
 	if (ttl_count(st->ttl) == 0 || st->abandoned)
 		return;
@@ -74,13 +77,15 @@ store_ttl_sweep(struct store *st)
 	if (now < st->sweep_next && st->sweep_next - now <= 1)
 		return; /* (a clock set back does not stop the sweep) */
 	st->sweep_next = now + 1;
-	for (uint32_t s = 0; s < st->g.nslots && done < SWEEP_SEGS; s++) {
+	for (uint32_t i = 0; i < st->g.nslots && done < SWEEP_SEGS; i++) {
+		uint32_t s = (start + i) % st->g.nslots;
 		struct slot *sl = &st->slots[s];
 
 		if (sl->ttl_min == 0 || sl->ttl_min > now ||
 		    sl->state != SLOT_SEALED || (int)s == st->recl_slot)
 			continue;
 		sweep_slot(st, s, now);
+		st->sweep_pos = s + 1;
 		done++;
 	}
 }

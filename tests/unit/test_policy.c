@@ -158,8 +158,9 @@ fake_clock(void *arg)
 	return fake_now;
 }
 
+/* A store of segs segments of 31 blocks. */
 static struct store *
-mkstore(enum policy_mode mode)
+mkstore_segs(enum policy_mode mode, unsigned segs)
 {
 	struct store_format_opts fo = { .k = 1, .m = 0,
 					.chunk_size = 64 * BLK + BLK };
@@ -171,7 +172,7 @@ mkstore(enum policy_mode mode)
 	struct store *st;
 
 	store_memdisk_destroy(md);
-	REQUIRE(store_memdisk_create(1, 40 * (64 * BLK + BLK) + (1u << 20),
+	REQUIRE(store_memdisk_create(1, segs * (64 * BLK + BLK) + (1u << 20),
 				     &md) == 0);
 	REQUIRE(store_io_mem_open(md, &io) == 0);
 	REQUIRE(store_format(io, &fo) == 0);
@@ -179,6 +180,12 @@ mkstore(enum policy_mode mode)
 	REQUIRE(store_io_mem_open(md, &io) == 0);
 	REQUIRE(store_open(io, &so, &st) == 0);
 	return st;
+}
+
+static struct store *
+mkstore(enum policy_mode mode)
+{
+	return mkstore_segs(mode, 40);
 }
 
 /* Block i (its bytes test_fill(i)) into namespace ns. */
@@ -825,6 +832,45 @@ present_in(struct store *st, uint64_t ns, uint64_t first, unsigned n,
 }
 
 /*
+ * The sweep is fair: 34 sealed segments, each with 24 blocks expiring a
+ * second apart, so every second all 34 have something newly expired,
+ * more than a sweep reads (32). Each sweep starts where the last one
+ * stopped, so no segment waits more than a second or two: at most a few
+ * expired blocks are still indexed at any time (a sweep from slot 0
+ * each time left two segments' blocks for the whole run).
+ */
+static void
+test_ttl_sweep_fair(void)
+{
+	struct store *st = mkstore_segs(POLICY_ADMIT_ALL, 120);
+	const unsigned segs = 34, per = 24;
+	uint64_t t0 = fake_now, worst = 0;
+	struct store_stats s;
+
+	for (unsigned g = 0; g < segs; g++) {
+		for (unsigned j = 0; j < per; j++)
+			REQUIRE(put_hint(st, 50000 + g * 100 + j, 1, 10 + j, 0,
+					 0) == 0);
+		REQUIRE(store_flush(st) == 0);
+	}
+	for (unsigned k = 0; k < 20; k++) {
+		uint64_t left = (uint64_t)segs * (per - k - 1);
+
+		fake_now = t0 + 10 + k; /* blocks j <= k have expired */
+		store_poll(st, 0);
+		store_get_stats(st, &s);
+		CHECK(s.ttl_blocks >= left);
+		if (s.ttl_blocks - left > worst)
+			worst = s.ttl_blocks - left;
+	}
+	printf("sweep: at most %" PRIu64 " expired blocks still indexed\n",
+	       worst);
+	CHECK(worst <= 8);
+	store_close(st);
+	fake_now = t0 + 1000;
+}
+
+/*
  * A namespace's weight: with weight 3, blocks never read are rewritten
  * at two reclaims and leave at the third; a read starts the count again;
  * with weight 0, blocks leave at the first reclaim though read; the
@@ -1269,6 +1315,7 @@ main(void)
 	test_ttl();
 	test_ttl_not_reinserted();
 	test_ttl_sweep();
+	test_ttl_sweep_fair();
 	test_ns_weight();
 	test_touch_counts_as_read();
 	test_priority();
