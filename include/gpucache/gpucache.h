@@ -186,9 +186,12 @@ int gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks);
  * (blocks cheap to recompute; pins still hold). 2..GPC_MAX_WEIGHT: a
  * block is also kept unread, up to weight - 1 times in a row (blocks
  * costly to recompute: a large model's). For all of the tenant's
- * connections; sent to every shard. The daemon keeps weights in DRAM,
- * up to 4,096 namespaces per shard (-ENOSPC past it; 1 frees one): set
- * them again after it restarts. Blocking. -EINVAL past GPC_MAX_WEIGHT.
+ * connections; sent to every shard in turn, stopping at the first that
+ * fails (the shards before it have the new weight then: set it again).
+ * The daemon keeps weights in DRAM, up to 1,024 namespaces of a tenant
+ * per shard (-ENOSPC past it; 1 frees one): set them again after it
+ * restarts. A daemon before 0.2 drops the connection. Blocking. -EINVAL
+ * past GPC_MAX_WEIGHT.
  */
 #define GPC_MAX_WEIGHT 8u
 int gpc_set_weight(struct gpc_client *c, uint64_t ns, unsigned weight);

@@ -481,7 +481,8 @@ class Client:
         up to ``weight - 1`` times in a row (costly to recompute). For all of
         the tenant's clients, until the daemon restarts: set it again after
         a reconnect."""
-        if not isinstance(weight, int) or not 0 <= weight <= _lib.MAX_WEIGHT:
+        if isinstance(weight, bool) or not isinstance(weight, int) or \
+                not 0 <= weight <= _lib.MAX_WEIGHT:
             raise ValueError(f"weight is an int in [0, {_lib.MAX_WEIGHT}], not {weight!r}")
         check(_lib.lib().gpc_set_weight(self.handle, ns, weight), "set weight")
 

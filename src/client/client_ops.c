@@ -274,8 +274,9 @@ put_wire_flags(unsigned flags)
 
 _Static_assert(GPC_PRIO_LOW == WIRE_PRIO_LOW &&
 		       GPC_PRIO_HIGH == WIRE_PRIO_HIGH &&
-		       GPC_MAX_TTL == WIRE_MAX_TTL,
-	       "put options map onto the wire as they are");
+		       GPC_MAX_TTL == WIRE_MAX_TTL &&
+		       GPC_MAX_WEIGHT == WIRE_MAX_WEIGHT,
+	       "put options and weights map onto the wire as they are");
 
 /*
  * A caller's put options (any size it was built with: fields past its

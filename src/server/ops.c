@@ -488,19 +488,24 @@ retry_push(struct srv_shard *sh, struct srv_req *r)
 	sh->retry_tail = r;
 }
 
-/* Start the PUTs waiting for room, oldest first: a batch's blocks keep
- * their order in the log (a chain's parents before their children),
- * and a PUT is never overtaken for ever by newer ones. */
+/* Start the PUTs waiting for room, oldest first, up to the first that
+ * still finds none: the rest wait behind it, in order, so a batch's
+ * blocks keep their order in the log (a chain's parents before their
+ * children) and no PUT is overtaken by newer ones, not even by smaller
+ * ones that would fit the open segment's end. */
 void
 srv_retry(struct srv_shard *sh)
 {
 	struct srv_req *list = sh->retry, *r;
+	bool blocked = false;
 
 	sh->retry = sh->retry_tail = NULL;
 	while ((r = list) != NULL) {
 		list = r->link;
-		if (put_start(r) == -EAGAIN)
+		if (blocked || put_start(r) == -EAGAIN) {
 			retry_push(sh, r);
+			blocked = true;
+		}
 	}
 }
 

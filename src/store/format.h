@@ -151,8 +151,9 @@ struct rec_disk {
  *                          bit 3: pinned (a record written pinned, or
  *                          a pin marker); bit 4: unpin marker;
  *                          bits 5-7: unread rewrites, the times in a
- *                          row reclaim rewrote the block unread (for
- *                          its namespace's weight)
+ *                          row reclaim rewrote the block unread for its
+ *                          namespace's weight (not for a pin, a quota
+ *                          or its priority)
  *   56    4 expire         seconds since the epoch when the block
  *                          expires; 0: never (stores before it: zero)
  *   60    4 parent         high 32 bits of the index fingerprint of the
@@ -195,7 +196,8 @@ sum_is_pinmark(const struct sum_disk *d)
 	       (d->flags & (SUM_F_PINNED | SUM_F_UNPIN)) != 0;
 }
 
-/* Times in a row reclaim rewrote the block unread (bits 5-7). */
+/* Times in a row reclaim rewrote the block unread for its namespace's
+ * weight (bits 5-7). */
 static inline unsigned
 sum_age(const struct sum_disk *d)
 {

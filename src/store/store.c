@@ -765,21 +765,30 @@ store_set_ns_weight(struct store *st, uint64_t ns, unsigned weight)
 			memmove(&st->weights[i], &st->weights[i + 1],
 				(st->nweights - i - 1) * sizeof(*st->weights));
 			st->nweights--;
+			st->nweights_cls[store_ns_class(ns)]--;
 		}
 		return 0;
 	}
 	if (!have) {
-		if (st->nweights == STORE_MAX_WEIGHTED)
+		unsigned cls = store_ns_class(ns);
+
+		/* per class: one tenant's namespaces never take another's room */
+		if (st->nweights_cls[cls] == STORE_MAX_WEIGHTED)
 			return -ENOSPC;
-		if (st->weights == NULL) {
-			st->weights = calloc(STORE_MAX_WEIGHTED,
-					     sizeof(*st->weights));
-			if (st->weights == NULL)
+		if (st->nweights == st->weights_cap) {
+			unsigned cap = st->weights_cap ? 2 * st->weights_cap : 64;
+			struct ns_weight *n = realloc(st->weights,
+						      cap * sizeof(*n));
+
+			if (n == NULL)
 				return -ENOMEM;
+			st->weights = n;
+			st->weights_cap = cap;
 		}
 		memmove(&st->weights[i + 1], &st->weights[i],
 			(st->nweights - i) * sizeof(*st->weights));
 		st->nweights++;
+		st->nweights_cls[cls]++;
 		st->weights[i].ns = ns;
 	}
 	st->weights[i].w = weight;

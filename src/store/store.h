@@ -244,10 +244,11 @@ int store_set_quota(struct store *st, unsigned cls, uint64_t bytes);
  * a row (a read starts the count again), within the reinsertion budget.
  * In DRAM only: a restart forgets weights (clients set them again).
  * -EINVAL past STORE_MAX_WEIGHT; -ENOSPC when STORE_MAX_WEIGHTED
- * namespaces have one already (setting 1 removes a namespace's).
+ * namespaces of ns's class (its tenant) have one already (setting 1
+ * removes a namespace's); -ENOMEM.
  */
 #define STORE_MAX_WEIGHT 8u
-#define STORE_MAX_WEIGHTED 4096u
+#define STORE_MAX_WEIGHTED 1024u
 int store_set_ns_weight(struct store *st, uint64_t ns, unsigned weight);
 unsigned store_ns_weight(const struct store *st, uint64_t ns);
 /* Flash bytes the class's live blocks take (headers included). */

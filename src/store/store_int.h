@@ -146,7 +146,8 @@ struct store {
 		uint32_t w;
 	} *weights;               /* namespaces' weights other than 1,
 				   * sorted by ns (store_set_ns_weight) */
-	unsigned nweights;
+	unsigned nweights, weights_cap;
+	uint16_t nweights_cls[STORE_MAX_CLASSES]; /* of them, per class */
 	struct open_dmg dmg[STORE_MAX_DAMAGE];
 	unsigned ndmg;
 	uint64_t lost_segs;    /* segments that could not be made durable */

@@ -402,14 +402,15 @@ evict_gone(struct store *st, const struct sum_disk *d, struct index_hkey hk,
 
 /* Queue d's kept block of slot s for reclaim's read (recl_issue); it
  * stays in the index, readable where it is, until reinsert rewrites it.
- * false: no memory for it. */
+ * aged: kept unread for its namespace's weight (its copy's count of
+ * such rewrites goes up; a read since starts it again; a block kept for
+ * a pin, a quota or its priority keeps its count). false: no memory. */
 static bool
 recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
 	   struct index_hkey hk, const struct index_loc *loc, uint32_t expire,
-	   bool quota)
+	   bool quota, bool aged)
 {
 	unsigned age = sum_age(d);
-
 	struct reins *r = calloc(1, sizeof(*r));
 
 	if (r == NULL || (r->data = store_zalloc(store_rec_size(d->len))) ==
@@ -426,9 +427,8 @@ recl_queue(struct store *st, uint32_t s, const struct sum_disk *d,
 	r->flags = loc->flags & (INDEX_F_PINNED | INDEX_F_LOW | INDEX_F_HIGH);
 	r->expire = expire;
 	r->parent = d->parent;
-	/* read since written: the count starts again */
 	r->age = (uint8_t)((loc->flags & INDEX_F_REF) ? 0
-			   : age < SUM_F_AGE_MAX ? age + 1 : age);
+			   : aged && age < SUM_F_AGE_MAX ? age + 1 : age);
 	r->quota = quota;
 	r->next = st->recl_todo;
 	st->recl_todo = r;
@@ -450,7 +450,7 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 	 * store holds any: without hints, nothing changes) */
 	uint64_t reserve;
 	unsigned cls = store_ns_class(d->ns);
-	bool keep, orphan;
+	bool keep, orphan, aged = false;
 
 	if (!sum_is_record(d) || index_lookup(st->ix, hk, &loc) ||
 	    loc.slot != s || loc.off4k != d->off4k)
@@ -486,12 +486,14 @@ evict_entry(struct store *st, uint32_t s, const struct sum_disk *d,
 			       sum_age(d)) &&
 		   rs + reserve <= *budget) {
 		*budget -= rs;
+		/* neither read nor high: kept for its namespace's weight */
+		aged = !(loc.flags & (INDEX_F_REF | INDEX_F_HIGH));
 	} else {
 		st->s.blocks_orphaned += orphan;
 		evict_gone(st, d, hk, loc.len4k, true);
 		return;
 	}
-	if (!recl_queue(st, s, d, hk, &loc, expire, keep))
+	if (!recl_queue(st, s, d, hk, &loc, expire, keep, aged))
 		evict_gone(st, d, hk, loc.len4k, true);
 }
 

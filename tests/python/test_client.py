@@ -256,7 +256,7 @@ def test_set_weight_reaches_every_shard(daemon, client):
     before = metrics.total(metrics.stat(daemon.metrics_addr), name, op="weight")
     client.set_weight(NS, gpucache.MAX_WEIGHT)
     client.set_weight(NS, 1)
-    for bad in (gpucache.MAX_WEIGHT + 1, -1, 2.0):
+    for bad in (gpucache.MAX_WEIGHT + 1, -1, 2.0, True):
         with pytest.raises(ValueError):
             client.set_weight(NS, bad)
     after = metrics.total(metrics.stat(daemon.metrics_addr), name, op="weight")

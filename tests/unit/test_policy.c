@@ -811,6 +811,13 @@ test_ttl_sweep(void)
 	ev_stored = ev_removed = 0;
 }
 
+/* The n-th namespace of class cls for the weight table's tests. */
+static uint64_t
+wns(uint64_t cls, uint64_t n)
+{
+	return cls << 48 | (((n + 1) * 0x9e3779b97f4a7c15ull) >> 16);
+}
+
 /* How many of blocks first..first+n-1 of ns are present: read (right
  * bytes), or without a read (a read is what the CLOCK bit counts). */
 static unsigned
@@ -916,20 +923,23 @@ test_ns_weight(void)
 	CHECK_RC(present_in(st, nsw, 104, 4, false), 0); /* not a third */
 	/* read once: counted afresh */
 	CHECK_RC(present_in(st, nsw, 100, 4, true), 4);
-	/* the table: 1 removes, and it holds STORE_MAX_WEIGHTED */
+	/* the table: 1 removes; each class (tenant) holds STORE_MAX_WEIGHTED,
+	 * whatever the others hold */
 	CHECK_RC(store_set_ns_weight(st, ns0, 1), 0);
 	CHECK_RC(store_ns_weight(st, ns0), 1);
-	for (uint64_t n = 1; n < STORE_MAX_WEIGHTED; n++)
-		REQUIRE(store_set_ns_weight(st, (n * 0x9e3779b97f4a7c15ull) |
-					    (1ull << 63), 2) == 0);
+	CHECK_RC(store_set_ns_weight(st, nsw, 1), 0); /* class 0: none */
+	for (uint64_t n = 0; n < STORE_MAX_WEIGHTED; n++)
+		REQUIRE(store_set_ns_weight(st, wns(0, n), 2) == 0);
 	CHECK_RC(store_set_ns_weight(st, 5, 2), -ENOSPC);
-	CHECK_RC(store_set_ns_weight(st, nsw, 4), 0); /* a change fits */
-	CHECK_RC(store_ns_weight(st, nsw), 4);
-	CHECK_RC(store_set_ns_weight(st, nsw, 1), 0);
+	CHECK_RC(store_set_ns_weight(st, wns(0, 7), 4), 0); /* a change fits */
+	CHECK_RC(store_ns_weight(st, wns(0, 7)), 4);
+	CHECK_RC(store_set_ns_weight(st, wns(1, 7), 3), 0); /* another class */
+	CHECK_RC(store_set_ns_weight(st, wns(0, 7), 1), 0); /* frees one */
 	CHECK_RC(store_set_ns_weight(st, 5, 2), 0);
 	CHECK_RC(store_ns_weight(st, 5), 2);
-	CHECK_RC(store_ns_weight(st, (7 * 0x9e3779b97f4a7c15ull) | (1ull << 63)),
-		 2);
+	CHECK_RC(store_ns_weight(st, wns(0, 9)), 2);
+	CHECK_RC(store_ns_weight(st, wns(1, 7)), 3);
+	CHECK_RC(store_ns_weight(st, wns(0, 7)), 1);
 	store_close(st);
 }
 
@@ -1185,6 +1195,39 @@ test_orphans_across_namespaces(void)
 }
 
 /*
+ * A namespace's weight counts only the rewrites it granted: a block of
+ * a weight-2 namespace pinned through two reclaims (rewritten unread for
+ * its pin) still gets its one unread rewrite once unpinned, and leaves
+ * at the reclaim after.
+ */
+static void
+test_weight_counts_its_own(void)
+{
+	const uint64_t nsw = NS + 4, filler = NS + 3;
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	uint64_t f = 2000000, cap;
+	struct store_stats s;
+	uint8_t key[32];
+
+	CHECK_RC(store_set_ns_weight(st, nsw, 2), 0);
+	REQUIRE(put_to(st, nsw, 600, 0) == 0);
+	test_key(600, key);
+	CHECK_RC(store_pin(st, nsw, key, true), 0);
+	store_get_stats(st, &s);
+	cap = s.capacity_bytes / (2 * BLK);
+	for (uint64_t i = 0; i < cap * 5 / 2; i++) /* two reclaims, pinned */
+		REQUIRE(put_to(st, filler, f++, 0) == 0);
+	CHECK_RC(store_pin(st, nsw, key, false), 0);
+	for (uint64_t i = 0; i < cap; i++)
+		REQUIRE(put_to(st, filler, f++, 0) == 0);
+	CHECK_RC(store_exists(st, nsw, key), 1); /* its weight's rewrite */
+	for (uint64_t i = 0; i < cap; i++)
+		REQUIRE(put_to(st, filler, f++, 0) == 0);
+	CHECK_RC(store_exists(st, nsw, key), 0);
+	store_close(st);
+}
+
+/*
  * A read served from the server's DRAM read cache (store_touch) counts as
  * a read: of blocks never read through the store, those touched are
  * rewritten at reclaim, the others leave; and the first touch says the
@@ -1318,6 +1361,7 @@ main(void)
 	test_ttl_sweep_fair();
 	test_ns_weight();
 	test_touch_counts_as_read();
+	test_weight_counts_its_own();
 	test_priority();
 	test_no_hints_full_budget();
 	test_orphans_leave_first();

@@ -11,7 +11,9 @@ remote storage plugin framework, with no change to LMCache::
       remote_storage_plugin.gpucache.config: /var/lib/gpucache/gpucached.conf
 
 Other ``remote_storage_plugin.gpucache.*`` keys: ``url``, ``tenant``,
-``secret`` / ``secret_hex``, ``host``, ``timeout_ms``.
+``secret`` / ``secret_hex``, ``host``, ``timeout_ms``, ``weight`` (0..8: what
+these blocks are worth a flash rewrite, set on each namespace when first
+used; a failure to set it is logged, never raised; docs/cache-policy.md).
 
 What maps to what:
 
@@ -89,7 +91,11 @@ class GpucacheConnector(RemoteConnector):
             ns, _ = gpucache.layout_namespace(desc, str(key.dtype), 0, "all", key.worker_id,
                                               0, self._layout, engine="lmcache")
             if self._weight is not None:
-                self._client.set_weight(ns, self._weight)
+                try:
+                    self._client.set_weight(ns, self._weight)
+                except GpucacheError as e:  # a hint: never fails the data path
+                    logger.warning("gpucache: weight %d not set on a namespace: %s",
+                                self._weight, e)
             self._ns[ident] = ns
         return ns
 

@@ -12,7 +12,9 @@ Loaded dynamically, with no change to SGLang::
 
 Extra-config keys besides SGLang's own: ``config`` (a gpucached.conf), or
 ``url`` + ``tenant`` + ``secret`` / ``secret_hex``; optional ``host``,
-``model_fingerprint`` (default: SGLang's model name) and ``timeout_ms``.
+``model_fingerprint`` (default: SGLang's model name), ``timeout_ms`` and
+``weight`` (0..8, set on the namespace when the host pool registers: what
+these blocks are worth a flash rewrite; docs/cache-policy.md).
 
 What maps to what:
 
