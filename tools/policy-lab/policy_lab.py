@@ -227,6 +227,34 @@ class Scored:
                     self.pos[last] = i
 
 
+class PredictedUse(Scored):
+    """Belady with a guess for the future: each block's next use is
+    predicted as its last use plus its last gap between uses (requests);
+    a block without a gap yet gets the median of the recent gaps; one past
+    its predicted use, by its age (as LRU). Evicts the furthest."""
+
+    def __init__(self, cap):
+        super().__init__(cap, lambda s, x: -s.predicted(x))
+        self.last, self.gap, self.gaps, self.now = {}, {}, [], 0
+        self.dflt = 1 << 30
+
+    def predicted(self, b):
+        p = self.last[b] + self.gap.get(b, self.dflt)
+        return p if p >= self.now else self.now + (self.now - self.last[b])
+
+    def request(self, r):
+        self.now += 1
+        for b in r:
+            if b in self.last:
+                self.gap[b] = self.now - self.last[b]
+                self.gaps.append(self.gap[b])
+            self.last[b] = self.now
+        if len(self.gaps) > 200:
+            recent = sorted(self.gaps[-5000:])
+            self.dflt = recent[len(recent) // 2]
+        super().request(r)
+
+
 class OracleAdmitLRU(LRU):
     """LRU that admits only blocks that will be referenced again."""
 
@@ -302,6 +330,7 @@ def main():
         ("S3-FIFO, leaf first", lambda c: S3FIFO(c, True)),
         ("ARC, leaf first", lambda c: ARC(c, True)),
         ("aged LFU + TinyLFU admission", lambda c: AgedLFU(c)),
+        ("predicted next use (last gap)", lambda c: PredictedUse(c)),
         ("oracle admission + LRU", lambda c: OracleAdmitLRU(c, future)),
         ("oracle reuse rate", lambda c: Scored(c, lambda s, x: rate[x])),
         ("oracle rate + last use", lambda c: Scored(
