@@ -31,9 +31,9 @@
 #define SIM_MAX_CAPS 16
 #define SIM_NS 1
 
-enum { P_LRU, P_BELADY, P_OURS, P_ALL, P_SEEN, P_N };
+enum { P_LRU, P_BELADY, P_OURS, P_ALL, P_SEEN, P_NOTAIL, P_N };
 static const char *const pol_names[P_N] = { "lru", "belady", "ours", "all",
-					    "seen" };
+					    "seen", "notail" };
 
 struct sim {
 	struct trace t;
@@ -56,7 +56,7 @@ struct sim {
 struct result {
 	double hit, hit_min, hit_max, write_amp; /* hit: mean over seeds */
 	uint64_t wrong, refused, deduped, orphaned, capacity_blocks, switches;
-	uint64_t mini_hits[2];
+	uint64_t mini_hits[3];
 	const char *mode;
 };
 
@@ -418,8 +418,8 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 		res->capacity_blocks = ss.nslots * ours_per_seg(s, cap);
 		res->mode = policy_mode_name(ss.pol.mode);
 		res->switches = ss.pol.switches;
-		res->mini_hits[0] = ss.pol.mini_hits[0];
-		res->mini_hits[1] = ss.pol.mini_hits[1];
+		for (unsigned i = 0; i < 3; i++)
+			res->mini_hits[i] = ss.pol.mini_hits[i];
 		store_close(st);
 		store_memdisk_destroy(md);
 	} else if (rc != -ENOMEM) {
@@ -598,14 +598,15 @@ report(const struct sim *s, uint64_t tokens, const double *hit,
 			       "%" PRIu64 " puts refused, %" PRIu64
 			       " deduped, %" PRIu64 " orphans dropped, "
 			       "admission %s at the end (%" PRIu64
-			       " switches; minis all/seen %" PRIu64 "/%" PRIu64
-			       " hits), wrong %" PRIu64 "\n",
+			       " switches; minis all/seen/notail %" PRIu64
+			       "/%" PRIu64 "/%" PRIu64 " hits), wrong %" PRIu64
+			       "\n",
 			       pol_names[p], ours[p].capacity_blocks,
 			       ours[p].write_amp, ours[p].refused,
 			       ours[p].deduped, ours[p].orphaned, ours[p].mode,
 			       ours[p].switches,
 			       ours[p].mini_hits[0], ours[p].mini_hits[1],
-			       ours[p].wrong);
+			       ours[p].mini_hits[2], ours[p].wrong);
 	if (data != NULL) {
 		fprintf(data, "%" PRIu64, tokens);
 		for (unsigned p = 0; p < P_N; p++)
@@ -650,7 +651,7 @@ sim_run(struct sim *s, FILE *data)
 {
 	static const enum policy_mode modes[P_N] = {
 		[P_OURS] = POLICY_AUTO, [P_ALL] = POLICY_ADMIT_ALL,
-		[P_SEEN] = POLICY_ADMIT_SEEN,
+		[P_SEEN] = POLICY_ADMIT_SEEN, [P_NOTAIL] = POLICY_ADMIT_NOTAIL,
 	};
 	uint64_t wrong = 0;
 

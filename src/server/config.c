@@ -104,7 +104,8 @@ struct cfg_key {
 #define TIB (1024ull * GIB)
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
-static const char *const admission_names[] = { "auto", "all", "seen" };
+static const char *const admission_names[] = { "auto", "all", "seen",
+					       "notail" };
 static const char *const onoff_names[] = { "off", "on" };
 
 static const struct cfg_key cfg_keys[] = {
@@ -153,11 +154,12 @@ static const struct cfg_key cfg_keys[] = {
 	{ SECT_STORE, "chunk_size", T_SIZE, SRV(chunk_size), 8 * KIB, GIB,
 	  STORE_SECTOR, KF_ZERO_OK, .def = "0",
 	  .help = "bytes per chunk, a multiple of 4K; 0 = engine default (8M)" },
-	{ SECT_STORE, "admission", T_NAME, SRV(admission), 0, 2,
+	{ SECT_STORE, "admission", T_NAME, SRV(admission), 0, 3,
 	  .names = admission_names, .def = "auto",
 	  .help = "which new blocks go to flash: auto (chosen online by "
-	  "miniature simulations), all, or seen (only blocks looked up "
-	  "before; docs/cache-policy.md)" },
+	  "miniature simulations), all, seen (only blocks looked up "
+	  "before), or notail (all but a LOOKUP chain's last block, unless "
+	  "looked up before; docs/cache-policy.md)" },
 	{ SECT_STORE, "drop_orphans", T_NAME, SRV(drop_orphans), 0, 1,
 	  .names = onoff_names, .def = "on",
 	  .help = "reclaim never rewrites a block whose parent (the key "

@@ -887,6 +887,10 @@ static const struct store_fam {
 	{"gpucache_policy_mini_seen_hits_total", "counter",
 	 "Hits of the miniature cache that admits blocks seen before.",
 	 SF(pol.mini_hits[1]), false},
+	{"gpucache_policy_mini_notail_hits_total", "counter",
+	 "Hits of the miniature cache that admits all but a chain's unseen "
+	 "last block.",
+	 SF(pol.mini_hits[2]), false},
 	{"gpucache_policy_capacity_blocks", "gauge",
 	 "Blocks the policy estimates the flash log holds.",
 	 SF(pol.capacity), false},

@@ -34,6 +34,8 @@
 #define MINI_MIN 16u
 #define SEEN_MARGIN 1.1 /* refusing must score 10% more hits to win */
 #define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
+#define NMINI 3u
+#define NOTAIL_MARGIN 1.01 /* refusing unseen tails must score 1% more */
 
 struct mini {
 	uint64_t *fp;  /* slot -> fingerprint, 0 = empty */
@@ -43,14 +45,14 @@ struct mini {
 	uint32_t cap, hand;
 	double score;
 	uint64_t hits;
-	bool admit_seen;
+	enum policy_mode rule; /* the admission rule it runs */
 };
 
 struct policy {
 	struct policy_opts o;
 	uint16_t *rt;               /* reference table: tag << 2 | count */
 	uint64_t rtmask, window, incs;
-	struct mini mini[2];
+	struct mini mini[NMINI]; /* all, seen, notail */
 	uint64_t clock;         /* references of sampled chains so far */
 	unsigned shift;         /* minis see 1 key in 2^shift */
 	uint64_t epoch_refs, epoch_len;
@@ -230,10 +232,10 @@ mini_free(struct mini *m)
 }
 
 static int
-mini_init(struct mini *m, uint32_t cap, bool admit_seen)
+mini_init(struct mini *m, uint32_t cap, enum policy_mode rule)
 {
 	mini_free(m);
-	*m = (struct mini){ .cap = cap, .admit_seen = admit_seen };
+	*m = (struct mini){ .cap = cap, .rule = rule };
 	m->fp = calloc(cap, sizeof(*m->fp));
 	m->last = calloc(cap, sizeof(*m->last));
 	m->ref = calloc(cap, 1);
@@ -290,7 +292,7 @@ reuse_note(struct policy *p, uint64_t d)
  */
 static void
 mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
-	   unsigned n)
+	   unsigned n, bool ends)
 {
 	bool lead = true;
 
@@ -314,7 +316,9 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 		}
 		lead = false;
 		p->s.reuse_far += m == &p->mini[0];
-		if (m->admit_seen && policy_freq(p, fps[i]) < 2)
+		if ((m->rule == POLICY_ADMIT_SEEN ||
+		     (m->rule == POLICY_ADMIT_NOTAIL && ends && i + 1 == n)) &&
+		    policy_freq(p, fps[i]) < 2)
 			continue;
 		s = mini_insert(m, fps[i]);
 		if (s >= 0)
@@ -342,34 +346,44 @@ minis_init(struct policy *p)
 		cap = MINI_MIN;
 	if (cap > INDEX_MAX_SLOT) /* the index keeps slots in 24 bits */
 		cap = INDEX_MAX_SLOT;
-	rc = mini_init(&p->mini[0], (uint32_t)cap, false);
+	rc = mini_init(&p->mini[0], (uint32_t)cap, POLICY_ADMIT_ALL);
 	if (rc == 0)
-		rc = mini_init(&p->mini[1], (uint32_t)cap, true);
+		rc = mini_init(&p->mini[1], (uint32_t)cap, POLICY_ADMIT_SEEN);
+	if (rc == 0)
+		rc = mini_init(&p->mini[2], (uint32_t)cap, POLICY_ADMIT_NOTAIL);
 	p->epoch_len = 2 * cap; /* a mini turns over about once an epoch */
 	p->epoch_refs = 0;
 	return rc;
 }
 
 /*
- * An epoch ends: the better admission rule wins, scores age. Refusing is
- * the riskier choice (a refused block is a sure miss next time), so it
- * must win clearly; admitting everything wins ties.
+ * An epoch ends: the best admission rule wins, scores age. Refusing is
+ * the riskier choice (a refused block is a sure miss next time), so a
+ * rule that refuses must beat admitting everything clearly: `seen`,
+ * which refuses every new block, by 10%; `notail`, which refuses one
+ * block per chain, by 1%. Admitting everything wins ties; between
+ * rules that do not clear their margin, the mode stays as it is.
  */
 static void
 epoch_end(struct policy *p)
 {
-	double all = p->mini[0].score, seen = p->mini[1].score;
+	double all = p->mini[0].score, seen = p->mini[1].score,
+	       notail = p->mini[2].score, best = all;
 	unsigned want = p->s.mode;
 
-	if (seen > all * SEEN_MARGIN + 8)
-		want = POLICY_ADMIT_SEEN;
-	else if (all >= seen)
+	if (all >= seen && all >= notail)
 		want = POLICY_ADMIT_ALL;
+	if (notail > all * NOTAIL_MARGIN + 8) {
+		want = POLICY_ADMIT_NOTAIL;
+		best = notail;
+	}
+	if (seen > all * SEEN_MARGIN + 8 && seen > best)
+		want = POLICY_ADMIT_SEEN;
 
 	if (want != p->s.mode)
 		p->s.switches++;
 	p->s.mode = want;
-	for (unsigned i = 0; i < 2; i++)
+	for (unsigned i = 0; i < NMINI; i++)
 		p->mini[i].score *= 0.8;
 	p->epoch_refs = 0;
 }
@@ -389,40 +403,58 @@ epoch_end(struct policy *p)
  * chain up in one or a few of them and puts it in all. */
 #define LINKS (1u << 16) /* 1 MiB */
 
+/* An entry is (tag with bit 0 = "the tail of its chain", parent). */
 static uint64_t *
 link_at(const struct policy *p, uint64_t scope, uint64_t kh, uint64_t *tag)
 {
 	uint64_t t = mix64(kh ^ mix64(scope ^ 0x7f4a7c159e3779b9ull));
 
-	*tag = t ? t : 1;
+	*tag = t | 1; /* never 0 (an empty entry), whatever bit 0 says */
 	return &p->links[2 * (t & (LINKS - 1))];
 }
 
 void
 policy_link_chain(struct policy *p, uint64_t scope, uint64_t up,
-		  const uint64_t *khs, unsigned n)
+		  const uint64_t *khs, unsigned n, bool ends)
 {
 	for (unsigned i = 0; i < n && p->links != NULL; i++) {
 		uint64_t tag, *l = link_at(p, scope, khs[i], &tag);
+		bool tail = ends && i + 1 == n;
 
 		up = i ? khs[i - 1] : up;
-		if (up != 0) {
-			l[0] = tag;
+		if (up != 0 || tail) {
+			l[0] = tail ? tag : tag & ~1ull;
 			l[1] = up;
 		}
 	}
 }
 
-uint64_t
-policy_parent(const struct policy *p, uint64_t scope, uint64_t kh)
+static const uint64_t *
+link_find(const struct policy *p, uint64_t scope, uint64_t kh)
 {
 	uint64_t tag;
 	const uint64_t *l;
 
 	if (p->links == NULL)
-		return 0;
+		return NULL;
 	l = link_at(p, scope, kh, &tag);
-	return l[0] == tag ? l[1] : 0;
+	return l[0] != 0 && (l[0] | 1) == tag ? l : NULL;
+}
+
+uint64_t
+policy_parent(const struct policy *p, uint64_t scope, uint64_t kh)
+{
+	const uint64_t *l = link_find(p, scope, kh);
+
+	return l != NULL ? l[1] : 0;
+}
+
+bool
+policy_tail(const struct policy *p, uint64_t scope, uint64_t kh)
+{
+	const uint64_t *l = link_find(p, scope, kh);
+
+	return l != NULL && (l[0] & 1);
 }
 
 int
@@ -431,7 +463,7 @@ policy_create(const struct policy_opts *o, struct policy **out)
 	struct policy *p;
 
 	if (o == NULL || o->capacity == 0 || o->sample_shift > 16 ||
-	    o->mode > POLICY_ADMIT_SEEN)
+	    o->mode >= POLICY_NMODES)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -456,8 +488,8 @@ policy_destroy(struct policy *p)
 		return;
 	free(p->rt);
 	free(p->links);
-	mini_free(&p->mini[0]);
-	mini_free(&p->mini[1]);
+	for (unsigned i = 0; i < NMINI; i++)
+		mini_free(&p->mini[i]);
 	free(p);
 }
 
@@ -484,7 +516,8 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 }
 
 void
-policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
+policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
+		 bool ends)
 {
 	if (p->rt == NULL || n == 0)
 		return;
@@ -494,12 +527,12 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
 	/* chains are sampled by their first key, so a sampled prefix is
 	 * seen whole by the minis, and prefix hits can be scored */
 	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
-	    (p->shift > 0 &&
+	    p->mini[2].fp == NULL || (p->shift > 0 &&
 	     (mix64(fps[0] ^ 0x2545f4914f6cdd1dull) >> (64 - p->shift)) != 0))
 		return;
 	p->s.mini_refs += n;
-	mini_chain(p, &p->mini[0], fps, n);
-	mini_chain(p, &p->mini[1], fps, n);
+	for (unsigned i = 0; i < NMINI; i++)
+		mini_chain(p, &p->mini[i], fps, n, ends);
 	p->epoch_refs += n;
 	if (p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
 		epoch_end(p);
@@ -508,13 +541,15 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n)
 void
 policy_ref(struct policy *p, uint64_t fp)
 {
-	policy_ref_chain(p, &fp, 1);
+	policy_ref_chain(p, &fp, 1, false);
 }
 
 bool
-policy_admit(struct policy *p, uint64_t fp)
+policy_admit(struct policy *p, uint64_t fp, bool tail)
 {
-	bool yes = p->s.mode != POLICY_ADMIT_SEEN || policy_freq(p, fp) >= 2;
+	bool yes = p->s.mode == POLICY_ADMIT_ALL ||
+		   (p->s.mode == POLICY_ADMIT_NOTAIL && !tail) ||
+		   policy_freq(p, fp) >= 2;
 
 	if (yes)
 		p->s.admitted++;
@@ -548,8 +583,8 @@ void
 policy_get_stats(const struct policy *p, struct policy_stats *out)
 {
 	*out = p->s;
-	out->mini_hits[0] = p->mini[0].hits;
-	out->mini_hits[1] = p->mini[1].hits;
+	for (unsigned i = 0; i < NMINI; i++)
+		out->mini_hits[i] = p->mini[i].hits;
 }
 
 const char *
@@ -559,6 +594,7 @@ policy_mode_name(unsigned mode)
 	case POLICY_AUTO: return "auto";
 	case POLICY_ADMIT_ALL: return "all";
 	case POLICY_ADMIT_SEEN: return "seen";
+	case POLICY_ADMIT_NOTAIL: return "notail";
 	default: return "?";
 	}
 }
@@ -566,7 +602,7 @@ policy_mode_name(unsigned mode)
 int
 policy_mode_parse(const char *s, enum policy_mode *out)
 {
-	for (unsigned m = POLICY_AUTO; m <= POLICY_ADMIT_SEEN; m++)
+	for (unsigned m = POLICY_AUTO; m < POLICY_NMODES; m++)
 		if (strcmp(s, policy_mode_name(m)) == 0) {
 			*out = (enum policy_mode)m;
 			return 0;

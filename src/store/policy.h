@@ -47,7 +47,10 @@ enum policy_mode {
 	POLICY_AUTO = 0,       /* the miniature simulations choose */
 	POLICY_ADMIT_ALL = 1,  /* every new block goes to flash */
 	POLICY_ADMIT_SEEN = 2, /* only blocks referenced before */
+	POLICY_ADMIT_NOTAIL = 3, /* all but a chain's last block, unless
+				  * that was referenced before */
 };
+#define POLICY_NMODES 4u
 
 struct policy_opts {
 	uint64_t capacity;     /* blocks the cache holds when full (estimate) */
@@ -67,7 +70,8 @@ struct policy_opts {
 struct policy_stats {
 	uint64_t refs;            /* references recorded */
 	uint64_t admitted, refused; /* admission decisions */
-	uint64_t mini_hits[2];    /* per mini: hits so far (not decayed) */
+	uint64_t mini_hits[3];    /* per mini (all, seen, notail): hits so
+				   * far (not decayed) */
 	uint64_t mini_refs;       /* references of sampled chains fed to the minis */
 	uint64_t capacity;        /* current capacity estimate, blocks */
 	unsigned mode;            /* enum policy_mode in force now */
@@ -88,19 +92,25 @@ void policy_destroy(struct policy *p);
  * vary: the store re-estimates from the records it writes). */
 void policy_set_capacity(struct policy *p, uint64_t blocks);
 
-/* The keys of a LOOKUP chain, root first: each is a reference. */
-void policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n);
+/* The keys of a LOOKUP chain, root first: each is a reference. ends: the
+ * chain ends with fps[n - 1] (a long chain comes in pieces; only the
+ * last piece ends it). */
+void policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
+		      bool ends);
 /* The same chain's links, for policy_parent: khs are its keys' own
  * hashes (index_key_hash, free of the namespace), each key's parent is
  * the key before it, khs[0]'s is up (0: a root). scope is what the links
  * hold within (the tenant's class): a key's parent is a property of the
- * key (prefix hash chains), whichever namespace it is put in. */
+ * key (prefix hash chains), whichever namespace it is put in. ends: as
+ * for policy_ref_chain; the chain's last key is then its tail
+ * (policy_tail) until a longer chain through it says otherwise. */
 void policy_link_chain(struct policy *p, uint64_t scope, uint64_t up,
-		       const uint64_t *khs, unsigned n);
+		       const uint64_t *khs, unsigned n, bool ends);
 /* A reference to one block (a chain of one). */
 void policy_ref(struct policy *p, uint64_t fp);
-/* Should a new block go to flash? Counts the decision. */
-bool policy_admit(struct policy *p, uint64_t fp);
+/* Should a new block go to flash? tail: it was the last key of the
+ * latest LOOKUP chain through it (policy_tail). Counts the decision. */
+bool policy_admit(struct policy *p, uint64_t fp, bool tail);
 /* Is a live block of a reclaimed segment worth rewriting? flags are its
  * index flags: pinned, yes; an orphan (its parent, as its summary entry
  * names it, is gone: a LOOKUP would stop before it, so it can never
@@ -119,12 +129,15 @@ bool policy_keep_orphans(const struct policy *p);
  * through it said; 0 when not known (a root, no LOOKUP lately, or
  * forgotten: a table of the last 64 Ki links). */
 uint64_t policy_parent(const struct policy *p, uint64_t scope, uint64_t kh);
+/* Was kh the last key of the latest LOOKUP chain through it (as far as
+ * the same table remembers)? */
+bool policy_tail(const struct policy *p, uint64_t scope, uint64_t kh);
 /* A block's references lately, 0..3, as the reference table counts them. */
 unsigned policy_freq(const struct policy *p, uint64_t fp);
 
 void policy_get_stats(const struct policy *p, struct policy_stats *out);
 const char *policy_mode_name(unsigned mode);
-/* Parse "auto", "all", "seen"; -EINVAL otherwise. */
+/* Parse "auto", "all", "seen", "notail"; -EINVAL otherwise. */
 int policy_mode_parse(const char *s, enum policy_mode *out);
 
 #endif

@@ -1169,9 +1169,9 @@ store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		khs[i % STORE_CHAIN_PIECE] = kh;
 		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n) {
 			policy_ref_chain(st->pol, fps,
-					 i % STORE_CHAIN_PIECE + 1);
+					 i % STORE_CHAIN_PIECE + 1, i + 1 == n);
 			policy_link_chain(st->pol, store_ns_class(ns), up, khs,
-					  i % STORE_CHAIN_PIECE + 1);
+					  i % STORE_CHAIN_PIECE + 1, i + 1 == n);
 			up = kh;
 		}
 		if (found == n && store_ix_find(st, ns, keys + (size_t)i *
@@ -1200,7 +1200,9 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 		st->s.puts_deduped++;
 		return STORE_PUT_DEDUP;
 	}
-	if (policy_admit(st->pol, hk.tag))
+	if (policy_admit(st->pol, hk.tag,
+			 policy_tail(st->pol, store_ns_class(ns),
+				     index_key_hash(key))))
 		return 0;
 	st->s.puts_refused++;
 	return STORE_PUT_REFUSED;

@@ -94,11 +94,56 @@ test_auto_refuses_scan(void)
 	CHECK(s.mini_hits[1] > s.mini_hits[0]);
 	/* never-seen keys are refused, the hot set admitted */
 	for (uint64_t i = 0; i < 1000; i++)
-		cold += policy_admit(p, fp_of(uniq + 10 + i));
+		cold += policy_admit(p, fp_of(uniq + 10 + i), false);
 	for (uint64_t h = 0; h < 1500; h++)
-		hot += policy_admit(p, fp_of(h));
+		hot += policy_admit(p, fp_of(h), false);
 	CHECK(cold <= 5);
 	CHECK(hot >= 1425);
+	policy_destroy(p);
+}
+
+/* Chains of three hot keys and a tail never seen again: the hot blocks
+ * fit the capacity, with the tails they do not. The minis choose
+ * `notail`: it refuses the unseen tails and admits the rest, where `all`
+ * thrashes and `seen` loses the hot blocks' first round. */
+static void
+test_auto_refuses_tails(void)
+{
+	struct policy_opts o = { .capacity = 2048 }; /* every chain sampled */
+	struct policy_stats s;
+	struct policy *p;
+	uint64_t uniq = 1u << 30;
+
+	REQUIRE(policy_create(&o, &p) == 0);
+	for (int round = 0; round < 20; round++)
+		for (uint64_t h = 0; h < 600; h++) {
+			uint64_t fps[4] = { fp_of(3 * h), fp_of(3 * h + 1),
+					    fp_of(3 * h + 2), fp_of(uniq++) };
+
+			policy_ref_chain(p, fps, 4, true);
+		}
+	policy_get_stats(p, &s);
+	CHECK_RC(s.mode, POLICY_ADMIT_NOTAIL);
+	CHECK(s.mini_hits[2] > 2 * s.mini_hits[0]);
+	CHECK(!policy_admit(p, fp_of(uniq + 10), true));  /* an unseen tail */
+	CHECK(policy_admit(p, fp_of(uniq + 11), false));  /* unseen, not one */
+	CHECK(policy_admit(p, fp_of(2), true));           /* a seen tail */
+	/* a chain that ends in the middle of a piece of a longer one: only
+	 * the last piece's last key is a tail */
+	{
+		uint64_t kh[3] = { 71, 72, 73 };
+
+		policy_link_chain(p, 5, 0, kh, 3, false);
+		CHECK(!policy_tail(p, 5, 73));
+		policy_link_chain(p, 5, 0, kh, 3, true);
+		CHECK(policy_tail(p, 5, 73) && !policy_tail(p, 5, 72));
+		CHECK_RC(policy_parent(p, 5, 73), 72);
+		CHECK(!policy_tail(p, 6, 73)); /* another scope */
+		kh[0] = 73; /* the chain goes on past 73: no longer a tail */
+		policy_link_chain(p, 5, 72, kh, 1, false);
+		CHECK(!policy_tail(p, 5, 73));
+		CHECK_RC(policy_parent(p, 5, 73), 72);
+	}
 	policy_destroy(p);
 }
 
@@ -117,7 +162,7 @@ test_auto_admits_loop(void)
 			policy_ref(p, fp_of(h));
 	policy_get_stats(p, &s);
 	CHECK_RC(s.mode, POLICY_ADMIT_ALL);
-	CHECK(policy_admit(p, fp_of(1u << 30)));
+	CHECK(policy_admit(p, fp_of(1u << 30), false));
 	policy_destroy(p);
 }
 
@@ -281,7 +326,10 @@ test_scan_keeps_hot_set(void)
 	       s.capacity_bytes / (2 * BLK), policy_mode_name(s.pol.mode));
 	CHECK(hits >= 450); /* the last round found the hot set */
 	CHECK(s.puts_refused > 0);
-	CHECK_RC(s.pol.mode, POLICY_ADMIT_SEEN);
+	/* a rule that refuses unseen blocks: with chains of one key each,
+	 * seen and notail are the same rule */
+	CHECK(s.pol.mode == POLICY_ADMIT_SEEN ||
+	      s.pol.mode == POLICY_ADMIT_NOTAIL);
 	/* and it is the admission that keeps it: admitting every block,
 	 * the scan flushes it */
 	hits = scan_run(POLICY_ADMIT_ALL, &s);
@@ -877,6 +925,37 @@ test_ttl_sweep_fair(void)
 	fake_now = t0 + 1000;
 }
 
+/* Store and `notail`: a LOOKUP chain's last key is its tail, refused
+ * while unseen; once a longer chain goes through it, it is put like any
+ * other key, and the new tail is refused. */
+static void
+test_store_refuses_tails(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_NOTAIL);
+	uint8_t keys[4 * 32];
+	struct store_stats s;
+
+	for (unsigned i = 0; i < 4; i++)
+		test_key(800 + i, keys + 32 * i);
+	CHECK_RC(store_longest_prefix(st, NS, keys, 3), 0);
+	for (unsigned i = 0; i < 3; i++)
+		REQUIRE(put(st, 800 + i, 0) == 0);
+	CHECK_RC(store_exists(st, NS, keys), 1);
+	CHECK_RC(store_exists(st, NS, keys + 32), 1);
+	CHECK_RC(store_exists(st, NS, keys + 64), 0); /* the tail */
+	CHECK_RC(store_longest_prefix(st, NS, keys, 4), 2);
+	REQUIRE(put(st, 802, 0) == 0);
+	REQUIRE(put(st, 803, 0) == 0);
+	CHECK_RC(store_exists(st, NS, keys + 64), 1); /* not the tail now */
+	/* 803, the new tail, looked up once: refused */
+	CHECK_RC(store_exists(st, NS, keys + 96), 0);
+	store_get_stats(st, &s);
+	CHECK_RC(s.puts_refused, 2);
+	REQUIRE(put(st, 803, STORE_PUT_DURABLE) == 0); /* always written */
+	CHECK_RC(store_exists(st, NS, keys + 96), 1);
+	store_close(st);
+}
+
 /*
  * A namespace's weight: with weight 3, blocks never read are rewritten
  * at two reclaims and leave at the third; a read starts the count again;
@@ -1347,6 +1426,7 @@ main(void)
 	test_sketch();
 	test_auto_refuses_scan();
 	test_auto_admits_loop();
+	test_auto_refuses_tails();
 	test_reuse_histogram();
 	test_scan_keeps_hot_set();
 	test_pin_survives();
@@ -1360,6 +1440,7 @@ main(void)
 	test_ttl_sweep();
 	test_ttl_sweep_fair();
 	test_ns_weight();
+	test_store_refuses_tails();
 	test_touch_counts_as_read();
 	test_weight_counts_its_own();
 	test_priority();
