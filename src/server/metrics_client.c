@@ -652,7 +652,7 @@ print_rest(FILE *f, const struct table *t)
 	if (v[SC_OFFERED] > 0)
 		fprintf(f, "cache: %.2f flash bytes written (parity included) "
 			"per byte put, %.0f puts refused, %.0f deduped; admission "
-			"rule sum over shards %.0f (1 all, 2 seen)\n",
+			"rule sum over shards %.0f (1 all, 2 seen, 3 notail)\n",
 			v[SC_WRITTEN] / v[SC_OFFERED], v[SC_REFUSED],
 			v[SC_DEDUP], v[SC_RULE]);
 	fprintf(f, "connections: %.0f open, %.0f authentication failures\n",

@@ -7,12 +7,15 @@
  *     tag, a 2-bit saturating count), 4 per block of capacity; every
  *     window of 8 x capacity references, or when a scan of new keys
  *     fills it, the counts halve and zeros leave;
- *   - two miniature caches: CLOCK rings of fingerprints, found through
- *     an index.h table, capacity/2^shift slots each, fed whole sampled
- *     chains and scored on their prefix hits;
+ *   - three miniature caches (all, seen, notail): CLOCK rings of
+ *     fingerprints, found through an index.h table, capacity/2^shift
+ *     slots each, fed whole sampled chains and scored on their prefix
+ *     hits;
  *   - the scores: hits of each mini, decayed every epoch; at each epoch
- *     the better mini's admission rule becomes the real one (`seen` must
- *     win by 10%; ties admit all).
+ *     the best mini's admission rule becomes the real one (`seen` must
+ *     beat `all` by 10%, `notail` by 1%; ties admit all);
+ *   - the link memory: each key's parent and whether it ended its
+ *     chain, from the latest LOOKUP chains.
  * Cost per reference: a lookup of 8 table entries (and an insertion for
  * a new key); for sampled chains, two index probes. DRAM: 8 bytes per
  * block of capacity for the table (16 where the size rounds up to a

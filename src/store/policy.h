@@ -24,11 +24,13 @@
  *     whose parent is gone by reclaim is an orphan, never rewritten (a
  *     LOOKUP stops before it, so it can never hit).
  * Admission is chosen online by miniature simulations (Waldspurger et
- * al., ATC'17): two small CLOCK caches over a spatial sample of the
+ * al., ATC'17): three small CLOCK caches over a spatial sample of the
  * chains (1 in 2^sample_shift, by first key), sized to the cache's
- * capacity scaled down the same way, one admitting every block and one
- * admitting only blocks referenced twice lately (count >= 2). Whichever
- * scored more prefix hits over the recent epochs decides for the real
+ * capacity scaled down the same way, one admitting every block, one
+ * admitting only blocks referenced twice lately (count >= 2), one
+ * admitting every block but a chain's tail (its last key) unless that
+ * was referenced twice lately. Whichever scored most prefix hits over
+ * the recent epochs (a refusing rule by a margin) decides for the real
  * cache. A small cache whose reuse
  * distances are longer than it can hold gains by refusing one-hit
  * wonders; a large one loses by it; the minis tell which case holds now,
