@@ -7,8 +7,9 @@
  *           src/store/policy.c) on in-memory devices sized to the
  *           capacity, driven the way gpucached drives it (LOOKUP the
  *           chain, GET the present prefix, PUT the rest), so the figure
- *           is what the daemon does, not a model of it; "all" and "seen"
- *           pin its admission to one rule instead of the automatic choice.
+ *           is what the daemon does, not a model of it; "all", "seen"
+ *           and "notail" pin its admission to one rule instead of the
+ *           automatic choice.
  * Prefix semantics throughout: a request's hit is its leading run of
  * present blocks; then every block of the request is touched or inserted.
  * Capacity is in tokens (512 per block; K, M, G are powers of 10). Every
@@ -56,7 +57,7 @@ struct sim {
 struct result {
 	double hit, hit_min, hit_max, write_amp; /* hit: mean over seeds */
 	uint64_t wrong, refused, deduped, orphaned, capacity_blocks, switches;
-	uint64_t mini_hits[3];
+	uint64_t mini_hits[POLICY_NMINI];
 	const char *mode;
 };
 
@@ -418,7 +419,7 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 		res->capacity_blocks = ss.nslots * ours_per_seg(s, cap);
 		res->mode = policy_mode_name(ss.pol.mode);
 		res->switches = ss.pol.switches;
-		for (unsigned i = 0; i < 3; i++)
+		for (unsigned i = 0; i < POLICY_NMINI; i++)
 			res->mini_hits[i] = ss.pol.mini_hits[i];
 		store_close(st);
 		store_memdisk_destroy(md);
@@ -545,7 +546,8 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		case 'S': s->seeds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h':
 			printf("usage: gpucache sim TRACE.jsonl [--capacity "
-			       "1M,3M,10M] [--policy lru,belady,ours,all,seen] "
+			       "1M,3M,10M] [--policy "
+			       "lru,belady,ours,all,seen,notail] "
 			       "[--block-bytes 16K] [--segments 64] [--seeds 1] "
 			       "[--max-requests N] [--data FILE.tsv] "
 			       "[--keep-orphans] [--ns-index K] [--plot FILE.png]\n"

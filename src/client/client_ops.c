@@ -165,6 +165,10 @@ part_flush(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 
 	if (cnt == 0)
 		return 0;
+	/* a LOOKUP's part with the chain's last key says so: that key is the
+	 * chain's tail (the other parts' last keys are not) */
+	if (r->op == WIRE_OP_LOOKUP && idx[cnt - 1] == r->n - 1)
+		flags |= WIRE_F_CHAIN_END;
 	p->idx = malloc(cnt * sizeof(*idx));
 	if (p->idx == NULL)
 		return -ENOMEM;

@@ -68,6 +68,8 @@ enum wire_op {
 #define WIRE_F_IF_ABSENT 0x04u /* PUT: a held key keeps its block */
 #define WIRE_F_PRIO_LOW 0x08u  /* PUT: priority low (not with HIGH) */
 #define WIRE_F_PRIO_HIGH 0x10u /* PUT: priority high */
+#define WIRE_F_CHAIN_END 0x20u /* LOOKUP: this part holds the chain's last
+				* key (its tail) */
 
 struct wire_hdr {
 	uint16_t version;

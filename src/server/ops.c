@@ -872,7 +872,8 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	}
 	ns = ns_of(c, ns);
 	if (h->opcode == WIRE_OP_LOOKUP) {
-		present = store_longest_prefix(st, ns, keys, h->count);
+		present = store_lookup_part(st, ns, keys, h->count,
+					    (h->flags & WIRE_F_CHAIN_END) != 0);
 		if (c->tenant >= 0)
 			srv_metrics_tenant_lookup(c->sh->m, (unsigned)c->tenant,
 						  h->count, present);

@@ -174,6 +174,12 @@ shard_io(struct srv_shard *sh, struct store_io **out)
 	return rc;
 }
 
+/* config.c's admission names (auto, all, seen, notail) are in this order */
+_Static_assert(POLICY_AUTO == 0 && POLICY_ADMIT_ALL == 1 &&
+		       POLICY_ADMIT_SEEN == 2 && POLICY_ADMIT_NOTAIL == 3 &&
+		       POLICY_NMODES == 4,
+	       "store.admission's index is an enum policy_mode");
+
 /* Open the shard's store, formatting its regions on first start. */
 static int
 shard_store(struct srv_shard *sh)

@@ -17,7 +17,7 @@
  *   - the link memory: each key's parent and whether it ended its
  *     chain, from the latest LOOKUP chains.
  * Cost per reference: a lookup of 8 table entries (and an insertion for
- * a new key); for sampled chains, two index probes. DRAM: 8 bytes per
+ * a new key); for sampled chains, three index probes. DRAM: 8 bytes per
  * block of capacity for the table (16 where the size rounds up to a
  * power of two), about 40 bytes per mini slot.
  */
@@ -37,7 +37,6 @@
 #define MINI_MIN 16u
 #define SEEN_MARGIN 1.1 /* refusing must score 10% more hits to win */
 #define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
-#define NMINI 3u
 #define NOTAIL_MARGIN 1.01 /* refusing unseen tails must score 1% more */
 
 struct mini {
@@ -55,7 +54,7 @@ struct policy {
 	struct policy_opts o;
 	uint16_t *rt;               /* reference table: tag << 2 | count */
 	uint64_t rtmask, window, incs;
-	struct mini mini[NMINI]; /* all, seen, notail */
+	struct mini mini[POLICY_NMINI]; /* all, seen, notail */
 	uint64_t clock;         /* references of sampled chains so far */
 	unsigned shift;         /* minis see 1 key in 2^shift */
 	uint64_t epoch_refs, epoch_len;
@@ -370,23 +369,31 @@ minis_init(struct policy *p)
 static void
 epoch_end(struct policy *p)
 {
-	double all = p->mini[0].score, seen = p->mini[1].score,
-	       notail = p->mini[2].score, best = all;
-	unsigned want = p->s.mode;
+	double sc[POLICY_NMODES] = { 0 };
+	double all, seen, notail;
+	unsigned want = POLICY_ADMIT_ALL;
 
-	if (all >= seen && all >= notail)
-		want = POLICY_ADMIT_ALL;
-	if (notail > all * NOTAIL_MARGIN + 8) {
+	sc[POLICY_ADMIT_ALL] = all = p->mini[0].score;
+	sc[POLICY_ADMIT_SEEN] = seen = p->mini[1].score;
+	sc[POLICY_ADMIT_NOTAIL] = notail = p->mini[2].score;
+	if (notail > all * NOTAIL_MARGIN + 8)
 		want = POLICY_ADMIT_NOTAIL;
-		best = notail;
-	}
-	if (seen > all * SEEN_MARGIN + 8 && seen > best)
+	/* seen refuses more than notail: it must beat it by the margin seen
+	 * has over notail's, so that the two do not take turns */
+	if (seen > all * SEEN_MARGIN + 8 &&
+	    seen > notail * (SEEN_MARGIN / NOTAIL_MARGIN))
 		want = POLICY_ADMIT_SEEN;
+	/* a refusing rule in force stays while it scores above all, though
+	 * no longer by its margin (no flapping across it); below all, it
+	 * goes */
+	if (want == POLICY_ADMIT_ALL && p->s.mode != POLICY_ADMIT_ALL &&
+	    sc[p->s.mode] > all)
+		want = p->s.mode;
 
 	if (want != p->s.mode)
 		p->s.switches++;
 	p->s.mode = want;
-	for (unsigned i = 0; i < NMINI; i++)
+	for (unsigned i = 0; i < POLICY_NMINI; i++)
 		p->mini[i].score *= 0.8;
 	p->epoch_refs = 0;
 }
@@ -425,9 +432,19 @@ policy_link_chain(struct policy *p, uint64_t scope, uint64_t up,
 		bool tail = ends && i + 1 == n;
 
 		up = i ? khs[i - 1] : up;
-		if (up != 0 || tail) {
+		if (up != 0) {
 			l[0] = tail ? tag : tag & ~1ull;
 			l[1] = up;
+		} else if ((l[0] | 1) == tag) {
+			/* a chain's first key, known here: its tail bit
+			 * follows this chain, its parent (from a chain that
+			 * went through it) stays */
+			l[0] = tail ? tag : tag & ~1ull;
+		} else if (tail) {
+			/* a chain of one key: the newest wins the entry, as
+			 * a link does */
+			l[0] = tag;
+			l[1] = 0;
 		}
 	}
 }
@@ -491,7 +508,7 @@ policy_destroy(struct policy *p)
 		return;
 	free(p->rt);
 	free(p->links);
-	for (unsigned i = 0; i < NMINI; i++)
+	for (unsigned i = 0; i < POLICY_NMINI; i++)
 		mini_free(&p->mini[i]);
 	free(p);
 }
@@ -534,7 +551,7 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
 	     (mix64(fps[0] ^ 0x2545f4914f6cdd1dull) >> (64 - p->shift)) != 0))
 		return;
 	p->s.mini_refs += n;
-	for (unsigned i = 0; i < NMINI; i++)
+	for (unsigned i = 0; i < POLICY_NMINI; i++)
 		mini_chain(p, &p->mini[i], fps, n, ends);
 	p->epoch_refs += n;
 	if (p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
@@ -586,7 +603,7 @@ void
 policy_get_stats(const struct policy *p, struct policy_stats *out)
 {
 	*out = p->s;
-	for (unsigned i = 0; i < NMINI; i++)
+	for (unsigned i = 0; i < POLICY_NMINI; i++)
 		out->mini_hits[i] = p->mini[i].hits;
 }
 

@@ -53,6 +53,7 @@ enum policy_mode {
 				  * that was referenced before */
 };
 #define POLICY_NMODES 4u
+#define POLICY_NMINI 3u /* a mini per rule: all, seen, notail */
 
 struct policy_opts {
 	uint64_t capacity;     /* blocks the cache holds when full (estimate) */
@@ -72,8 +73,8 @@ struct policy_opts {
 struct policy_stats {
 	uint64_t refs;            /* references recorded */
 	uint64_t admitted, refused; /* admission decisions */
-	uint64_t mini_hits[3];    /* per mini (all, seen, notail): hits so
-				   * far (not decayed) */
+	uint64_t mini_hits[POLICY_NMINI]; /* per mini (all, seen, notail):
+					   * hits so far (not decayed) */
 	uint64_t mini_refs;       /* references of sampled chains fed to the minis */
 	uint64_t capacity;        /* current capacity estimate, blocks */
 	unsigned mode;            /* enum policy_mode in force now */

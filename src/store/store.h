@@ -309,7 +309,13 @@ int store_flush_submit(struct store *st, store_cb cb, void *arg);
 /* 1 if present in the index, 0 if not (a later get may still miss). */
 int store_exists(struct store *st, uint64_t ns, const uint8_t *key);
 /* Number of leading keys of keys[0..n) (32 bytes each) present. Every
- * key of the chain counts as a reference for the policy. */
+ * key of the chain counts as a reference for the policy, and names the
+ * key before it as its parent. ends: keys[n - 1] is the last key of the
+ * client's chain, its tail (a chain split over shards or messages comes
+ * in parts, and only the part with the chain's last key ends it). */
+unsigned store_lookup_part(struct store *st, uint64_t ns,
+			   const uint8_t *keys, unsigned n, bool ends);
+/* A whole chain: store_lookup_part(..., true). */
 unsigned store_longest_prefix(struct store *st, uint64_t ns,
 			      const uint8_t *keys, unsigned n);
 /* Delete: 0 or -GPC_ENOTFOUND. Persists with the next sealed segment. */

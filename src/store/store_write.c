@@ -1157,6 +1157,13 @@ unsigned
 store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		     unsigned n)
 {
+	return store_lookup_part(st, ns, keys, n, true);
+}
+
+unsigned
+store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
+		  unsigned n, bool ends)
+{
 	uint64_t fps[STORE_CHAIN_PIECE], khs[STORE_CHAIN_PIECE], up = 0;
 	unsigned found = n;
 
@@ -1169,9 +1176,11 @@ store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		khs[i % STORE_CHAIN_PIECE] = kh;
 		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n) {
 			policy_ref_chain(st->pol, fps,
-					 i % STORE_CHAIN_PIECE + 1, i + 1 == n);
+					 i % STORE_CHAIN_PIECE + 1,
+					 ends && i + 1 == n);
 			policy_link_chain(st->pol, store_ns_class(ns), up, khs,
-					  i % STORE_CHAIN_PIECE + 1, i + 1 == n);
+					  i % STORE_CHAIN_PIECE + 1,
+					  ends && i + 1 == n);
 			up = kh;
 		}
 		if (found == n && store_ix_find(st, ns, keys + (size_t)i *

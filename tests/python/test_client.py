@@ -315,6 +315,30 @@ def test_hot_block_promoted_to_dram(tmp_path):
         assert d.stop() == 0, d.log_tail()
 
 
+def test_notail_refuses_only_the_chain_tail_across_shards(tmp_path):
+    """admission = notail on 2 shards: a LOOKUP's keys are split between
+    the shards, and only the part with the chain's last key says it ends
+    the chain: the tail alone is refused, the prefix before it is whole."""
+    from gpucache.testing import Daemon
+
+    d = Daemon(tmp_path / "gpucached", shards=2,
+               extra=("--set", "store.admission=notail")).start()
+    try:
+        c = d.client()
+        n = 16
+        src = rand_blocks(n, 4096, 31)
+        c.register(src)
+        keys = keys_for("notail", n)
+        # libgpucache's shard of a key: its first 8 bytes, little-endian, mod shards
+        assert len({int.from_bytes(k[:8], "little") % 2 for k in keys}) == 2
+        assert c.lookup(NS, keys) == 0
+        c.put(NS, keys, [src[i] for i in range(n)])
+        assert c.lookup(NS, keys) == n - 1
+        c.close()
+    finally:
+        assert d.stop() == 0, d.log_tail()
+
+
 def test_kv_events_of_a_subscribed_namespace(daemon, client):
     import time
 

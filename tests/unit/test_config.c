@@ -160,6 +160,8 @@ test_full(void)
 	CHECK(cfg->admission == 2);
 	CHECK_RC(parse("[store]\nadmission = all\n"), 0);
 	CHECK(cfg->admission == 1);
+	CHECK_RC(parse("[store]\nadmission = notail\n"), 0);
+	CHECK(cfg->admission == 3); /* POLICY_ADMIT_NOTAIL */
 }
 
 static void
@@ -217,7 +219,8 @@ test_errors(void)
 		   "'loud' is not one of error, warn, info, debug (or 0..3)");
 	EXPECT_ERR("[server]\nlog_level = 4\n", 2, "is not one of error");
 	EXPECT_ERR("[store]\nadmission = maybe\n", 2,
-		   "[store] admission: 'maybe' is not one of auto, all, seen");
+		   "[store] admission: 'maybe' is not one of auto, all, seen, "
+		   "notail");
 	EXPECT_ERR("[server]\nlisten = localhost\n", 2, "not a numeric IPv4");
 	EXPECT_ERR("[server]\nmetrics_addr = 1.2.3.4.5\n", 2, "not a numeric");
 	EXPECT_ERR("[server]\ndata_dir =\n", 2, "must be 1..");

@@ -143,6 +143,20 @@ test_auto_refuses_tails(void)
 		policy_link_chain(p, 5, 72, kh, 1, false);
 		CHECK(!policy_tail(p, 5, 73));
 		CHECK_RC(policy_parent(p, 5, 73), 72);
+		/* a chain of one key: its tail; its parent, known from a
+		 * longer chain, stays */
+		policy_link_chain(p, 5, 0, kh, 1, true);
+		CHECK(policy_tail(p, 5, 73));
+		CHECK_RC(policy_parent(p, 5, 73), 72);
+		/* a root that was a chain of one, then the first key of a
+		 * longer chain: no longer a tail */
+		kh[0] = 90;
+		kh[1] = 91;
+		policy_link_chain(p, 5, 0, kh, 1, true);
+		CHECK(policy_tail(p, 5, 90));
+		policy_link_chain(p, 5, 0, kh, 2, true);
+		CHECK(!policy_tail(p, 5, 90) && policy_tail(p, 5, 91));
+		CHECK_RC(policy_parent(p, 5, 90), 0);
 	}
 	policy_destroy(p);
 }
@@ -932,7 +946,7 @@ static void
 test_store_refuses_tails(void)
 {
 	struct store *st = mkstore(POLICY_ADMIT_NOTAIL);
-	uint8_t keys[4 * 32];
+	uint8_t keys[4 * 32], key2[32];
 	struct store_stats s;
 
 	for (unsigned i = 0; i < 4; i++)
@@ -953,6 +967,32 @@ test_store_refuses_tails(void)
 	CHECK_RC(s.puts_refused, 2);
 	REQUIRE(put(st, 803, STORE_PUT_DURABLE) == 0); /* always written */
 	CHECK_RC(store_exists(st, NS, keys + 96), 1);
+	/* a chain over two shards (or messages): each gets its part, and
+	 * only the part with the chain's last key ends it */
+	for (unsigned i = 0; i < 4; i++)
+		test_key(810 + i, keys + 32 * i);
+	memcpy(key2, keys + 32, 32); /* parts: 810 812 and 811 813 */
+	memcpy(keys + 32, keys + 64, 32);
+	memcpy(keys + 64, key2, 32);
+	CHECK_RC(store_lookup_part(st, NS, keys, 2, false), 0);
+	CHECK_RC(store_lookup_part(st, NS, keys + 64, 2, true), 0);
+	for (unsigned i = 0; i < 4; i++)
+		REQUIRE(put(st, 810 + i, 0) == 0);
+	for (unsigned i = 0; i < 3; i++) {
+		test_key(810 + i, key2);
+		CHECK_RC(store_exists(st, NS, key2), 1);
+	}
+	test_key(813, key2);
+	CHECK_RC(store_exists(st, NS, key2), 0); /* the tail alone */
+	/* a key looked up as a chain of one, then as the root of a longer
+	 * chain, is put in another namespace of the tenant (another layer,
+	 * never looked up there): not a tail any more */
+	test_key(820, keys);
+	test_key(821, keys + 32);
+	store_longest_prefix(st, NS, keys, 1);
+	store_longest_prefix(st, NS, keys, 2);
+	REQUIRE(put_to(st, NS + 1, 820, 0) == 0);
+	CHECK_RC(store_exists(st, NS + 1, keys), 1);
 	store_close(st);
 }
 
