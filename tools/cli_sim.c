@@ -444,7 +444,17 @@ run_seeds(const struct sim *s, uint64_t cap, enum policy_mode mode,
 
 	for (unsigned k = 0; k < s->seeds; k++) {
 		struct result one = { 0 };
-		int rc = run_ours(s, cap, mode, SIM_NS + s->ns_index + k, &one);
+		uint64_t ns = SIM_NS + s->ns_index + k;
+		int rc;
+
+		/* a namespace without a class (the top bits, as gpucached
+		 * sets them from the tenant) gets one of its own, as if each
+		 * were another tenant's: the policy's reference counts are
+		 * per class, so namespaces of one class are one draw of its
+		 * hashes where every chain is sampled */
+		if ((ns >> 48) == 0)
+			ns |= (uint64_t)(1 + (ns - 1) % 1023) << 48;
+		rc = run_ours(s, cap, mode, ns, &one);
 
 		if (rc < 0)
 			return rc;

@@ -294,7 +294,7 @@ reuse_note(struct policy *p, uint64_t d)
  */
 static void
 mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
-	   unsigned n, bool ends)
+	   const uint64_t *keys, unsigned n, bool ends)
 {
 	bool lead = true;
 
@@ -320,7 +320,7 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 		p->s.reuse_far += m == &p->mini[0];
 		if ((m->rule == POLICY_ADMIT_SEEN ||
 		     (m->rule == POLICY_ADMIT_NOTAIL && ends && i + 1 == n)) &&
-		    policy_freq(p, fps[i]) < 2)
+		    policy_freq(p, keys[i]) < 2)
 			continue;
 		s = mini_insert(m, fps[i]);
 		if (s >= 0)
@@ -413,11 +413,19 @@ epoch_end(struct policy *p)
  * chain up in one or a few of them and puts it in all. */
 #define LINKS (1u << 16) /* 1 MiB */
 
+uint64_t
+policy_key(uint64_t scope, uint64_t kh)
+{
+	uint64_t t = mix64(kh ^ mix64(scope ^ 0x7f4a7c159e3779b9ull));
+
+	return t ? t : 1;
+}
+
 /* An entry is (tag with bit 0 = "the tail of its chain", parent). */
 static uint64_t *
 link_at(const struct policy *p, uint64_t scope, uint64_t kh, uint64_t *tag)
 {
-	uint64_t t = mix64(kh ^ mix64(scope ^ 0x7f4a7c159e3779b9ull));
+	uint64_t t = policy_key(scope, kh);
 
 	*tag = t | 1; /* never 0 (an empty entry), whatever bit 0 says */
 	return &p->links[2 * (t & (LINKS - 1))];
@@ -536,14 +544,14 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 }
 
 void
-policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
-		 bool ends)
+policy_ref_chain(struct policy *p, const uint64_t *fps, const uint64_t *keys,
+		 unsigned n, bool ends)
 {
 	if (p->rt == NULL || n == 0)
 		return;
 	p->s.refs += n;
 	for (unsigned i = 0; i < n; i++)
-		rt_ref(p, fps[i]);
+		rt_ref(p, keys != NULL ? keys[i] : fps[i]);
 	/* chains are sampled by their first key, so a sampled prefix is
 	 * seen whole by the minis, and prefix hits can be scored */
 	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
@@ -552,7 +560,8 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
 		return;
 	p->s.mini_refs += n;
 	for (unsigned i = 0; i < POLICY_NMINI; i++)
-		mini_chain(p, &p->mini[i], fps, n, ends);
+		mini_chain(p, &p->mini[i], fps, keys != NULL ? keys : fps, n,
+			   ends);
 	p->epoch_refs += n;
 	if (p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
 		epoch_end(p);
@@ -561,15 +570,15 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
 void
 policy_ref(struct policy *p, uint64_t fp)
 {
-	policy_ref_chain(p, &fp, 1, false);
+	policy_ref_chain(p, &fp, NULL, 1, false);
 }
 
 bool
-policy_admit(struct policy *p, uint64_t fp, bool tail)
+policy_admit(struct policy *p, uint64_t key, bool tail)
 {
 	bool yes = p->s.mode == POLICY_ADMIT_ALL ||
 		   (p->s.mode == POLICY_ADMIT_NOTAIL && !tail) ||
-		   policy_freq(p, fp) >= 2;
+		   policy_freq(p, key) >= 2;
 
 	if (yes)
 		p->s.admitted++;

@@ -95,11 +95,18 @@ void policy_destroy(struct policy *p);
  * vary: the store re-estimates from the records it writes). */
 void policy_set_capacity(struct policy *p, uint64_t blocks);
 
-/* The keys of a LOOKUP chain, root first: each is a reference. ends: the
- * chain ends with fps[n - 1] (a long chain comes in pieces; only the
- * last piece ends it). */
-void policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
-		      bool ends);
+/* A key as the reference counts know it: its key hash (index_key_hash)
+ * within scope (the tenant's class), whichever namespace it is in, so
+ * that a chain looked up in one namespace counts for the same keys in
+ * the tenant's others (an engine's layers: it looks a chain up in the
+ * first layer's namespace and puts it in every layer's). Never 0. */
+uint64_t policy_key(uint64_t scope, uint64_t kh);
+/* The keys of a LOOKUP chain, root first: each is a reference. fps: the
+ * blocks' fingerprints (the minis' blocks); keys: their policy_key (NULL:
+ * the fps stand for them). ends: the chain ends with the n-th (a long
+ * chain comes in pieces; only the last piece ends it). */
+void policy_ref_chain(struct policy *p, const uint64_t *fps,
+		      const uint64_t *keys, unsigned n, bool ends);
 /* The same chain's links, for policy_parent: khs are its keys' own
  * hashes (index_key_hash, free of the namespace), each key's parent is
  * the key before it, khs[0]'s is up (0: a root). scope is what the links
@@ -109,11 +116,13 @@ void policy_ref_chain(struct policy *p, const uint64_t *fps, unsigned n,
  * (policy_tail) until a longer chain through it says otherwise. */
 void policy_link_chain(struct policy *p, uint64_t scope, uint64_t up,
 		       const uint64_t *khs, unsigned n, bool ends);
-/* A reference to one block (a chain of one). */
+/* A reference to one block (a chain of one, not ending: no tail; its
+ * fingerprint stands for its key). */
 void policy_ref(struct policy *p, uint64_t fp);
-/* Should a new block go to flash? tail: it was the last key of the
- * latest LOOKUP chain through it (policy_tail). Counts the decision. */
-bool policy_admit(struct policy *p, uint64_t fp, bool tail);
+/* Should a new block go to flash? key: its policy_key (as referenced);
+ * tail: it was the last key of the latest LOOKUP chain through it
+ * (policy_tail). Counts the decision. */
+bool policy_admit(struct policy *p, uint64_t key, bool tail);
 /* Is a live block of a reclaimed segment worth rewriting? flags are its
  * index flags: pinned, yes; an orphan (its parent, as its summary entry
  * names it, is gone: a LOOKUP would stop before it, so it can never
@@ -135,8 +144,9 @@ uint64_t policy_parent(const struct policy *p, uint64_t scope, uint64_t kh);
 /* Was kh the last key of the latest LOOKUP chain through it (as far as
  * the same table remembers)? */
 bool policy_tail(const struct policy *p, uint64_t scope, uint64_t kh);
-/* A block's references lately, 0..3, as the reference table counts them. */
-unsigned policy_freq(const struct policy *p, uint64_t fp);
+/* A key's references lately, 0..3, as the reference table counts them
+ * (key: as given to policy_ref_chain). */
+unsigned policy_freq(const struct policy *p, uint64_t key);
 
 void policy_get_stats(const struct policy *p, struct policy_stats *out);
 const char *policy_mode_name(unsigned mode);

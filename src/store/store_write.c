@@ -1165,7 +1165,8 @@ store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
 		  unsigned n, bool ends)
 {
 	uint64_t fps[STORE_CHAIN_PIECE], khs[STORE_CHAIN_PIECE], up = 0;
-	unsigned found = n;
+	uint64_t pks[STORE_CHAIN_PIECE];
+	unsigned found = n, cls = store_ns_class(ns);
 
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t kh = index_key_hash(keys + (size_t)i * STORE_KEY_LEN);
@@ -1174,8 +1175,9 @@ store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
 
 		fps[i % STORE_CHAIN_PIECE] = hk.tag;
 		khs[i % STORE_CHAIN_PIECE] = kh;
+		pks[i % STORE_CHAIN_PIECE] = policy_key(cls, kh);
 		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n) {
-			policy_ref_chain(st->pol, fps,
+			policy_ref_chain(st->pol, fps, pks,
 					 i % STORE_CHAIN_PIECE + 1,
 					 ends && i + 1 == n);
 			policy_link_chain(st->pol, store_ns_class(ns), up, khs,
@@ -1196,6 +1198,7 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 {
 	struct index_hkey hk = index_hash(ns, key);
 	struct index_loc loc;
+	uint64_t kh;
 
 	st->s.put_bytes_offered += len;
 	if (flags & STORE_PUT_DURABLE)
@@ -1209,9 +1212,9 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 		st->s.puts_deduped++;
 		return STORE_PUT_DEDUP;
 	}
-	if (policy_admit(st->pol, hk.tag,
-			 policy_tail(st->pol, store_ns_class(ns),
-				     index_key_hash(key))))
+	kh = index_key_hash(key);
+	if (policy_admit(st->pol, policy_key(store_ns_class(ns), kh),
+			 policy_tail(st->pol, store_ns_class(ns), kh)))
 		return 0;
 	st->s.puts_refused++;
 	return STORE_PUT_REFUSED;

@@ -120,7 +120,7 @@ test_auto_refuses_tails(void)
 			uint64_t fps[4] = { fp_of(3 * h), fp_of(3 * h + 1),
 					    fp_of(3 * h + 2), fp_of(uniq++) };
 
-			policy_ref_chain(p, fps, 4, true);
+			policy_ref_chain(p, fps, NULL, 4, true);
 		}
 	policy_get_stats(p, &s);
 	CHECK_RC(s.mode, POLICY_ADMIT_NOTAIL);
@@ -997,6 +997,35 @@ test_store_refuses_tails(void)
 }
 
 /*
+ * What a LOOKUP says counts for every namespace of the tenant: an engine
+ * that keeps a namespace per layer looks a chain up in the first layer's
+ * and puts it in every layer's. Under `seen`, a chain looked up twice in
+ * NS is admitted in NS + 1 too (another layer); in another tenant's class
+ * it is not seen.
+ */
+static void
+test_seen_across_namespaces(void)
+{
+	const uint64_t other = (1ull << 48) | NS; /* another class */
+	struct store *st = mkstore(POLICY_ADMIT_SEEN);
+	uint8_t keys[3 * 32];
+
+	for (unsigned i = 0; i < 3; i++)
+		test_key(850 + i, keys + 32 * i);
+	store_longest_prefix(st, NS, keys, 3);
+	store_longest_prefix(st, NS, keys, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		REQUIRE(put_to(st, NS, 850 + i, 0) == 0);
+		REQUIRE(put_to(st, NS + 1, 850 + i, 0) == 0);
+		REQUIRE(put_to(st, other, 850 + i, 0) == 0);
+		CHECK_RC(store_exists(st, NS, keys + 32 * i), 1);
+		CHECK_RC(store_exists(st, NS + 1, keys + 32 * i), 1);
+		CHECK_RC(store_exists(st, other, keys + 32 * i), 0);
+	}
+	store_close(st);
+}
+
+/*
  * A namespace's weight: with weight 3, blocks never read are rewritten
  * at two reclaims and leave at the third; a read starts the count again;
  * with weight 0, blocks leave at the first reclaim though read; the
@@ -1481,6 +1510,7 @@ main(void)
 	test_ttl_sweep_fair();
 	test_ns_weight();
 	test_store_refuses_tails();
+	test_seen_across_namespaces();
 	test_touch_counts_as_read();
 	test_weight_counts_its_own();
 	test_priority();
