@@ -76,8 +76,9 @@ for cap in 1M 3M; do
 	mkdir -p "$d"
 	# a tenant of its own per namespace: the policy's reference counts
 	# are per tenant (class), so each daemon is another draw of them
-	printf '[tenant bench%s]\nsecret = hex:%s\n' "$k" \
-		"$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >"$d/gpucached.conf"
+	printf '[server]\nport = %s\n\n[tenant bench%s]\nsecret = hex:%s\n' \
+		"$PORT" "$k" "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
+		>"$d/gpucached.conf"
 	"$GPUCACHED" --data-dir "$d" --port "$PORT" --shards 1 \
 		--set "store.device=$d/dev0.img" --set store.k=1 --set store.m=0 \
 		--set "store.device_size=$device_size" \
