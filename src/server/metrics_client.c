@@ -403,8 +403,9 @@ enum { TN_PUTS, TN_GETS, TN_HITS, TN_MISSES, TN_STORED, TN_SERVED, TN_USED,
        TN_LIMIT, TN_LKEYS, TN_LFOUND, TN_CONFIRMED, TN_NCOL };
 enum { SC_COPY, SC_AUTH, SC_CONNS, SC_DEGRADED, SC_EVICTED, SC_REINS,
        SC_WRITTEN, SC_READ, SC_IDXBYTES, SC_DEVFAIL, SC_OFFERED, SC_REFUSED,
-       SC_DEDUP, SC_RULE, SC_ORPHAN, SC_EXPIRED, SC_NCOL };
-#define MAX_COL 16u
+       SC_DEDUP, SC_RULE_ALL, SC_RULE_SEEN, SC_RULE_NOTAIL, SC_ORPHAN,
+       SC_EXPIRED, SC_NCOL };
+#define MAX_COL 20u
 _Static_assert(OP_NCOL <= MAX_COL && TN_NCOL <= MAX_COL && SC_NCOL <= MAX_COL,
 	       "a row holds every column");
 
@@ -419,11 +420,13 @@ struct table {
 };
 
 /* Which sample feeds which cell: table tab, column col, summed over the
- * samples that match; quantile, if set, must match that label. */
+ * samples that match; quantile, if set, must match that label; eq, if
+ * set, counts the samples of that value instead (shards per rule). */
 static const struct pick {
 	const char *name;
 	unsigned tab, col;
 	const char *quantile;
+	int eq;
 } picks[] = {
 	{"gpucache_requests_total", T_OPS, OP_REQ, NULL},
 	{"gpucache_request_errors_total", T_OPS, OP_ERR, NULL},
@@ -456,7 +459,9 @@ static const struct pick {
 	{"gpucache_store_put_offered_bytes_total", T_ALL, SC_OFFERED, NULL},
 	{"gpucache_store_puts_refused_total", T_ALL, SC_REFUSED, NULL},
 	{"gpucache_store_puts_deduped_total", T_ALL, SC_DEDUP, NULL},
-	{"gpucache_policy_admission_rule", T_ALL, SC_RULE, NULL},
+	{"gpucache_policy_admission_rule", T_ALL, SC_RULE_ALL, NULL, 1},
+	{"gpucache_policy_admission_rule", T_ALL, SC_RULE_SEEN, NULL, 2},
+	{"gpucache_policy_admission_rule", T_ALL, SC_RULE_NOTAIL, NULL, 3},
 	{"gpucache_store_orphaned_blocks_total", T_ALL, SC_ORPHAN, NULL},
 	{"gpucache_store_expired_blocks_total", T_ALL, SC_EXPIRED, NULL},
 };
@@ -521,7 +526,10 @@ absorb(struct table *tabs, const struct srv_prom_sample *s)
 		c = cell(&tabs[pk->tab], key, pk->col);
 		if (c == NULL)
 			return -ENOMEM;
-		*c = pk->quantile != NULL ? s->value : *c + s->value;
+		if (pk->eq != 0)
+			*c += s->value == pk->eq;
+		else
+			*c = pk->quantile != NULL ? s->value : *c + s->value;
 	}
 	return 0;
 }
@@ -652,9 +660,11 @@ print_rest(FILE *f, const struct table *t)
 	if (v[SC_OFFERED] > 0)
 		fprintf(f, "cache: %.2f flash bytes written (parity included) "
 			"per byte put, %.0f puts refused, %.0f deduped; admission "
-			"rule sum over shards %.0f (1 all, 2 seen, 3 notail)\n",
+			"rule in force: all on %.0f shards, seen on %.0f, notail "
+			"on %.0f\n",
 			v[SC_WRITTEN] / v[SC_OFFERED], v[SC_REFUSED],
-			v[SC_DEDUP], v[SC_RULE]);
+			v[SC_DEDUP], v[SC_RULE_ALL], v[SC_RULE_SEEN],
+			v[SC_RULE_NOTAIL]);
 	fprintf(f, "connections: %.0f open, %.0f authentication failures\n",
 		v[SC_CONNS], v[SC_AUTH]);
 	if (v[SC_COPY] == 0)
