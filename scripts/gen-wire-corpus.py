@@ -11,7 +11,8 @@ import struct
 
 VERSION = 2
 OPS = dict(HELLO=1, AUTH=2, PUT=5, GET=6, LOOKUP=7, DELETE=8, PIN=9,
-           UNPIN=10, STAT=11, DATA=12, SUBSCRIBE=13, EVENT=14, USED=15)
+           UNPIN=10, STAT=11, DATA=12, SUBSCRIBE=13, EVENT=14, USED=15,
+           WEIGHT=16)
 RESP = 0x80
 
 
@@ -52,12 +53,17 @@ seeds = {
                          flags=0x18, aux=10 * 366 * 86400 + 1),
     "used": msg(OPS["USED"], struct.pack("<QQ", 7, 12)),
     "used_zero": msg(OPS["USED"], struct.pack("<QQ", 7, 0)),
+    "weight": msg(OPS["WEIGHT"], struct.pack("<QQ", 7, 8)),
+    "weight_bad": msg(OPS["WEIGHT"], struct.pack("<QQ", 7, 9)),
     "data": msg(OPS["DATA"], req_id=3, aux=65536),
     "data_resp": msg(OPS["DATA"] | RESP, req_id=4, aux=4096),
     "get": msg(OPS["GET"], blk(7, key(2), 1 << 26), count=1),
     "get_resp": msg(OPS["GET"] | RESP, count=1, status=131072),
     "lookup3": msg(OPS["LOOKUP"], struct.pack("<Q", 7) + key(1) + key(2) + key(3),
                    count=3, flags=2),
+    # the part of a chain with its last key: CHAIN_END (0x20)
+    "lookup_end": msg(OPS["LOOKUP"], struct.pack("<Q", 7) + key(1) + key(2),
+                      count=2, flags=0x22),
     "lookup_resp": msg(OPS["LOOKUP"] | RESP, count=3, aux=2),
     "delete1": msg(OPS["DELETE"], struct.pack("<Q", 7) + key(4), count=1),
     "stat": msg(OPS["STAT"]),
