@@ -1180,7 +1180,7 @@ store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
 			policy_ref_chain(st->pol, fps, pks,
 					 i % STORE_CHAIN_PIECE + 1,
 					 ends && i + 1 == n);
-			policy_link_chain(st->pol, store_ns_class(ns), up, khs,
+			policy_link_chain(st->pol, cls, up, khs,
 					  i % STORE_CHAIN_PIECE + 1,
 					  ends && i + 1 == n);
 			up = kh;
@@ -1196,9 +1196,10 @@ int
 store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 		uint64_t len, unsigned flags)
 {
-	struct index_hkey hk = index_hash(ns, key);
+	uint64_t kh = index_key_hash(key);
+	struct index_hkey hk = index_hash_kh(ns, kh);
+	unsigned cls = store_ns_class(ns);
 	struct index_loc loc;
-	uint64_t kh;
 
 	st->s.put_bytes_offered += len;
 	if (flags & STORE_PUT_DURABLE)
@@ -1212,9 +1213,8 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 		st->s.puts_deduped++;
 		return STORE_PUT_DEDUP;
 	}
-	kh = index_key_hash(key);
-	if (policy_admit(st->pol, policy_key(store_ns_class(ns), kh),
-			 policy_tail(st->pol, store_ns_class(ns), kh)))
+	if (policy_admit(st->pol, policy_key(cls, kh),
+			 policy_tail(st->pol, cls, kh)))
 		return 0;
 	st->s.puts_refused++;
 	return STORE_PUT_REFUSED;
