@@ -447,10 +447,30 @@ gpc_pin(struct gpc_client *c, uint64_t ns, const uint8_t *keys, unsigned n,
 		       status, NULL);
 }
 
+/* A message of ns (and *v, if given) to every shard in turn, each
+ * answered before the next; stops at the first that fails. */
+static int
+each_shard(struct gpc_client *c, uint8_t op, uint64_t ns, const uint64_t *v)
+{
+	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
+	int rc = 0;
+
+	for (unsigned s = 0; rc == 0 && s < c->nshards; s++) {
+		struct wire_wr w;
+
+		wire_wr_init(&w);
+		wire_wr_u64(&w, ns);
+		if (v != NULL)
+			wire_wr_u64(&w, *v);
+		rc = w.err ? w.err : cli_call(c, s, op, &w, lim, NULL);
+		wire_wr_fini(&w);
+	}
+	return rc;
+}
+
 int
 gpc_subscribe(struct gpc_client *c, uint64_t ns)
 {
-	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
 	int rc = 0;
 
 	pthread_mutex_lock(&c->mu);
@@ -459,16 +479,7 @@ gpc_subscribe(struct gpc_client *c, uint64_t ns)
 	if (c->evq == NULL)
 		rc = -ENOMEM;
 	pthread_mutex_unlock(&c->mu);
-	for (unsigned s = 0; rc == 0 && s < c->nshards; s++) {
-		struct wire_wr w;
-
-		wire_wr_init(&w);
-		wire_wr_u64(&w, ns);
-		rc = w.err ? w.err : cli_call(c, s, WIRE_OP_SUBSCRIBE, &w, lim,
-					      NULL);
-		wire_wr_fini(&w);
-	}
-	return rc;
+	return rc < 0 ? rc : each_shard(c, WIRE_OP_SUBSCRIBE, ns, NULL);
 }
 
 int
@@ -495,23 +506,12 @@ gpc_confirm_used(struct gpc_client *c, uint64_t ns, uint64_t nblocks)
 int
 gpc_set_weight(struct gpc_client *c, uint64_t ns, unsigned weight)
 {
-	uint64_t lim = (uint64_t)c->timeout_ms * 1000000ull;
-	int rc = 0;
+	uint64_t w = weight;
 
 	if (weight > GPC_MAX_WEIGHT)
 		return -EINVAL;
 	/* a namespace's blocks are on every shard */
-	for (unsigned s = 0; rc == 0 && s < c->nshards; s++) {
-		struct wire_wr w;
-
-		wire_wr_init(&w);
-		wire_wr_u64(&w, ns);
-		wire_wr_u64(&w, weight);
-		rc = w.err ? w.err : cli_call(c, s, WIRE_OP_WEIGHT, &w, lim,
-					      NULL);
-		wire_wr_fini(&w);
-	}
-	return rc;
+	return each_shard(c, WIRE_OP_WEIGHT, ns, &w);
 }
 
 int
