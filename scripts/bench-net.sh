@@ -14,12 +14,16 @@
 #                    the server, sent with the put scheme: what gpucached
 #                    (protocol v2) does, and nothing else
 #               am-mem  the same, but the server's buffers rotate over
-#                    DRAM_SET bytes (--server-span) instead of DEPTH
-#                    slots that stay in the CPU's caches: data lands in
-#                    memory as large as a store's, as gpucached's does
+#                    as many bytes as the tier's write buffers
+#                    (DRAM_WBUF or FLASH_WBUF, shared among the threads'
+#                    connections; --server-span) instead of DEPTH slots
+#                    that stay in the CPU's caches: data lands in memory
+#                    as large as the daemon's, as gpucached's does
 #   engine    tools/gpucache bench on the flash tier's three zram devices
-#             (2+1, the flash tier's chunk and write buffers), per size:
-#             the engine alone, without the network; the flash tier's PUT
+#             (2+1, the flash tier's chunk and write buffers), per size,
+#             putting random bytes as bench_net does (zram compresses a
+#             pattern, which would make the engine's job cheaper than the
+#             daemon's): the engine alone, without the network; the flash tier's PUT
 #             and GET are compared with the lesser of it and UCX AM
 #             (flash_put_vs_engine, flash_get_vs_engine)
 #   gpucached tools/bench_net through libgpucache: threads share one
@@ -54,6 +58,7 @@
 # Needs root (zram). Environment: BENCH_DIR (var/bench-net), SECONDS_PER
 # (1.5), DEPTH (8), SIZES ("256K 2M"), THREADS ("1 4"), TRANSPORTS
 # ("shm tcp"), TIERS ("dram flash"), CLIENT (shared), DRAM_SET (96M),
+# DRAM_WBUF (1G), FLASH_WBUF (128M),
 # FLASH_SET (1G), REDIS_SET (1G), PORT (7470), REDIS_PORT (7490),
 # LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am am-mem"),
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
@@ -87,6 +92,8 @@ THREADS=${THREADS:-1 4}
 TRANSPORTS=${TRANSPORTS:-shm tcp}
 TIERS=${TIERS:-dram flash}
 DRAM_SET=${DRAM_SET:-96M}
+DRAM_WBUF=${DRAM_WBUF:-1G}   # the dram tier's write buffers (store.dram_buffer)
+FLASH_WBUF=${FLASH_WBUF:-128M} # the flash tier's
 FLASH_SET=${FLASH_SET:-1G}
 REDIS_SET=${REDIS_SET:-1G}
 PORT=${PORT:-7470}
@@ -184,9 +191,9 @@ gpc_start() { # transport tier
 	zram_fresh
 	for z in "${ZRAMS[@]}"; do args+=(--set "store.device=/dev/zram$z"); done
 	if [ "$2" = dram ]; then
-		args+=(--set store.dram_buffer=1G --set store.chunk_size=64M)
+		args+=(--set "store.dram_buffer=$DRAM_WBUF" --set store.chunk_size=64M)
 	else
-		args+=(--set store.dram_buffer=128M)
+		args+=(--set "store.dram_buffer=$FLASH_WBUF")
 	fi
 	env $(ucx_env "$1") "$GPUCACHED" -c "$dir/bench.conf" --data-dir "$dir" \
 		--port "$PORT" --shards "$SHARDS" --set server.listen=127.0.0.1 \
@@ -258,7 +265,7 @@ run_engine() { # size: the engine alone on the flash tier's devices
 	for z in "${ZRAMS[@]}"; do devs+=("/dev/zram$z"); done
 	out=$("$GPCTOOL" bench --format -k 2 -m 1 --chunk 16M --wbufs 4 \
 		--size "$(bytes "$1")" --bytes "$FLASH_SET" --qd "$DEPTH" \
-		"${devs[@]}" 2>>"$LOG" | grep '^RESULT') ||
+		--data random "${devs[@]}" 2>>"$LOG" | grep '^RESULT') ||
 		die "gpucache bench failed ($1)"
 	echo "$out" | sed "s/^RESULT /engine tier=flash size=$(bytes "$1") /" |
 		tee -a "$RES" | sed 's/^/  /'
@@ -268,7 +275,11 @@ run_ucx() { # transport size threads tier (the gpucached run it precedes)
 	local out mode
 	for mode in $UCX_MODES; do
 		local extra=()
-		[ "$mode" = am-mem ] && extra=(--server-span "$(bytes "$DRAM_SET")")
+		if [ "$mode" = am-mem ]; then
+			local wb=$DRAM_WBUF
+			[ "$4" = flash ] && wb=$FLASH_WBUF
+			extra=(--server-span $(($(bytes "$wb") / $3)))
+		fi
 		out=$(env $(ucx_env "$1") timeout 120 "$BIN/bench_ucx_rma" \
 			--mode "${mode%-mem}" "${extra[@]}" \
 			--port $((PORT + 20)) --size "$(bytes "$2")" \
