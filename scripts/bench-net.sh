@@ -62,7 +62,8 @@
 # FLASH_SET (1G), REDIS_SET (1G), PORT (7470), REDIS_PORT (7490),
 # LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am am-mem"),
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
-# EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), REDIS (1; 0 skips it),
+# EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), BENCH_NET_ARGS
+# (more bench_net flags, e.g. --wait spin), REDIS (1; 0 skips it),
 # ENGINE (1; 0 skips the engine-alone run on the flash tier's devices),
 # PROFILE (0; 1: `perf record -g` on gpucached during every timed PUT and
 # GET phase, into BENCH_DIR/perf/TAG-TRANSPORT-TIER-SIZE-xTHREADS-OP.data;
@@ -249,7 +250,8 @@ run_gpc() { # transport tier size threads [extra bench_net args]
 	out=$(env $(ucx_env "$tp") timeout 120 "$BIN/bench_net" \
 		--url "gpc://127.0.0.1:$PORT" --tenant bench --secret "$SECRET" \
 		--size "$sz" --threads "$th" --depth "$DEPTH" --keys "$keys" \
-		--ops "$ops" --seconds "$SECS" --server-pid "$GPID" "$@" \
+		--ops "$ops" --seconds "$SECS" --server-pid "$GPID" \
+		${BENCH_NET_ARGS:-} "$@" \
 		2>>"$LOG") || die "bench_net failed ($tp $tier $size x$th)"
 	fr1=$(metric gpucache_store_flash_read_bytes_total)
 	echo "$out" | sed "s/^gpc /gpc ${TAG:-}shards=$SHARDS transport=$tp tier=$tier flash_read=$((fr1 - fr0)) /" |

@@ -9,7 +9,11 @@
  * would be emulated over messages, see /work/shared/MACHINE-NOTES.md),
  * --depth slots of --batch blocks of --size bytes, and keeps --depth
  * batches in flight with gpc_put_submit / gpc_get_submit, polling them
- * with gpc_test. Blocks answered -GPC_EBUSY are sent again (counted).
+ * with gpc_test and, when a pass ended none, waiting for one with
+ * gpc_wait_any, which sleeps on the transport's event fd after
+ * libgpucache's spin (--wait spin: poll only, never sleep, as before
+ * libgpucache 0.3). Blocks answered -GPC_EBUSY are sent again (counted).
+ * Besides the server's CPU it reports its own (cli_cpu_s_per_gb).
  *
  * Keys: --keys distinct keys, thread t owns keys i = t (mod N) and cycles
  * through them. Payload: random bytes (incompressible, so zram does not
@@ -64,6 +68,7 @@ struct opts {
 	double seconds, rate;
 	double rate_pct; /* --rate-pct: pace at this share of the peak */
 	bool shared, pattern;
+	bool spin; /* --wait spin: poll gpc_test without end (before 0.3) */
 	int srv_pid;
 };
 
@@ -173,7 +178,9 @@ thr_setup(struct thr *t)
 		struct gpc_connect_opts co = { .struct_size = sizeof(co),
 					       .tenant = o.tenant,
 					       .secret = o.secret,
-					       .secret_len = strlen(o.secret) };
+					       .secret_len = strlen(o.secret),
+					       .spin_us = o.spin ? GPC_SPIN_ALWAYS
+								 : 0 };
 
 		rc = gpc_connect(o.url, &co, &t->c);
 		if (rc < 0) {
@@ -305,11 +312,15 @@ slot_done(struct thr *t, struct slot *sl, enum op op, bool timed)
  * costs an epoll_wait when tcp is among the transports, so one round per
  * pass: the first busy slot is tested, the others only looked at by
  * gpc_test once something has completed (answers come roughly in order).
+ * A pass that ends nothing then waits (gpc_wait_any, at most wait_us)
+ * for one of the busy slots, as an engine's thread would, unless --wait
+ * spin: then the caller comes straight back.
  */
 static unsigned
-poll_slots(struct thr *t, enum op op, bool timed)
+poll_slots(struct thr *t, enum op op, bool timed, unsigned wait_us)
 {
-	unsigned ended = 0;
+	struct gpc_req *busy[MAX_DEPTH];
+	unsigned ended = 0, nbusy = 0;
 	bool progressed = false;
 
 	for (unsigned d = 0; d < o.depth; d++) {
@@ -325,8 +336,19 @@ poll_slots(struct thr *t, enum op op, bool timed)
 		if (!slot_done(t, sl, op, timed))
 			ended++;
 	}
+	if (ended != 0 || o.spin || wait_us == 0)
+		return ended;
+	for (unsigned d = 0; d < o.depth; d++)
+		if (t->slots[d].busy)
+			busy[nbusy++] = t->slots[d].req;
+	if (nbusy != 0)
+		gpc_wait_any(conn(t), busy, nbusy, wait_us);
 	return ended;
 }
+
+/* How long a thread waits for an answer at most before it looks at the
+ * phase again (and at --rate's clock). */
+#define WAIT_MAX_US 20000u
 
 /* Timed put/get: closed loop, or paced with --rate. */
 static void
@@ -334,7 +356,7 @@ run_timed(struct thr *t, enum op op)
 {
 	uint64_t gap = o.rate > 0 ? (uint64_t)(1e9 * o.threads / o.rate) : 0;
 	uint64_t next = now_ns();
-	unsigned inflight = 0;
+	unsigned inflight = 0, wait_us;
 
 	for (;;) {
 		int ph = atomic_load_explicit(&phase, memory_order_acquire);
@@ -354,7 +376,16 @@ run_timed(struct thr *t, enum op op)
 		}
 		if (inflight == 0 && (ph == 2 || t->fatal))
 			break;
-		inflight -= poll_slots(t, op, ph == 1);
+		wait_us = WAIT_MAX_US;
+		if (gap) {
+			uint64_t now = now_ns();
+
+			wait_us = next <= now ? 0
+				  : next - now < WAIT_MAX_US * 1000ull
+				  ? (unsigned)((next - now) / 1000u)
+				  : WAIT_MAX_US;
+		}
+		inflight -= poll_slots(t, op, ph == 1, wait_us);
 	}
 }
 
@@ -374,7 +405,7 @@ run_once(struct thr *t, enum op op)
 				inflight++;
 			left--;
 		}
-		inflight -= poll_slots(t, op, false);
+		inflight -= poll_slots(t, op, false, WAIT_MAX_US);
 	}
 	t->next_key = 0;
 }
@@ -423,7 +454,7 @@ proc_cpu_s(int pid)
 }
 
 static void
-report(const char *name, double dt, double cpu)
+report(const char *name, double dt, double cpu, double cli_cpu)
 {
 	uint64_t bytes = 0, n = 0, busy = 0, err = 0, wrong = 0, *all;
 	size_t k = 0;
@@ -447,11 +478,14 @@ report(const char *name, double dt, double cpu)
 	printf("gpc op=%s size=%zu threads=%u depth=%u batch=%u client=%s "
 	       "rate=%.0f gbps=%.3f reqs=%" PRIu64 " p50_us=%.1f p99_us=%.1f "
 	       "p999_us=%.1f busy=%" PRIu64 " errors=%" PRIu64 " wrong=%" PRIu64
-	       " srv_cpu_s=%.3f bytes=%" PRIu64 " srv_cpu_s_per_gb=%.4f\n",
+	       " srv_cpu_s=%.3f bytes=%" PRIu64 " srv_cpu_s_per_gb=%.4f"
+	       " wait=%s cli_cpu_s=%.3f cli_cpu_s_per_gb=%.4f\n",
 	       name, o.size, o.threads, o.depth, o.batch,
 	       o.shared ? "shared" : "per-thread", o.rate,
 	       (double)bytes / dt / 1e9, n, Q(0.5), Q(0.99), Q(0.999), busy, err,
-	       wrong, cpu, bytes, bytes ? cpu / ((double)bytes / 1e9) : 0.0);
+	       wrong, cpu, bytes, bytes ? cpu / ((double)bytes / 1e9) : 0.0,
+	       o.spin ? "spin" : "sleep", cli_cpu,
+	       bytes ? cli_cpu / ((double)bytes / 1e9) : 0.0);
 #undef Q
 	fflush(stdout);
 	free(all);
@@ -465,7 +499,8 @@ usage(void)
 "       [--threads N] [--depth D] [--batch B] [--keys K] [--seconds T]\n"
 "       [--ops put,fill,get,seal] [--rate REQ_PER_S | --rate-pct PCT]\n"
 "       [--shared-client]\n"
-"       [--server-pid PID] [--pattern] [--phase-hook CMD]\n");
+"       [--server-pid PID] [--pattern] [--phase-hook CMD]\n"
+"       [--wait sleep|spin]\n");
 	exit(2);
 }
 
@@ -481,7 +516,8 @@ parse(int argc, char **argv)
 		{ "rate", 1, NULL, 'r' }, { "rate-pct", 1, NULL, 'R' },
 		{ "shared-client", 0, NULL, 'C' },
 		{ "server-pid", 1, NULL, 'P' }, { "pattern", 0, NULL, 'X' },
-		{ "phase-hook", 1, NULL, 'H' }, { NULL, 0, NULL, 0 },
+		{ "phase-hook", 1, NULL, 'H' }, { "wait", 1, NULL, 'W' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -498,6 +534,12 @@ parse(int argc, char **argv)
 		case 'T': o.seconds = atof(optarg); break;
 		case 'o': o.ops = optarg; break;
 		case 'r': o.rate = atof(optarg); break;
+		case 'W':
+			if (strcmp(optarg, "spin") != 0 &&
+			    strcmp(optarg, "sleep") != 0)
+				usage();
+			o.spin = strcmp(optarg, "spin") == 0;
+			break;
 		case 'R': o.rate_pct = atof(optarg); break;
 		case 'C': o.shared = true; break;
 		case 'P': o.srv_pid = atoi(optarg); break;
@@ -535,7 +577,7 @@ phase_hook(const char *what, const char *op)
 static double
 timed_phase(const char *name)
 {
-	double cpu0, t0, dt;
+	double cpu0, cli0, t0, dt;
 	uint64_t n = 0;
 
 	cur_op = name[0] == 'p' ? OP_PUT : OP_GET;
@@ -544,17 +586,19 @@ timed_phase(const char *name)
 	usleep(300000); /* warm-up */
 	phase_hook("start", name);
 	cpu0 = proc_cpu_s(o.srv_pid);
+	cli0 = proc_cpu_s(getpid());
 	t0 = (double)now_ns();
 	atomic_store(&phase, 1);
 	usleep((useconds_t)(o.seconds * 1e6));
 	atomic_store(&phase, 2);
 	dt = ((double)now_ns() - t0) / 1e9;
 	cpu0 = proc_cpu_s(o.srv_pid) - cpu0;
+	cli0 = proc_cpu_s(getpid()) - cli0;
 	phase_hook("stop", name);
 	pthread_barrier_wait(&bar);
 	for (unsigned i = 0; i < o.threads; i++)
 		n += thr[i].nlat;
-	report(name, dt, cpu0);
+	report(name, dt, cpu0, cli0);
 	return (double)n / dt;
 }
 
@@ -595,7 +639,9 @@ main(int argc, char **argv)
 		struct gpc_connect_opts co = { .struct_size = sizeof(co),
 					       .tenant = o.tenant,
 					       .secret = o.secret,
-					       .secret_len = strlen(o.secret) };
+					       .secret_len = strlen(o.secret),
+					       .spin_us = o.spin ? GPC_SPIN_ALWAYS
+								 : 0 };
 
 		rc = gpc_connect(o.url, &co, &shared_c);
 		if (rc < 0) {

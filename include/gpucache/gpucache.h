@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define GPC_VERSION_MAJOR 0
-#define GPC_VERSION_MINOR 2
+#define GPC_VERSION_MINOR 3
 
 /* GPUCache's own error codes; functions return them negated. */
 enum gpc_error {
@@ -71,7 +71,18 @@ struct gpc_connect_opts {
 	const void *secret;
 	size_t secret_len;
 	unsigned timeout_ms;  /* connect and authenticate; 0 = 10 s */
+	/* Since 0.3 (a caller built against 0.2 passes the smaller struct
+	 * and gets the default): how long gpc_wait and gpc_wait_any poll
+	 * the transport after its last news before they sleep on its event
+	 * fd. 0 = the default, GPC_SPIN_DEFAULT_US; GPC_SPIN_ALWAYS = never
+	 * sleep (poll, yielding the CPU: the lowest latency, at the price of
+	 * a CPU per waiting thread). 64 bits, so that it lies past 0.2's
+	 * struct, padding included. */
+	uint64_t spin_us;
 };
+
+#define GPC_SPIN_DEFAULT_US 50u
+#define GPC_SPIN_ALWAYS UINT64_MAX
 
 /* One block of a batch: its key, where its bytes are (an iovec over
  * registered memory), and its result, written by the library (0 or a
@@ -123,6 +134,18 @@ int gpc_get_submit(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
 int gpc_test(struct gpc_client *c, struct gpc_req *req);
 int gpc_wait(struct gpc_client *c, struct gpc_req *req);
 void gpc_req_free(struct gpc_req *req);
+
+/*
+ * Since 0.3: wait until one of the n requests is done, or timeout_us
+ * passes (0: test once, never block). Returns the index of a done one
+ * (its result is then gpc_wait's, at once), or -ETIMEDOUT. For a caller
+ * that keeps many requests in flight and would otherwise spin on
+ * gpc_test. Like gpc_wait, it polls for the client's spin_us and then
+ * sleeps on the transport's event fd, so a waiting thread costs no CPU;
+ * any number of threads may wait on one client at once.
+ */
+int gpc_wait_any(struct gpc_client *c, struct gpc_req *const *reqs,
+		 unsigned n, unsigned timeout_us);
 
 /*
  * PUT with options (since 0.2): the flags above plus the client's hints

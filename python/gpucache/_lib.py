@@ -55,7 +55,11 @@ class ConnectOpts(ctypes.Structure):
         ("secret", ctypes.c_void_p),
         ("secret_len", ctypes.c_size_t),
         ("timeout_ms", ctypes.c_uint),
+        ("spin_us", ctypes.c_uint64),  # since libgpucache 0.3
     ]
+
+
+SPIN_ALWAYS = 2**64 - 1  # GPC_SPIN_ALWAYS: waits poll, never sleep
 
 
 PRIO_NORMAL = 0

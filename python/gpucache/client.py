@@ -227,7 +227,11 @@ class Client:
     """A connection to gpucached, authenticated as one tenant."""
 
     def __init__(self, url: str = "gpc://127.0.0.1:7070", tenant: str = "default",
-                 secret: bytes | str | None = None, timeout_ms: int = 0) -> None:
+                 secret: bytes | str | None = None, timeout_ms: int = 0,
+                 spin_us: int = 0) -> None:
+        """spin_us: how long a wait polls after the last news before it
+        sleeps on the transport's event fd (0: libgpucache's default,
+        50 us; ``gpucache._lib.SPIN_ALWAYS``: never sleep)."""
         if secret is None:
             raise ValueError("a secret is needed (or use Client.from_config)")
         if isinstance(secret, str):
@@ -241,7 +245,8 @@ class Client:
         self.tenant = tenant
         sbuf = ctypes.create_string_buffer(secret, len(secret))
         opts = _lib.ConnectOpts(ctypes.sizeof(_lib.ConnectOpts), tenant.encode(),
-                                ctypes.addressof(sbuf), len(secret), timeout_ms)
+                                ctypes.addressof(sbuf), len(secret), timeout_ms,
+                                spin_us)
         out = ctypes.c_void_p()
         check(lib.gpc_connect(url.encode(), ctypes.byref(opts), ctypes.byref(out)),
               f"connect {url} as tenant '{tenant}'")
@@ -249,7 +254,7 @@ class Client:
 
     @classmethod
     def from_config(cls, path: str | Path, tenant: str | None = None, host: str | None = None,
-                    timeout_ms: int = 0) -> Client:
+                    timeout_ms: int = 0, spin_us: int = 0) -> Client:
         """Connect with the port and a tenant's secret from a gpucached.conf
         (the only tenant, or ``tenant``)."""
         cfg = _config.load(path)
@@ -259,7 +264,7 @@ class Client:
             tenant = next(iter(cfg.tenants))
         if tenant not in cfg.tenants:
             raise ValueError(f"{path}: no tenant '{tenant}'")
-        return cls(cfg.url(host), tenant, cfg.tenants[tenant], timeout_ms)
+        return cls(cfg.url(host), tenant, cfg.tenants[tenant], timeout_ms, spin_us)
 
     # ---- lifecycle ----
 

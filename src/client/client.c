@@ -10,6 +10,8 @@
  * to the caller's blocks.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,41 +405,157 @@ gpc_test(struct gpc_client *c, struct gpc_req *r)
 	int done;
 
 	pthread_mutex_lock(&c->mu);
-	net_progress(c->w);
+	cli_progress(c);
 	done = r->done;
 	pthread_mutex_unlock(&c->mu);
 	return done ? 1 : 0;
 }
 
+/* A condition whose timed waits count on CLOCK_MONOTONIC, as cli_sleep's
+ * deadlines do. */
+static void
+cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+unsigned
+cli_progress(struct gpc_client *c)
+{
+	unsigned n = net_progress(c->w);
+
+	if (n != 0 && c->followers != 0)
+		pthread_cond_broadcast(&c->cv);
+	return n;
+}
+
 /*
- * Drive progress until r is done (lim_ns 0: no limit; a data transfer
- * only ends with its answer or with the connection). Called unlocked.
+ * Nothing to progress: sleep until the transport may have news, at most
+ * us. The first thread here sleeps on the worker's event fd, without
+ * the lock, and wakes the others when it wakes; they wait on cv (also
+ * woken by any thread whose progress found something, cli_progress).
+ * Only the sleeper arms the worker, so while it sleeps nobody consumes
+ * the fd's signal. Called and returns with mu held.
  */
+static void
+cli_sleep(struct gpc_client *c, uint64_t us)
+{
+	struct timespec ts;
+	uint64_t ns;
+
+	if (!c->sleeping) {
+		if (!net_arm(c->w))
+			return; /* news already: progress again */
+		c->sleeping = true;
+		pthread_mutex_unlock(&c->mu);
+		net_sleep(c->w, (unsigned)us);
+		pthread_mutex_lock(&c->mu);
+		c->sleeping = false;
+		if (c->followers != 0)
+			pthread_cond_broadcast(&c->cv);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns = (uint64_t)ts.tv_nsec + us * 1000u;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	c->followers++;
+	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	c->followers--;
+}
+
+/* The first of reqs[0..n) that is done, or -1. */
+static int
+first_done(struct gpc_req *const *reqs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (reqs[i]->done)
+			return (int)i;
+	return -1;
+}
+
+/* One sleep at most this long, so that a wake-up lost to a race (none is
+ * known) costs a bounded delay. */
+#define CLI_SLEEP_MAX_US 10000u
+
+/*
+ * Drive progress until one of reqs is done (lim_ns 0: no limit; a data
+ * transfer only ends with its answer or with the connection): poll while
+ * there is news and for spin_ns after the last, yielding the CPU, then
+ * sleep (cli_sleep). Returns the done one's index or -ETIMEDOUT. Called
+ * unlocked.
+ */
+static int
+cli_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
+	     uint64_t lim_ns)
+{
+	uint64_t t0 = clock_now_ns(), news = t0, now;
+	int i;
+
+	pthread_mutex_lock(&c->mu);
+	while ((i = first_done(reqs, n)) < 0) {
+		if (cli_progress(c) != 0) {
+			news = clock_now_ns();
+			continue;
+		}
+		now = clock_now_ns();
+		if (lim_ns && now - t0 >= lim_ns)
+			break;
+		if (c->spin_ns == UINT64_MAX || now - news < c->spin_ns) {
+			pthread_mutex_unlock(&c->mu);
+			sched_yield();
+			pthread_mutex_lock(&c->mu);
+			continue;
+		}
+		cli_sleep(c, lim_ns && (t0 + lim_ns - now) / 1000u <
+					       CLI_SLEEP_MAX_US
+				     ? (t0 + lim_ns - now + 999u) / 1000u
+				     : CLI_SLEEP_MAX_US);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return i >= 0 ? i : -ETIMEDOUT;
+}
+
 int
 cli_wait(struct gpc_client *c, struct gpc_req *r, uint64_t lim_ns)
 {
-	uint64_t t0 = clock_now_ns();
+	int rc = cli_wait_any(c, &r, 1, lim_ns);
 
-	pthread_mutex_lock(&c->mu);
-	while (!r->done) {
-		if (net_progress(c->w) != 0)
-			continue;
-		if (lim_ns && clock_now_ns() - t0 > lim_ns) {
-			pthread_mutex_unlock(&c->mu);
-			return -ETIMEDOUT;
-		}
-		pthread_mutex_unlock(&c->mu);
-		sched_yield();
-		pthread_mutex_lock(&c->mu);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return r->rc;
+	return rc < 0 ? rc : r->rc;
 }
 
 int
 gpc_wait(struct gpc_client *c, struct gpc_req *r)
 {
 	return cli_wait(c, r, 0);
+}
+
+int
+gpc_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
+	     unsigned timeout_us)
+{
+	int i;
+
+	if (c == NULL || (n != 0 && reqs == NULL))
+		return -EINVAL;
+	for (unsigned k = 0; k < n; k++)
+		if (reqs[k] == NULL)
+			return -EINVAL;
+	if (n == 0)
+		return -ETIMEDOUT;
+	if (timeout_us == 0) {
+		pthread_mutex_lock(&c->mu);
+		cli_progress(c);
+		i = first_done(reqs, n);
+		pthread_mutex_unlock(&c->mu);
+		return i >= 0 ? i : -ETIMEDOUT;
+	}
+	return cli_wait_any(c, reqs, n, (uint64_t)timeout_us * 1000u);
 }
 
 int
@@ -530,9 +648,11 @@ gpc_connect(const char *url, const struct gpc_connect_opts *o,
 	    struct gpc_client **out)
 {
 	struct gpc_client *c;
+	uint64_t spin;
 	int rc;
 
-	if (url == NULL || o == NULL || o->struct_size < sizeof(*o) ||
+	if (url == NULL || o == NULL ||
+	    o->struct_size < offsetof(struct gpc_connect_opts, spin_us) ||
 	    o->tenant == NULL || strlen(o->tenant) == 0 ||
 	    strlen(o->tenant) > WIRE_MAX_TENANT || o->secret_len > 256 ||
 	    (o->secret_len && o->secret == NULL))
@@ -541,7 +661,14 @@ gpc_connect(const char *url, const struct gpc_connect_opts *o,
 	if (c == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&c->mu, NULL);
+	cond_init_monotonic(&c->cv);
 	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 10000;
+	spin = o->struct_size >= offsetof(struct gpc_connect_opts, spin_us) +
+					 sizeof(o->spin_us)
+		       ? o->spin_us
+		       : 0;
+	c->spin_ns = spin >= UINT64_MAX / 1000u ? UINT64_MAX
+		     : (spin ? spin : GPC_SPIN_DEFAULT_US) * 1000u;
 	snprintf(c->tenant, sizeof(c->tenant), "%s", o->tenant);
 	memcpy(c->secret, o->secret, o->secret_len);
 	c->secret_len = o->secret_len;
@@ -574,6 +701,7 @@ gpc_close(struct gpc_client *c)
 	net_worker_destroy(c->w);
 	net_ctx_destroy(c->ctx);
 	free(c->evq);
+	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	memset(c->secret, 0, sizeof(c->secret));
 	free(c);

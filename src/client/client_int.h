@@ -80,6 +80,13 @@ struct gpc_client {
 	struct gpc_event *evq;  /* KV events received (ring of CLI_EVQ) */
 	unsigned ev_head, ev_n;
 	uint64_t ev_lost;
+	/* Waiting (cli_wait_any): one thread at a time sleeps on the
+	 * worker's event fd (sleeping), the others on cv (followers), woken
+	 * when it wakes or when any thread's progress found something. */
+	pthread_cond_t cv;      /* with mu, on CLOCK_MONOTONIC */
+	bool sleeping;
+	unsigned followers;
+	uint64_t spin_ns;       /* UINT64_MAX: never sleep */
 };
 
 #define CLI_EVQ 4096u /* KV events kept until gpc_events_poll */
@@ -91,6 +98,9 @@ int cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s,
 	     const struct iovec *iov, unsigned niov, struct cli_part *p);
 void cli_req_track(struct gpc_client *c, struct gpc_req *r);
 int cli_wait(struct gpc_client *c, struct gpc_req *r, uint64_t lim_ns);
+/* Progress the worker once, under mu; wakes waiting threads if anything
+ * happened. Returns what net_progress does. */
+unsigned cli_progress(struct gpc_client *c);
 /* One synchronous message to one shard; the answer's body in r->reply. */
 int cli_call(struct gpc_client *c, unsigned s, uint8_t op,
 	     const struct wire_wr *body, uint64_t lim_ns,

@@ -523,7 +523,7 @@ gpc_events_poll(struct gpc_client *c, struct gpc_event *ev, unsigned max,
 	if (ev == NULL && max > 0)
 		return -EINVAL;
 	pthread_mutex_lock(&c->mu);
-	while (net_progress(c->w) != 0) /* take what has arrived */
+	while (cli_progress(c) != 0) /* take what has arrived */
 		;
 	for (; k < max && c->ev_n > 0; k++) {
 		ev[k] = c->evq[c->ev_head];

@@ -505,12 +505,24 @@ net_wait_fd(struct net_worker *w, int fd, int timeout_ms)
 void
 net_wait_us(struct net_worker *w, unsigned timeout_us)
 {
+	if (net_arm(w)) /* else events pending (or no fd): go round again */
+		net_sleep(w, timeout_us);
+}
+
+bool
+net_arm(struct net_worker *w)
+{
+	return w->dhead == NULL && w->efd >= 0 &&
+	       ucp_worker_arm(w->w) == UCS_OK;
+}
+
+void
+net_sleep(struct net_worker *w, unsigned timeout_us)
+{
 	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
 	struct timespec ts = { .tv_sec = timeout_us / 1000000u,
 			       .tv_nsec = (long)(timeout_us % 1000000u) * 1000 };
 
-	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
-		return; /* events pending (or no fd): go round again */
 	ppoll(&pfd, 1, &ts, NULL);
 }
 

@@ -12,6 +12,8 @@
  *
  * argv[1]: gpucached. Children: argv[2] = "--child", port, index.
  */
+#include <pthread.h>
+
 #include "nettest.h"
 
 #define NS 0x5e7e5e01ull
@@ -880,6 +882,112 @@ test_clients(struct gpc_client *c)
 	       (unsigned long long)(nt_now_ms() - t0));
 }
 
+/* ---- waiting costs no CPU: gpc_wait and gpc_wait_any sleep ---- */
+
+static uint64_t
+thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct waiter {
+	struct gpc_client *c;
+	struct gpc_req *r;
+	int rc;
+	uint64_t cpu_ms, wall_ms;
+};
+
+static void *
+waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	uint64_t t0 = nt_now_ms(), c0 = thread_cpu_ms();
+
+	w->rc = gpc_wait(w->c, w->r);
+	w->cpu_ms = thread_cpu_ms() - c0;
+	w->wall_ms = nt_now_ms() - t0;
+	return NULL;
+}
+
+static void *
+cont_later(void *arg)
+{
+	nt_sleep_ms(*(const unsigned *)arg);
+	kill(nt_daemon, SIGCONT);
+	return NULL;
+}
+
+/*
+ * With the daemon stopped (SIGSTOP) nothing can answer: gpc_wait_any
+ * must time out, and two threads waiting on one client for the two
+ * GETs must both finish, with the right bytes, once it continues. Each
+ * waiting thread must have slept: a wait that polls (as gpc_wait did
+ * before 0.3, yielding the CPU) burns its whole wall time in CPU.
+ */
+static void
+test_wait_sleeps(struct gpc_client *c)
+{
+	enum { N = 2, STOP_MS = 400 };
+	static uint8_t keys[N][32];
+	uint64_t ids[N] = { 9600, 9601 };
+	size_t lens[N] = { 256u << 10, 256u << 10 };
+	struct gpc_iov v[N];
+	struct gpc_block bl[N];
+	struct gpc_req *r[N];
+	struct waiter w[N];
+	pthread_t th[N], ct;
+	unsigned stop_ms = STOP_MS;
+	uint64_t t0, c0, cpu, wall;
+	struct buf b;
+
+	for (unsigned i = 0; i < N; i++)
+		test_key(ids[i], keys[i]);
+	buf_alloc(c, &b, 2 * MB);
+	CHECK_RC(put_ids(c, &b, NS, keys, ids, lens, N, 0), 0);
+	memset(b.p, 0, b.len);
+	for (unsigned i = 0; i < N; i++) {
+		v[i] = (struct gpc_iov){ b.p + i * MB, lens[i], b.mr };
+		bl[i] = (struct gpc_block){ keys[i], &v[i], 1, 1 };
+	}
+	REQUIRE(kill(nt_daemon, SIGSTOP) == 0);
+	for (unsigned i = 0; i < N; i++)
+		CHECK_RC(gpc_get_submit(c, NS, &bl[i], 1, &r[i]), 0);
+	CHECK_RC(gpc_wait_any(c, r, N, 0), -ETIMEDOUT);
+	t0 = nt_now_ms();
+	c0 = thread_cpu_ms();
+	CHECK_RC(gpc_wait_any(c, r, N, 200000), -ETIMEDOUT);
+	cpu = thread_cpu_ms() - c0;
+	wall = nt_now_ms() - t0;
+	CHECK(wall >= 190);
+	CHECK(cpu * 4 < wall);
+	printf("wait_any: timed out after %llu ms, %llu ms of CPU\n",
+	       (unsigned long long)wall, (unsigned long long)cpu);
+	for (unsigned i = 0; i < N; i++) {
+		w[i] = (struct waiter){ .c = c, .r = r[i] };
+		REQUIRE(pthread_create(&th[i], NULL, waiter_main, &w[i]) == 0);
+	}
+	REQUIRE(pthread_create(&ct, NULL, cont_later, &stop_ms) == 0);
+	for (unsigned i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(ct, NULL);
+	for (unsigned i = 0; i < N; i++) {
+		CHECK_RC(w[i].rc, 0);
+		CHECK_RC(bl[i].status, (int)lens[i]);
+		CHECK(iov_equal(ids[i], lens[i], &v[i], 1));
+		CHECK(w[i].wall_ms >= STOP_MS - 50);
+		CHECK(w[i].cpu_ms * 4 < w[i].wall_ms);
+		printf("wait: thread %u done after %llu ms, %llu ms of CPU\n",
+		       i, (unsigned long long)w[i].wall_ms,
+		       (unsigned long long)w[i].cpu_ms);
+		CHECK_RC(gpc_wait_any(c, &r[i], 1, 0), 0);
+		gpc_req_free(r[i]);
+	}
+	gpc_mem_deregister(c, b.mr);
+}
+
 /* ---- GPC_PUT_DURABLE and a SIGTERM restart ---- */
 
 static void
@@ -984,6 +1092,7 @@ main(int argc, char **argv)
 	test_put_hints(c);
 	test_pin(c);
 	test_weight(c);
+	test_wait_sleeps(c);
 	test_restart(&c);
 	test_pin_restart(&c);
 	gpc_close(c);
