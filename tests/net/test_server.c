@@ -13,6 +13,7 @@
  * argv[1]: gpucached. Children: argv[2] = "--child", port, index.
  */
 #include <pthread.h>
+#include <stddef.h>
 
 #include "nettest.h"
 
@@ -986,6 +987,22 @@ test_wait_sleeps(struct gpc_client *c)
 		gpc_req_free(r[i]);
 	}
 	gpc_mem_deregister(c, b.mr);
+	/* a caller built against 0.2 passes the struct without spin_us */
+	{
+		char url[64];
+		struct gpc_connect_opts o = {
+			.struct_size = offsetof(struct gpc_connect_opts,
+						spin_us),
+			.tenant = "alice", .secret = NT_ALICE_SECRET,
+			.secret_len = strlen(NT_ALICE_SECRET) };
+		struct gpc_client *old = NULL;
+
+		snprintf(url, sizeof(url), "gpc://127.0.0.1:%u", nt_port);
+		CHECK_RC(gpc_connect(url, &o, &old), 0);
+		gpc_close(old);
+		o.struct_size = offsetof(struct gpc_connect_opts, timeout_ms);
+		CHECK_RC(gpc_connect(url, &o, &old), -EINVAL);
+	}
 }
 
 /* ---- GPC_PUT_DURABLE and a SIGTERM restart ---- */
