@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -320,8 +321,9 @@ static unsigned
 poll_slots(struct thr *t, enum op op, bool timed, unsigned wait_us)
 {
 	struct gpc_req *busy[MAX_DEPTH];
-	unsigned ended = 0, nbusy = 0;
+	unsigned ended = 0, nbusy = 0, slot[MAX_DEPTH];
 	bool progressed = false;
+	int i;
 
 	for (unsigned d = 0; d < o.depth; d++) {
 		struct slot *sl = &t->slots[d];
@@ -339,10 +341,16 @@ poll_slots(struct thr *t, enum op op, bool timed, unsigned wait_us)
 	if (ended != 0 || o.spin || wait_us == 0)
 		return ended;
 	for (unsigned d = 0; d < o.depth; d++)
-		if (t->slots[d].busy)
+		if (t->slots[d].busy) {
+			slot[nbusy] = d;
 			busy[nbusy++] = t->slots[d].req;
-	if (nbusy != 0)
-		gpc_wait_any(conn(t), busy, nbusy, wait_us);
+		}
+	/* answers may come out of order (two shards, flash): reap the one
+	 * that ended, wherever it is, or the next pass spins on the first */
+	if (nbusy != 0 &&
+	    (i = gpc_wait_any(conn(t), busy, nbusy, wait_us)) >= 0 &&
+	    !slot_done(t, &t->slots[slot[i]], op, timed))
+		ended++;
 	return ended;
 }
 
@@ -415,6 +423,9 @@ thr_main(void *arg)
 {
 	struct thr *t = arg;
 
+	/* sleeps end on time (the default slack is 50 us), which --rate's
+	 * latencies, counted from the scheduled time, would show */
+	(void)prctl(PR_SET_TIMERSLACK, 1ul, 0ul, 0ul, 0ul);
 	t->fatal = thr_setup(t);
 	pthread_barrier_wait(&bar); /* set up */
 	for (;;) {

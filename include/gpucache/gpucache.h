@@ -136,13 +136,15 @@ int gpc_wait(struct gpc_client *c, struct gpc_req *req);
 void gpc_req_free(struct gpc_req *req);
 
 /*
- * Since 0.3: wait until one of the n requests is done, or timeout_us
- * passes (0: test once, never block). Returns the index of a done one
- * (its result is then gpc_wait's, at once), or -ETIMEDOUT. For a caller
- * that keeps many requests in flight and would otherwise spin on
- * gpc_test. Like gpc_wait, it polls for the client's spin_us and then
- * sleeps on the transport's event fd, so a waiting thread costs no CPU;
- * any number of threads may wait on one client at once.
+ * Since 0.3: wait until one of the n requests (n >= 1, all of client c)
+ * is done, or timeout_us passes (0: test once, never block). Returns the
+ * index of a done one (its result is then gpc_wait's, at once),
+ * -ETIMEDOUT, or -EINVAL for bad arguments. For a caller that keeps many
+ * requests in flight and would otherwise spin on gpc_test. Like
+ * gpc_wait, it polls for the client's spin_us and then sleeps on the
+ * transport's event fd, so a waiting thread costs no CPU; any number of
+ * threads may wait on one client at once (not to be cancelled while they
+ * do: pthread_cancel of a waiting thread is not supported).
  */
 int gpc_wait_any(struct gpc_client *c, struct gpc_req *const *reqs,
 		 unsigned n, unsigned timeout_us);

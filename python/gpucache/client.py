@@ -234,6 +234,8 @@ class Client:
         50 us; ``gpucache._lib.SPIN_ALWAYS``: never sleep)."""
         if secret is None:
             raise ValueError("a secret is needed (or use Client.from_config)")
+        if not 0 <= spin_us <= _lib.SPIN_ALWAYS:
+            raise ValueError(f"spin_us {spin_us}: 0 .. 2**64 - 1")
         if isinstance(secret, str):
             secret = secret.encode()
         lib = _lib.lib()

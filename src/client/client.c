@@ -10,6 +10,7 @@
  * to the caller's blocks.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -280,6 +281,7 @@ on_err(void *arg, struct net_ep *ep, int err)
 		for (unsigned i = 0; i < r->nparts; i++)
 			if (!r->parts[i].done && c->sh[r->parts[i].shard].ep == ep)
 				part_fail(r, &r->parts[i], err);
+	cli_wake(c); /* also when a send, not progress, found it */
 }
 
 struct gpc_req *
@@ -424,23 +426,38 @@ cond_init_monotonic(pthread_cond_t *cv)
 	pthread_condattr_destroy(&a);
 }
 
+void
+cli_wake(struct gpc_client *c)
+{
+	if (c->followers != 0)
+		pthread_cond_broadcast(&c->cv);
+	if (c->sleeping && !c->signalled) {
+		/* our progress may have taken what its fd would signal */
+		net_signal(c->w);
+		c->signalled = true;
+	}
+}
+
 unsigned
 cli_progress(struct gpc_client *c)
 {
 	unsigned n = net_progress(c->w);
 
-	if (n != 0 && c->followers != 0)
-		pthread_cond_broadcast(&c->cv);
+	if (n != 0)
+		cli_wake(c);
 	return n;
 }
 
 /*
  * Nothing to progress: sleep until the transport may have news, at most
  * us. The first thread here sleeps on the worker's event fd, without
- * the lock, and wakes the others when it wakes; they wait on cv (also
- * woken by any thread whose progress found something, cli_progress).
- * Only the sleeper arms the worker, so while it sleeps nobody consumes
- * the fd's signal. Called and returns with mu held.
+ * the lock, and wakes the others when it wakes; they wait on cv. Any
+ * thread whose progress finds something while they wait wakes them all
+ * (cli_wake), the sleeper through the worker's signal, since that
+ * progress may have taken the arrival its fd would have shown. If the
+ * worker cannot be armed, the lock is let go for a yield instead, so
+ * that the caller polls without holding other threads off. Called and
+ * returns with mu held.
  */
 static void
 cli_sleep(struct gpc_client *c, uint64_t us)
@@ -449,9 +466,14 @@ cli_sleep(struct gpc_client *c, uint64_t us)
 	uint64_t ns;
 
 	if (!c->sleeping) {
-		if (!net_arm(c->w))
-			return; /* news already: progress again */
+		if (net_arm(c->w) <= 0) { /* news already, or no fd */
+			pthread_mutex_unlock(&c->mu);
+			sched_yield();
+			pthread_mutex_lock(&c->mu);
+			return;
+		}
 		c->sleeping = true;
+		c->signalled = false;
 		pthread_mutex_unlock(&c->mu);
 		net_sleep(c->w, (unsigned)us);
 		pthread_mutex_lock(&c->mu);
@@ -479,8 +501,8 @@ first_done(struct gpc_req *const *reqs, unsigned n)
 	return -1;
 }
 
-/* One sleep at most this long, so that a wake-up lost to a race (none is
- * known) costs a bounded delay. */
+/* One sleep at most this long: a wake-up that went astray (none is known
+ * since cli_wake signals the sleeper) costs a bounded delay. */
 #define CLI_SLEEP_MAX_US 10000u
 
 /*
@@ -499,13 +521,13 @@ cli_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 
 	pthread_mutex_lock(&c->mu);
 	while ((i = first_done(reqs, n)) < 0) {
-		if (cli_progress(c) != 0) {
-			news = clock_now_ns();
-			continue;
-		}
 		now = clock_now_ns();
 		if (lim_ns && now - t0 >= lim_ns)
-			break;
+			break; /* checked every round: news never defers it */
+		if (cli_progress(c) != 0) {
+			news = now;
+			continue;
+		}
 		if (c->spin_ns == UINT64_MAX || now - news < c->spin_ns) {
 			pthread_mutex_unlock(&c->mu);
 			sched_yield();
@@ -541,13 +563,11 @@ gpc_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 {
 	int i;
 
-	if (c == NULL || (n != 0 && reqs == NULL))
+	if (c == NULL || reqs == NULL || n == 0 || n > INT_MAX)
 		return -EINVAL;
 	for (unsigned k = 0; k < n; k++)
-		if (reqs[k] == NULL)
+		if (reqs[k] == NULL || reqs[k]->c != c)
 			return -EINVAL;
-	if (n == 0)
-		return -ETIMEDOUT;
 	if (timeout_us == 0) {
 		pthread_mutex_lock(&c->mu);
 		cli_progress(c);
@@ -652,7 +672,8 @@ gpc_connect(const char *url, const struct gpc_connect_opts *o,
 	int rc;
 
 	if (url == NULL || o == NULL ||
-	    o->struct_size < offsetof(struct gpc_connect_opts, spin_us) ||
+	    o->struct_size < offsetof(struct gpc_connect_opts, timeout_ms) +
+				     sizeof(o->timeout_ms) || /* 0.2's */
 	    o->tenant == NULL || strlen(o->tenant) == 0 ||
 	    strlen(o->tenant) > WIRE_MAX_TENANT || o->secret_len > 256 ||
 	    (o->secret_len && o->secret == NULL))

@@ -81,10 +81,12 @@ struct gpc_client {
 	unsigned ev_head, ev_n;
 	uint64_t ev_lost;
 	/* Waiting (cli_wait_any): one thread at a time sleeps on the
-	 * worker's event fd (sleeping), the others on cv (followers), woken
-	 * when it wakes or when any thread's progress found something. */
+	 * worker's event fd (sleeping), the others on cv (followers); both
+	 * are woken (cli_wake) when the sleeper wakes or when any thread's
+	 * progress found something. */
 	pthread_cond_t cv;      /* with mu, on CLOCK_MONOTONIC */
 	bool sleeping;
+	bool signalled;         /* the sleeper was signalled (once a sleep) */
 	unsigned followers;
 	uint64_t spin_ns;       /* UINT64_MAX: never sleep */
 };
@@ -101,6 +103,8 @@ int cli_wait(struct gpc_client *c, struct gpc_req *r, uint64_t lim_ns);
 /* Progress the worker once, under mu; wakes waiting threads if anything
  * happened. Returns what net_progress does. */
 unsigned cli_progress(struct gpc_client *c);
+/* Something may have ended: make every waiting thread look (under mu). */
+void cli_wake(struct gpc_client *c);
 /* One synchronous message to one shard; the answer's body in r->reply. */
 int cli_call(struct gpc_client *c, unsigned s, uint8_t op,
 	     const struct wire_wr *body, uint64_t lim_ns,

@@ -76,16 +76,20 @@ void net_wait_us(struct net_worker *w, unsigned timeout_us);
 void net_wait_fd(struct net_worker *w, int fd, int timeout_ms);
 /*
  * net_wait in two halves, for a worker that several threads drive under
- * their own lock: net_arm (with the lock held, like every other call on
- * the worker) returns true when nothing is pending and the worker's
- * event fd will signal what arrives next (false: progress again; also
- * when the worker has no event fd); net_sleep, which only polls that fd
- * and may run without the lock, then sleeps until it does or timeout_us
- * passes. Only one thread may be between the two at a time, since
- * another net_arm would consume the signal it waits for.
+ * their own lock. net_arm, with the lock held like every other call on
+ * the worker: 1 when nothing is pending and the worker's event fd will
+ * signal what arrives next; 0 when something is pending (progress
+ * again); negative when the worker cannot sleep (no event fd, or UCX
+ * refused): poll instead. net_sleep, which may run without the lock,
+ * then sleeps until the fd signals or timeout_us passes. Only one thread
+ * may be between the two at a time. Another thread's net_progress can
+ * take the arrival the fd would have signalled (UCX's tcp transport
+ * polls its sockets edge-triggered): whoever progresses while a thread
+ * sleeps must net_signal the worker, which any thread may call.
  */
-bool net_arm(struct net_worker *w);
+int net_arm(struct net_worker *w);
 void net_sleep(struct net_worker *w, unsigned timeout_us);
+void net_signal(struct net_worker *w);
 
 int net_listen(struct net_worker *w, const char *addr, uint16_t port,
 	       net_accept_cb on_accept);

@@ -505,15 +505,21 @@ net_wait_fd(struct net_worker *w, int fd, int timeout_ms)
 void
 net_wait_us(struct net_worker *w, unsigned timeout_us)
 {
-	if (net_arm(w)) /* else events pending (or no fd): go round again */
+	if (net_arm(w) > 0) /* else events pending (or no fd): go round */
 		net_sleep(w, timeout_us);
 }
 
-bool
+int
 net_arm(struct net_worker *w)
 {
-	return w->dhead == NULL && w->efd >= 0 &&
-	       ucp_worker_arm(w->w) == UCS_OK;
+	ucs_status_t st;
+
+	if (w->dhead != NULL)
+		return 0;
+	if (w->efd < 0)
+		return -ENOTSUP;
+	st = ucp_worker_arm(w->w);
+	return st == UCS_OK ? 1 : st == UCS_ERR_BUSY ? 0 : net_status(st);
 }
 
 void
@@ -524,6 +530,12 @@ net_sleep(struct net_worker *w, unsigned timeout_us)
 			       .tv_nsec = (long)(timeout_us % 1000000u) * 1000 };
 
 	ppoll(&pfd, 1, &ts, NULL);
+}
+
+void
+net_signal(struct net_worker *w)
+{
+	(void)ucp_worker_signal(w->w);
 }
 
 static void
