@@ -365,7 +365,11 @@ ours_request(const struct sim *s, struct store *st, uint64_t ns, uint64_t r,
 		return -EINVAL;
 	p = store_longest_prefix(st, ns, &keys[0][0], n);
 	for (unsigned i = 0; i < p; i++) {
-		int rc = store_get(st, ns, keys[i], buf, s->block_bytes);
+		int rc;
+
+		/* a GET, as gpucached runs one: marked read, then read */
+		store_touch(st, ns, keys[i], NULL);
+		rc = store_get(st, ns, keys[i], buf, s->block_bytes);
 
 		if (rc == -GPC_ENOTFOUND) { /* gone since the lookup */
 			p = i;

@@ -1094,7 +1094,7 @@ store_open(struct store_io *io, const struct store_opts *o,
 	if (st->o.wbuf_segs == 0)
 		st->o.wbuf_segs = 4;
 	if (st->o.reinsert_pct == 0 || st->o.reinsert_pct > 90)
-		st->o.reinsert_pct = 50;
+		st->o.reinsert_pct = 90;
 	if (!(st->o.write_amp_max >= 1.0 && st->o.write_amp_max <= 100.0))
 		st->o.write_amp_max = 1.5;
 	rc = open_devs(st, &ref);

@@ -40,8 +40,10 @@ struct store_format_opts {
 
 struct store_opts {
 	unsigned wbuf_segs;     /* write-buffer segments; 0 = 4 */
-	unsigned reinsert_pct;  /* per evicted segment, % of a segment; 0 = 50 */
-	double write_amp_max;   /* 1 + reinserted / new record bytes; 0 = 1.5 */
+	unsigned reinsert_pct;  /* per evicted segment, % of a segment, at
+				 * most 90; 0 = 90 */
+	double write_amp_max;   /* 1 + reinserted / (new + hit) record
+				 * bytes; 0 = 1.5 */
 	size_t index_expect;    /* index pre-size in blocks; 0 = from capacity */
 	bool read_only;         /* fsck: no writes at all */
 	enum policy_mode policy; /* admission (policy.h); 0 = auto */

@@ -160,6 +160,7 @@ struct store {
 	void *ev_arg;
 	uint64_t rec_bytes, recs; /* records put: the capacity estimate */
 	uint64_t reins_rec_bytes; /* records rewritten by reinsertion */
+	uint64_t hit_rec_bytes; /* records of held blocks GETs asked for */
 	struct store_stats s;
 };
 

@@ -812,6 +812,7 @@ store_touch(struct store *st, uint64_t ns, const uint8_t *key, bool *was_read)
 	if (was_read != NULL)
 		*was_read = (loc.flags & INDEX_F_REF) != 0;
 	index_set_flags(st->ix, hk, INDEX_F_REF, 0);
+	st->hit_rec_bytes += ((uint64_t)loc.len4k + 1) * STORE_SECTOR;
 	return true;
 }
 
