@@ -9,8 +9,8 @@
  *     fills it, the counts halve and zeros leave;
  *   - three miniature caches (all, seen, notail): CLOCK rings of
  *     fingerprints, found through an index.h table, capacity/2^shift
- *     slots each, fed whole sampled chains and scored on their prefix
- *     hits;
+ *     slots each, fed the sampled keys (1 in 2^shift) of every chain in
+ *     order and scored on their leading run (prefix hits);
  *   - the scores: hits of each mini, decayed every epoch; at each epoch
  *     the best mini's admission rule becomes the real one (`seen` must
  *     beat `all` by 10%, `notail` by 1%; ties admit all);
@@ -38,6 +38,9 @@
 #define SEEN_MARGIN 1.1 /* refusing must score 10% more hits to win */
 #define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
 #define NOTAIL_MARGIN 1.01 /* refusing unseen tails must score 1% more */
+/* at most this many sampled keys of a chain go through the minis, its
+ * leading ones (they decide a prefix hit) */
+#define MINI_CHAIN_MAX 256u
 
 struct mini {
 	uint64_t *fp;  /* slot -> fingerprint, 0 = empty */
@@ -543,26 +546,60 @@ policy_set_capacity(struct policy *p, uint64_t blocks)
 	(void)minis_init(p); /* on -ENOMEM: no minis, the mode stays */
 }
 
+bool
+policy_sampled(uint64_t fp, unsigned shift)
+{
+	return shift == 0 ||
+	       (mix64(fp ^ 0x2545f4914f6cdd1dull) >> (64 - shift)) == 0;
+}
+
 void
 policy_ref_chain(struct policy *p, const uint64_t *fps, const uint64_t *keys,
 		 unsigned n, bool ends)
 {
+	uint64_t sfp[MINI_CHAIN_MAX], skey[MINI_CHAIN_MAX];
+	const uint64_t *sf, *sk;
+	bool ends_seen;
+	unsigned m;
+
 	if (p->rt == NULL || n == 0)
 		return;
 	p->s.refs += n;
 	for (unsigned i = 0; i < n; i++)
 		rt_ref(p, keys != NULL ? keys[i] : fps[i]);
-	/* chains are sampled by their first key, so a sampled prefix is
-	 * seen whole by the minis, and prefix hits can be scored */
 	if (p->mini[0].fp == NULL || p->mini[1].fp == NULL ||
-	    p->mini[2].fp == NULL || (p->shift > 0 &&
-	     (mix64(fps[0] ^ 0x2545f4914f6cdd1dull) >> (64 - p->shift)) != 0))
+	    p->mini[2].fp == NULL)
 		return;
-	p->s.mini_refs += n;
+	/*
+	 * Keys are sampled one by one, 1 in 2^shift by fingerprint (a key
+	 * always or never), and the minis see each chain's sampled keys in
+	 * order and score their leading run. Sampling whole chains by their
+	 * first key, as before, sampled every chain or none where all
+	 * chains share a root (a chat's or a RAG service's system prompt).
+	 */
+	sf = fps;
+	sk = keys != NULL ? keys : fps;
+	m = n;
+	if (p->shift > 0) {
+		m = 0;
+		ends_seen = false;
+		for (unsigned i = 0; i < n && m < MINI_CHAIN_MAX; i++) {
+			if (!policy_sampled(fps[i], p->shift))
+				continue;
+			sfp[m] = fps[i];
+			skey[m++] = keys != NULL ? keys[i] : fps[i];
+			ends_seen = i + 1 == n; /* the chain's tail is in */
+		}
+		if (m == 0)
+			return;
+		sf = sfp;
+		sk = skey;
+		ends = ends && ends_seen;
+	}
+	p->s.mini_refs += m;
 	for (unsigned i = 0; i < POLICY_NMINI; i++)
-		mini_chain(p, &p->mini[i], fps, keys != NULL ? keys : fps, n,
-			   ends);
-	p->epoch_refs += n;
+		mini_chain(p, &p->mini[i], sf, sk, m, ends);
+	p->epoch_refs += m;
 	if (p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
 		epoch_end(p);
 }

@@ -25,7 +25,8 @@
  *     LOOKUP stops before it, so it can never hit).
  * Admission is chosen online by miniature simulations (Waldspurger et
  * al., ATC'17): three small CLOCK caches over a spatial sample of the
- * chains (1 in 2^sample_shift, by first key), sized to the cache's
+ * keys (1 in 2^sample_shift, by fingerprint; each chain's sampled keys
+ * in order, scored on their leading run), sized to the cache's
  * capacity scaled down the same way, one admitting every block, one
  * admitting only blocks referenced twice lately (count >= 2), one
  * admitting every block but a chain's tail (its last key) unless that
@@ -75,7 +76,7 @@ struct policy_stats {
 	uint64_t admitted, refused; /* admission decisions */
 	uint64_t mini_hits[POLICY_NMINI]; /* per mini (all, seen, notail):
 					   * hits so far (not decayed) */
-	uint64_t mini_refs;       /* references of sampled chains fed to the minis */
+	uint64_t mini_refs;       /* sampled references fed to the minis */
 	uint64_t capacity;        /* current capacity estimate, blocks */
 	unsigned mode;            /* enum policy_mode in force now */
 	uint64_t switches;        /* times AUTO changed its choice */
@@ -105,6 +106,8 @@ uint64_t policy_key(uint64_t scope, uint64_t kh);
  * blocks' fingerprints (the minis' blocks); keys: their policy_key (NULL:
  * the fps stand for them). ends: the chain ends with the n-th (a long
  * chain comes in pieces; only the last piece ends it). */
+/* Is the key of fingerprint fp in the minis' sample at this shift? */
+bool policy_sampled(uint64_t fp, unsigned shift);
 void policy_ref_chain(struct policy *p, const uint64_t *fps,
 		      const uint64_t *keys, unsigned n, bool ends);
 /* The same chain's links, for policy_parent: khs are its keys' own

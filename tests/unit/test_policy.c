@@ -180,6 +180,40 @@ test_auto_admits_loop(void)
 	policy_destroy(p);
 }
 
+/*
+ * Chains that all start at one root (a service's system prompt): the
+ * minis sample keys, so they see about 1 in 2^shift of every chain's
+ * keys whatever the root. Sampled by their first key, as before, every
+ * chain was in or none was: with this root, none, and the minis never
+ * learned anything (mini_refs 0).
+ */
+static void
+test_minis_sample_keys(void)
+{
+	struct policy_opts o = { .capacity = 4096, .sample_shift = 2 };
+	uint64_t chain[33], root = 0;
+	struct policy_stats s;
+	struct policy *p;
+
+	/* a root the old sample left out: its fingerprint's top 2 bits of
+	 * mix64 are not 0 (3 roots in 4 are such) */
+	while (policy_sampled(fp_of(root), 2))
+		root++;
+	REQUIRE(policy_create(&o, &p) == 0);
+	for (uint64_t c = 0; c < 200; c++) {
+		chain[0] = fp_of(root);
+		for (unsigned j = 1; j < 33; j++)
+			chain[j] = fp_of(1000000 + c * 100 + j);
+		policy_ref_chain(p, chain, NULL, 33, true);
+	}
+	policy_get_stats(p, &s);
+	printf("minis: %" PRIu64 " of %" PRIu64 " references sampled\n",
+	       s.mini_refs, s.refs);
+	CHECK(s.mini_refs * 8 > s.refs);     /* about a quarter */
+	CHECK(s.mini_refs * 8 < s.refs * 3);
+	policy_destroy(p);
+}
+
 /* A loop over 100 keys: every reuse is 100 references later. */
 static void
 test_reuse_histogram(void)
@@ -1564,6 +1598,7 @@ main(void)
 	test_sketch();
 	test_auto_refuses_scan();
 	test_auto_admits_loop();
+	test_minis_sample_keys();
 	test_auto_refuses_tails();
 	test_reuse_histogram();
 	test_scan_keeps_hot_set();
