@@ -70,6 +70,7 @@ struct opts {
 	double rate_pct; /* --rate-pct: pace at this share of the peak */
 	bool shared, pattern;
 	bool spin; /* --wait spin: poll gpc_test without end (before 0.3) */
+	uint64_t spin_us; /* --spin-us: the clients' spin_us (0: default) */
 	int srv_pid;
 };
 
@@ -181,7 +182,7 @@ thr_setup(struct thr *t)
 					       .secret = o.secret,
 					       .secret_len = strlen(o.secret),
 					       .spin_us = o.spin ? GPC_SPIN_ALWAYS
-								 : 0 };
+								 : o.spin_us };
 
 		rc = gpc_connect(o.url, &co, &t->c);
 		if (rc < 0) {
@@ -511,7 +512,7 @@ usage(void)
 "       [--ops put,fill,get,seal] [--rate REQ_PER_S | --rate-pct PCT]\n"
 "       [--shared-client]\n"
 "       [--server-pid PID] [--pattern] [--phase-hook CMD]\n"
-"       [--wait sleep|spin]\n");
+"       [--wait sleep|spin] [--spin-us US]\n");
 	exit(2);
 }
 
@@ -528,6 +529,7 @@ parse(int argc, char **argv)
 		{ "shared-client", 0, NULL, 'C' },
 		{ "server-pid", 1, NULL, 'P' }, { "pattern", 0, NULL, 'X' },
 		{ "phase-hook", 1, NULL, 'H' }, { "wait", 1, NULL, 'W' },
+		{ "spin-us", 1, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -545,6 +547,7 @@ parse(int argc, char **argv)
 		case 'T': o.seconds = atof(optarg); break;
 		case 'o': o.ops = optarg; break;
 		case 'r': o.rate = atof(optarg); break;
+		case 'U': o.spin_us = strtoull(optarg, NULL, 0); break;
 		case 'W':
 			if (strcmp(optarg, "spin") != 0 &&
 			    strcmp(optarg, "sleep") != 0)
@@ -652,7 +655,7 @@ main(int argc, char **argv)
 					       .secret = o.secret,
 					       .secret_len = strlen(o.secret),
 					       .spin_us = o.spin ? GPC_SPIN_ALWAYS
-								 : 0 };
+								 : o.spin_us };
 
 		rc = gpc_connect(o.url, &co, &shared_c);
 		if (rc < 0) {

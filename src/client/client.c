@@ -301,6 +301,16 @@ cli_req_new(struct gpc_client *c, uint8_t op, unsigned nparts)
 	return r;
 }
 
+/* A PUT's data part has gone out (or failed with its connection). */
+static void
+data_sent(void *arg, int rc)
+{
+	struct gpc_client *c = arg;
+
+	(void)rc; /* a failure ends its request through on_err */
+	c->sending--;
+}
+
 /* Send one part of r to shard s (with iov[0..niov) as its data part if
  * iov is not NULL); the part gets a fresh request id. */
 int
@@ -341,7 +351,9 @@ cli_send(struct gpc_client *c, struct gpc_req *r, unsigned s, uint8_t flags,
 		wire_hdr_encode(&dh, hb);
 		rc = net_send_data_nb(c->sh[s].ep, NET_AM_TO_SERVER, hb,
 				      sizeof(hb), iov[i].iov_base,
-				      iov[i].iov_len, NULL, NULL);
+				      iov[i].iov_len, data_sent, c);
+		if (rc == 0)
+			c->sending++;
 		off += iov[i].iov_len;
 		if (rc < 0 && c->sh[s].up) { /* the daemon holds a PUT it will
 					      * never get the rest of: end the
@@ -528,7 +540,12 @@ cli_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 			news = now;
 			continue;
 		}
-		if (c->spin_ns == UINT64_MAX || now - news < c->spin_ns) {
+		/* a PUT's bytes go out as this side progresses (over shared
+		 * memory, in fragments as the peer frees room, which no
+		 * event announces): poll until they are out, sleep only
+		 * while waiting on the daemon */
+		if (c->spin_ns == UINT64_MAX || now - news < c->spin_ns ||
+		    c->sending > 0) {
 			pthread_mutex_unlock(&c->mu);
 			sched_yield();
 			pthread_mutex_lock(&c->mu);

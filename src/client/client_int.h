@@ -87,6 +87,7 @@ struct gpc_client {
 	pthread_cond_t cv;      /* with mu, on CLOCK_MONOTONIC */
 	bool sleeping;
 	bool signalled;         /* the sleeper was signalled (once a sleep) */
+	unsigned sending;       /* PUT data parts not yet gone out */
 	unsigned followers;
 	uint64_t spin_ns;       /* UINT64_MAX: never sleep */
 };
