@@ -39,8 +39,9 @@
 #define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
 #define NOTAIL_MARGIN 1.01 /* refusing unseen tails must score 1% more */
 /* at most this many sampled keys of a chain go through the minis, its
- * leading ones (they decide a prefix hit) */
-#define MINI_CHAIN_MAX 256u
+ * leading ones: as many as the store's pieces of a chain hold
+ * (STORE_CHAIN_PIECE), so none is left out */
+#define MINI_CHAIN_MAX 1024u
 
 struct mini {
 	uint64_t *fp;  /* slot -> fingerprint, 0 = empty */

@@ -102,12 +102,12 @@ void policy_set_capacity(struct policy *p, uint64_t blocks);
  * the tenant's others (an engine's layers: it looks a chain up in the
  * first layer's namespace and puts it in every layer's). Never 0. */
 uint64_t policy_key(uint64_t scope, uint64_t kh);
+/* Is the key of fingerprint fp in the minis' sample at this shift? */
+bool policy_sampled(uint64_t fp, unsigned shift);
 /* The keys of a LOOKUP chain, root first: each is a reference. fps: the
  * blocks' fingerprints (the minis' blocks); keys: their policy_key (NULL:
  * the fps stand for them). ends: the chain ends with the n-th (a long
  * chain comes in pieces; only the last piece ends it). */
-/* Is the key of fingerprint fp in the minis' sample at this shift? */
-bool policy_sampled(uint64_t fp, unsigned shift);
 void policy_ref_chain(struct policy *p, const uint64_t *fps,
 		      const uint64_t *keys, unsigned n, bool ends);
 /* The same chain's links, for policy_parent: khs are its keys' own

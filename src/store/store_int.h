@@ -161,6 +161,8 @@ struct store {
 	uint64_t rec_bytes, recs; /* records put: the capacity estimate */
 	uint64_t reins_rec_bytes; /* records rewritten by reinsertion */
 	uint64_t hit_rec_bytes; /* records of held blocks GETs asked for */
+	uint64_t budget_lapsed; /* reinsertion budget past the bank, lost */
+	uint32_t rec_max; /* the largest record a put has asked room for */
 	struct store_stats s;
 };
 

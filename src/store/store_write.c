@@ -24,9 +24,10 @@
  * (policy.h: read or re-put since written, or pinned) are read back
  * asynchronously (the slot is RECLAIMING meanwhile, the blocks stay
  * readable where they are) and copied into the open segment, up to
- * reinsert_pct of a segment per evicted segment and while the data
- * written to flash stays within write_amp_max x the bytes clients put
- * (admission refusals and dedupe leave room for it); that copy is the only
+ * reinsert_pct of a segment per evicted segment (less the room of the
+ * largest put) and while the records rewritten stay within
+ * (write_amp_max - 1) x the records put and read (reinsert_budget); that
+ * copy is the only
  * write amplification and is counted in bytes_reinserted. Admission and
  * dedupe happen before a put touches the write buffer (store_put_check).
  * A put that needs a slot or a buffer not yet free gets -EAGAIN; the open
@@ -389,7 +390,7 @@ take_free(struct store *st, uint32_t *out)
 	return 0;
 }
 
-static uint64_t reinsert_budget(const struct store *st);
+static uint64_t reinsert_budget(struct store *st);
 
 /* d's block leaves the index: evicted, or expired (not counted as evicted). */
 static void
@@ -627,24 +628,44 @@ recl_issue(struct store *st)
 
 /*
  * Bytes of reinsertion the next evicted segment may have: a share of a
- * segment (reinsert_pct), and within what the policy may add to the
+ * segment (reinsert_pct), less the room the largest put asked for (the
+ * segment the rewrites go to must still take it: else a put of a block
+ * bigger than what a reclaim leaves waits for ever while the blocks it
+ * would displace are read), and within what the policy may add to the
  * flash writes: the records it rewrites stay under (write_amp_max - 1)
  * x the records the tier moved, new blocks put and blocks a GET asked
- * for. Hits earn rewrites too: a store that mostly hits puts little, and
- * a budget of puts alone would drop the hot set it is there to keep
- * (chat and agent traces fell 8-11 points under LRU: docs/cache-policy.md).
- * The format's own cost, headers and summaries, is the block size's,
- * not the policy's.
+ * for (store_touch). Reads earn rewrites too: a store that mostly hits
+ * puts little, and a budget of puts alone dropped the hot set it is
+ * there to keep (chat and agent traces fell 8-11 points under LRU:
+ * docs/cache-policy.md). What is not spent is kept up to a quarter of
+ * the log (REINSERT_BANK_PCT), so that a long spell of reads is not
+ * spent later in a long burst of rewrites (a bank of 2 segments instead
+ * cost chat and agent traces 3-6 points). The format's own cost, headers
+ * and summaries, is the block size's, not the policy's.
  */
+/* unspent reinsertion budget kept: this share of the log, in % */
+#define REINSERT_BANK_PCT 25u
+
 static uint64_t
-reinsert_budget(const struct store *st)
+reinsert_budget(struct store *st)
 {
 	uint64_t seg = (uint64_t)st->g.cap * st->o.reinsert_pct / 100;
+	uint64_t room = (uint64_t)st->rec_max +
+			store_sum_size(st->g.cap / (2 * STORE_SECTOR) + 1);
 	uint64_t allow = (uint64_t)((st->o.write_amp_max - 1.0) *
 				    (double)(st->rec_bytes + st->hit_rec_bytes));
 	uint64_t done = st->reins_rec_bytes;
+	uint64_t bank = (uint64_t)st->g.nslots * st->g.cap *
+			REINSERT_BANK_PCT / 100;
 
+	if (seg + room > st->g.cap)
+		seg = st->g.cap > room ? st->g.cap - room : 0;
+	done += st->budget_lapsed;
 	allow = allow > done ? allow - done : 0;
+	if (allow > bank) {
+		st->budget_lapsed += allow - bank;
+		allow = bank;
+	}
 	return seg < allow ? seg : allow;
 }
 
@@ -1012,6 +1033,8 @@ next_seg_ready(struct store *st)
 static int
 ensure_room(struct store *st, uint32_t need, uint32_t nent)
 {
+	if (need > st->rec_max)
+		st->rec_max = need; /* reclaim leaves room for it from now on */
 	for (int tries = 0; tries < 64; tries++) {
 		int rc;
 

@@ -1276,6 +1276,58 @@ test_hot_set_kept(void)
 	store_close(st);
 }
 
+/*
+ * A put of a block bigger than what a reclaim leaves free (a reclaim may
+ * rewrite 90% of a segment) while every held block is read between its
+ * tries, as the shard serves GETs while a PUT waits for room: reclaim
+ * rewrote a whole segment's worth of hot blocks into each fresh segment,
+ * and the put waited for ever. Segments of 2 such blocks; the hot blocks
+ * are read between every try. Each put must find room in a few tries.
+ */
+static void
+test_big_put_finds_room(void)
+{
+	enum { N = 200, LEN = 108 * 1024, MAX_TRIES = 10 };
+	static uint8_t buf[LEN];
+	struct store *st = mkstore_segs(POLICY_ADMIT_ALL, 4);
+	unsigned worst = 0, done = 0;
+
+	for (uint64_t i = 0; i < N; i++) {
+		struct store_resv r;
+		uint8_t key[32];
+		unsigned tries;
+		uint32_t off = 0;
+		int rc = -EAGAIN;
+
+		test_key(i, key);
+		test_fill(i, buf, LEN);
+		for (tries = 0; tries < MAX_TRIES; tries++) {
+			rc = store_put_reserve(st, NS, key, LEN, &r);
+			if (rc != -EAGAIN)
+				break;
+			for (uint64_t j = 0; j < i; j++) { /* GETs meanwhile */
+				uint8_t k[32];
+
+				test_key(j, k);
+				(void)store_touch(st, NS, k, NULL);
+			}
+			store_poll(st, 0);
+		}
+		worst = tries > worst ? tries : worst;
+		if (rc < 0)
+			break;
+		for (unsigned v = 0; v < r.iovcnt; v++) {
+			memcpy(r.iov[v].iov_base, buf + off, r.iov[v].iov_len);
+			off += (uint32_t)r.iov[v].iov_len;
+		}
+		REQUIRE(store_put_commit(st, &r, 0, NULL, NULL) == 0);
+		done++;
+	}
+	printf("big puts: %u/%u placed, at most %u tries\n", done, N, worst);
+	CHECK_RC(done, N);
+	store_close(st);
+}
+
 /* ---- prefix chains: a block whose parent is gone can never hit ---- */
 
 #define CHAIN 5
@@ -1620,6 +1672,7 @@ main(void)
 	test_priority();
 	test_no_hints_full_budget();
 	test_hot_set_kept();
+	test_big_put_finds_room();
 	test_orphans_leave_first();
 	test_orphans_child_first();
 	test_orphans_across_namespaces();
