@@ -212,6 +212,23 @@ test_minis_sample_keys(void)
 	CHECK(s.mini_refs * 8 > s.refs);     /* about a quarter */
 	CHECK(s.mini_refs * 8 < s.refs * 3);
 	policy_destroy(p);
+	/* a whole piece of a chain (1024 keys) at 1 in 2: every sampled key
+	 * goes through the minis (they stopped at 256) */
+	{
+		struct policy_opts o1 = { .capacity = 4096, .sample_shift = 1 };
+		static uint64_t ch[1024];
+		uint64_t want = 0;
+
+		REQUIRE(policy_create(&o1, &p) == 0);
+		for (unsigned j = 0; j < 1024; j++) {
+			ch[j] = fp_of(5000000 + j);
+			want += policy_sampled(ch[j], 1);
+		}
+		policy_ref_chain(p, ch, NULL, 1024, true);
+		policy_get_stats(p, &s);
+		CHECK_RC(s.mini_refs, want);
+		policy_destroy(p);
+	}
 }
 
 /* A loop over 100 keys: every reuse is 100 references later. */
