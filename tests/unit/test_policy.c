@@ -1163,9 +1163,9 @@ test_ns_weight(void)
  * high priority ones are rewritten, even behind normal ones that fill
  * the budget, and normal ones leave. */
 static void
-test_priority(void)
+test_priority_at(unsigned pct, unsigned want_high)
 {
-	struct store *st = mkstore_pct(POLICY_ADMIT_ALL, 50);
+	struct store *st = mkstore_pct(POLICY_ADMIT_ALL, pct);
 	unsigned low = 0, normal = 0, high = 0, unread = 0;
 	struct store_stats s;
 
@@ -1176,7 +1176,7 @@ test_priority(void)
 		CHECK_RC(get(st, i, i), 1);
 	}
 	/* per segment: 20 normal read, then 8 high unread, 3 normal
-	 * unread; the normal ones would take the whole budget (16
+	 * unread; at 50% the normal ones would take the whole budget (16
 	 * records), but they leave high ones a quarter of it */
 	for (uint64_t i = 1000; i < 1000 + 31 * 6; i++) {
 		unsigned j = (unsigned)(i - 1000) % 31;
@@ -1206,14 +1206,25 @@ test_priority(void)
 		else if (j >= 28)
 			unread += get(st, i, i) == 1;
 	}
-	printf("priority: %u/139 low, %u/47 normal (read), %u/48 high "
-	       "(unread), %u/18 normal unread kept\n", low, normal, high,
-	       unread);
+	printf("priority (reinsert_pct %u): %u/139 low, %u/47 normal (read), "
+	       "%u/48 high (unread), %u/18 normal unread kept\n",
+	       pct ? pct : 90, low, normal, high, unread);
 	CHECK_RC(low, 0);
 	CHECK_RC(normal, 47);
-	CHECK_RC(high, 6 * 4); /* 4 of each segment's 8 */
+	CHECK_RC(high, want_high);
 	CHECK_RC(unread, 0);
 	store_close(st);
+}
+
+/* With half a segment per reclaim the budget is short and normal blocks
+ * leave high ones a quarter of it: 4 of each segment's 8. With the
+ * default (90%) it is not: all 48. Low and unread normal ones leave,
+ * read normal ones stay, either way. */
+static void
+test_priority(void)
+{
+	test_priority_at(50, 6 * 4);
+	test_priority_at(0, 6 * 8);
 }
 
 /* Without high priority blocks in the store, normal ones have the whole
