@@ -460,6 +460,23 @@ cli_progress(struct gpc_client *c)
 	return n;
 }
 
+/* Wait for another waiter's news (cli_wake), at most us. Called and
+ * returns with mu held. */
+static void
+cli_follow(struct gpc_client *c, uint64_t us)
+{
+	struct timespec ts;
+	uint64_t ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns = (uint64_t)ts.tv_nsec + us * 1000u;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	c->followers++;
+	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	c->followers--;
+}
+
 /*
  * Nothing to progress: sleep until the transport may have news, at most
  * us. The first thread here sleeps on the worker's event fd, without
@@ -474,9 +491,6 @@ cli_progress(struct gpc_client *c)
 static void
 cli_sleep(struct gpc_client *c, uint64_t us)
 {
-	struct timespec ts;
-	uint64_t ns;
-
 	if (!c->sleeping) {
 		if (net_arm(c->w) <= 0) { /* news already, or no fd */
 			pthread_mutex_unlock(&c->mu);
@@ -494,13 +508,7 @@ cli_sleep(struct gpc_client *c, uint64_t us)
 			pthread_cond_broadcast(&c->cv);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ns = (uint64_t)ts.tv_nsec + us * 1000u;
-	ts.tv_sec += (time_t)(ns / 1000000000u);
-	ts.tv_nsec = (long)(ns % 1000000000u);
-	c->followers++;
-	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-	c->followers--;
+	cli_follow(c, us);
 }
 
 /* The first of reqs[0..n) that is done, or -1. */
@@ -528,7 +536,8 @@ static int
 cli_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 	     uint64_t lim_ns)
 {
-	uint64_t t0 = clock_now_ns(), news = t0, now;
+	uint64_t t0 = clock_now_ns(), news = t0, now, left;
+	bool poller = false;
 	int i;
 
 	pthread_mutex_lock(&c->mu);
@@ -536,8 +545,17 @@ cli_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 		now = clock_now_ns();
 		if (lim_ns && now - t0 >= lim_ns)
 			break; /* checked every round: news never defers it */
+		left = lim_ns && (t0 + lim_ns - now) / 1000u < CLI_SLEEP_MAX_US
+			       ? (t0 + lim_ns - now + 999u) / 1000u
+			       : CLI_SLEEP_MAX_US;
 		if (cli_progress(c) != 0) {
 			news = now;
+			continue;
+		}
+		/* one waiter polls; the others wait for its news (more
+		 * pollers only take CPU from it, the daemon and the engine) */
+		if (c->polling && !poller) {
+			cli_follow(c, left);
 			continue;
 		}
 		/* a PUT's bytes go out as this side progresses (over shared
@@ -546,15 +564,21 @@ cli_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 		 * while waiting on the daemon */
 		if (c->spin_ns == UINT64_MAX || now - news < c->spin_ns ||
 		    c->sending > 0) {
+			poller = c->polling = true;
 			pthread_mutex_unlock(&c->mu);
 			sched_yield();
 			pthread_mutex_lock(&c->mu);
 			continue;
 		}
-		cli_sleep(c, lim_ns && (t0 + lim_ns - now) / 1000u <
-					       CLI_SLEEP_MAX_US
-				     ? (t0 + lim_ns - now + 999u) / 1000u
-				     : CLI_SLEEP_MAX_US);
+		if (poller) { /* polled long enough: sleep, another may poll */
+			poller = c->polling = false;
+			cli_wake(c);
+		}
+		cli_sleep(c, left);
+	}
+	if (poller) { /* done: a waiter left behind polls now */
+		c->polling = false;
+		cli_wake(c);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return i >= 0 ? i : -ETIMEDOUT;

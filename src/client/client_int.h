@@ -86,6 +86,7 @@ struct gpc_client {
 	 * progress found something. */
 	pthread_cond_t cv;      /* with mu, on CLOCK_MONOTONIC */
 	bool sleeping;
+	bool polling;           /* a waiter is polling (the others wait) */
 	bool signalled;         /* the sleeper was signalled (once a sleep) */
 	unsigned sending;       /* PUT data parts not yet gone out */
 	unsigned followers;
