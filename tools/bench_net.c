@@ -168,6 +168,23 @@ conn(struct thr *t)
 	return t->c;
 }
 
+/* A client of the options' url, tenant, secret and wait mode. */
+static int
+connect_client(struct gpc_client **out)
+{
+	struct gpc_connect_opts co = { .struct_size = sizeof(co),
+				       .tenant = o.tenant, .secret = o.secret,
+				       .secret_len = strlen(o.secret),
+				       .spin_us = o.spin ? GPC_SPIN_ALWAYS
+							 : o.spin_us };
+	int rc = gpc_connect(o.url, &co, out);
+
+	if (rc < 0)
+		fprintf(stderr, "bench_net: connect %s: %s\n", o.url,
+			gpc_strerror(rc));
+	return rc;
+}
+
 static int
 thr_setup(struct thr *t)
 {
@@ -177,19 +194,9 @@ thr_setup(struct thr *t)
 
 	t->c = shared_c;
 	if (t->c == NULL) {
-		struct gpc_connect_opts co = { .struct_size = sizeof(co),
-					       .tenant = o.tenant,
-					       .secret = o.secret,
-					       .secret_len = strlen(o.secret),
-					       .spin_us = o.spin ? GPC_SPIN_ALWAYS
-								 : o.spin_us };
-
-		rc = gpc_connect(o.url, &co, &t->c);
-		if (rc < 0) {
-			fprintf(stderr, "bench_net: connect %s: %s\n", o.url,
-				gpc_strerror(rc));
+		rc = connect_client(&t->c);
+		if (rc < 0)
 			return rc;
-		}
 	}
 	rc = gpc_mem_alloc(conn(t), len, (void **)&t->mem, &t->mr);
 	if (rc < 0) {
@@ -650,19 +657,9 @@ main(int argc, char **argv)
 	parse(argc, argv);
 	ns_id = gpc_namespace("bench-net", 9);
 	if (o.shared) {
-		struct gpc_connect_opts co = { .struct_size = sizeof(co),
-					       .tenant = o.tenant,
-					       .secret = o.secret,
-					       .secret_len = strlen(o.secret),
-					       .spin_us = o.spin ? GPC_SPIN_ALWAYS
-								 : o.spin_us };
-
-		rc = gpc_connect(o.url, &co, &shared_c);
-		if (rc < 0) {
-			fprintf(stderr, "bench_net: connect %s: %s\n", o.url,
-				gpc_strerror(rc));
+		rc = connect_client(&shared_c);
+		if (rc < 0)
 			return 1;
-		}
 	}
 	thr = calloc(o.threads, sizeof(*thr));
 	pthread_barrier_init(&bar, NULL, o.threads + 1);

@@ -413,16 +413,43 @@ gpc_req_free(struct gpc_req *r)
 	free(r);
 }
 
-int
-gpc_test(struct gpc_client *c, struct gpc_req *r)
+/* The first of reqs[0..n) that is done, or -1. */
+static int
+first_done(struct gpc_req *const *reqs, unsigned n)
 {
-	int done;
+	for (unsigned i = 0; i < n; i++)
+		if (reqs[i]->done)
+			return (int)i;
+	return -1;
+}
+
+/* One round of progress, then first_done. Called unlocked. */
+static int
+test_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n)
+{
+	int i;
 
 	pthread_mutex_lock(&c->mu);
 	cli_progress(c);
-	done = r->done;
+	i = first_done(reqs, n);
 	pthread_mutex_unlock(&c->mu);
-	return done ? 1 : 0;
+	return i;
+}
+
+int
+gpc_test(struct gpc_client *c, struct gpc_req *r)
+{
+	return test_any(c, &r, 1) == 0 ? 1 : 0;
+}
+
+/* Let another thread have the lock and the CPU. Called and returns with
+ * mu held. */
+static void
+cli_yield(struct gpc_client *c)
+{
+	pthread_mutex_unlock(&c->mu);
+	sched_yield();
+	pthread_mutex_lock(&c->mu);
 }
 
 /* A condition whose timed waits count on CLOCK_MONOTONIC, as cli_sleep's
@@ -493,9 +520,7 @@ cli_sleep(struct gpc_client *c, uint64_t us)
 {
 	if (!c->sleeping) {
 		if (net_arm(c->w) <= 0) { /* news already, or no fd */
-			pthread_mutex_unlock(&c->mu);
-			sched_yield();
-			pthread_mutex_lock(&c->mu);
+			cli_yield(c);
 			return;
 		}
 		c->sleeping = true;
@@ -509,16 +534,6 @@ cli_sleep(struct gpc_client *c, uint64_t us)
 		return;
 	}
 	cli_follow(c, us);
-}
-
-/* The first of reqs[0..n) that is done, or -1. */
-static int
-first_done(struct gpc_req *const *reqs, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		if (reqs[i]->done)
-			return (int)i;
-	return -1;
 }
 
 /* One sleep at most this long: a wake-up that went astray (none is known
@@ -565,9 +580,7 @@ cli_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 		if (c->spin_ns == UINT64_MAX || now - news < c->spin_ns ||
 		    c->sending > 0) {
 			poller = c->polling = true;
-			pthread_mutex_unlock(&c->mu);
-			sched_yield();
-			pthread_mutex_lock(&c->mu);
+			cli_yield(c);
 			continue;
 		}
 		if (poller) { /* polled long enough: sleep, another may poll */
@@ -610,10 +623,7 @@ gpc_wait_any(struct gpc_client *c, struct gpc_req *const *reqs, unsigned n,
 		if (reqs[k] == NULL || reqs[k]->c != c)
 			return -EINVAL;
 	if (timeout_us == 0) {
-		pthread_mutex_lock(&c->mu);
-		cli_progress(c);
-		i = first_done(reqs, n);
-		pthread_mutex_unlock(&c->mu);
+		i = test_any(c, reqs, n);
 		return i >= 0 ? i : -ETIMEDOUT;
 	}
 	return cli_wait_any(c, reqs, n, (uint64_t)timeout_us * 1000u);

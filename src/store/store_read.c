@@ -814,7 +814,7 @@ store_touch(struct store *st, uint64_t ns, const uint8_t *key, bool *was_read)
 	/* every read earns reinsertion budget (reinsert_budget); counting
 	 * a block's first read per stay only gave chat and agent traces 3-5
 	 * points less (docs/cache-policy.md) */
-	st->hit_rec_bytes += ((uint64_t)loc.len4k + 1) * STORE_SECTOR;
+	st->hit_rec_bytes += store_foot(loc.len4k);
 	index_set_flags(st->ix, hk, INDEX_F_REF, 0);
 	return true;
 }
