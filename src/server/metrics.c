@@ -51,12 +51,16 @@ _Static_assert((SRV_CACHELINE & (SRV_CACHELINE - 1)) == 0,
 
 enum { OPC_REQ, OPC_ERR, OPC_BUSY, OPC_IN, OPC_OUT, OPC_N };
 /* TC_DEPTH: LOOKUPs by the length of the prefix found, one counter per
- * histogram bucket (depth_le), the last one open. */
+ * histogram bucket (depth_le), the last one open. TC_REUSE: the policy's
+ * buckets of reuse distance (policy_reuse), TC_REUSE_SUM their sum,
+ * TC_REUSE_FAR its misses. A tenant and a namespace row count the same. */
 #define TC_NDEPTH 8
 static const unsigned depth_le[TC_NDEPTH - 1] = { 0, 1, 4, 16, 64, 256, 1024 };
 enum { TC_PUTS, TC_HITS, TC_MISSES, TC_STORED, TC_SERVED, TC_USAGE,
        TC_LOOKUPS, TC_LKEYS, TC_LFOUND, TC_CONFIRMED, TC_DEPTH,
-       TC_N = TC_DEPTH + TC_NDEPTH };
+       TC_REUSE = TC_DEPTH + TC_NDEPTH,
+       TC_REUSE_SUM = TC_REUSE + POLICY_REUSE_BUCKETS, TC_REUSE_FAR,
+       TC_N };
 #define TC_GETS TC_N /* rendered as hits + misses */
 
 struct op_ctr {
@@ -67,9 +71,32 @@ struct tenant_ctr {
 	_Atomic uint64_t v[TC_N];
 };
 
+/*
+ * A shard's namespaces: the first cap (tenant, client namespace) pairs
+ * it sees get a row each, for the daemon's life. The shard thread is the
+ * only writer: it finds rows through ix (its own, never read elsewhere),
+ * fills a new row's tenant and ns, then release-stores n; a render
+ * acquire-loads n and reads rows [0, n), whose keys are then fixed.
+ */
+struct ns_row {
+	unsigned tenant;
+	uint64_t ns;
+	struct tenant_ctr c;
+};
+
+struct ns_table {
+	unsigned cap;
+	uint32_t ixmask;           /* ix has ixmask + 1 slots, >= 2 x cap */
+	uint32_t *ix;              /* row + 1 by hash, 0: empty (writer's) */
+	_Atomic uint32_t n;        /* rows published */
+	_Atomic uint64_t untracked; /* events of namespaces left without */
+	struct ns_row *rows;
+};
+
 struct srv_shard_metrics {
 	/* set at create, before any thread starts; read-only after */
 	_Alignas(SRV_CACHELINE) unsigned ntenants;
+	struct ns_table *nst;      /* NULL: no rows (ns_rows 0) */
 	struct op_ctr op[SRV_METRICS_OPS];
 	_Atomic uint64_t copy_bytes, auth_failures, conns_open, conns_total;
 	struct hist lat[SRV_METRICS_OPS];
@@ -80,7 +107,7 @@ struct srv_shard_metrics {
 };
 
 struct srv_metrics {
-	unsigned nshards, ntenants;
+	unsigned nshards, ntenants, ns_rows;
 	size_t stride; /* bytes per slot, a multiple of SRV_CACHELINE */
 	unsigned char *slots;
 };
@@ -151,15 +178,53 @@ shard_init(struct srv_shard_metrics *s, unsigned ntenants)
 			atomic_init(&s->tenant[t].v[j], 0);
 }
 
+static void
+ns_table_free(struct ns_table *t)
+{
+	if (t == NULL)
+		return;
+	free(t->ix);
+	free(t->rows);
+	free(t);
+}
+
+static int
+ns_table_new(unsigned cap, struct ns_table **out)
+{
+	struct ns_table *t = calloc(1, sizeof(*t));
+	uint32_t slots = 4;
+
+	if (t == NULL)
+		return -ENOMEM;
+	while (slots < 2 * cap)
+		slots *= 2;
+	t->cap = cap;
+	t->ixmask = slots - 1;
+	t->ix = calloc(slots, sizeof(*t->ix));
+	t->rows = calloc(cap, sizeof(*t->rows));
+	if (t->ix == NULL || t->rows == NULL) {
+		ns_table_free(t);
+		return -ENOMEM;
+	}
+	atomic_init(&t->n, 0);
+	atomic_init(&t->untracked, 0);
+	for (unsigned i = 0; i < cap; i++)
+		for (unsigned j = 0; j < TC_N; j++)
+			atomic_init(&t->rows[i].c.v[j], 0);
+	*out = t;
+	return 0;
+}
+
 int
-srv_metrics_create(unsigned nshards, unsigned ntenants,
+srv_metrics_create(unsigned nshards, unsigned ntenants, unsigned ns_rows,
 		   struct srv_metrics **out)
 {
 	struct srv_metrics *m;
 	size_t sz;
 
 	if (nshards == 0 || nshards > MAX_SHARDS || ntenants == 0 ||
-	    ntenants > SRV_METRICS_MAX_TENANTS)
+	    ntenants > SRV_METRICS_MAX_TENANTS ||
+	    ns_rows > SRV_METRICS_MAX_NS_ROWS)
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
@@ -169,13 +234,23 @@ srv_metrics_create(unsigned nshards, unsigned ntenants,
 	m->stride = (sz + SRV_CACHELINE - 1) & ~(size_t)(SRV_CACHELINE - 1);
 	m->nshards = nshards;
 	m->ntenants = ntenants;
+	m->ns_rows = ns_rows;
 	m->slots = aligned_alloc(SRV_CACHELINE, m->stride * nshards);
 	if (m->slots == NULL) {
 		free(m);
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < nshards; i++)
-		shard_init(srv_metrics_shard(m, i), ntenants);
+	for (unsigned i = 0; i < nshards; i++) {
+		struct srv_shard_metrics *s = srv_metrics_shard(m, i);
+
+		shard_init(s, ntenants);
+		s->nst = NULL;
+		if (ns_rows > 0 && ns_table_new(ns_rows, &s->nst) < 0) {
+			m->nshards = i + 1;
+			srv_metrics_destroy(m);
+			return -ENOMEM;
+		}
+	}
 	*out = m;
 	return 0;
 }
@@ -185,6 +260,8 @@ srv_metrics_destroy(struct srv_metrics *m)
 {
 	if (m == NULL)
 		return;
+	for (unsigned i = 0; i < m->nshards; i++)
+		ns_table_free(srv_metrics_shard(m, i)->nst);
 	free(m->slots);
 	free(m);
 }
@@ -220,15 +297,50 @@ srv_metrics_op(struct srv_shard_metrics *s, unsigned op, int status,
 	hist_record(&s->lat[op], latency_ns);
 }
 
-void
-srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
-		   enum srv_tenant_ev ev, uint64_t nblocks, uint64_t bytes)
+static uint64_t
+ns_hash(unsigned t, uint64_t ns)
 {
-	struct tenant_ctr *c;
+	uint64_t x = ns ^ ((uint64_t)t * 0x9e3779b97f4a7c15ull);
 
-	if (t >= s->ntenants)
-		return;
-	c = &s->tenant[t];
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+/* The row of (t, ns) on this shard, added if new; NULL when the table is
+ * full (the event is counted as untracked) or there is none. */
+static struct tenant_ctr *
+ns_ctr(struct srv_shard_metrics *s, unsigned t, uint64_t ns)
+{
+	struct ns_table *nt = s->nst;
+	uint32_t i, n;
+
+	if (nt == NULL)
+		return NULL;
+	n = atomic_load_explicit(&nt->n, memory_order_relaxed); /* ours */
+	for (i = (uint32_t)ns_hash(t, ns) & nt->ixmask; nt->ix[i] != 0;
+	     i = (i + 1) & nt->ixmask) {
+		struct ns_row *r = &nt->rows[nt->ix[i] - 1];
+
+		if (r->tenant == t && r->ns == ns)
+			return &r->c;
+	}
+	if (n == nt->cap) {
+		ctr_add(&nt->untracked, 1);
+		return NULL;
+	}
+	nt->rows[n].tenant = t;
+	nt->rows[n].ns = ns;
+	nt->ix[i] = n + 1;
+	atomic_store_explicit(&nt->n, n + 1, memory_order_release);
+	return &nt->rows[n].c;
+}
+
+static void
+ctr_event(struct tenant_ctr *c, enum srv_tenant_ev ev, uint64_t nblocks,
+	  uint64_t bytes)
+{
 	switch (ev) {
 	case SRV_TENANT_PUT:
 		ctr_add(&c->v[TC_PUTS], nblocks);
@@ -245,29 +357,67 @@ srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
 }
 
 void
-srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
-			  unsigned nkeys, unsigned found)
+srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
+		   enum srv_tenant_ev ev, uint64_t nblocks, uint64_t bytes)
 {
 	struct tenant_ctr *c;
-	unsigned b = 0;
 
 	if (t >= s->ntenants)
 		return;
-	c = &s->tenant[t];
+	ctr_event(&s->tenant[t], ev, nblocks, bytes);
+	c = ns_ctr(s, t, ns);
+	if (c != NULL)
+		ctr_event(c, ev, nblocks, bytes);
+}
+
+static void
+ctr_lookup(struct tenant_ctr *c, unsigned nkeys, unsigned found,
+	   const struct policy_reuse *ru)
+{
+	unsigned b = 0;
+
 	ctr_add(&c->v[TC_LOOKUPS], 1);
 	ctr_add(&c->v[TC_LKEYS], nkeys);
 	ctr_add(&c->v[TC_LFOUND], found);
 	while (b < TC_NDEPTH - 1 && found > depth_le[b])
 		b++;
 	ctr_add(&c->v[TC_DEPTH + b], 1);
+	if (ru == NULL)
+		return;
+	for (unsigned i = 0; i < POLICY_REUSE_BUCKETS; i++)
+		if (ru->n[i] != 0)
+			ctr_add(&c->v[TC_REUSE + i], ru->n[i]);
+	ctr_add(&c->v[TC_REUSE_SUM], ru->sum);
+	ctr_add(&c->v[TC_REUSE_FAR], ru->far);
 }
 
 void
-srv_metrics_tenant_used(struct srv_shard_metrics *s, unsigned t,
+srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
+			  uint64_t ns, unsigned nkeys, unsigned found,
+			  const struct policy_reuse *ru)
+{
+	struct tenant_ctr *c;
+
+	if (t >= s->ntenants)
+		return;
+	ctr_lookup(&s->tenant[t], nkeys, found, ru);
+	c = ns_ctr(s, t, ns);
+	if (c != NULL)
+		ctr_lookup(c, nkeys, found, ru);
+}
+
+void
+srv_metrics_tenant_used(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
 			uint64_t nblocks)
 {
-	if (t < s->ntenants)
-		ctr_add(&s->tenant[t].v[TC_CONFIRMED], nblocks);
+	struct tenant_ctr *c;
+
+	if (t >= s->ntenants)
+		return;
+	ctr_add(&s->tenant[t].v[TC_CONFIRMED], nblocks);
+	c = ns_ctr(s, t, ns);
+	if (c != NULL)
+		ctr_add(&c->v[TC_CONFIRMED], nblocks);
 }
 
 void
@@ -445,6 +595,9 @@ struct render {
 	uint64_t copy, auth, conns_open, conns_total;
 	uint64_t *ten;               /* [ntenants][TC_N] */
 	const char **tname;          /* [ntenants]; NULL: not exported */
+	struct ns_sum *nsr;          /* [nns]: every shard's rows, merged */
+	size_t nns;
+	uint64_t ns_untracked;
 	uint64_t *shard_req;         /* [nshards] */
 	struct srv_store_snap *snap; /* [nshards] */
 	unsigned char *snap_ok;      /* [nshards] */
@@ -453,6 +606,21 @@ struct render {
 struct fam {
 	const char *name, *type, *help;
 	unsigned idx;
+};
+
+/* A namespace's figures summed over the shards that have a row for it. */
+struct ns_sum {
+	unsigned tenant;
+	uint64_t ns;
+	uint64_t v[TC_N];
+};
+
+/* The figures of a tenant, or (has_ns) of one of its namespaces. */
+struct series {
+	unsigned t;
+	bool has_ns;
+	uint64_t ns;
+	const uint64_t *v;
 };
 
 static const struct fam op_fams[] = {
@@ -493,6 +661,22 @@ static const struct fam tenant_fams[] = {
 	 "(the hit funnel's last stage).", TC_CONFIRMED},
 };
 
+static const struct fam ns_fams[] = {
+	{"gpucache_namespace_lookup_keys_total", "counter",
+	 "Keys of the chains looked up in the namespace.", TC_LKEYS},
+	{"gpucache_namespace_lookup_found_total", "counter",
+	 "Keys its lookups found present as a leading prefix.", TC_LFOUND},
+	{"gpucache_namespace_hits_total", "counter",
+	 "Blocks asked for and got (fetched).", TC_HITS},
+	{"gpucache_namespace_misses_total", "counter",
+	 "Blocks asked for and not got.", TC_MISSES},
+	{"gpucache_namespace_puts_total", "counter",
+	 "Blocks stored.", TC_PUTS},
+	{"gpucache_namespace_used_blocks_total", "counter",
+	 "Blocks the engines confirmed they used after fetching them.",
+	 TC_CONFIRMED},
+};
+
 static const uint64_t le_ns[] = {
 	10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
 	5000000, 10000000, 25000000, 100000000, 1000000000,
@@ -519,6 +703,21 @@ gather_shard(struct render *r, unsigned i)
 	for (unsigned t = 0; t < nt; t++)
 		for (unsigned j = 0; j < TC_N; j++)
 			r->ten[t * TC_N + j] += ctr_get(&s->tenant[t].v[j]);
+	if (s->nst != NULL) {
+		uint32_t n = atomic_load_explicit(&s->nst->n,
+						  memory_order_acquire);
+
+		for (uint32_t k = 0; k < n; k++) {
+			const struct ns_row *w = &s->nst->rows[k];
+			struct ns_sum *o = &r->nsr[r->nns++];
+
+			o->tenant = w->tenant;
+			o->ns = w->ns;
+			for (unsigned j = 0; j < TC_N; j++)
+				o->v[j] = ctr_get(&w->c.v[j]);
+		}
+		r->ns_untracked += ctr_get(&s->nst->untracked);
+	}
 	r->copy += ctr_get(&s->copy_bytes);
 	r->auth += ctr_get(&s->auth_failures);
 	r->conns_open += ctr_get(&s->conns_open);
@@ -527,10 +726,44 @@ gather_shard(struct render *r, unsigned i)
 }
 
 static int
+ns_cmp(const void *a, const void *b)
+{
+	const struct ns_sum *x = a, *y = b;
+
+	if (x->tenant != y->tenant)
+		return x->tenant < y->tenant ? -1 : 1;
+	return x->ns < y->ns ? -1 : x->ns > y->ns;
+}
+
+/* Sort the rows by (tenant, namespace) and sum each one's shards. */
+static void
+ns_merge(struct render *r)
+{
+	size_t o = 0;
+
+	if (r->nns == 0)
+		return;
+	qsort(r->nsr, r->nns, sizeof(*r->nsr), ns_cmp);
+	for (size_t i = 1; i < r->nns; i++) {
+		if (ns_cmp(&r->nsr[o], &r->nsr[i]) == 0) {
+			for (unsigned j = 0; j < TC_N; j++)
+				r->nsr[o].v[j] += r->nsr[i].v[j];
+			continue;
+		}
+		r->nsr[++o] = r->nsr[i];
+	}
+	r->nns = o + 1;
+}
+
+static int
 gather(struct render *r)
 {
 	unsigned nt = r->m->ntenants, ns = r->m->nshards;
 
+	if (r->m->ns_rows > 0) /* rows published later are left for the next */
+		r->nsr = calloc((size_t)r->m->ns_rows * ns, sizeof(*r->nsr));
+	if (r->m->ns_rows > 0 && r->nsr == NULL)
+		return -ENOMEM;
 	r->ten = calloc((size_t)nt * TC_N, sizeof(*r->ten));
 	r->tname = calloc(nt, sizeof(*r->tname));
 	r->shard_req = calloc(ns, sizeof(*r->shard_req));
@@ -541,6 +774,7 @@ gather(struct render *r)
 		return -ENOMEM;
 	for (unsigned i = 0; i < ns; i++)
 		gather_shard(r, i);
+	ns_merge(r);
 	if (r->src != NULL && r->src->tenant_name != NULL)
 		for (unsigned t = 0; t < nt; t++)
 			r->tname[t] = r->src->tenant_name(r->src->ctx, t);
@@ -551,6 +785,7 @@ static void
 render_free(struct render *r)
 {
 	free(r->ten);
+	free(r->nsr);
 	free(r->tname);
 	free(r->shard_req);
 	free(r->snap);
@@ -632,26 +867,29 @@ emit_histogram(struct render *r)
 	}
 }
 
-/* name{tenant="..." : the label's value is the tenant's name, escaped,
- * or its index when it has none; the caller closes the braces. */
+/* name{tenant="..." (and ,ns="..." for a namespace): the tenant's name,
+ * escaped, or its index when it has none; the caller closes the quote
+ * and the braces. */
 static void
-tenant_open(struct render *r, const char *name, const char *suffix,
-	    unsigned t)
+series_open(struct render *r, const char *name, const char *suffix,
+	    const struct series *x)
 {
 	struct sbuf *b = &r->b;
 
 	sb_printf(b, "%s%s{tenant=\"", name, suffix);
-	if (r->tname[t] != NULL)
-		sb_label(b, r->tname[t]);
+	if (r->tname[x->t] != NULL)
+		sb_label(b, r->tname[x->t]);
 	else
-		sb_printf(b, "%u", t);
+		sb_printf(b, "%u", x->t);
+	if (x->has_ns)
+		sb_printf(b, "\",ns=\"%" PRIu64, x->ns);
 }
 
-/* name{tenant="..."} for each exported tenant, then the value. */
 static void
-emit_tenant_sample(struct render *r, const char *name, unsigned t, uint64_t v)
+emit_sample(struct render *r, const char *name, const struct series *x,
+	    uint64_t v)
 {
-	tenant_open(r, name, "", t);
+	series_open(r, name, "", x);
 	sb_printf(&r->b, "\"} %" PRIu64 "\n", v);
 }
 
@@ -663,66 +901,157 @@ tenant_exported(const struct render *r, unsigned t)
 	return !named || r->tname[t] != NULL;
 }
 
+static void
+emit_fams(struct render *r, const struct fam *fams, size_t nf,
+	  const struct series *xs, size_t n)
+{
+	for (size_t f = 0; f < nf; f++) {
+		const struct fam *fm = &fams[f];
+
+		sb_head(&r->b, fm->name, fm->type, fm->help);
+		for (size_t i = 0; i < n; i++)
+			emit_sample(r, fm->name, &xs[i], fm->idx == TC_GETS ?
+				    xs[i].v[TC_HITS] + xs[i].v[TC_MISSES] :
+				    xs[i].v[fm->idx]);
+	}
+}
+
 /* The found-prefix length of each LOOKUP, a Prometheus histogram. */
 static void
-emit_tenant_depth(struct render *r)
+emit_depth(struct render *r, const char *name, const struct series *xs,
+	   size_t n)
 {
-	static const char name[] = "gpucache_tenant_lookup_prefix_blocks";
 	struct sbuf *b = &r->b;
+	char sub[128];
 
 	sb_head(b, name, "histogram",
 		"Blocks found as a leading prefix, per LOOKUP.");
-	for (unsigned t = 0; t < r->m->ntenants; t++) {
-		const uint64_t *v = &r->ten[t * TC_N];
+	for (size_t k = 0; k < n; k++) {
+		const uint64_t *v = xs[k].v;
 		uint64_t cum = 0;
 
-		if (!tenant_exported(r, t))
-			continue;
 		for (unsigned i = 0; i < TC_NDEPTH; i++) {
 			cum += v[TC_DEPTH + i];
-			tenant_open(r, name, "_bucket", t);
+			series_open(r, name, "_bucket", &xs[k]);
 			if (i < TC_NDEPTH - 1)
 				sb_printf(b, "\",le=\"%u\"} %" PRIu64 "\n",
 					  depth_le[i], cum);
 			else
 				sb_printf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
 		}
-		emit_tenant_sample(r, "gpucache_tenant_lookup_prefix_blocks_sum",
-				   t, v[TC_LFOUND]);
-		emit_tenant_sample(r, "gpucache_tenant_lookup_prefix_blocks_count",
-				   t, v[TC_LOOKUPS]);
+		snprintf(sub, sizeof(sub), "%s_sum", name);
+		emit_sample(r, sub, &xs[k], v[TC_LFOUND]);
+		snprintf(sub, sizeof(sub), "%s_count", name);
+		emit_sample(r, sub, &xs[k], v[TC_LOOKUPS]);
 	}
+}
+
+/*
+ * The reuse distances of the keys a tenant or namespace looked up, as
+ * the policy's admit-all mini saw them (its sampled keys), then the
+ * misses: two of the policy's buckets per bucket here (le 3, 15, 63, ...,
+ * 2^26 - 1, then 2^27 - 1 and +Inf, as the policy's last two), to keep
+ * the series per namespace few.
+ */
+static void
+emit_reuse_of(struct render *r, const char *what, const struct series *xs,
+	      size_t n)
+{
+	struct sbuf *b = &r->b;
+	char name[96], sub[128];
+
+	snprintf(name, sizeof(name), "gpucache_%s_reuse_distance_references",
+		 what);
+	sb_head(b, name, "histogram", "References between two references "
+		"of a block it looked up, as the cache policy's admit-all "
+		"mini sees them (its sampled keys).");
+	for (size_t k = 0; k < n; k++) {
+		const uint64_t *v = xs[k].v;
+		uint64_t cum = 0;
+
+		for (unsigned i = 0; i < POLICY_REUSE_BUCKETS; i++) {
+			cum += v[TC_REUSE + i];
+			if (i % 2 == 0 && i + 2 < POLICY_REUSE_BUCKETS)
+				continue;
+			series_open(r, name, "_bucket", &xs[k]);
+			if (i + 1 < POLICY_REUSE_BUCKETS)
+				sb_printf(b, "\",le=\"%llu\"} %" PRIu64 "\n",
+					  (1ull << (i + 1)) - 1, cum);
+			else
+				sb_printf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
+		}
+		snprintf(sub, sizeof(sub), "%s_sum", name);
+		emit_sample(r, sub, &xs[k], v[TC_REUSE_SUM]);
+		snprintf(sub, sizeof(sub), "%s_count", name);
+		emit_sample(r, sub, &xs[k], cum);
+	}
+	snprintf(name, sizeof(name), "gpucache_%s_reuse_beyond_total", what);
+	sb_head(b, name, "counter", "Of its sampled keys, references the "
+		"admit-all mini missed: first seen, or reused beyond what the "
+		"cache holds.");
+	for (size_t k = 0; k < n; k++)
+		emit_sample(r, name, &xs[k], xs[k].v[TC_REUSE_FAR]);
 }
 
 static void
 emit_tenants(struct render *r)
 {
 	unsigned nt = r->m->ntenants;
+	struct series *xs = calloc(nt, sizeof(*xs));
+	size_t n = 0;
 
-	for (unsigned f = 0; f < ARRAY_SIZE(tenant_fams); f++) {
-		const struct fam *fm = &tenant_fams[f];
-
-		sb_head(&r->b, fm->name, fm->type, fm->help);
-		for (unsigned t = 0; t < nt; t++) {
-			const uint64_t *v = &r->ten[t * TC_N];
-
-			if (!tenant_exported(r, t))
-				continue;
-			emit_tenant_sample(r, fm->name, t, fm->idx == TC_GETS ?
-				v[TC_HITS] + v[TC_MISSES] : v[fm->idx]);
-		}
-	}
-	emit_tenant_depth(r);
-	if (r->src == NULL || r->src->tenant_quota == NULL)
+	if (xs == NULL) {
+		r->b.err = -ENOMEM;
 		return;
-	sb_head(&r->b, "gpucache_tenant_quota_limit_bytes", "gauge",
-		"The tenant's quota (0: none).");
-	for (unsigned t = 0; t < nt; t++) {
-		if (!tenant_exported(r, t))
-			continue;
-		emit_tenant_sample(r, "gpucache_tenant_quota_limit_bytes", t,
-				   r->src->tenant_quota(r->src->ctx, t));
 	}
+	for (unsigned t = 0; t < nt; t++)
+		if (tenant_exported(r, t))
+			xs[n++] = (struct series){ .t = t,
+						   .v = &r->ten[t * TC_N] };
+	emit_fams(r, tenant_fams, ARRAY_SIZE(tenant_fams), xs, n);
+	emit_depth(r, "gpucache_tenant_lookup_prefix_blocks", xs, n);
+	emit_reuse_of(r, "tenant", xs, n);
+	if (r->src != NULL && r->src->tenant_quota != NULL) {
+		sb_head(&r->b, "gpucache_tenant_quota_limit_bytes", "gauge",
+			"The tenant's quota (0: none).");
+		for (size_t i = 0; i < n; i++)
+			emit_sample(r, "gpucache_tenant_quota_limit_bytes",
+				    &xs[i], r->src->tenant_quota(r->src->ctx,
+								 xs[i].t));
+	}
+	free(xs);
+}
+
+/* The namespaces the shards have rows for, each summed over them. */
+static void
+emit_namespaces(struct render *r)
+{
+	struct series *xs = calloc(r->nns + 1, sizeof(*xs));
+	size_t n = 0;
+
+	if (xs == NULL) {
+		r->b.err = -ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < r->nns; i++)
+		if (r->nsr[i].tenant < r->m->ntenants &&
+		    tenant_exported(r, r->nsr[i].tenant))
+			xs[n++] = (struct series){ .t = r->nsr[i].tenant,
+						   .has_ns = true,
+						   .ns = r->nsr[i].ns,
+						   .v = r->nsr[i].v };
+	sb_head(&r->b, "gpucache_namespaces", "gauge", "Namespaces with "
+		"figures of their own (server.namespace_metrics per shard).");
+	sb_printf(&r->b, "gpucache_namespaces %zu\n", n);
+	sb_head(&r->b, "gpucache_namespace_untracked_total", "counter",
+		"Events of namespaces a shard had no row left for (counted "
+		"per tenant only).");
+	sb_printf(&r->b, "gpucache_namespace_untracked_total %" PRIu64 "\n",
+		  r->ns_untracked);
+	emit_fams(r, ns_fams, ARRAY_SIZE(ns_fams), xs, n);
+	emit_depth(r, "gpucache_namespace_lookup_prefix_blocks", xs, n);
+	emit_reuse_of(r, "namespace", xs, n);
+	free(xs);
 }
 
 static void
@@ -1068,6 +1397,7 @@ srv_metrics_render(struct srv_metrics *m, const struct srv_metrics_src *src,
 	emit_summary(r);
 	emit_histogram(r);
 	emit_tenants(r);
+	emit_namespaces(r);
 	emit_store(r);
 	rc = r->b.err;
 	if (rc < 0)

@@ -32,6 +32,8 @@
  * opcodes. */
 #define SRV_METRICS_OPS WIRE_OP_MAX
 #define SRV_METRICS_MAX_TENANTS 4096u
+/* Rows of namespaces per shard at most (server.namespace_metrics). */
+#define SRV_METRICS_MAX_NS_ROWS 65536u
 
 struct srv_metrics;
 struct srv_shard_metrics;
@@ -73,8 +75,11 @@ struct srv_metrics_src {
 };
 
 /* nshards writer slots (1..1024), tenant indices 0..ntenants-1 (1..
- * SRV_METRICS_MAX_TENANTS). 0, -EINVAL or -ENOMEM. */
-int srv_metrics_create(unsigned nshards, unsigned ntenants,
+ * SRV_METRICS_MAX_TENANTS), and per shard rows for the first ns_rows
+ * (0..SRV_METRICS_MAX_NS_ROWS; 0: none) namespaces it sees, for figures
+ * per namespace (docs/metrics.md, "Namespaces"). 0, -EINVAL or
+ * -ENOMEM. */
+int srv_metrics_create(unsigned nshards, unsigned ntenants, unsigned ns_rows,
 		       struct srv_metrics **out);
 /* Free m (NULL allowed); the HTTP server using it must be stopped first. */
 void srv_metrics_destroy(struct srv_metrics *m);
@@ -91,18 +96,24 @@ struct srv_shard_metrics *srv_metrics_shard(struct srv_metrics *m,
  */
 void srv_metrics_op(struct srv_shard_metrics *s, unsigned op, int status,
 		    uint64_t latency_ns, uint64_t bytes_in, uint64_t bytes_out);
-/* nblocks blocks of tenant t (ignored if out of range) did ev, moving
- * bytes. */
-void srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t,
+/*
+ * Per tenant, and per namespace (ns: the client's, as it sent it; a row
+ * of the shard's, if it has one or room for one): each call counts for
+ * tenant t (ignored if out of range) and for its namespace ns.
+ */
+/* nblocks blocks did ev, moving bytes. */
+void srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
 			enum srv_tenant_ev ev, uint64_t nblocks,
 			uint64_t bytes);
-/* Tenant t's counters on this shard, for its own STAT. */
-/* A LOOKUP of nkeys keys by tenant t found a prefix of found blocks. */
+/* A LOOKUP of nkeys keys found a prefix of found blocks; ru (NULL: none)
+ * is the reuse the policy saw for them (store_lookup_part). */
 void srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
-			       unsigned nkeys, unsigned found);
-/* Tenant t's engine confirmed it used nblocks blocks it fetched. */
+			       uint64_t ns, unsigned nkeys, unsigned found,
+			       const struct policy_reuse *ru);
+/* The engine confirmed it used nblocks blocks it fetched. */
 void srv_metrics_tenant_used(struct srv_shard_metrics *s, unsigned t,
-			     uint64_t nblocks);
+			     uint64_t ns, uint64_t nblocks);
+/* Tenant t's counters on this shard, for its own STAT. */
 struct srv_tenant_counts {
 	uint64_t puts, hits, misses, stored, served, usage;
 };

@@ -397,10 +397,13 @@ srv_metrics_fetch(const char *host, uint16_t port, int timeout_ms, char **out,
 
 /* ---- the human summary ---- */
 
-enum { T_OPS, T_TEN, T_DEV, T_ALL, T_N };
+enum { T_OPS, T_TEN, T_NS, T_DEV, T_ALL, T_N };
 enum { OP_REQ, OP_ERR, OP_BUSY, OP_P50, OP_P99, OP_P999, OP_NCOL };
 enum { TN_PUTS, TN_GETS, TN_HITS, TN_MISSES, TN_STORED, TN_SERVED, TN_USED,
-       TN_LIMIT, TN_LKEYS, TN_LFOUND, TN_CONFIRMED, TN_NCOL };
+       TN_LIMIT, TN_LKEYS, TN_LFOUND, TN_CONFIRMED, TN_RSUM, TN_RCOUNT,
+       TN_NCOL };
+/* a namespace's row: the funnel, puts, reuse (the tenant's columns) */
+#define NS_SHOWN 10u /* namespaces printed, most keys looked up first */
 enum { SC_COPY, SC_AUTH, SC_CONNS, SC_DEGRADED, SC_EVICTED, SC_REINS,
        SC_WRITTEN, SC_READ, SC_IDXBYTES, SC_DEVFAIL, SC_OFFERED, SC_REFUSED,
        SC_DEDUP, SC_RULE_ALL, SC_RULE_SEEN, SC_RULE_NOTAIL, SC_ORPHAN,
@@ -445,6 +448,19 @@ static const struct pick {
 	{"gpucache_tenant_lookup_keys_total", T_TEN, TN_LKEYS, NULL},
 	{"gpucache_tenant_lookup_found_total", T_TEN, TN_LFOUND, NULL},
 	{"gpucache_tenant_used_blocks_total", T_TEN, TN_CONFIRMED, NULL},
+	{"gpucache_tenant_reuse_distance_references_sum", T_TEN, TN_RSUM, NULL},
+	{"gpucache_tenant_reuse_distance_references_count", T_TEN, TN_RCOUNT,
+	 NULL},
+	{"gpucache_namespace_lookup_keys_total", T_NS, TN_LKEYS, NULL},
+	{"gpucache_namespace_lookup_found_total", T_NS, TN_LFOUND, NULL},
+	{"gpucache_namespace_hits_total", T_NS, TN_HITS, NULL},
+	{"gpucache_namespace_misses_total", T_NS, TN_MISSES, NULL},
+	{"gpucache_namespace_puts_total", T_NS, TN_PUTS, NULL},
+	{"gpucache_namespace_used_blocks_total", T_NS, TN_CONFIRMED, NULL},
+	{"gpucache_namespace_reuse_distance_references_sum", T_NS, TN_RSUM,
+	 NULL},
+	{"gpucache_namespace_reuse_distance_references_count", T_NS, TN_RCOUNT,
+	 NULL},
 	{"gpucache_device_healthy", T_DEV, 0, NULL},
 	{"gpucache_payload_copy_bytes_total", T_ALL, SC_COPY, NULL},
 	{"gpucache_auth_failures_total", T_ALL, SC_AUTH, NULL},
@@ -500,6 +516,13 @@ row_key(const struct srv_prom_sample *s, unsigned tab, char *key, size_t cap)
 		a = srv_prom_label(s, "op");
 	else if (tab == T_TEN)
 		a = srv_prom_label(s, "tenant");
+	else if (tab == T_NS) {
+		const char *t = srv_prom_label(s, "tenant"),
+			   *ns = srv_prom_label(s, "ns");
+
+		snprintf(key, cap, "%s ns %s", t ? t : "", ns ? ns : "");
+		return;
+	}
 	else if (tab == T_DEV) {
 		a = srv_prom_label(s, "shard");
 		b = srv_prom_label(s, "device");
@@ -589,6 +612,25 @@ print_ops(FILE *f, const struct table *t)
 		fprintf(f, "  (no requests)\n");
 }
 
+/* key funnel: looked up -> found -> fetched -> used; reuse distance */
+static void
+print_funnel(FILE *f, const struct row *r)
+{
+	const double *v = r->v;
+	char a[32];
+
+	fprintf(f, "  %-14s funnel: %.0f keys looked up -> %.0f found "
+		"(%.1f%%) -> %.0f fetched -> %.0f used", r->key, v[TN_LKEYS],
+		v[TN_LFOUND], v[TN_LKEYS] > 0 ? 100.0 * v[TN_LFOUND] /
+		v[TN_LKEYS] : 0.0, v[TN_HITS], v[TN_CONFIRMED]);
+	if (v[TN_RCOUNT] > 0) {
+		snprintf(a, sizeof(a), "%.0f", v[TN_RSUM] / v[TN_RCOUNT]);
+		fprintf(f, "; reuse distance %s references (mean of %.0f "
+			"sampled)", a, v[TN_RCOUNT]);
+	}
+	fputc('\n', f);
+}
+
 static void
 print_tenants(FILE *f, const struct table *t)
 {
@@ -616,16 +658,37 @@ print_tenants(FILE *f, const struct table *t)
 	}
 	if (t->n == 0)
 		fprintf(f, "  (no tenants)\n");
-	for (size_t i = 0; i < t->n; i++) {
-		const double *v = t->r[i].v;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->r[i].v[TN_LKEYS] > 0)
+			print_funnel(f, &t->r[i]);
+}
 
-		if (v[TN_LKEYS] == 0)
-			continue;
-		fprintf(f, "  %-14s funnel: %.0f keys looked up -> %.0f found "
-			"(%.1f%%) -> %.0f fetched -> %.0f used\n", t->r[i].key,
-			v[TN_LKEYS], v[TN_LFOUND],
-			100.0 * v[TN_LFOUND] / v[TN_LKEYS], v[TN_HITS],
-			v[TN_CONFIRMED]);
+static int
+by_lookups(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+
+	if (x->v[TN_LKEYS] != y->v[TN_LKEYS])
+		return x->v[TN_LKEYS] > y->v[TN_LKEYS] ? -1 : 1;
+	if (x->v[TN_HITS] != y->v[TN_HITS])
+		return x->v[TN_HITS] > y->v[TN_HITS] ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+/* The namespaces with figures of their own, most keys looked up first. */
+static void
+print_namespaces(FILE *f, struct table *t)
+{
+	if (t->n == 0)
+		return;
+	qsort(t->r, t->n, sizeof(*t->r), by_lookups);
+	fprintf(f, "namespaces: %zu with figures of their own%s\n", t->n,
+		t->n > NS_SHOWN ? "; the 10 that looked up most" : "");
+	for (size_t i = 0; i < t->n && i < NS_SHOWN; i++) {
+		print_funnel(f, &t->r[i]);
+		fprintf(f, "  %-14s %.0f puts, %.0f gets\n", "",
+			t->r[i].v[TN_PUTS],
+			t->r[i].v[TN_HITS] + t->r[i].v[TN_MISSES]);
 	}
 }
 
@@ -699,6 +762,7 @@ srv_metrics_summary(FILE *f, const char *text, size_t len)
 	if (rc == 0) {
 		print_ops(f, &tabs[T_OPS]);
 		print_tenants(f, &tabs[T_TEN]);
+		print_namespaces(f, &tabs[T_NS]);
 		print_devices(f, &tabs[T_DEV]);
 		print_rest(f, &tabs[T_ALL]);
 		if (bad > 0)

@@ -291,8 +291,8 @@ static void
 tenant_ev(struct srv_req *r, enum srv_tenant_ev ev, uint64_t bytes)
 {
 	if (r->c->tenant >= 0)
-		srv_metrics_tenant(r->c->sh->m, (unsigned)r->c->tenant, ev, 1,
-				   bytes);
+		srv_metrics_tenant(r->c->sh->m, (unsigned)r->c->tenant, r->cns,
+				   ev, 1, bytes);
 }
 
 /* Take r off its connection's list of PUTs taking DATA. */
@@ -787,6 +787,7 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	r->c = c;
 	r->h = *h;
 	r->blk = blk;
+	r->cns = blk.ns;
 	r->blk.ns = ns_of(c, blk.ns);
 	r->hint = (struct store_hint){ .ttl_s = hint.ttl_s, .prio = hint.prio };
 	r->t0 = clock_now_ns();
@@ -861,7 +862,7 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 {
 	struct store *st = c->sh->st;
 	const uint8_t *keys;
-	uint64_t ns, t0 = clock_now_ns();
+	uint64_t ns, cns, t0 = clock_now_ns();
 	uint8_t *resp;
 	unsigned present = 0;
 
@@ -870,13 +871,17 @@ op_keys(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 		srv_conn_drop(c);
 		return;
 	}
+	cns = ns;
 	ns = ns_of(c, ns);
 	if (h->opcode == WIRE_OP_LOOKUP) {
+		struct policy_reuse ru = { 0 };
+
 		present = store_lookup_part(st, ns, keys, h->count,
-					    (h->flags & WIRE_F_CHAIN_END) != 0);
+					    (h->flags & WIRE_F_CHAIN_END) != 0,
+					    &ru);
 		if (c->tenant >= 0)
 			srv_metrics_tenant_lookup(c->sh->m, (unsigned)c->tenant,
-						  h->count, present);
+						  cns, h->count, present, &ru);
 		if (h->flags & WIRE_F_PREFETCH)
 			prefetch(c->sh, ns, keys, present);
 		srv_reply(c, h, 0, h->count, present, NULL, 0);
@@ -969,7 +974,7 @@ op_used(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 		return;
 	}
 	if (rc == 0 && c->tenant >= 0)
-		srv_metrics_tenant_used(c->sh->m, (unsigned)c->tenant, n);
+		srv_metrics_tenant_used(c->sh->m, (unsigned)c->tenant, ns, n);
 	srv_reply(c, h, rc, 0, 0, NULL, 0);
 	srv_metrics_op(c->sh->m, h->opcode, rc, 0, 0, 0);
 }

@@ -59,6 +59,7 @@ struct srv_req {
 	struct srv_conn *c;
 	struct wire_hdr h;
 	struct wire_blk blk;    /* ns with the tenant folded in */
+	uint64_t cns;           /* the client's ns (its metrics row) */
 	int err;                /* first failure of a transfer */
 	/* PUT */
 	uint8_t state;          /* enum put_state */

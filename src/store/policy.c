@@ -64,6 +64,7 @@ struct policy {
 	uint64_t epoch_refs, epoch_len;
 	struct policy_stats s;
 	uint64_t *links;        /* LINKS pairs (tag, parent), direct-mapped */
+	struct policy_reuse *out; /* policy_ref_chain's, while it runs */
 };
 
 static inline uint64_t
@@ -288,6 +289,10 @@ reuse_note(struct policy *p, uint64_t d)
 	while (b + 1 < POLICY_REUSE_BUCKETS && (d >> (b + 1)) != 0)
 		b++;
 	p->s.reuse[b]++;
+	if (p->out != NULL) {
+		p->out->sum += d;
+		p->out->n[b]++;
+	}
 }
 
 /*
@@ -322,6 +327,8 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 		}
 		lead = false;
 		p->s.reuse_far += m == &p->mini[0];
+		if (p->out != NULL)
+			p->out->far += m == &p->mini[0];
 		if ((m->rule == POLICY_ADMIT_SEEN ||
 		     (m->rule == POLICY_ADMIT_NOTAIL && ends && i + 1 == n)) &&
 		    policy_freq(p, keys[i]) < 2)
@@ -556,7 +563,7 @@ policy_sampled(uint64_t fp, unsigned shift)
 
 void
 policy_ref_chain(struct policy *p, const uint64_t *fps, const uint64_t *keys,
-		 unsigned n, bool ends)
+		 unsigned n, bool ends, struct policy_reuse *out)
 {
 	uint64_t sfp[MINI_CHAIN_MAX], skey[MINI_CHAIN_MAX];
 	const uint64_t *sf, *sk;
@@ -598,8 +605,10 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, const uint64_t *keys,
 		ends = ends && ends_seen;
 	}
 	p->s.mini_refs += m;
+	p->out = out;
 	for (unsigned i = 0; i < POLICY_NMINI; i++)
 		mini_chain(p, &p->mini[i], sf, sk, m, ends);
+	p->out = NULL;
 	p->epoch_refs += m;
 	if (p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
 		epoch_end(p);
@@ -608,7 +617,7 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, const uint64_t *keys,
 void
 policy_ref(struct policy *p, uint64_t fp)
 {
-	policy_ref_chain(p, &fp, NULL, 1, false);
+	policy_ref_chain(p, &fp, NULL, 1, false, NULL);
 }
 
 bool

@@ -71,6 +71,13 @@ struct policy_opts {
  * seen, or reused beyond what it holds). */
 #define POLICY_REUSE_BUCKETS 28
 
+/* One LOOKUP's share of those figures (policy_ref_chain's out): the same
+ * buckets, sum and misses, for its sampled keys only, added to. */
+struct policy_reuse {
+	uint64_t n[POLICY_REUSE_BUCKETS];
+	uint64_t sum, far;
+};
+
 struct policy_stats {
 	uint64_t refs;            /* references recorded */
 	uint64_t admitted, refused; /* admission decisions */
@@ -107,9 +114,12 @@ bool policy_sampled(uint64_t fp, unsigned shift);
 /* The keys of a LOOKUP chain, root first: each is a reference. fps: the
  * blocks' fingerprints (the minis' blocks); keys: their policy_key (NULL:
  * the fps stand for them). ends: the chain ends with the n-th (a long
- * chain comes in pieces; only the last piece ends it). */
+ * chain comes in pieces; only the last piece ends it). out (NULL: none)
+ * is added the reuse its sampled keys showed, for figures per tenant and
+ * namespace. */
 void policy_ref_chain(struct policy *p, const uint64_t *fps,
-		      const uint64_t *keys, unsigned n, bool ends);
+		      const uint64_t *keys, unsigned n, bool ends,
+		      struct policy_reuse *out);
 /* The same chain's links, for policy_parent: khs are its keys' own
  * hashes (index_key_hash, free of the namespace), each key's parent is
  * the key before it, khs[0]'s is up (0: a root). scope is what the links

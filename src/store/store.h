@@ -314,9 +314,12 @@ int store_exists(struct store *st, uint64_t ns, const uint8_t *key);
  * key of the chain counts as a reference for the policy, and names the
  * key before it as its parent. ends: keys[n - 1] is the last key of the
  * client's chain, its tail (a chain split over shards or messages comes
- * in parts, and only the part with the chain's last key ends it). */
+ * in parts, and only the part with the chain's last key ends it). ru
+ * (NULL: not wanted) is added the reuse distances the policy saw for
+ * these keys (policy_ref_chain). */
 unsigned store_lookup_part(struct store *st, uint64_t ns,
-			   const uint8_t *keys, unsigned n, bool ends);
+			   const uint8_t *keys, unsigned n, bool ends,
+			   struct policy_reuse *ru);
 /* A whole chain: store_lookup_part(..., true). */
 unsigned store_longest_prefix(struct store *st, uint64_t ns,
 			      const uint8_t *keys, unsigned n);

@@ -1186,12 +1186,12 @@ unsigned
 store_longest_prefix(struct store *st, uint64_t ns, const uint8_t *keys,
 		     unsigned n)
 {
-	return store_lookup_part(st, ns, keys, n, true);
+	return store_lookup_part(st, ns, keys, n, true, NULL);
 }
 
 unsigned
 store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
-		  unsigned n, bool ends)
+		  unsigned n, bool ends, struct policy_reuse *ru)
 {
 	uint64_t fps[STORE_CHAIN_PIECE], khs[STORE_CHAIN_PIECE], up = 0;
 	uint64_t pks[STORE_CHAIN_PIECE];
@@ -1208,7 +1208,7 @@ store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
 		if ((i + 1) % STORE_CHAIN_PIECE == 0 || i + 1 == n) {
 			policy_ref_chain(st->pol, fps, pks,
 					 i % STORE_CHAIN_PIECE + 1,
-					 ends && i + 1 == n);
+					 ends && i + 1 == n, ru);
 			policy_link_chain(st->pol, cls, up, khs,
 					  i % STORE_CHAIN_PIECE + 1,
 					  ends && i + 1 == n);

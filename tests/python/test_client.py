@@ -251,6 +251,43 @@ def test_stat_counts_our_traffic(daemon, client):
     assert metrics.total(after, "gpucache_payload_copy_bytes_total") == 0
 
 
+def test_stat_per_namespace(daemon, client):
+    """Each namespace has its own funnel, puts and reuse distances,
+    labelled with the namespace the client sent (summed over shards)."""
+    ns_a, ns_b = gpucache.namespace("per-ns a"), gpucache.namespace("per-ns b")
+    n = 256
+    src = rand_blocks(n, 4096, 9)
+    client.register(src)
+    keys = keys_for("per-ns", n)
+    client.put(ns_a, keys, src)
+    for _ in range(3):  # every key again and again
+        assert client.lookup(ns_a, keys) == n
+    assert client.lookup(ns_b, keys) == 0
+    client.get(ns_a, keys[:2], src[:2])
+    client.confirm_used(ns_a, 2)
+    m = metrics.stat(daemon.metrics_addr)
+
+    def of(name, ns, **labels):
+        return metrics.total(m, "gpucache_namespace_" + name, ns=str(ns), **labels)
+
+    assert of("lookup_keys_total", ns_a) == 3 * n and of("lookup_found_total", ns_a) == 3 * n
+    assert of("lookup_keys_total", ns_b) == n and of("lookup_found_total", ns_b) == 0
+    assert of("puts_total", ns_a) == n and of("hits_total", ns_a) == 2
+    assert of("used_blocks_total", ns_a) == 2 and of("puts_total", ns_b) == 0
+    assert of("lookup_prefix_blocks_count", ns_a) >= 3  # a LOOKUP per shard
+    # The policy's minis see a sample of the keys (by fingerprint): each
+    # sampled key of ns_a is new at the first LOOKUP (beyond) and reused
+    # at the next two, a chain's length apart; ns_b's keys (another
+    # namespace: other blocks) are all new.
+    far, reused = of("reuse_beyond_total", ns_a), of("reuse_distance_references_count", ns_a)
+    assert far >= 1 and reused == 2 * far
+    assert of("reuse_distance_references_bucket", ns_a, le="1023") == reused
+    assert of("reuse_distance_references_count", ns_b) == 0
+    assert of("reuse_beyond_total", ns_b) >= 1
+    assert metrics.total(m, "gpucache_namespaces") >= 2
+    assert metrics.total(m, "gpucache_namespace_untracked_total") == 0
+
+
 def test_set_weight_reaches_every_shard(daemon, client):
     name = "gpucache_requests_total"
     before = metrics.total(metrics.stat(daemon.metrics_addr), name, op="weight")

@@ -207,20 +207,32 @@ fill(struct srv_metrics *m)
 	}
 	srv_metrics_op(s1, WIRE_OP_PUT, -GPC_EBUSY, 1, 0, 0);
 	srv_metrics_op(s1, 200, -GPC_ECORRUPT, 5, 0, 0);
-	srv_metrics_tenant(s0, 0, SRV_TENANT_PUT, 100, 409600);
-	srv_metrics_tenant(s1, 0, SRV_TENANT_HIT, 90, 90 * 8192);
-	srv_metrics_tenant(s1, 0, SRV_TENANT_MISS, 10, 0);
-	srv_metrics_tenant(s1, 2, SRV_TENANT_HIT, 3, 300);
-	srv_metrics_tenant(s1, 99, SRV_TENANT_HIT, 3, 300); /* ignored */
+	struct policy_reuse ru = { 0 };
+
+	/* alice (0) in namespaces 7 and 8 (on both shards), bob (2) in 7
+	 * and 9: each shard has rows for 3 (m's ns_rows), so bob's 9, the
+	 * fourth on shard 0, is untracked */
+	srv_metrics_tenant(s0, 0, 7, SRV_TENANT_PUT, 100, 409600);
+	srv_metrics_tenant(s1, 0, 7, SRV_TENANT_HIT, 90, 90 * 8192);
+	srv_metrics_tenant(s1, 0, 8, SRV_TENANT_MISS, 10, 0);
+	srv_metrics_tenant(s1, 2, 7, SRV_TENANT_HIT, 3, 300);
+	srv_metrics_tenant(s1, 99, 7, SRV_TENANT_HIT, 3, 300); /* ignored */
 	srv_metrics_tenant_usage(s0, 0, 1000);
 	srv_metrics_tenant_usage(s1, 0, 500);
-	srv_metrics_tenant_lookup(s0, 0, 30, 0);
-	srv_metrics_tenant_lookup(s0, 0, 30, 12);
-	srv_metrics_tenant_lookup(s1, 0, 2000, 1500);
-	srv_metrics_tenant_lookup(s1, 99, 3, 3); /* ignored */
-	srv_metrics_tenant_used(s0, 0, 10);
-	srv_metrics_tenant_used(s1, 0, 7);
-	srv_metrics_tenant_used(s1, 99, 5); /* ignored */
+	ru.n[1] = 4;  /* distances 2..3 */
+	ru.n[4] = 1;  /* 16..31 */
+	ru.n[27] = 2; /* 2^27 and beyond */
+	ru.sum = 4 * 3 + 20 + 2 * (1ull << 27);
+	ru.far = 6;
+	srv_metrics_tenant_lookup(s0, 0, 7, 30, 0, NULL);
+	srv_metrics_tenant_lookup(s0, 0, 8, 30, 12, &ru);
+	srv_metrics_tenant_lookup(s1, 0, 8, 2000, 1500, &ru);
+	srv_metrics_tenant_lookup(s1, 99, 8, 3, 3, &ru); /* ignored */
+	srv_metrics_tenant_used(s0, 0, 7, 10);
+	srv_metrics_tenant_used(s1, 0, 7, 7);
+	srv_metrics_tenant_used(s0, 2, 7, 1);
+	srv_metrics_tenant_used(s0, 2, 9, 1); /* shard 0 is full: untracked */
+	srv_metrics_tenant_used(s1, 99, 7, 5); /* ignored */
 	srv_metrics_conn(s0, 1);
 	srv_metrics_conn(s0, 1);
 	srv_metrics_conn(s1, -1);
@@ -348,9 +360,11 @@ test_render(void)
 	size_t len, slen = 0;
 	FILE *f;
 
-	CHECK_RC(srv_metrics_create(0, 1, &m), -EINVAL);
-	CHECK_RC(srv_metrics_create(1, 0, &m), -EINVAL);
-	REQUIRE(srv_metrics_create(3, 4, &m) == 0);
+	CHECK_RC(srv_metrics_create(0, 1, 2, &m), -EINVAL);
+	CHECK_RC(srv_metrics_create(1, 0, 2, &m), -EINVAL);
+	CHECK_RC(srv_metrics_create(1, 1, SRV_METRICS_MAX_NS_ROWS + 1, &m),
+		 -EINVAL);
+	REQUIRE(srv_metrics_create(3, 4, 3, &m) == 0);
 	CHECK(srv_metrics_shard(m, 3) == NULL);
 	CHECK(((uintptr_t)srv_metrics_shard(m, 1) % SRV_CACHELINE) == 0);
 	CHECK(((uintptr_t)srv_metrics_shard(m, 2) % SRV_CACHELINE) == 0);
@@ -391,6 +405,36 @@ test_render(void)
 	CHECK(sample(text, "gpucache_tenant_lookup_keys_total{tenant=\"alice\"}") == 2060);
 	CHECK(sample(text, "gpucache_tenant_lookup_found_total{tenant=\"alice\"}") == 1512);
 	CHECK(sample(text, "gpucache_tenant_used_blocks_total{tenant=\"alice\"}") == 17);
+	CHECK(sample(text, "gpucache_tenant_used_blocks_total{tenant=\"bob \\\"the\\\" \\\\b\"}") == 2);
+	/* per tenant: the reuse its lookups showed, two policy buckets per
+	 * bucket (le 3 holds [2, 4); 31 holds [16, 32)) */
+	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_bucket{tenant=\"alice\",le=\"3\"}") == 8);
+	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_bucket{tenant=\"alice\",le=\"15\"}") == 8);
+	CHECK(isnan(sample(text, "gpucache_tenant_reuse_distance_references_bucket{tenant=\"alice\",le=\"7\"}")));
+	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_bucket{tenant=\"alice\",le=\"63\"}") == 10);
+	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_bucket{tenant=\"alice\",le=\"134217727\"}") == 10);
+	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_bucket{tenant=\"alice\",le=\"+Inf\"}") == 14);
+	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_count{tenant=\"alice\"}") == 14);
+	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_sum{tenant=\"alice\"}") == 2.0 * (32 + 2 * (1ull << 27)));
+	CHECK(sample(text, "gpucache_tenant_reuse_beyond_total{tenant=\"alice\"}") == 12);
+	/* per namespace: summed over the shards that have its row */
+	CHECK(sample(text, "gpucache_namespaces") == 3);
+	CHECK(sample(text, "gpucache_namespace_untracked_total") == 1);
+	CHECK(sample(text, "gpucache_namespace_puts_total{tenant=\"alice\",ns=\"7\"}") == 100);
+	CHECK(sample(text, "gpucache_namespace_hits_total{tenant=\"alice\",ns=\"7\"}") == 90);
+	CHECK(sample(text, "gpucache_namespace_misses_total{tenant=\"alice\",ns=\"8\"}") == 10);
+	CHECK(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"alice\",ns=\"7\"}") == 17);
+	CHECK(sample(text, "gpucache_namespace_lookup_keys_total{tenant=\"alice\",ns=\"7\"}") == 30);
+	CHECK(sample(text, "gpucache_namespace_lookup_keys_total{tenant=\"alice\",ns=\"8\"}") == 2030);
+	CHECK(sample(text, "gpucache_namespace_lookup_found_total{tenant=\"alice\",ns=\"8\"}") == 1512);
+	CHECK(sample(text, "gpucache_namespace_lookup_prefix_blocks_bucket{tenant=\"alice\",ns=\"8\",le=\"16\"}") == 1);
+	CHECK(sample(text, "gpucache_namespace_lookup_prefix_blocks_count{tenant=\"alice\",ns=\"8\"}") == 2);
+	CHECK(sample(text, "gpucache_namespace_reuse_distance_references_count{tenant=\"alice\",ns=\"8\"}") == 14);
+	CHECK(sample(text, "gpucache_namespace_reuse_distance_references_count{tenant=\"alice\",ns=\"7\"}") == 0);
+	CHECK(sample(text, "gpucache_namespace_reuse_beyond_total{tenant=\"alice\",ns=\"8\"}") == 12);
+	CHECK(sample(text, "gpucache_namespace_hits_total{tenant=\"bob \\\"the\\\" \\\\b\",ns=\"7\"}") == 3);
+	CHECK(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"bob \\\"the\\\" \\\\b\",ns=\"7\"}") == 1);
+	CHECK(isnan(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"bob \\\"the\\\" \\\\b\",ns=\"9\"}")));
 	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"0\"}") == 1);
 	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"4\"}") == 1);
 	CHECK(sample(text, "gpucache_tenant_lookup_prefix_blocks_bucket{tenant=\"alice\",le=\"16\"}") == 2);
@@ -417,6 +461,8 @@ test_render(void)
 	CHECK(strstr(sum, "  put ") != NULL && strstr(sum, "alice") != NULL);
 	CHECK(strstr(sum, "90.0") != NULL);  /* alice's hit ratio */
 	CHECK(strstr(sum, "fetched -> 17 used") != NULL); /* the funnel */
+	CHECK(strstr(sum, "alice ns 8") != NULL); /* per namespace */
+	CHECK(strstr(sum, "2030 keys looked up -> 1512 found") != NULL);
 	CHECK(strstr(sum, "devices: 7 healthy, 1 failed") != NULL);
 	CHECK(strstr(sum, "0/2: FAILED") != NULL);
 	CHECK(strstr(sum, "14 degraded reads, 22 blocks evicted") != NULL);
@@ -473,7 +519,7 @@ test_http(void)
 	bool ct = false;
 	uint16_t port;
 
-	REQUIRE(srv_metrics_create(2, 3, &m) == 0);
+	REQUIRE(srv_metrics_create(2, 3, 16, &m) == 0);
 	fill(m);
 	CHECK_RC(srv_metrics_http_start(m, &src, "not-an-ip", 0, &h), -EINVAL);
 	REQUIRE(srv_metrics_http_start(m, &src, "127.0.0.1", 0, &h) == 0);
@@ -558,7 +604,10 @@ writer_main(void *arg)
 		for (unsigned j = 0; j < 64; j++, i++) {
 			srv_metrics_op(w->s, WIRE_OP_GET, 0, 1000 + i % 5000,
 				       0, 4096);
-			srv_metrics_tenant(w->s, 0, SRV_TENANT_HIT, 1, 4096);
+			/* a new namespace row now and then, while renders
+			 * read the rows */
+			srv_metrics_tenant(w->s, 0, i / 4096, SRV_TENANT_HIT, 1,
+					   4096);
 			srv_metrics_tenant_usage(w->s, 0, i);
 		}
 		srv_metrics_conn(w->s, 1);
@@ -602,7 +651,7 @@ test_seqlock(void)
 	unsigned ok = 0, torn = 0, busy = 0;
 	struct timespec t0, t1;
 
-	REQUIRE(srv_metrics_create(1, 1, &m) == 0);
+	REQUIRE(srv_metrics_create(1, 1, 0, &m) == 0);
 	p = (struct pub){srv_metrics_shard(m, 0), &stop};
 	CHECK_RC(srv_metrics_read_store(p.s, &snap), -ENOENT);
 	atomic_init(&stop, false);
@@ -645,7 +694,7 @@ test_concurrent(void)
 	unsigned renders = 0, reads = 0, torn = 0, mono = 0, fetched = 0;
 	struct timespec t0, t1;
 
-	REQUIRE(srv_metrics_create(2, 1, &m) == 0);
+	REQUIRE(srv_metrics_create(2, 1, 64, &m) == 0);
 	REQUIRE(srv_metrics_http_start(m, NULL, "127.0.0.1", 0, &h) == 0);
 	atomic_init(&stop, false);
 	for (unsigned i = 0; i < 2; i++) {
@@ -697,6 +746,9 @@ test_concurrent(void)
 		      (double)(w[0].ops + w[1].ops));
 		CHECK(sample(text, "gpucache_tenant_hits_total{tenant=\"0\"}") ==
 		      (double)(w[0].ops + w[1].ops));
+		CHECK(sample(text, "gpucache_namespace_hits_total{tenant=\"0\",ns=\"0\"}") ==
+		      (double)(w[0].ops > 4096 ? 4096 : w[0].ops) +
+		      (double)(w[1].ops > 4096 ? 4096 : w[1].ops));
 		CHECK(sample(text, "gpucache_connections_open") == 0);
 		free(text);
 	}

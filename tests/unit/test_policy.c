@@ -120,7 +120,7 @@ test_auto_refuses_tails(void)
 			uint64_t fps[4] = { fp_of(3 * h), fp_of(3 * h + 1),
 					    fp_of(3 * h + 2), fp_of(uniq++) };
 
-			policy_ref_chain(p, fps, NULL, 4, true);
+			policy_ref_chain(p, fps, NULL, 4, true, NULL);
 		}
 	policy_get_stats(p, &s);
 	CHECK_RC(s.mode, POLICY_ADMIT_NOTAIL);
@@ -204,7 +204,7 @@ test_minis_sample_keys(void)
 		chain[0] = fp_of(root);
 		for (unsigned j = 1; j < 33; j++)
 			chain[j] = fp_of(1000000 + c * 100 + j);
-		policy_ref_chain(p, chain, NULL, 33, true);
+		policy_ref_chain(p, chain, NULL, 33, true, NULL);
 	}
 	policy_get_stats(p, &s);
 	printf("minis: %" PRIu64 " of %" PRIu64 " references sampled\n",
@@ -224,14 +224,15 @@ test_minis_sample_keys(void)
 			ch[j] = fp_of(5000000 + j);
 			want += policy_sampled(ch[j], 1);
 		}
-		policy_ref_chain(p, ch, NULL, 1024, true);
+		policy_ref_chain(p, ch, NULL, 1024, true, NULL);
 		policy_get_stats(p, &s);
 		CHECK_RC(s.mini_refs, want);
 		policy_destroy(p);
 	}
 }
 
-/* A loop over 100 keys: every reuse is 100 references later. */
+/* A loop over 100 keys: every reuse is 100 references later; each
+ * caller's share (policy_ref_chain's out) is its keys' reuses. */
 static void
 test_reuse_histogram(void)
 {
@@ -239,14 +240,28 @@ test_reuse_histogram(void)
 	struct policy_stats s;
 	struct policy *p;
 
+	struct policy_reuse odd = { 0 }, even = { 0 };
+
 	REQUIRE(policy_create(&o, &p) == 0);
 	for (int round = 0; round < 10; round++)
-		for (uint64_t h = 0; h < 100; h++)
-			policy_ref(p, fp_of(h));
+		for (uint64_t h = 0; h < 100; h++) {
+			uint64_t fp = fp_of(h);
+
+			/* a caller's share: the keys it looked up, only */
+			policy_ref_chain(p, &fp, NULL, 1, false,
+					 h % 2 ? &odd : &even);
+		}
 	policy_get_stats(p, &s);
 	CHECK_RC(s.reuse_far, 100);  /* the first round */
 	CHECK_RC(s.reuse[6], 900);   /* [64, 128) */
 	CHECK_RC(s.reuse_sum, 90000);
+	CHECK_RC(odd.far, 50);
+	CHECK_RC(odd.n[6], 450);
+	CHECK_RC(odd.n[5] + odd.n[7], 0);
+	CHECK_RC(odd.sum, 45000);
+	CHECK_RC(even.far + even.n[6], 50 + 450);
+	policy_ref(p, fp_of(0)); /* no out: the caller's shares stay */
+	CHECK_RC(odd.n[6] + even.n[6], 900);
 	policy_destroy(p);
 }
 
@@ -1041,8 +1056,8 @@ test_store_refuses_tails(void)
 	memcpy(key2, keys + 32, 32); /* parts: 810 812 and 811 813 */
 	memcpy(keys + 32, keys + 64, 32);
 	memcpy(keys + 64, key2, 32);
-	CHECK_RC(store_lookup_part(st, NS, keys, 2, false), 0);
-	CHECK_RC(store_lookup_part(st, NS, keys + 64, 2, true), 0);
+	CHECK_RC(store_lookup_part(st, NS, keys, 2, false, NULL), 0);
+	CHECK_RC(store_lookup_part(st, NS, keys + 64, 2, true, NULL), 0);
 	for (unsigned i = 0; i < 4; i++)
 		REQUIRE(put(st, 810 + i, 0) == 0);
 	for (unsigned i = 0; i < 3; i++) {
