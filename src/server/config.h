@@ -57,6 +57,7 @@ struct srv_config {
 	unsigned max_inflight_shard;    /* default 1024 */
 	unsigned client_timeout_s;      /* default 30 */
 	unsigned ns_rows;               /* namespace_metrics: rows per shard, default 256 */
+	unsigned ns_rows_tenant;        /* namespace_metrics_per_tenant: default 128 */
 	unsigned poll_spin_us;          /* default 0: busy-poll before sleeping */
 	unsigned io_nap_us;             /* default 50: nap while only I/O is pending */
 	int log_level;                  /* 0 err .. 3 debug, default 2 */

@@ -369,6 +369,8 @@ run(struct srv *s, const char *path)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits it */
 	rc = srv_metrics_create(s->nsh, SRV_MAX_TENANTS, s->cfg.ns_rows,
+				s->cfg.ns_rows_tenant < s->cfg.ns_rows
+					? s->cfg.ns_rows_tenant : s->cfg.ns_rows,
 				&s->metrics);
 	if (rc == 0 && s->cfg.metrics_port != 0)
 		rc = srv_metrics_http_start(s->metrics, &src, s->cfg.metrics_addr,

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gpucache/gpucache.h"
 #include "hist.h"
@@ -85,9 +86,11 @@ struct ns_row {
 };
 
 struct ns_table {
-	unsigned cap;
+	unsigned cap, per_tenant;  /* rows, and rows one tenant may have */
 	uint32_t ixmask;           /* ix has ixmask + 1 slots, >= 2 x cap */
+	uint64_t seed;             /* of the hash: keys are the clients' */
 	uint32_t *ix;              /* row + 1 by hash, 0: empty (writer's) */
+	uint32_t *trows;           /* [ntenants]: rows per tenant (writer's) */
 	_Atomic uint32_t n;        /* rows published */
 	_Atomic uint64_t untracked; /* events of namespaces left without */
 	struct ns_row *rows;
@@ -184,25 +187,33 @@ ns_table_free(struct ns_table *t)
 	if (t == NULL)
 		return;
 	free(t->ix);
+	free(t->trows);
 	free(t->rows);
 	free(t);
 }
 
 static int
-ns_table_new(unsigned cap, struct ns_table **out)
+ns_table_new(unsigned cap, unsigned per_tenant, unsigned ntenants,
+	     struct ns_table **out)
 {
 	struct ns_table *t = calloc(1, sizeof(*t));
 	uint32_t slots = 4;
+	struct timespec ts;
 
 	if (t == NULL)
 		return -ENOMEM;
 	while (slots < 2 * cap)
 		slots *= 2;
 	t->cap = cap;
+	t->per_tenant = per_tenant;
 	t->ixmask = slots - 1;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* not guessable by clients */
+	t->seed = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
+		  (uint64_t)(uintptr_t)t;
 	t->ix = calloc(slots, sizeof(*t->ix));
+	t->trows = calloc(ntenants, sizeof(*t->trows));
 	t->rows = calloc(cap, sizeof(*t->rows));
-	if (t->ix == NULL || t->rows == NULL) {
+	if (t->ix == NULL || t->trows == NULL || t->rows == NULL) {
 		ns_table_free(t);
 		return -ENOMEM;
 	}
@@ -217,15 +228,17 @@ ns_table_new(unsigned cap, struct ns_table **out)
 
 int
 srv_metrics_create(unsigned nshards, unsigned ntenants, unsigned ns_rows,
-		   struct srv_metrics **out)
+		   unsigned ns_per_tenant, struct srv_metrics **out)
 {
 	struct srv_metrics *m;
 	size_t sz;
 
 	if (nshards == 0 || nshards > MAX_SHARDS || ntenants == 0 ||
 	    ntenants > SRV_METRICS_MAX_TENANTS ||
-	    ns_rows > SRV_METRICS_MAX_NS_ROWS)
+	    ns_rows > SRV_METRICS_MAX_NS_ROWS || ns_per_tenant > ns_rows)
 		return -EINVAL;
+	if (ns_per_tenant == 0)
+		ns_rows = 0;
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
@@ -245,7 +258,8 @@ srv_metrics_create(unsigned nshards, unsigned ntenants, unsigned ns_rows,
 
 		shard_init(s, ntenants);
 		s->nst = NULL;
-		if (ns_rows > 0 && ns_table_new(ns_rows, &s->nst) < 0) {
+		if (ns_rows > 0 && ns_table_new(ns_rows, ns_per_tenant, ntenants,
+						&s->nst) < 0) {
 			m->nshards = i + 1;
 			srv_metrics_destroy(m);
 			return -ENOMEM;
@@ -298,9 +312,9 @@ srv_metrics_op(struct srv_shard_metrics *s, unsigned op, int status,
 }
 
 static uint64_t
-ns_hash(unsigned t, uint64_t ns)
+ns_hash(uint64_t seed, unsigned t, uint64_t ns)
 {
-	uint64_t x = ns ^ ((uint64_t)t * 0x9e3779b97f4a7c15ull);
+	uint64_t x = ns ^ seed ^ ((uint64_t)t * 0x9e3779b97f4a7c15ull);
 
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdull;
@@ -308,8 +322,9 @@ ns_hash(unsigned t, uint64_t ns)
 	return x;
 }
 
-/* The row of (t, ns) on this shard, added if new; NULL when the table is
- * full (the event is counted as untracked) or there is none. */
+/* The row of (t, ns) on this shard, added if new; NULL when the table or
+ * the tenant's share of it is full (the event is counted as untracked),
+ * or there is none. */
 static struct tenant_ctr *
 ns_ctr(struct srv_shard_metrics *s, unsigned t, uint64_t ns)
 {
@@ -319,17 +334,18 @@ ns_ctr(struct srv_shard_metrics *s, unsigned t, uint64_t ns)
 	if (nt == NULL)
 		return NULL;
 	n = atomic_load_explicit(&nt->n, memory_order_relaxed); /* ours */
-	for (i = (uint32_t)ns_hash(t, ns) & nt->ixmask; nt->ix[i] != 0;
+	for (i = (uint32_t)ns_hash(nt->seed, t, ns) & nt->ixmask; nt->ix[i] != 0;
 	     i = (i + 1) & nt->ixmask) {
 		struct ns_row *r = &nt->rows[nt->ix[i] - 1];
 
 		if (r->tenant == t && r->ns == ns)
 			return &r->c;
 	}
-	if (n == nt->cap) {
+	if (n == nt->cap || nt->trows[t] == nt->per_tenant) {
 		ctr_add(&nt->untracked, 1);
 		return NULL;
 	}
+	nt->trows[t]++;
 	nt->rows[n].tenant = t;
 	nt->rows[n].ns = ns;
 	nt->ix[i] = n + 1;
@@ -597,6 +613,7 @@ struct render {
 	const char **tname;          /* [ntenants]; NULL: not exported */
 	struct ns_sum *nsr;          /* [nns]: every shard's rows, merged */
 	size_t nns;
+	uint32_t *ns_avail;          /* [nshards]: rows each had at gather */
 	uint64_t ns_untracked;
 	uint64_t *shard_req;         /* [nshards] */
 	struct srv_store_snap *snap; /* [nshards] */
@@ -704,8 +721,7 @@ gather_shard(struct render *r, unsigned i)
 		for (unsigned j = 0; j < TC_N; j++)
 			r->ten[t * TC_N + j] += ctr_get(&s->tenant[t].v[j]);
 	if (s->nst != NULL) {
-		uint32_t n = atomic_load_explicit(&s->nst->n,
-						  memory_order_acquire);
+		uint32_t n = r->ns_avail[i]; /* as gather counted them */
 
 		for (uint32_t k = 0; k < n; k++) {
 			const struct ns_row *w = &s->nst->rows[k];
@@ -759,18 +775,28 @@ static int
 gather(struct render *r)
 {
 	unsigned nt = r->m->ntenants, ns = r->m->nshards;
+	size_t rows = 0;
 
-	if (r->m->ns_rows > 0) /* rows published later are left for the next */
-		r->nsr = calloc((size_t)r->m->ns_rows * ns, sizeof(*r->nsr));
-	if (r->m->ns_rows > 0 && r->nsr == NULL)
+	/* the namespace rows published now; later ones wait for the next */
+	r->ns_avail = calloc(ns, sizeof(*r->ns_avail));
+	if (r->ns_avail == NULL)
 		return -ENOMEM;
+	for (unsigned i = 0; i < ns; i++) {
+		const struct ns_table *t = srv_metrics_shard(r->m, i)->nst;
+
+		if (t != NULL)
+			r->ns_avail[i] = atomic_load_explicit(&t->n,
+							      memory_order_acquire);
+		rows += r->ns_avail[i];
+	}
+	r->nsr = calloc(rows ? rows : 1, sizeof(*r->nsr));
 	r->ten = calloc((size_t)nt * TC_N, sizeof(*r->ten));
 	r->tname = calloc(nt, sizeof(*r->tname));
 	r->shard_req = calloc(ns, sizeof(*r->shard_req));
 	r->snap = calloc(ns, sizeof(*r->snap));
 	r->snap_ok = calloc(ns, sizeof(*r->snap_ok));
-	if (r->ten == NULL || r->tname == NULL || r->shard_req == NULL ||
-	    r->snap == NULL || r->snap_ok == NULL)
+	if (r->nsr == NULL || r->ten == NULL || r->tname == NULL ||
+	    r->shard_req == NULL || r->snap == NULL || r->snap_ok == NULL)
 		return -ENOMEM;
 	for (unsigned i = 0; i < ns; i++)
 		gather_shard(r, i);
@@ -786,6 +812,7 @@ render_free(struct render *r)
 {
 	free(r->ten);
 	free(r->nsr);
+	free(r->ns_avail);
 	free(r->tname);
 	free(r->shard_req);
 	free(r->snap);

@@ -76,11 +76,12 @@ struct srv_metrics_src {
 
 /* nshards writer slots (1..1024), tenant indices 0..ntenants-1 (1..
  * SRV_METRICS_MAX_TENANTS), and per shard rows for the first ns_rows
- * (0..SRV_METRICS_MAX_NS_ROWS; 0: none) namespaces it sees, for figures
+ * (0..SRV_METRICS_MAX_NS_ROWS; 0: none) namespaces it sees, at most
+ * ns_per_tenant (<= ns_rows; 0: none) of them a tenant's, for figures
  * per namespace (docs/metrics.md, "Namespaces"). 0, -EINVAL or
  * -ENOMEM. */
 int srv_metrics_create(unsigned nshards, unsigned ntenants, unsigned ns_rows,
-		       struct srv_metrics **out);
+		       unsigned ns_per_tenant, struct srv_metrics **out);
 /* Free m (NULL allowed); the HTTP server using it must be stopped first. */
 void srv_metrics_destroy(struct srv_metrics *m);
 /* Slot of shard i (< nshards); NULL otherwise. */

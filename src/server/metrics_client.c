@@ -420,6 +420,9 @@ struct row {
 struct table {
 	struct row *r;
 	size_t n, cap;
+	size_t last; /* row of the last cell found, where a search starts:
+		      * the families list rows in one order, so the next
+		      * sample's row is most often this one or the next */
 };
 
 /* Which sample feeds which cell: table tab, column col, summed over the
@@ -488,9 +491,14 @@ cell(struct table *t, const char *key, unsigned col)
 {
 	struct row *nr;
 
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->r[i].key, key) == 0)
+	for (size_t k = 0; k < t->n; k++) {
+		size_t i = (t->last + k) % t->n;
+
+		if (strcmp(t->r[i].key, key) == 0) {
+			t->last = i;
 			return &t->r[i].v[col];
+		}
+	}
 	if (t->n == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 16;
 
@@ -500,6 +508,7 @@ cell(struct table *t, const char *key, unsigned col)
 		t->r = nr;
 		t->cap = ncap;
 	}
+	t->last = t->n;
 	nr = &t->r[t->n++];
 	memset(nr, 0, sizeof(*nr));
 	snprintf(nr->key, sizeof(nr->key), "%s", key);

@@ -197,7 +197,8 @@ static void
 fill(struct srv_metrics *m)
 {
 	struct srv_shard_metrics *s0 = srv_metrics_shard(m, 0),
-				 *s1 = srv_metrics_shard(m, 1);
+				 *s1 = srv_metrics_shard(m, 1),
+				 *s2 = srv_metrics_shard(m, 2);
 	struct srv_store_snap snap;
 
 	for (unsigned i = 0; i < 100; i++) {
@@ -210,8 +211,8 @@ fill(struct srv_metrics *m)
 	struct policy_reuse ru = { 0 };
 
 	/* alice (0) in namespaces 7 and 8 (on both shards), bob (2) in 7
-	 * and 9: each shard has rows for 3 (m's ns_rows), so bob's 9, the
-	 * fourth on shard 0, is untracked */
+	 * and 9: each shard has rows for 3 (m's ns_rows), 2 a tenant, so
+	 * bob's 9, the fourth on shard 0, is untracked */
 	srv_metrics_tenant(s0, 0, 7, SRV_TENANT_PUT, 100, 409600);
 	srv_metrics_tenant(s1, 0, 7, SRV_TENANT_HIT, 90, 90 * 8192);
 	srv_metrics_tenant(s1, 0, 8, SRV_TENANT_MISS, 10, 0);
@@ -232,6 +233,10 @@ fill(struct srv_metrics *m)
 	srv_metrics_tenant_used(s1, 0, 7, 7);
 	srv_metrics_tenant_used(s0, 2, 7, 1);
 	srv_metrics_tenant_used(s0, 2, 9, 1); /* shard 0 is full: untracked */
+	/* shard 2: alice may have 2 rows of its 3, so her third namespace
+	 * is untracked though a row is free */
+	for (uint64_t ns = 11; s2 != NULL && ns <= 13; ns++)
+		srv_metrics_tenant_used(s2, 0, ns, 0);
 	srv_metrics_tenant_used(s1, 99, 7, 5); /* ignored */
 	srv_metrics_conn(s0, 1);
 	srv_metrics_conn(s0, 1);
@@ -360,11 +365,12 @@ test_render(void)
 	size_t len, slen = 0;
 	FILE *f;
 
-	CHECK_RC(srv_metrics_create(0, 1, 2, &m), -EINVAL);
-	CHECK_RC(srv_metrics_create(1, 0, 2, &m), -EINVAL);
-	CHECK_RC(srv_metrics_create(1, 1, SRV_METRICS_MAX_NS_ROWS + 1, &m),
+	CHECK_RC(srv_metrics_create(0, 1, 2, 2, &m), -EINVAL);
+	CHECK_RC(srv_metrics_create(1, 0, 2, 2, &m), -EINVAL);
+	CHECK_RC(srv_metrics_create(1, 1, 2, 3, &m), -EINVAL);
+	CHECK_RC(srv_metrics_create(1, 1, SRV_METRICS_MAX_NS_ROWS + 1, 1, &m),
 		 -EINVAL);
-	REQUIRE(srv_metrics_create(3, 4, 3, &m) == 0);
+	REQUIRE(srv_metrics_create(3, 4, 3, 2, &m) == 0);
 	CHECK(srv_metrics_shard(m, 3) == NULL);
 	CHECK(((uintptr_t)srv_metrics_shard(m, 1) % SRV_CACHELINE) == 0);
 	CHECK(((uintptr_t)srv_metrics_shard(m, 2) % SRV_CACHELINE) == 0);
@@ -418,8 +424,10 @@ test_render(void)
 	CHECK(sample(text, "gpucache_tenant_reuse_distance_references_sum{tenant=\"alice\"}") == 2.0 * (32 + 2 * (1ull << 27)));
 	CHECK(sample(text, "gpucache_tenant_reuse_beyond_total{tenant=\"alice\"}") == 12);
 	/* per namespace: summed over the shards that have its row */
-	CHECK(sample(text, "gpucache_namespaces") == 3);
-	CHECK(sample(text, "gpucache_namespace_untracked_total") == 1);
+	CHECK(sample(text, "gpucache_namespaces") == 5);
+	CHECK(sample(text, "gpucache_namespace_untracked_total") == 2);
+	CHECK(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"alice\",ns=\"12\"}") == 0);
+	CHECK(isnan(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"alice\",ns=\"13\"}")));
 	CHECK(sample(text, "gpucache_namespace_puts_total{tenant=\"alice\",ns=\"7\"}") == 100);
 	CHECK(sample(text, "gpucache_namespace_hits_total{tenant=\"alice\",ns=\"7\"}") == 90);
 	CHECK(sample(text, "gpucache_namespace_misses_total{tenant=\"alice\",ns=\"8\"}") == 10);
@@ -519,7 +527,7 @@ test_http(void)
 	bool ct = false;
 	uint16_t port;
 
-	REQUIRE(srv_metrics_create(2, 3, 16, &m) == 0);
+	REQUIRE(srv_metrics_create(2, 3, 16, 16, &m) == 0);
 	fill(m);
 	CHECK_RC(srv_metrics_http_start(m, &src, "not-an-ip", 0, &h), -EINVAL);
 	REQUIRE(srv_metrics_http_start(m, &src, "127.0.0.1", 0, &h) == 0);
@@ -651,7 +659,7 @@ test_seqlock(void)
 	unsigned ok = 0, torn = 0, busy = 0;
 	struct timespec t0, t1;
 
-	REQUIRE(srv_metrics_create(1, 1, 0, &m) == 0);
+	REQUIRE(srv_metrics_create(1, 1, 0, 0, &m) == 0);
 	p = (struct pub){srv_metrics_shard(m, 0), &stop};
 	CHECK_RC(srv_metrics_read_store(p.s, &snap), -ENOENT);
 	atomic_init(&stop, false);
@@ -694,7 +702,7 @@ test_concurrent(void)
 	unsigned renders = 0, reads = 0, torn = 0, mono = 0, fetched = 0;
 	struct timespec t0, t1;
 
-	REQUIRE(srv_metrics_create(2, 1, 64, &m) == 0);
+	REQUIRE(srv_metrics_create(2, 1, 64, 64, &m) == 0);
 	REQUIRE(srv_metrics_http_start(m, NULL, "127.0.0.1", 0, &h) == 0);
 	atomic_init(&stop, false);
 	for (unsigned i = 0; i < 2; i++) {
@@ -750,6 +758,10 @@ test_concurrent(void)
 		      (double)(w[0].ops > 4096 ? 4096 : w[0].ops) +
 		      (double)(w[1].ops > 4096 ? 4096 : w[1].ops));
 		CHECK(sample(text, "gpucache_connections_open") == 0);
+		/* the 64 rows filled while renders read them; the rest
+		 * untracked */
+		CHECK(sample(text, "gpucache_namespaces") == 64);
+		CHECK(sample(text, "gpucache_namespace_untracked_total") > 0);
 		free(text);
 	}
 	printf("concurrent: %u renders, %u snapshot reads, %u fetches, "
