@@ -50,7 +50,7 @@ for s in "${suites[@]}"; do
 	fi
 	case $s in
 	base)
-		paths=("$ROOT/tests/python/test_client.py")
+		paths=("$ROOT/tests/python/test_client.py" "$ROOT/tests/python/test_sim.py")
 		if (cd "$ROOT" && "$venv/bin/ruff" check python tests/python); then
 			pass=$((pass + 1))
 		else

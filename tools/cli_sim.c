@@ -57,6 +57,7 @@ struct sim {
 struct result {
 	double hit, hit_min, hit_max, write_amp; /* hit: mean over seeds */
 	uint64_t wrong, refused, deduped, orphaned, capacity_blocks, switches;
+	uint64_t held; /* blocks in the index at the end */
 	uint64_t mini_hits[POLICY_NMINI];
 	const char *mode;
 };
@@ -251,14 +252,20 @@ run_belady(const struct sim *s, uint64_t cap)
 /*
  * 1+0 on one device: about s->segs segments (a chunk each) of whole
  * blocks, so the store holds no more blocks than the capacity says and as
- * close to it as whole segments allow: of the counts within 25% of
- * s->segs, the one that wastes the fewest blocks. gpucached gives its
- * shards devices cut to whole MiB (store_io_region_len), so the device is
- * rounded up to a MiB, and a count is taken only if that rounding does
- * not make room for one more segment: both stores then have exactly n
- * segments. `gpucache sim --geometry` prints these figures for a
- * gpucached that is to match.
+ * close to it as whole segments allow: of the segment counts n within 25%
+ * of s->segs, the one whose n x (cap / n) blocks come closest to cap
+ * (then the least padding, then the n nearest s->segs). gpucached gives
+ * its shards devices cut to whole MiB (store_io_region_len), so the
+ * device is whole MiB and holds exactly n chunks: the chunk may be
+ * padded, up to a sector short of holding one block more, so that n of
+ * them and no more fit the MiB (padding is written with the chunk, so it
+ * counts as write amplification: small stores pay it). `gpucache sim
+ * --geometry` prints these figures for a gpucached that is to match.
  */
+struct geom {
+	uint64_t n, per, chunk, dev;
+};
+
 static uint64_t
 chunk_for(const struct sim *s, uint64_t per)
 {
@@ -269,49 +276,69 @@ chunk_for(const struct sim *s, uint64_t per)
 }
 
 static uint64_t
-dev_for(uint64_t n, uint64_t chunk)
+gap(uint64_t a, uint64_t b)
 {
-	return (n * chunk + STORE_DATA_OFF + (1u << 20) - 1) &
-	       ~(uint64_t)((1u << 20) - 1);
+	return a > b ? a - b : b - a;
 }
 
-static uint64_t
-ours_segs(const struct sim *s, uint64_t cap)
+static struct geom
+ours_geom(const struct sim *s, uint64_t cap)
 {
-	uint64_t best = 0, lo = s->segs * 3 / 4, hi = s->segs * 5 / 4;
+	const uint64_t mib = 1u << 20;
+	uint64_t lo = s->segs * 3 / 4, hi = s->segs * 5 / 4;
+	struct geom best = { 0 }, g;
 
-	for (uint64_t n = lo; n <= hi && n <= cap; n++) {
-		uint64_t chunk = chunk_for(s, cap / n);
+	for (uint64_t n = lo ? lo : 1; n <= hi && n <= cap; n++) {
+		uint64_t per = cap / n, cmin = chunk_for(s, per),
+			 cmax = chunk_for(s, per + 1) - STORE_SECTOR;
 
-		if (dev_for(n, chunk) - STORE_DATA_OFF >= (n + 1) * chunk)
-			continue; /* the MiB rounding would add a segment */
-		if (best == 0 || cap % n < cap % best ||
-		    (cap % n == cap % best &&
-		     (n > s->segs ? n - s->segs : s->segs - n) <
-		     (best > s->segs ? best - s->segs : s->segs - best)))
-			best = n;
+		for (uint64_t x = (n * cmin + mib - 1) / mib * mib;
+		     x <= n * cmax; x += mib) {
+			/* the least chunk that x holds n of, not n + 1 */
+			uint64_t c = (x / (n + 1) + STORE_SECTOR) &
+				     ~(uint64_t)(STORE_SECTOR - 1);
+
+			c = c > cmin ? c : cmin;
+			if (c > cmax || n * c > x)
+				continue;
+			g = (struct geom){ n, per, c, x + STORE_DATA_OFF };
+			if (best.n == 0 || g.n * g.per > best.n * best.per ||
+			    (g.n * g.per == best.n * best.per &&
+			     (g.chunk - chunk_for(s, g.per) <
+				      best.chunk - chunk_for(s, best.per) ||
+			      (g.chunk - chunk_for(s, g.per) ==
+				       best.chunk - chunk_for(s, best.per) &&
+			       gap(g.n, s->segs) < gap(best.n, s->segs)))))
+				best = g;
+			break; /* the smallest device for this n */
+		}
 	}
-	return best ? best : s->segs; /* none fits: let the rounding be */
+	if (best.n == 0) { /* none fits (tiny): let the rounding be */
+		best.n = s->segs;
+		best.per = cap / best.n ? cap / best.n : 1;
+		best.chunk = chunk_for(s, best.per);
+		best.dev = (best.n * best.chunk + STORE_DATA_OFF + mib - 1) /
+			   mib * mib;
+	}
+	return best;
 }
 
 static uint64_t
 ours_per_seg(const struct sim *s, uint64_t cap)
 {
-	uint64_t n = ours_segs(s, cap);
-
-	return cap / n ? cap / n : 1;
+	return ours_geom(s, cap).per;
 }
 
 static uint64_t
 ours_chunk(const struct sim *s, uint64_t cap)
 {
-	return chunk_for(s, ours_per_seg(s, cap));
+	return ours_geom(s, cap).chunk;
 }
 
 static uint64_t
 ours_dev_size(const struct sim *s, uint64_t cap)
 {
-	return dev_for(ours_segs(s, cap), ours_chunk(s, cap));
+	return ours_geom(s, cap).dev;
 }
 
 /* gpucached's dram_buffer for it: 2 segments, in whole MiB (the daemon
@@ -421,6 +448,7 @@ run_ours(const struct sim *s, uint64_t cap, enum policy_mode mode,
 		res->deduped = ss.puts_deduped;
 		res->orphaned = ss.blocks_orphaned;
 		res->capacity_blocks = ss.nslots * ours_per_seg(s, cap);
+		res->held = ss.index_blocks;
 		res->mode = policy_mode_name(ss.pol.mode);
 		res->switches = ss.pol.switches;
 		for (unsigned i = 0; i < POLICY_NMINI; i++)
@@ -610,7 +638,8 @@ report(const struct sim *s, uint64_t tokens, const double *hit,
 			       s->seeds);
 	for (unsigned p = P_OURS; p < P_N; p++)
 		if (s->want[p])
-			printf("  %-5s store of %" PRIu64 " blocks, write amp %.2f, "
+			printf("  %-5s store of %" PRIu64 " blocks (%" PRIu64
+			       " held at the end), write amp %.2f, "
 			       "%" PRIu64 " puts refused, %" PRIu64
 			       " deduped, %" PRIu64 " orphans dropped, "
 			       "admission %s at the end (%" PRIu64
@@ -618,7 +647,7 @@ report(const struct sim *s, uint64_t tokens, const double *hit,
 			       "/%" PRIu64 "/%" PRIu64 " hits), wrong %" PRIu64
 			       "\n",
 			       pol_names[p], ours[p].capacity_blocks,
-			       ours[p].write_amp, ours[p].refused,
+			       ours[p].held, ours[p].write_amp, ours[p].refused,
 			       ours[p].deduped, ours[p].orphaned, ours[p].mode,
 			       ours[p].switches,
 			       ours[p].mini_hits[0], ours[p].mini_hits[1],

@@ -35,7 +35,7 @@
 #define RT_KICKS 64u     /* cuckoo relocations before giving up */
 #define WINDOW_X 8u    /* references per window, x capacity */
 #define MINI_MIN 16u
-#define SEEN_MARGIN 1.1 /* refusing must score 10% more hits to win */
+#define SEEN_MARGIN 1.05 /* refusing must score 5% more hits to win */
 #define MINI_AUTO 2048u /* auto sampling keeps minis at least this big */
 #define NOTAIL_MARGIN 1.01 /* refusing unseen tails must score 1% more */
 /* at most this many sampled keys of a chain go through the minis, its

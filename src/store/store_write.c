@@ -1266,6 +1266,20 @@ store_set_event_cb(struct store *st, store_ev_cb cb, void *arg)
 	st->ev_arg = arg;
 }
 
+/* Whole records of rec bytes a segment of cap bytes holds, beside their
+ * summary: a segment holds no part of a record, so the capacity the
+ * policy sizes itself by is whole records per segment (a chunk with room
+ * for 31.4 records holds 31). */
+static uint64_t
+recs_per_seg(uint32_t cap, uint64_t rec)
+{
+	uint64_t n = cap / rec;
+
+	while (n > 1 && n * rec + store_sum_size((uint32_t)n) > cap)
+		n--;
+	return n;
+}
+
 /* A new block went into the write buffer: count it, and tell the policy
  * how many blocks of the sizes seen the log holds. */
 void
@@ -1278,8 +1292,9 @@ store_note_put(struct store *st, uint64_t ns, const uint8_t *key,
 	st->s.put_bytes += len;
 	st->rec_bytes += store_rec_size(len);
 	if (++st->recs % 256 == 0)
-		policy_set_capacity(st->pol, st->g.nslots * (uint64_t)st->g.cap /
-						     (st->rec_bytes / st->recs));
+		policy_set_capacity(st->pol, st->g.nslots *
+				    recs_per_seg(st->g.cap,
+						 st->rec_bytes / st->recs));
 }
 
 /* Summary, zeroed gap and footer into the tail of the logical space. */

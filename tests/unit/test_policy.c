@@ -1687,6 +1687,30 @@ test_dedupe_and_refusal(void)
 	store_close(st);
 }
 
+/* The capacity the policy sizes itself by is whole records per segment:
+ * mkstore's segments have 256 KiB of room, which 32 records of a 4 KiB
+ * block (8 KiB each, header included) fill, leaving none for their
+ * summary, so a segment holds 31 of them, and the store found so. */
+static void
+test_capacity_whole_records(void)
+{
+	struct store *st = mkstore(POLICY_ADMIT_ALL);
+	struct store_stats ss;
+	uint64_t i;
+
+	for (i = 0; i < 256; i++)
+		REQUIRE(put(st, i, 0) == 0);
+	store_get_stats(st, &ss);
+	CHECK_RC(ss.pol.capacity, ss.nslots * 31);
+	/* fill the log: what it holds is what the policy was told */
+	for (; i < 8 * 40 * 31; i++)
+		REQUIRE(put(st, i, 0) == 0);
+	store_get_stats(st, &ss);
+	CHECK(ss.index_blocks <= ss.pol.capacity + 31 &&
+	      ss.index_blocks + 2 * 31 >= ss.pol.capacity);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -1696,6 +1720,7 @@ main(void)
 	test_minis_sample_keys();
 	test_auto_refuses_tails();
 	test_reuse_histogram();
+	test_capacity_whole_records();
 	test_scan_keeps_hot_set();
 	test_pin_survives();
 	test_pins_fill_pool();

@@ -1,0 +1,90 @@
+"""`gpucache sim`: its baselines are exact on hand-made traces, and the
+store it runs (the real engine) holds as many blocks as the capacity says,
+no more, and, cut into whole segments, not many fewer (docs/cache-policy.md,
+"How it is measured")."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+BLOCK_TOKENS = 512
+
+
+def tool() -> str:
+    d = os.environ.get("GPUCACHED")
+    build = Path(d).resolve().parents[2] if d else Path(__file__).resolve().parents[2] / "build"
+    p = build / "tools" / "gpucache"
+    assert p.exists(), f"no {p}: build first (make build)"
+    return str(p)
+
+
+def write_trace(path: Path, chains: list[list[int]]) -> Path:
+    with open(path, "w") as f:
+        for i, ids in enumerate(chains):
+            rec = {"timestamp": i, "input_length": BLOCK_TOKENS * len(ids),
+                   "output_length": 1, "hash_ids": ids}
+            f.write(json.dumps(rec) + "\n")
+    return path
+
+
+def sim(trace: Path, *args: str) -> str:
+    out = subprocess.run([tool(), "sim", str(trace), *args], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def rates(out: str) -> dict[str, float]:
+    """The hit ratio of each policy, from "capacity C tokens (B blocks):
+    lru 12.34% belady ...%"."""
+    line = [x for x in out.splitlines() if x.startswith("capacity ")][-1]
+    return {k: float(v) / 100 for k, v in re.findall(r"(\w+) ([0-9.]+)%", line)}
+
+
+def test_baselines_are_exact(tmp_path):
+    # 2 blocks of room. LRU: [0,1] is evicted by [2,3] before it comes
+    # back, and [2,3] by [0,1]: no hit. Belady keeps [0,1], which comes
+    # back, over [2,3], which does not: 2 hits of 8 blocks.
+    t = write_trace(tmp_path / "t.jsonl", [[0, 1], [2, 3], [0, 1], [4, 5]])
+    r = rates(sim(t, "--capacity", str(2 * BLOCK_TOKENS), "--policy", "lru,belady"))
+    assert r["lru"] == 0.0
+    assert r["belady"] == pytest.approx(2 / 8, abs=1e-4)
+    # prefix semantics: a request hits its leading run of present blocks
+    t = write_trace(tmp_path / "p.jsonl", [[0, 1, 2], [9, 1, 2], [0, 1, 2]])
+    r = rates(sim(t, "--capacity", str(100 * BLOCK_TOKENS), "--policy", "lru,belady"))
+    assert r["lru"] == pytest.approx(3 / 9, abs=1e-4)  # [9, ...] hits nothing
+    assert r["belady"] == pytest.approx(3 / 9, abs=1e-4)
+
+
+@pytest.mark.parametrize("blocks", [243, 335, 608, 866, 1953])
+def test_store_as_big_as_asked(tmp_path, blocks):
+    # A scan of chains never seen twice fills the store; what it holds at
+    # the end is what its geometry (gpucache sim --geometry, which
+    # bench-cache gives gpucached) makes room for.
+    chains = [list(range(4 * i, 4 * i + 4)) for i in range(blocks)]  # 4 x the room
+    t = write_trace(tmp_path / "scan.jsonl", chains)
+    cap = str(blocks * BLOCK_TOKENS)
+    out = sim(t, "--capacity", cap, "--policy", "all", "--block-bytes", "16K")
+    m = re.search(r"store of (\d+) blocks \((\d+) held at the end\)", out)
+    assert m, out
+    store, held = int(m.group(1)), int(m.group(2))
+    assert store <= blocks, "the store holds more than the capacity"
+    assert store >= 0.97 * blocks, f"the store holds {store} blocks of {blocks}"
+    per_seg = store // 48 + 1  # at least 48 segments
+    assert store - per_seg <= held <= store + per_seg, (store, held)
+    assert re.search(r"wrong (\d+)$", out.strip()).group(1) == "0"  # every block read back checked
+    geo = subprocess.run([tool(), "sim", "--geometry", "--capacity", cap, "--block-bytes", "16K"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    g = dict(kv.split("=") for kv in geo.split())
+    chunk, dev = int(g["chunk_size"]), int(g["device_size"])
+    assert dev % (1 << 20) == 0 and chunk % 4096 == 0
+    # gpucached cuts the device into whole chunks after its first MiB: as
+    # many segments as the sim's store has, not one more
+    nseg = (dev - (1 << 20)) // chunk
+    assert nseg * (store // nseg) == store
