@@ -372,18 +372,28 @@ ctr_event(struct tenant_ctr *c, enum srv_tenant_ev ev, uint64_t nblocks,
 	}
 }
 
+/* The counters an event of tenant t in namespace ns goes to: the
+ * tenant's, then its namespace's row if it has one. 0 if t is out of
+ * range. */
+static unsigned
+ctrs_of(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
+	struct tenant_ctr *c[2])
+{
+	if (t >= s->ntenants)
+		return 0;
+	c[0] = &s->tenant[t];
+	c[1] = ns_ctr(s, t, ns);
+	return c[1] != NULL ? 2 : 1;
+}
+
 void
 srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
 		   enum srv_tenant_ev ev, uint64_t nblocks, uint64_t bytes)
 {
-	struct tenant_ctr *c;
+	struct tenant_ctr *c[2];
 
-	if (t >= s->ntenants)
-		return;
-	ctr_event(&s->tenant[t], ev, nblocks, bytes);
-	c = ns_ctr(s, t, ns);
-	if (c != NULL)
-		ctr_event(c, ev, nblocks, bytes);
+	for (unsigned i = 0, n = ctrs_of(s, t, ns, c); i < n; i++)
+		ctr_event(c[i], ev, nblocks, bytes);
 }
 
 static void
@@ -412,28 +422,20 @@ srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
 			  uint64_t ns, unsigned nkeys, unsigned found,
 			  const struct policy_reuse *ru)
 {
-	struct tenant_ctr *c;
+	struct tenant_ctr *c[2];
 
-	if (t >= s->ntenants)
-		return;
-	ctr_lookup(&s->tenant[t], nkeys, found, ru);
-	c = ns_ctr(s, t, ns);
-	if (c != NULL)
-		ctr_lookup(c, nkeys, found, ru);
+	for (unsigned i = 0, n = ctrs_of(s, t, ns, c); i < n; i++)
+		ctr_lookup(c[i], nkeys, found, ru);
 }
 
 void
 srv_metrics_tenant_used(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
 			uint64_t nblocks)
 {
-	struct tenant_ctr *c;
+	struct tenant_ctr *c[2];
 
-	if (t >= s->ntenants)
-		return;
-	ctr_add(&s->tenant[t].v[TC_CONFIRMED], nblocks);
-	c = ns_ctr(s, t, ns);
-	if (c != NULL)
-		ctr_add(&c->v[TC_CONFIRMED], nblocks);
+	for (unsigned i = 0, n = ctrs_of(s, t, ns, c); i < n; i++)
+		ctr_add(&c[i]->v[TC_CONFIRMED], nblocks);
 }
 
 void
@@ -943,13 +945,25 @@ emit_fams(struct render *r, const struct fam *fams, size_t nf,
 	}
 }
 
+/* A histogram's name_sum and name_count of series x. */
+static void
+emit_sum_count(struct render *r, const char *name, const struct series *x,
+	       uint64_t sum, uint64_t count)
+{
+	char sub[128];
+
+	snprintf(sub, sizeof(sub), "%s_sum", name);
+	emit_sample(r, sub, x, sum);
+	snprintf(sub, sizeof(sub), "%s_count", name);
+	emit_sample(r, sub, x, count);
+}
+
 /* The found-prefix length of each LOOKUP, a Prometheus histogram. */
 static void
 emit_depth(struct render *r, const char *name, const struct series *xs,
 	   size_t n)
 {
 	struct sbuf *b = &r->b;
-	char sub[128];
 
 	sb_head(b, name, "histogram",
 		"Blocks found as a leading prefix, per LOOKUP.");
@@ -966,10 +980,7 @@ emit_depth(struct render *r, const char *name, const struct series *xs,
 			else
 				sb_printf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
 		}
-		snprintf(sub, sizeof(sub), "%s_sum", name);
-		emit_sample(r, sub, &xs[k], v[TC_LFOUND]);
-		snprintf(sub, sizeof(sub), "%s_count", name);
-		emit_sample(r, sub, &xs[k], v[TC_LOOKUPS]);
+		emit_sum_count(r, name, &xs[k], v[TC_LFOUND], v[TC_LOOKUPS]);
 	}
 }
 
@@ -985,7 +996,7 @@ emit_reuse_of(struct render *r, const char *what, const struct series *xs,
 	      size_t n)
 {
 	struct sbuf *b = &r->b;
-	char name[96], sub[128];
+	char name[96];
 
 	snprintf(name, sizeof(name), "gpucache_%s_reuse_distance_references",
 		 what);
@@ -1007,10 +1018,7 @@ emit_reuse_of(struct render *r, const char *what, const struct series *xs,
 			else
 				sb_printf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
 		}
-		snprintf(sub, sizeof(sub), "%s_sum", name);
-		emit_sample(r, sub, &xs[k], v[TC_REUSE_SUM]);
-		snprintf(sub, sizeof(sub), "%s_count", name);
-		emit_sample(r, sub, &xs[k], cum);
+		emit_sum_count(r, name, &xs[k], v[TC_REUSE_SUM], cum);
 	}
 	snprintf(name, sizeof(name), "gpucache_%s_reuse_beyond_total", what);
 	sb_head(b, name, "counter", "Of its sampled keys, references the "
