@@ -281,6 +281,45 @@ gap(uint64_t a, uint64_t b)
 	return a > b ? a - b : b - a;
 }
 
+/* n segments of cap / n blocks: the least chunk and smallest device of
+ * whole MiB that holds exactly n of them (false: none does). */
+static bool
+geom_for(const struct sim *s, uint64_t cap, uint64_t n, struct geom *g)
+{
+	const uint64_t mib = 1u << 20;
+	uint64_t per = cap / n, cmin = chunk_for(s, per),
+		 cmax = chunk_for(s, per + 1) - STORE_SECTOR;
+
+	for (uint64_t x = (n * cmin + mib - 1) / mib * mib;
+	     x < (n + 1) * cmax; x += mib) {
+		/* the least chunk that x holds n of, not n + 1 */
+		uint64_t c = (x / (n + 1) + STORE_SECTOR) &
+			     ~(uint64_t)(STORE_SECTOR - 1);
+
+		c = c > cmin ? c : cmin;
+		if (c > cmax || n * c > x)
+			continue;
+		*g = (struct geom){ n, per, c, x + STORE_DATA_OFF };
+		return true;
+	}
+	return false;
+}
+
+/* Is g better than best: more blocks, then less padding, then nearer
+ * the segment count asked for? */
+static bool
+geom_better(const struct sim *s, const struct geom *g, const struct geom *best)
+{
+	uint64_t pg = g->chunk - chunk_for(s, g->per),
+		 pb = best->chunk - chunk_for(s, best->per);
+
+	if (best->n == 0 || g->n * g->per != best->n * best->per)
+		return best->n == 0 || g->n * g->per > best->n * best->per;
+	if (pg != pb)
+		return pg < pb;
+	return gap(g->n, s->segs) < gap(best->n, s->segs);
+}
+
 static struct geom
 ours_geom(const struct sim *s, uint64_t cap)
 {
@@ -288,32 +327,14 @@ ours_geom(const struct sim *s, uint64_t cap)
 	uint64_t lo = s->segs * 3 / 4, hi = s->segs * 5 / 4;
 	struct geom best = { 0 }, g;
 
-	for (uint64_t n = lo ? lo : 1; n <= hi && n <= cap; n++) {
-		uint64_t per = cap / n, cmin = chunk_for(s, per),
-			 cmax = chunk_for(s, per + 1) - STORE_SECTOR;
-
-		for (uint64_t x = (n * cmin + mib - 1) / mib * mib;
-		     x <= n * cmax; x += mib) {
-			/* the least chunk that x holds n of, not n + 1 */
-			uint64_t c = (x / (n + 1) + STORE_SECTOR) &
-				     ~(uint64_t)(STORE_SECTOR - 1);
-
-			c = c > cmin ? c : cmin;
-			if (c > cmax || n * c > x)
-				continue;
-			g = (struct geom){ n, per, c, x + STORE_DATA_OFF };
-			if (best.n == 0 || g.n * g.per > best.n * best.per ||
-			    (g.n * g.per == best.n * best.per &&
-			     (g.chunk - chunk_for(s, g.per) <
-				      best.chunk - chunk_for(s, best.per) ||
-			      (g.chunk - chunk_for(s, g.per) ==
-				       best.chunk - chunk_for(s, best.per) &&
-			       gap(g.n, s->segs) < gap(best.n, s->segs)))))
-				best = g;
-			break; /* the smallest device for this n */
-		}
-	}
-	if (best.n == 0) { /* none fits (tiny): let the rounding be */
+	for (uint64_t n = lo > 2 ? lo : 2; n <= hi && n <= cap; n++)
+		if (geom_for(s, cap, n, &g) && geom_better(s, &g, &best))
+			best = g;
+	/* a store too small for that many segments: any count will do */
+	for (uint64_t n = 2; best.n == 0 && n <= cap && n < lo; n++)
+		if (geom_for(s, cap, n, &g) && geom_better(s, &g, &best))
+			best = g;
+	if (best.n == 0) { /* none fits (a block or two): let it round */
 		best.n = s->segs;
 		best.per = cap / best.n ? cap / best.n : 1;
 		best.chunk = chunk_for(s, best.per);
@@ -749,6 +770,24 @@ cli_sim(int argc, char **argv)
 			"install gnuplot-nox) and file names (--plot, --data) "
 			"without quotes, backslashes or newlines\n");
 		return 2;
+	}
+	for (unsigned i = 0; i < s.ncaps; i++) {
+		uint64_t cap = s.caps[i] / TRACE_BLOCK_TOKENS;
+		struct geom g = ours_geom(&s, cap);
+		bool store = s.geometry;
+
+		for (unsigned p = P_OURS; p < P_N; p++)
+			store |= s.want[p];
+		if (store && (cap < 1 || g.n * g.per > cap ||
+			      g.chunk > (1u << 30))) {
+			fprintf(stderr, "gpucache sim: capacity %" PRIu64
+				" tokens (%" PRIu64 " blocks of %" PRIu64
+				" bytes): no store of whole-MiB segments "
+				"holds it (too %s)\n", s.caps[i], cap,
+				s.block_bytes, g.chunk > (1u << 30) ?
+				"large: try more --segments" : "small");
+			return 2;
+		}
 	}
 	if (s.geometry) { /* for a gpucached of the first capacity */
 		uint64_t cap = s.caps[0] / TRACE_BLOCK_TOKENS;

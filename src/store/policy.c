@@ -13,7 +13,7 @@
  *     order and scored on their leading run (prefix hits);
  *   - the scores: hits of each mini, decayed every epoch; at each epoch
  *     the best mini's admission rule becomes the real one (`seen` must
- *     beat `all` by 10%, `notail` by 1%; ties admit all);
+ *     beat `all` by 5%, `notail` by 1%; ties admit all);
  *   - the link memory: each key's parent and whether it ended its
  *     chain, from the latest LOOKUP chains.
  * Cost per reference: a lookup of 8 table entries (and an insertion for
@@ -373,7 +373,7 @@ minis_init(struct policy *p)
  * An epoch ends: the best admission rule wins, scores age. Refusing is
  * the riskier choice (a refused block is a sure miss next time), so a
  * rule that refuses must beat admitting everything clearly: `seen`,
- * which refuses every new block, by 10%; `notail`, which refuses one
+ * which refuses every new block, by 5%; `notail`, which refuses one
  * block per chain, by 1%. Admitting everything wins ties; between
  * rules that do not clear their margin, the mode stays as it is.
  */

@@ -62,15 +62,30 @@ def test_baselines_are_exact(tmp_path):
     assert r["belady"] == pytest.approx(3 / 9, abs=1e-4)
 
 
-@pytest.mark.parametrize("blocks", [243, 335, 608, 866, 1953])
-def test_store_as_big_as_asked(tmp_path, blocks):
+def records_fit(chunk: int, block: int) -> int:
+    """Records of a block a chunk holds beside their summary (format.h:
+    a 4 KiB chunk header, a record is a 4 KiB header and the block in
+    whole sectors, the summary 64 bytes an entry in whole sectors and a
+    sector of footer)."""
+    sec = 4096
+    rec = sec + -(-block // sec) * sec
+    n = (chunk - sec) // rec
+    while n > 0 and n * rec + -(-n * 64 // sec) * sec + sec > chunk - sec:
+        n -= 1
+    return n
+
+
+@pytest.mark.parametrize("blocks,block", [(243, "16K"), (335, "16K"), (539, "16K"),
+                                          (608, "16K"), (866, "16K"), (1953, "16K"),
+                                          (2332, "16K"), (2680, "4K"), (700, "64K")])
+def test_store_as_big_as_asked(tmp_path, blocks, block):
     # A scan of chains never seen twice fills the store; what it holds at
     # the end is what its geometry (gpucache sim --geometry, which
     # bench-cache gives gpucached) makes room for.
     chains = [list(range(4 * i, 4 * i + 4)) for i in range(blocks)]  # 4 x the room
     t = write_trace(tmp_path / "scan.jsonl", chains)
     cap = str(blocks * BLOCK_TOKENS)
-    out = sim(t, "--capacity", cap, "--policy", "all", "--block-bytes", "16K")
+    out = sim(t, "--capacity", cap, "--policy", "all", "--block-bytes", block)
     m = re.search(r"store of (\d+) blocks \((\d+) held at the end\)", out)
     assert m, out
     store, held = int(m.group(1)), int(m.group(2))
@@ -79,12 +94,20 @@ def test_store_as_big_as_asked(tmp_path, blocks):
     per_seg = store // 48 + 1  # at least 48 segments
     assert store - per_seg <= held <= store + per_seg, (store, held)
     assert re.search(r"wrong (\d+)$", out.strip()).group(1) == "0"  # every block read back checked
-    geo = subprocess.run([tool(), "sim", "--geometry", "--capacity", cap, "--block-bytes", "16K"],
+    geo = subprocess.run([tool(), "sim", "--geometry", "--capacity", cap, "--block-bytes", block],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     g = dict(kv.split("=") for kv in geo.split())
     chunk, dev = int(g["chunk_size"]), int(g["device_size"])
     assert dev % (1 << 20) == 0 and chunk % 4096 == 0
-    # gpucached cuts the device into whole chunks after its first MiB: as
-    # many segments as the sim's store has, not one more
+    # gpucached cuts the device into whole chunks after its first MiB, each
+    # holding whole records: segments x records per chunk is the store
     nseg = (dev - (1 << 20)) // chunk
-    assert nseg * (store // nseg) == store
+    size = {"4K": 4096, "16K": 16384, "64K": 65536}[block]
+    assert nseg * records_fit(chunk, size) == store
+
+
+def test_store_too_small_is_refused(tmp_path):
+    t = write_trace(tmp_path / "t.jsonl", [[0, 1]])
+    out = subprocess.run([tool(), "sim", str(t), "--capacity", str(8 * BLOCK_TOKENS),
+                          "--policy", "lru,ours"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "too small" in out.stderr
