@@ -49,7 +49,9 @@ What maps to what:
   that loaded in every layer (what vLLM keeps; from the first failed
   block on it recomputes) count as used, one per block per layer, the
   tier's unit. One small message per step with loads (sync) or per
-  request (async); a failure to send it is logged and changes nothing.
+  request (async), against the first layer's namespace (so the tier's
+  per-namespace ``used`` figure is the model's, there); a failure to
+  send it is logged and changes nothing.
 
 Loads, by default, finish within the step that needs them, layer by
 layer (the scheduler marks the step ``has_sync_kv_loads``, so the model
