@@ -64,7 +64,6 @@ struct policy {
 	uint64_t epoch_refs, epoch_len;
 	struct policy_stats s;
 	uint64_t *links;        /* LINKS pairs (tag, parent), direct-mapped */
-	struct policy_reuse *out; /* policy_ref_chain's, while it runs */
 };
 
 static inline uint64_t
@@ -280,7 +279,7 @@ mini_insert(struct mini *m, uint64_t fp)
 
 /* The admit-all mini saw fp again after d sampled references. */
 static void
-reuse_note(struct policy *p, uint64_t d)
+reuse_note(struct policy *p, uint64_t d, struct policy_reuse *out)
 {
 	unsigned b = 0;
 
@@ -289,9 +288,9 @@ reuse_note(struct policy *p, uint64_t d)
 	while (b + 1 < POLICY_REUSE_BUCKETS && (d >> (b + 1)) != 0)
 		b++;
 	p->s.reuse[b]++;
-	if (p->out != NULL) {
-		p->out->sum += d;
-		p->out->n[b]++;
+	if (out != NULL) {
+		out->sum += d;
+		out->n[b]++;
 	}
 }
 
@@ -299,11 +298,13 @@ reuse_note(struct policy *p, uint64_t d)
  * A sampled chain through one mini: its leading run of present keys
  * scores (prefix hits: what the real cache earns; a key present behind a
  * miss earns nothing), then every key is touched or, if the mini's rule
- * admits it, inserted.
+ * admits it, inserted. The admit-all mini's reuse figures also go to
+ * out (NULL: none).
  */
 static void
 mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
-	   const uint64_t *keys, unsigned n, bool ends)
+	   const uint64_t *keys, unsigned n, bool ends,
+	   struct policy_reuse *out)
 {
 	bool lead = true;
 
@@ -316,7 +317,7 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 			s = loc.slot;
 			m->ref[s] = 1;
 			if (m == &p->mini[0]) {
-				reuse_note(p, p->clock - m->last[s]);
+				reuse_note(p, p->clock - m->last[s], out);
 				m->last[s] = p->clock;
 			}
 			if (lead) {
@@ -327,8 +328,8 @@ mini_chain(struct policy *p, struct mini *m, const uint64_t *fps,
 		}
 		lead = false;
 		p->s.reuse_far += m == &p->mini[0];
-		if (p->out != NULL)
-			p->out->far += m == &p->mini[0];
+		if (out != NULL && m == &p->mini[0])
+			out->far++;
 		if ((m->rule == POLICY_ADMIT_SEEN ||
 		     (m->rule == POLICY_ADMIT_NOTAIL && ends && i + 1 == n)) &&
 		    policy_freq(p, keys[i]) < 2)
@@ -605,10 +606,8 @@ policy_ref_chain(struct policy *p, const uint64_t *fps, const uint64_t *keys,
 		ends = ends && ends_seen;
 	}
 	p->s.mini_refs += m;
-	p->out = out;
 	for (unsigned i = 0; i < POLICY_NMINI; i++)
-		mini_chain(p, &p->mini[i], sf, sk, m, ends);
-	p->out = NULL;
+		mini_chain(p, &p->mini[i], sf, sk, m, ends, out);
 	p->epoch_refs += m;
 	if (p->epoch_refs >= p->epoch_len && p->o.mode == POLICY_AUTO)
 		epoch_end(p);
