@@ -132,7 +132,7 @@ static const struct cfg_key cfg_keys[] = {
 	  "own (the first seen); others count per tenant only. 0: none" },
 	{ SECT_SERVER, "namespace_metrics_per_tenant", T_INT, SRV(ns_rows_tenant),
 	  0, 65536, .def = "128", .help = "of those, the most one tenant's "
-	  "namespaces may take (no more than namespace_metrics)" },
+	  "namespaces may take (above namespace_metrics: as many; 0: none)" },
 	{ SECT_SERVER, "poll_spin_us", T_INT, SRV(poll_spin_us), 0, 100000,
 	  .def = "0", .help = "microseconds a shard keeps polling, while "
 	  "requests are in flight, before it sleeps on its event fd" },
