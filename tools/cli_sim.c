@@ -330,11 +330,13 @@ ours_geom(const struct sim *s, uint64_t cap)
 	for (uint64_t n = lo > 2 ? lo : 2; n <= hi && n <= cap; n++)
 		if (geom_for(s, cap, n, &g) && geom_better(s, &g, &best))
 			best = g;
-	/* a store too small for that many segments: any count will do */
-	for (uint64_t n = 2; best.n == 0 && n <= cap && n < lo; n++)
-		if (geom_for(s, cap, n, &g) && geom_better(s, &g, &best))
-			best = g;
-	if (best.n == 0) { /* none fits (a block or two): let it round */
+	if (best.n == 0) /* too small for that many segments: any count */
+		for (uint64_t n = 2; n <= cap && n < lo; n++)
+			if (geom_for(s, cap, n, &g) &&
+			    geom_better(s, &g, &best))
+				best = g;
+	if (best.n == 0) { /* none fits: more blocks than cap, which main
+			    * refuses */
 		best.n = s->segs;
 		best.per = cap / best.n ? cap / best.n : 1;
 		best.chunk = chunk_for(s, best.per);
