@@ -47,6 +47,7 @@ struct sim {
 	unsigned segs;        /* segments the store's capacity is cut into */
 	bool geometry;        /* print the store's geometry, run nothing */
 	bool keep_orphans;    /* --keep-orphans: reclaim ignores parents */
+	double write_amp_max; /* --write-amp-max (store.write_amp_max) */
 	unsigned seeds;       /* runs of the store, each another namespace */
 	uint64_t ns_index;    /* --ns-index: the first of them */
 	const char *data_out;
@@ -382,6 +383,7 @@ ours_open(const struct sim *s, uint64_t cap, enum policy_mode mode,
 					.chunk_size = (uint32_t)chunk };
 	struct store_opts so = { .policy = mode,
 				 .keep_orphans = s->keep_orphans,
+				 .write_amp_max = s->write_amp_max,
 				 .wbuf_segs = (unsigned)(ours_dram(s, cap) / chunk) };
 	struct store_io *io;
 	int rc;
@@ -580,6 +582,7 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		{ "segments", required_argument, NULL, 's' },
 		{ "geometry", no_argument, NULL, 'g' },
 		{ "keep-orphans", no_argument, NULL, 'k' },
+		{ "write-amp-max", required_argument, NULL, 'w' },
 		{ "ns-index", required_argument, NULL, 'N' },
 		{ "plot", required_argument, NULL, 'P' },
 		{ "seeds", required_argument, NULL, 'S' },
@@ -606,6 +609,16 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 		case 's': s->segs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'g': s->geometry = true; break;
 		case 'k': s->keep_orphans = true; break;
+		case 'w': {
+			char *end;
+
+			s->write_amp_max = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' ||
+			    !(s->write_amp_max >= 1.0 &&
+			      s->write_amp_max <= 10.0))
+				goto usage; /* gpucached's range */
+			break;
+		}
 		case 'N': s->ns_index = strtoull(optarg, NULL, 0); break;
 		case 'P': s->plot_out = optarg; break;
 		case 'S': s->seeds = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -615,7 +628,8 @@ sim_parse(struct sim *s, int argc, char **argv, uint64_t *max_req)
 			       "lru,belady,ours,all,seen,notail] "
 			       "[--block-bytes 16K] [--segments 64] [--seeds 1] "
 			       "[--max-requests N] [--data FILE.tsv] "
-			       "[--keep-orphans] [--ns-index K] [--plot FILE.png]\n"
+			       "[--keep-orphans] [--write-amp-max 1.5] "
+			       "[--ns-index K] [--plot FILE.png]\n"
 			       "       gpucache sim --geometry "
 			       "--capacity C [--block-bytes B] [--segments S]: the "
 			       "gpucached settings of the same store\ncapacity in tokens (512 a block; K, M, "

@@ -77,6 +77,7 @@ enum cfg_type {
 	T_DEVICE,   /* one device path, repeatable */
 	T_NAME,     /* one of the key's names, or its index (log_level: 0..3) */
 	T_SECRET,   /* 16..256 bytes: plain text or hex:... */
+	T_REAL,     /* a decimal number (a double field), within rmin..rmax */
 };
 
 #define KF_REPEAT 0x1u  /* may appear more than once */
@@ -93,6 +94,7 @@ struct cfg_key {
 	const char *def;   /* default, as a value would be written; NULL: none */
 	const char *const *names; /* T_NAME: value i's name, for 0..max */
 	const char *help;
+	double rmin, rmax; /* T_REAL */
 };
 
 #define FIELD(type, f) offsetof(struct type, f), sizeof(((struct type *)0)->f)
@@ -177,6 +179,12 @@ static const struct cfg_key cfg_keys[] = {
 	  .help = "parity and chunk checksums of full segments on a thread "
 	  "of each shard's own (docs/pipeline.md); pays where the shard's "
 	  "core is the bottleneck and another core is free" },
+	{ SECT_STORE, "write_amp_max", T_REAL, SRV(write_amp_max),
+	  .rmin = 1.0, .rmax = 10.0, .def = "1.5",
+	  .help = "flash writes the cache policy may spend keeping blocks: "
+	  "its rewrites stay under (this - 1) x the blocks put and read "
+	  "(docs/cache-policy.md); 1: it rewrites only pinned and quota "
+	  "blocks" },
 	{ SECT_STORE, "writeback_ms", T_INT, SRV(writeback_ms), 0, 3600000,
 	  .def = "1000", .help = "milliseconds a full segment may stay in "
 	  "DRAM unwritten (bounds what a crash loses of puts not asked to "
@@ -353,6 +361,29 @@ check_range(const struct cfg_key *k, uint64_t v, char *why, size_t wl)
 			 fmt_size(k->align, a, sizeof(a)));
 		return -1;
 	}
+	return 0;
+}
+
+/* A decimal number within k's range, whole string: 0 or -1 with why. */
+static int
+parse_real(const struct cfg_key *k, const char *v, double *out, char *why,
+	   size_t wl)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || *end != '\0' || errno != 0 || !(d == d)) {
+		snprintf(why, wl, "'%s' is not a decimal number", v);
+		return -1;
+	}
+	if (!(d >= k->rmin && d <= k->rmax)) {
+		snprintf(why, wl, "%g is out of range %g..%g", d, k->rmin,
+			 k->rmax);
+		return -1;
+	}
+	*out = d;
 	return 0;
 }
 
@@ -580,6 +611,14 @@ apply(struct srv_config *c, const struct cfg_key *k, struct srv_tenant *t,
 		return apply_name(k, f, v, why, wl);
 	case T_SECRET:
 		return apply_secret(t, v, why, wl);
+	case T_REAL: {
+		double d;
+
+		if (parse_real(k, v, &d, why, wl) < 0)
+			return -1;
+		memcpy(f, &d, sizeof(d));
+		return 0;
+	}
 	}
 	snprintf(why, wl, "internal error: key type %d", (int)k->type);
 	return -1;
@@ -1140,6 +1179,13 @@ check_fields(const struct srv_config *c, char *err, size_t errlen)
 			bad = memchr(f, '\0', k->size) == NULL || f[0] == '\0' ||
 			      (k->type == T_ADDR && !addr_ok(f, NULL));
 			snprintf(why, sizeof(why), "not a valid value");
+		} else if (k->type == T_REAL) {
+			double d;
+
+			memcpy(&d, f, sizeof(d));
+			bad = !(d >= k->rmin && d <= k->rmax);
+			snprintf(why, sizeof(why), "%g is out of range %g..%g",
+				 d, k->rmin, k->rmax);
 		}
 		if (bad)
 			return check_fail(err, errlen, "[%s] %s: %s",
@@ -1354,6 +1400,12 @@ write_key(const struct srv_config *c, const struct cfg_key *k,
 	if (k->type == T_INT || k->type == T_SIZE || k->type == T_NAME)
 		v = load_uint(fld, k->size);
 	switch (k->type) {
+	case T_REAL: {
+		double d;
+
+		memcpy(&d, fld, sizeof(d));
+		return fprintf(f, "%s = %.17g\n", k->name, d) < 0 ? -EIO : 0;
+	}
 	case T_INT:
 		return fprintf(f, "%s = %" PRIu64 "\n", k->name, v) < 0 ? -EIO : 0;
 	case T_SIZE:

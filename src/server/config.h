@@ -66,6 +66,7 @@ struct srv_config {
 					 * whose parent is gone */
 	int seal_thread;                /* 1: a sealer thread per shard */
 	unsigned writeback_ms;          /* default 1000; 0 = write at once */
+	double write_amp_max;           /* the policy's flash budget, default 1.5 */
 	unsigned ntenants;
 	struct srv_tenant tenants[SRV_MAX_TENANTS];
 	/*

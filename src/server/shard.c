@@ -191,7 +191,8 @@ shard_store(struct srv_shard *sh)
 				.policy = (enum policy_mode)s->cfg.admission,
 				.keep_orphans = s->cfg.drop_orphans == 0,
 				.seal_thread = s->cfg.seal_thread != 0,
-				.writeback_ms = s->cfg.writeback_ms };
+				.writeback_ms = s->cfg.writeback_ms,
+				.write_amp_max = s->cfg.write_amp_max };
 	struct store_io *io;
 	int rc;
 

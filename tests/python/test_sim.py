@@ -111,3 +111,30 @@ def test_store_too_small_is_refused(tmp_path):
     out = subprocess.run([tool(), "sim", str(t), "--capacity", str(8 * BLOCK_TOKENS),
                           "--policy", "lru,ours"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "too small" in out.stderr
+
+
+def test_write_amp_max_trades_flash_writes_for_hits(tmp_path):
+    # A hot set of 100 blocks (20 chains), asked for every round between
+    # 40 chains seen once, in a store of 300: keeping the hot set means
+    # rewriting it as the log turns, which store.write_amp_max (here
+    # --write-amp-max) pays for; at 1 the policy rewrites nothing.
+    chains, new = [], 10**6
+    for _ in range(30):
+        for h in range(20):
+            chains.append(list(range(5 * h, 5 * h + 5)))
+            for _ in range(2):
+                chains.append(list(range(new, new + 5)))
+                new += 5
+    t = write_trace(tmp_path / "hot.jsonl", chains)
+    got = {}
+    for w in ("1", "1.5"):
+        out = sim(t, "--capacity", str(300 * BLOCK_TOKENS), "--policy", "ours",
+                  "--block-bytes", "16K", "--write-amp-max", w)
+        r = [x for x in out.splitlines() if x.startswith("RESULT sim ")][-1]
+        got[w] = {k: float(v) for k, v in (kv.split("=") for kv in r.split()[2:])}
+        assert got[w]["wrong"] == 0
+    assert got["1.5"]["ours"] > got["1"]["ours"] + 0.05
+    assert got["1.5"]["write_amp"] > got["1"]["write_amp"] + 0.1
+    bad = subprocess.run([tool(), "sim", str(t), "--write-amp-max", "0.5"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "bad arguments" in bad.stderr

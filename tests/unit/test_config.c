@@ -383,6 +383,28 @@ test_set(void)
 	CHECK(strstr(err, "--set: expected section.key=value"));
 	CHECK_RC(srv_config_set(cfg, "server.port", err, sizeof(err)),
 		 -GPC_ECONFIG);
+	/* a decimal key: the cache policy's flash budget */
+	CHECK(cfg->write_amp_max == 1.5);
+	CHECK_RC(srv_config_set(cfg, "store.write_amp_max=2.25", err,
+				sizeof(err)), 0);
+	CHECK(cfg->write_amp_max == 2.25);
+	CHECK_RC(srv_config_set(cfg, "store.write_amp_max=1", err,
+				sizeof(err)), 0);
+	CHECK(cfg->write_amp_max == 1.0);
+	CHECK_RC(srv_config_set(cfg, "store.write_amp_max=0.9", err,
+				sizeof(err)), -GPC_ECONFIG);
+	CHECK(strcmp(err, "--set: store.write_amp_max: 0.9 is out of range "
+		      "1..10") == 0);
+	for (unsigned i = 0; i < 5; i++) {
+		static const char *const bad[] = { "abc", "1.5x", "", "nan",
+						   "1e999" };
+		char kv[64];
+
+		snprintf(kv, sizeof(kv), "store.write_amp_max=%s", bad[i]);
+		CHECK_RC(srv_config_set(cfg, kv, err, sizeof(err)),
+			 -GPC_ECONFIG);
+		CHECK(cfg->write_amp_max == 1.0); /* unchanged */
+	}
 	CHECK_RC(srv_config_set(cfg, "server.data_dir=/d", err, sizeof(err)), 0);
 	CHECK(strcmp(cfg->devices[3], "/d/dev3.img") == 0);
 	/* devices: the first --set replaces the list, later ones append */
@@ -608,6 +630,8 @@ test_load_and_write(void)
 	CHECK_RC(parse(full_conf), 0);
 	CHECK_RC(srv_config_set(cfg, "tenant.t.secret=hex:00ff00ff00ff00ff00ff"
 				"00ff00ff00ff", err, sizeof(err)), 0);
+	CHECK_RC(srv_config_set(cfg, "store.write_amp_max=1.2345678901", err,
+				sizeof(err)), 0);
 	CHECK_RC(srv_config_write(cfg, f), 0);
 	fclose(f);
 	srv_config_defaults(c2);
