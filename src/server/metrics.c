@@ -74,14 +74,21 @@ struct tenant_ctr {
 
 /*
  * A shard's namespaces: the first cap (tenant, client namespace) pairs
- * it sees get a row each, for the daemon's life. The shard thread is the
- * only writer: it finds rows through ix (its own, never read elsewhere),
- * fills a new row's tenant and ns, then release-stores n; a render
- * acquire-loads n and reads rows [0, n), whose keys are then fixed.
+ * it sees get a row each; once the rows are taken, a row idle for
+ * NS_IDLE_S seconds goes to a new namespace. The shard thread is the only
+ * writer: it finds rows through ix (its own, never read elsewhere), fills
+ * a new row's key, then release-stores n; a render acquire-loads n and
+ * reads rows [0, n). A row given to another namespace is rewritten under
+ * its gen, a seqlock (odd while the key and counters change), so a render
+ * never mixes one namespace's key with another's counters: it skips a row
+ * whose gen was odd or moved.
  */
+#define NS_IDLE_S 600u
 struct ns_row {
-	unsigned tenant;
-	uint64_t ns;
+	_Atomic uint32_t gen;
+	_Atomic uint32_t tenant;
+	_Atomic uint64_t ns;
+	uint64_t last;             /* the table's clock at its last event */
 	struct tenant_ctr c;
 };
 
@@ -91,6 +98,7 @@ struct ns_table {
 	uint64_t seed;             /* of the hash: keys are the clients' */
 	uint32_t *ix;              /* row + 1 by hash, 0: empty (writer's) */
 	uint32_t *trows;           /* [ntenants]: rows per tenant (writer's) */
+	uint64_t now;              /* seconds, as srv_metrics_clock says */
 	_Atomic uint32_t n;        /* rows published */
 	_Atomic uint64_t untracked; /* events of namespaces left without */
 	struct ns_row *rows;
@@ -219,9 +227,13 @@ ns_table_new(unsigned cap, unsigned per_tenant, unsigned ntenants,
 	}
 	atomic_init(&t->n, 0);
 	atomic_init(&t->untracked, 0);
-	for (unsigned i = 0; i < cap; i++)
+	for (unsigned i = 0; i < cap; i++) {
+		atomic_init(&t->rows[i].gen, 0);
+		atomic_init(&t->rows[i].tenant, 0);
+		atomic_init(&t->rows[i].ns, 0);
 		for (unsigned j = 0; j < TC_N; j++)
 			atomic_init(&t->rows[i].c.v[j], 0);
+	}
 	*out = t;
 	return 0;
 }
@@ -322,35 +334,105 @@ ns_hash(uint64_t seed, unsigned t, uint64_t ns)
 	return x;
 }
 
-/* The row of (t, ns) on this shard, added if new; NULL when the table or
- * the tenant's share of it is full (the event is counted as untracked),
- * or there is none. */
+/* ix's slot for (t, ns): its row's, or the empty one it would take. */
+static uint32_t
+ns_slot(const struct ns_table *nt, unsigned t, uint64_t ns)
+{
+	uint32_t i = (uint32_t)ns_hash(nt->seed, t, ns) & nt->ixmask;
+
+	for (; nt->ix[i] != 0; i = (i + 1) & nt->ixmask) {
+		const struct ns_row *r = &nt->rows[nt->ix[i] - 1];
+
+		if (atomic_load_explicit(&r->tenant, memory_order_relaxed) == t &&
+		    atomic_load_explicit(&r->ns, memory_order_relaxed) == ns)
+			break;
+	}
+	return i;
+}
+
+/* The row idle longest, NS_IDLE_S or more, of tenant t (or of anyone's,
+ * t = UINT32_MAX); -1 if none. */
+static int64_t
+ns_idle_row(const struct ns_table *nt, uint32_t n, unsigned t)
+{
+	int64_t best = -1;
+
+	for (uint32_t k = 0; k < n; k++) {
+		const struct ns_row *r = &nt->rows[k];
+
+		if (nt->now - r->last < NS_IDLE_S ||
+		    (t != UINT32_MAX &&
+		     atomic_load_explicit(&r->tenant, memory_order_relaxed) != t))
+			continue;
+		if (best < 0 || r->last < nt->rows[best].last)
+			best = k;
+	}
+	return best;
+}
+
+/* Row k goes to (t, ns), its counters from 0, under its seqlock; ix is
+ * rebuilt (a removed key would break the probes after it). */
+static void
+ns_recycle(struct ns_table *nt, uint32_t n, uint32_t k, unsigned t,
+	   uint64_t ns)
+{
+	struct ns_row *r = &nt->rows[k];
+	uint32_t g = atomic_load_explicit(&r->gen, memory_order_relaxed);
+
+	nt->trows[atomic_load_explicit(&r->tenant, memory_order_relaxed)]--;
+	nt->trows[t]++;
+	atomic_store_explicit(&r->gen, g + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&r->tenant, t, memory_order_relaxed);
+	atomic_store_explicit(&r->ns, ns, memory_order_relaxed);
+	for (unsigned j = 0; j < TC_N; j++)
+		atomic_store_explicit(&r->c.v[j], 0, memory_order_relaxed);
+	atomic_store_explicit(&r->gen, g + 2, memory_order_release);
+	memset(nt->ix, 0, ((size_t)nt->ixmask + 1) * sizeof(*nt->ix));
+	for (uint32_t j = 0; j < n; j++)
+		nt->ix[ns_slot(nt, atomic_load_explicit(&nt->rows[j].tenant,
+							memory_order_relaxed),
+			       atomic_load_explicit(&nt->rows[j].ns,
+						    memory_order_relaxed))] = j + 1;
+}
+
+/* The row of (t, ns) on this shard: found, added if there is room, or an
+ * idle one given to it; NULL when none is (the event is counted as
+ * untracked), or there are no rows. */
 static struct tenant_ctr *
 ns_ctr(struct srv_shard_metrics *s, unsigned t, uint64_t ns)
 {
 	struct ns_table *nt = s->nst;
 	uint32_t i, n;
+	int64_t k;
 
 	if (nt == NULL)
 		return NULL;
 	n = atomic_load_explicit(&nt->n, memory_order_relaxed); /* ours */
-	for (i = (uint32_t)ns_hash(nt->seed, t, ns) & nt->ixmask; nt->ix[i] != 0;
-	     i = (i + 1) & nt->ixmask) {
-		struct ns_row *r = &nt->rows[nt->ix[i] - 1];
-
-		if (r->tenant == t && r->ns == ns)
-			return &r->c;
+	i = ns_slot(nt, t, ns);
+	if (nt->ix[i] != 0) {
+		nt->rows[nt->ix[i] - 1].last = nt->now;
+		return &nt->rows[nt->ix[i] - 1].c;
 	}
-	if (n == nt->cap || nt->trows[t] == nt->per_tenant) {
+	if (n < nt->cap && nt->trows[t] < nt->per_tenant) {
+		nt->trows[t]++;
+		atomic_store_explicit(&nt->rows[n].tenant, t,
+				      memory_order_relaxed);
+		atomic_store_explicit(&nt->rows[n].ns, ns, memory_order_relaxed);
+		nt->rows[n].last = nt->now;
+		nt->ix[i] = n + 1;
+		atomic_store_explicit(&nt->n, n + 1, memory_order_release);
+		return &nt->rows[n].c;
+	}
+	/* full: an idle row of its own past its share, or anyone's */
+	k = ns_idle_row(nt, n, nt->trows[t] < nt->per_tenant ? UINT32_MAX : t);
+	if (k < 0) {
 		ctr_add(&nt->untracked, 1);
 		return NULL;
 	}
-	nt->trows[t]++;
-	nt->rows[n].tenant = t;
-	nt->rows[n].ns = ns;
-	nt->ix[i] = n + 1;
-	atomic_store_explicit(&nt->n, n + 1, memory_order_release);
-	return &nt->rows[n].c;
+	ns_recycle(nt, n, (uint32_t)k, t, ns);
+	nt->rows[k].last = nt->now;
+	return &nt->rows[k].c;
 }
 
 static void
@@ -384,6 +466,13 @@ ctrs_of(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
 	c[0] = &s->tenant[t];
 	c[1] = ns_ctr(s, t, ns);
 	return c[1] != NULL ? 2 : 1;
+}
+
+void
+srv_metrics_clock(struct srv_shard_metrics *s, uint64_t now_s)
+{
+	if (s->nst != NULL)
+		s->nst->now = now_s;
 }
 
 void
@@ -727,12 +816,20 @@ gather_shard(struct render *r, unsigned i)
 
 		for (uint32_t k = 0; k < n; k++) {
 			const struct ns_row *w = &s->nst->rows[k];
-			struct ns_sum *o = &r->nsr[r->nns++];
+			struct ns_sum *o = &r->nsr[r->nns];
+			uint32_t g = atomic_load_explicit(&w->gen,
+							  memory_order_acquire);
 
-			o->tenant = w->tenant;
-			o->ns = w->ns;
+			if (g & 1)
+				continue; /* being given to another namespace */
+			o->tenant = atomic_load_explicit(&w->tenant,
+							 memory_order_relaxed);
+			o->ns = atomic_load_explicit(&w->ns, memory_order_relaxed);
 			for (unsigned j = 0; j < TC_N; j++)
 				o->v[j] = ctr_get(&w->c.v[j]);
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&w->gen, memory_order_relaxed) == g)
+				r->nns++; /* else it was: left for the next */
 		}
 		r->ns_untracked += ctr_get(&s->nst->untracked);
 	}

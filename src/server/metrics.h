@@ -111,6 +111,10 @@ void srv_metrics_tenant(struct srv_shard_metrics *s, unsigned t, uint64_t ns,
 void srv_metrics_tenant_lookup(struct srv_shard_metrics *s, unsigned t,
 			       uint64_t ns, unsigned nkeys, unsigned found,
 			       const struct policy_reuse *ru);
+/* The shard's clock, in seconds, for its namespace rows: a row that has
+ * seen no event for 10 minutes may go to a new namespace once every row
+ * is taken. Call it now and then (the shard does at each publish). */
+void srv_metrics_clock(struct srv_shard_metrics *s, uint64_t now_s);
 /* The engine confirmed it used nblocks blocks it fetched. */
 void srv_metrics_tenant_used(struct srv_shard_metrics *s, unsigned t,
 			     uint64_t ns, uint64_t nblocks);

@@ -256,6 +256,7 @@ publish(struct srv_shard *sh, uint64_t now)
 	for (unsigned i = 0; i < snap.stats.ndev && i < STORE_MAX_DEVS; i++)
 		snap.dev_failed[i] = store_dev_health(sh->st, i) != 0;
 	srv_metrics_publish_store(sh->m, &snap);
+	srv_metrics_clock(sh->m, now / 1000000000ull);
 	{
 		const struct srv_config *c = atomic_load(&sh->srv->tenants);
 		uint16_t cls[SRV_MAX_TENANTS];

@@ -482,6 +482,49 @@ test_render(void)
 	srv_metrics_destroy(m);
 }
 
+/* Namespace rows go, once all are taken, to new namespaces in place of
+ * rows idle 10 minutes (of the shard's clock): the oldest first, and
+ * within a tenant's share only its own. */
+static void
+test_ns_recycle(void)
+{
+	struct srv_metrics *m;
+	struct srv_shard_metrics *s;
+	char *text;
+	size_t len;
+
+	REQUIRE(srv_metrics_create(1, 2, 3, 2, &m) == 0);
+	s = srv_metrics_shard(m, 0);
+	srv_metrics_clock(s, 1000);
+	srv_metrics_tenant_used(s, 0, 1, 1); /* alice: 1 and 2 (her share) */
+	srv_metrics_tenant_used(s, 0, 2, 1);
+	srv_metrics_tenant_used(s, 1, 9, 1); /* bob: 9 (the table full) */
+	srv_metrics_clock(s, 1100);
+	srv_metrics_tenant_used(s, 0, 2, 1);
+	srv_metrics_tenant_used(s, 1, 8, 1); /* none idle: untracked */
+	srv_metrics_clock(s, 1650);          /* 1 and 9 idle 650 s, 2 550 s */
+	srv_metrics_tenant_used(s, 0, 3, 1); /* alice at her share: her 1 */
+	srv_metrics_tenant_used(s, 0, 3, 1);
+	srv_metrics_tenant_used(s, 1, 8, 1); /* bob under his: 9, not 2 */
+	srv_metrics_clock(s, 1720);          /* 2 idle 620 s */
+	srv_metrics_tenant_used(s, 1, 7, 1); /* bob under his: alice's 2 */
+	REQUIRE(srv_metrics_render(m, NULL, &text, &len) == 0);
+	check_wellformed(text, len);
+	CHECK(sample(text, "gpucache_namespaces") == 3);
+	CHECK(isnan(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"0\",ns=\"1\"}")));
+	CHECK(isnan(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"0\",ns=\"2\"}")));
+	CHECK(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"0\",ns=\"3\"}") == 2);
+	CHECK(isnan(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"1\",ns=\"9\"}")));
+	CHECK(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"1\",ns=\"8\"}") == 1);
+	CHECK(sample(text, "gpucache_namespace_used_blocks_total{tenant=\"1\",ns=\"7\"}") == 1);
+	CHECK(sample(text, "gpucache_namespace_untracked_total") == 1);
+	/* the tenants' own figures lose nothing */
+	CHECK(sample(text, "gpucache_tenant_used_blocks_total{tenant=\"0\"}") == 5);
+	CHECK(sample(text, "gpucache_tenant_used_blocks_total{tenant=\"1\"}") == 4);
+	free(text);
+	srv_metrics_destroy(m);
+}
+
 /* ---- HTTP ---- */
 
 /* Send "method path" to 127.0.0.1:port; the status code, and whether the
@@ -612,8 +655,11 @@ writer_main(void *arg)
 		for (unsigned j = 0; j < 64; j++, i++) {
 			srv_metrics_op(w->s, WIRE_OP_GET, 0, 1000 + i % 5000,
 				       0, 4096);
-			/* a new namespace row now and then, while renders
-			 * read the rows */
+			/* a new namespace every 4096 events and a second
+			 * every 64: rows are added, fill up, go idle and
+			 * are given to new namespaces while renders read
+			 * them */
+			srv_metrics_clock(w->s, i / 64);
 			srv_metrics_tenant(w->s, 0, i / 4096, SRV_TENANT_HIT, 1,
 					   4096);
 			srv_metrics_tenant_usage(w->s, 0, i);
@@ -754,14 +800,26 @@ test_concurrent(void)
 		      (double)(w[0].ops + w[1].ops));
 		CHECK(sample(text, "gpucache_tenant_hits_total{tenant=\"0\"}") ==
 		      (double)(w[0].ops + w[1].ops));
-		CHECK(sample(text, "gpucache_namespace_hits_total{tenant=\"0\",ns=\"0\"}") ==
-		      (double)(w[0].ops > 4096 ? 4096 : w[0].ops) +
-		      (double)(w[1].ops > 4096 ? 4096 : w[1].ops));
+		/* every row is one namespace's, never a mix: at most its
+		 * 4096 events on each of the two shards */
+		{
+			const char *p = text, *q = "\ngpucache_namespace_hits_total{";
+			unsigned rows = 0, bad = 0;
+
+			while ((p = strstr(p + 1, q)) != NULL) {
+				double v = strtod(strchr(p, '}') + 1, NULL);
+
+				rows++;
+				bad += !(v >= 1 && v <= 2 * 4096);
+			}
+			CHECK(rows >= 1 && rows <= 2 * 64);
+			CHECK_RC(bad, 0);
+		}
 		CHECK(sample(text, "gpucache_connections_open") == 0);
-		/* the 64 rows filled while renders read them; the rest
-		 * untracked */
-		CHECK(sample(text, "gpucache_namespaces") == 64);
-		CHECK(sample(text, "gpucache_namespace_untracked_total") > 0);
+		/* the rows filled while renders read them, and the
+		 * first went to later namespaces */
+		CHECK(sample(text, "gpucache_namespaces") >= 64);
+		CHECK(isnan(sample(text, "gpucache_namespace_hits_total{tenant=\"0\",ns=\"0\"}")));
 		free(text);
 	}
 	printf("concurrent: %u renders, %u snapshot reads, %u fetches, "
@@ -778,6 +836,7 @@ main(void)
 	test_hist_merge();
 	test_parser();
 	test_render();
+	test_ns_recycle();
 	test_http();
 	test_seqlock();
 	test_concurrent();
