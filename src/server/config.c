@@ -374,12 +374,14 @@ parse_real(const struct cfg_key *k, const char *v, double *out, char *why,
 
 	errno = 0;
 	d = strtod(v, &end);
-	if (end == v || *end != '\0' || errno != 0 || !(d == d)) {
+	/* decimal only: no sign, hex, inf or nan (strtod takes them) */
+	if (end == v || *end != '\0' || errno != 0 || !(d == d) ||
+	    v[strspn(v, "0123456789.eE-")] != '\0' || v[0] == '-') {
 		snprintf(why, wl, "'%s' is not a decimal number", v);
 		return -1;
 	}
 	if (!(d >= k->rmin && d <= k->rmax)) {
-		snprintf(why, wl, "%g is out of range %g..%g", d, k->rmin,
+		snprintf(why, wl, "%s is out of range %g..%g", v, k->rmin,
 			 k->rmax);
 		return -1;
 	}
@@ -636,6 +638,7 @@ srv_config_defaults(struct srv_config *c)
 
 		if (k->sect == SECT_TENANT || k->def == NULL)
 			continue;
+		assert(k->type != T_REAL || k->size == sizeof(double));
 		rc = apply(c, k, NULL, k->def, false, why, sizeof(why));
 		assert(rc == 0); /* the table's defaults are valid */
 		(void)rc;
@@ -1171,6 +1174,9 @@ check_fields(const struct srv_config *c, char *err, size_t errlen)
 		const char *f = (const char *)c + k->off;
 		bool bad = false;
 
+		if (k->sect == SECT_TENANT)
+			continue; /* a tenant's fields are in its struct
+				   * srv_tenant: check_tenants, check_classes */
 		if (k->type == T_INT || k->type == T_SIZE ||
 		    k->type == T_NAME) {
 			bad = check_range(k, load_uint(f, k->size), why,

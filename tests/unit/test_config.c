@@ -395,9 +395,13 @@ test_set(void)
 				sizeof(err)), -GPC_ECONFIG);
 	CHECK(strcmp(err, "--set: store.write_amp_max: 0.9 is out of range "
 		      "1..10") == 0);
-	for (unsigned i = 0; i < 5; i++) {
+	CHECK_RC(srv_config_set(cfg, "store.write_amp_max=10.000000000000002",
+				err, sizeof(err)), -GPC_ECONFIG);
+	CHECK(strstr(err, "10.000000000000002 is out of range") != NULL);
+	for (unsigned i = 0; i < 8; i++) {
 		static const char *const bad[] = { "abc", "1.5x", "", "nan",
-						   "1e999" };
+						   "1e999", "0x1.8p0", "+2",
+						   "inf" };
 		char kv[64];
 
 		snprintf(kv, sizeof(kv), "store.write_amp_max=%s", bad[i]);
@@ -444,6 +448,24 @@ test_set(void)
 	CHECK_RC(srv_config_set(cfg, "tenant.alice.quota=0", err, sizeof(err)), 0);
 	CHECK(srv_config_tenant(cfg, "alice")->quota_bytes == 0);
 	CHECK(srv_config_tenant(cfg, "alice")->secret_len == 28);
+}
+
+/* A long data_dir is not read as a tenant's fields: check_fields looked
+ * at [tenant] keys' offsets inside struct srv_config (tenant.class fell
+ * in data_dir's bytes: "class: 25700 is out of range"). */
+static void
+test_long_data_dir(void)
+{
+	char kv[600];
+
+	srv_config_defaults(cfg);
+	snprintf(kv, sizeof(kv), "server.data_dir=/%0415d", 0);
+	CHECK_RC(srv_config_set(cfg, kv, err, sizeof(err)), 0);
+	CHECK_RC(srv_config_set(cfg, "tenant.t.secret=0123456789abcdef", err,
+				sizeof(err)), 0);
+	CHECK_RC(srv_config_check(cfg, err, sizeof(err)), 0);
+	if (err[0])
+		fprintf(stderr, "  %s\n", err);
 }
 
 static void
@@ -680,6 +702,7 @@ main(void)
 	test_long_lines();
 	test_limits();
 	test_set();
+	test_long_data_dir();
 	test_sizes();
 	test_check();
 	test_classes();
