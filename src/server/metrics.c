@@ -99,6 +99,7 @@ struct ns_table {
 	uint32_t *ix;              /* row + 1 by hash, 0: empty (writer's) */
 	uint32_t *trows;           /* [ntenants]: rows per tenant (writer's) */
 	uint64_t now;              /* seconds, as srv_metrics_clock says */
+	uint64_t scan_after;       /* no row is idle before then (writer's) */
 	_Atomic uint32_t n;        /* rows published */
 	_Atomic uint64_t untracked; /* events of namespaces left without */
 	struct ns_row *rows;
@@ -351,15 +352,21 @@ ns_slot(const struct ns_table *nt, unsigned t, uint64_t ns)
 }
 
 /* The row idle longest, NS_IDLE_S or more, of tenant t (or of anyone's,
- * t = UINT32_MAX); -1 if none. */
+ * t = UINT32_MAX); -1 if none. A scan that finds none notes when the
+ * first row could be idle, so that namespaces left without a row do not
+ * scan the rows at every event. */
 static int64_t
-ns_idle_row(const struct ns_table *nt, uint32_t n, unsigned t)
+ns_idle_row(struct ns_table *nt, uint32_t n, unsigned t)
 {
+	uint64_t oldest = UINT64_MAX;
 	int64_t best = -1;
 
+	if (nt->now < nt->scan_after)
+		return -1;
 	for (uint32_t k = 0; k < n; k++) {
 		const struct ns_row *r = &nt->rows[k];
 
+		oldest = r->last < oldest ? r->last : oldest;
 		if (nt->now - r->last < NS_IDLE_S ||
 		    (t != UINT32_MAX &&
 		     atomic_load_explicit(&r->tenant, memory_order_relaxed) != t))
@@ -367,6 +374,8 @@ ns_idle_row(const struct ns_table *nt, uint32_t n, unsigned t)
 		if (best < 0 || r->last < nt->rows[best].last)
 			best = k;
 	}
+	if (best < 0) /* none idle anywhere before then (each last grows) */
+		nt->scan_after = oldest + NS_IDLE_S;
 	return best;
 }
 
