@@ -161,6 +161,43 @@ ctr_get(const _Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/*
+ * Seqlocks (the file comment): one writer makes seq odd, releases, writes
+ * relaxed atomic words, and release-stores seq even; a reader
+ * acquire-loads seq, reads the words, fences, and keeps them only if seq
+ * was even and has not moved.
+ */
+static inline uint32_t
+seq_write_begin(_Atomic uint32_t *seq)
+{
+	uint32_t g = atomic_load_explicit(seq, memory_order_relaxed);
+
+	atomic_store_explicit(seq, g + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	return g;
+}
+
+static inline void
+seq_write_end(_Atomic uint32_t *seq, uint32_t g)
+{
+	atomic_store_explicit(seq, g + 2, memory_order_release);
+}
+
+static inline uint32_t
+seq_read_begin(const _Atomic uint32_t *seq)
+{
+	return atomic_load_explicit(seq, memory_order_acquire);
+}
+
+/* Were the words read since seq_read_begin gave g one write's whole? */
+static inline bool
+seq_read_ok(const _Atomic uint32_t *seq, uint32_t g)
+{
+	atomic_thread_fence(memory_order_acquire);
+	return (g & 1u) == 0 &&
+	       atomic_load_explicit(seq, memory_order_relaxed) == g;
+}
+
 const char *
 srv_metrics_op_name(unsigned op)
 {
@@ -379,6 +416,19 @@ ns_idle_row(struct ns_table *nt, uint32_t n, unsigned t)
 	return best;
 }
 
+/* Row k's key becomes (t, ns), counted as t's, seen now; the caller
+ * makes it visible (n, or the row's seqlock). */
+static void
+ns_key(struct ns_table *nt, uint32_t k, unsigned t, uint64_t ns)
+{
+	struct ns_row *r = &nt->rows[k];
+
+	atomic_store_explicit(&r->tenant, t, memory_order_relaxed);
+	atomic_store_explicit(&r->ns, ns, memory_order_relaxed);
+	nt->trows[t]++;
+	r->last = nt->now;
+}
+
 /* Row k goes to (t, ns), its counters from 0, under its seqlock; ix is
  * rebuilt (a removed key would break the probes after it). */
 static void
@@ -386,17 +436,14 @@ ns_recycle(struct ns_table *nt, uint32_t n, uint32_t k, unsigned t,
 	   uint64_t ns)
 {
 	struct ns_row *r = &nt->rows[k];
-	uint32_t g = atomic_load_explicit(&r->gen, memory_order_relaxed);
+	uint32_t g;
 
 	nt->trows[atomic_load_explicit(&r->tenant, memory_order_relaxed)]--;
-	nt->trows[t]++;
-	atomic_store_explicit(&r->gen, g + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&r->tenant, t, memory_order_relaxed);
-	atomic_store_explicit(&r->ns, ns, memory_order_relaxed);
+	g = seq_write_begin(&r->gen);
+	ns_key(nt, k, t, ns);
 	for (unsigned j = 0; j < TC_N; j++)
 		atomic_store_explicit(&r->c.v[j], 0, memory_order_relaxed);
-	atomic_store_explicit(&r->gen, g + 2, memory_order_release);
+	seq_write_end(&r->gen, g);
 	memset(nt->ix, 0, ((size_t)nt->ixmask + 1) * sizeof(*nt->ix));
 	for (uint32_t j = 0; j < n; j++)
 		nt->ix[ns_slot(nt, atomic_load_explicit(&nt->rows[j].tenant,
@@ -424,11 +471,7 @@ ns_ctr(struct srv_shard_metrics *s, unsigned t, uint64_t ns)
 		return &nt->rows[nt->ix[i] - 1].c;
 	}
 	if (n < nt->cap && nt->trows[t] < nt->per_tenant) {
-		nt->trows[t]++;
-		atomic_store_explicit(&nt->rows[n].tenant, t,
-				      memory_order_relaxed);
-		atomic_store_explicit(&nt->rows[n].ns, ns, memory_order_relaxed);
-		nt->rows[n].last = nt->now;
+		ns_key(nt, n, t, ns);
 		nt->ix[i] = n + 1;
 		atomic_store_explicit(&nt->n, n + 1, memory_order_release);
 		return &nt->rows[n].c;
@@ -440,7 +483,6 @@ ns_ctr(struct srv_shard_metrics *s, unsigned t, uint64_t ns)
 		return NULL;
 	}
 	ns_recycle(nt, n, (uint32_t)k, t, ns);
-	nt->rows[k].last = nt->now;
 	return &nt->rows[k].c;
 }
 
@@ -592,14 +634,13 @@ srv_metrics_publish_store(struct srv_shard_metrics *s,
 			  const struct srv_store_snap *snap)
 {
 	uint64_t w[SNAP_WORDS] = {0};
-	uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	uint32_t g;
 
 	memcpy(w, snap, sizeof(*snap));
-	atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	g = seq_write_begin(&s->seq);
 	for (unsigned i = 0; i < SNAP_WORDS; i++)
 		atomic_store_explicit(&s->snap[i], w[i], memory_order_relaxed);
-	atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+	seq_write_end(&s->seq, g);
 }
 
 int
@@ -607,10 +648,10 @@ srv_metrics_read_store(const struct srv_shard_metrics *s,
 		       struct srv_store_snap *out)
 {
 	uint64_t w[SNAP_WORDS];
-	uint32_t s1, s2;
+	uint32_t s1;
 
 	for (unsigned tries = 0; tries < SEQ_TRIES; tries++) {
-		s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+		s1 = seq_read_begin(&s->seq);
 		if (s1 == 0)
 			return -ENOENT;
 		if (s1 & 1u) {
@@ -620,9 +661,7 @@ srv_metrics_read_store(const struct srv_shard_metrics *s,
 		for (unsigned i = 0; i < SNAP_WORDS; i++)
 			w[i] = atomic_load_explicit(&s->snap[i],
 						    memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
-		s2 = atomic_load_explicit(&s->seq, memory_order_relaxed);
-		if (s1 == s2) {
+		if (seq_read_ok(&s->seq, s1)) {
 			memcpy(out, w, sizeof(*out));
 			return 0;
 		}
@@ -826,19 +865,16 @@ gather_shard(struct render *r, unsigned i)
 		for (uint32_t k = 0; k < n; k++) {
 			const struct ns_row *w = &s->nst->rows[k];
 			struct ns_sum *o = &r->nsr[r->nns];
-			uint32_t g = atomic_load_explicit(&w->gen,
-							  memory_order_acquire);
+			uint32_t g = seq_read_begin(&w->gen);
 
-			if (g & 1)
-				continue; /* being given to another namespace */
 			o->tenant = atomic_load_explicit(&w->tenant,
 							 memory_order_relaxed);
 			o->ns = atomic_load_explicit(&w->ns, memory_order_relaxed);
 			for (unsigned j = 0; j < TC_N; j++)
 				o->v[j] = ctr_get(&w->c.v[j]);
-			atomic_thread_fence(memory_order_acquire);
-			if (atomic_load_explicit(&w->gen, memory_order_relaxed) == g)
-				r->nns++; /* else it was: left for the next */
+			/* a row being given to another namespace is left
+			 * for the next render */
+			r->nns += seq_read_ok(&w->gen, g);
 		}
 		r->ns_untracked += ctr_get(&s->nst->untracked);
 	}
