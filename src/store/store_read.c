@@ -389,12 +389,12 @@ op_verify(struct store *st, struct store_get_op *op)
 		op_done(st, op, -ENOBUFS);
 		return 0;
 	}
-	uint64_t t0 = clock_thread_cpu_ns();
+	uint64_t t0 = clock_cost_ns();
 	if (op->bounce)
 		crc = crc32c(op->bounce, r.len);
 	else
 		crc = crc_iov(op->uiov, op->uiovcnt, r.len);
-	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+	st->s.crc_cpu_ns += clock_cost_ns() - t0;
 	if (crc != r.data_crc)
 		return 1;
 	if (op->bounce) {

@@ -193,10 +193,10 @@ static int
 frag_crc(struct store *st, struct wbuf *w, uint32_t loff, const uint8_t *p,
 	 uint32_t n, uint32_t *rec)
 {
-	uint64_t t0 = clock_thread_cpu_ns();
+	uint64_t t0 = clock_cost_ns();
 	uint32_t q = crc32c_raw(p, n);
 
-	st->s.crc_cpu_ns += clock_thread_cpu_ns() - t0;
+	st->s.crc_cpu_ns += clock_cost_ns() - t0;
 	if (rec != NULL)
 		*rec = crc32c_shift(*rec, n) ^ q;
 	return frag_add(w, loff, n, q);
