@@ -62,6 +62,8 @@
 # FLASH_SET (1G), REDIS_SET (1G), PORT (7470), REDIS_PORT (7490),
 # LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am am-mem"),
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
+# DATA_SEND (iovec; contig: how gpucached's GETs and the am baselines'
+# gets send their data, server.data_send),
 # EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), BENCH_NET_ARGS
 # (more bench_net flags, e.g. --wait spin), REDIS (1; 0 skips it),
 # ENGINE (1; 0 skips the engine-alone run on the flash tier's devices),
@@ -102,6 +104,7 @@ MPORT=$((PORT + 10))
 RPORT=${REDIS_PORT:-7490}
 LOAD_PCT=${LOAD_PCT:-70}
 UCX_MODES=${UCX_MODES:-rma am am-mem}
+DATA_SEND=${DATA_SEND:-iovec} # server.data_send, and the am baselines' --send
 SCALE=${SCALE:-1}
 SCALE_SIZES=${SCALE_SIZES:-256K 2M}
 SCALE_THREADS=${SCALE_THREADS:-4}
@@ -199,6 +202,7 @@ gpc_start() { # transport tier
 	env $(ucx_env "$1") "$GPUCACHED" -c "$dir/bench.conf" --data-dir "$dir" \
 		--port "$PORT" --shards "$SHARDS" --set server.listen=127.0.0.1 \
 		--set "server.metrics_port=$MPORT" --set server.log_level=warn \
+		--set "server.data_send=$DATA_SEND" \
 		"${args[@]}" ${EXTRA_GPC_ARGS:-} >"$dir/log" 2>&1 &
 	GPID=$!
 	for _ in $(seq 300); do
@@ -283,7 +287,7 @@ run_ucx() { # transport size threads tier (the gpucached run it precedes)
 			extra=(--server-span $(($(bytes "$wb") / $3)))
 		fi
 		out=$(env $(ucx_env "$1") timeout 120 "$BIN/bench_ucx_rma" \
-			--mode "${mode%-mem}" "${extra[@]}" \
+			--mode "${mode%-mem}" --send "$DATA_SEND" "${extra[@]}" \
 			--port $((PORT + 20)) --size "$(bytes "$2")" \
 			--threads "$3" --depth "$DEPTH" --seconds "$SECS" \
 			2>>"$LOG") || die "bench_ucx_rma --mode $mode failed ($1 $2 x$3)"

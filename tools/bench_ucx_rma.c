@@ -83,12 +83,34 @@ struct opts {
 	bool am; /* --mode am: AM rendezvous, no RMA */
 	bool yield; /* sched_yield() when a progress call found nothing */
 	size_t span; /* --server-span: server buffer bytes per connection */
+	unsigned pieces; /* --pieces: a slot moves as a UCX iovec of this many */
+	bool send_iov; /* --send iovec: the server sends a get's slot as an
+			* iovec (gpucached's server.data_send), not contig */
 	const char *ops;
 };
 
 static struct opts o = { .port = 17300, .size = 256 << 10, .threads = 1,
 			 .depth = 8, .seconds = 2.0, .ops = "put,get",
-			 .yield = true };
+			 .yield = true, .pieces = 1 };
+
+#define MAX_PIECES 64
+
+/*
+ * --pieces P: a slot's bytes as P equal pieces of a UCX iovec, each
+ * piece standing for one block of a batch sent as one message (P = 1:
+ * one piece, the slot itself). Returns P.
+ */
+static unsigned
+slot_iov(uint8_t *base, ucp_dt_iov_t *iov)
+{
+	size_t step = o.size / o.pieces;
+
+	for (unsigned i = 0; i < o.pieces; i++)
+		iov[i] = (ucp_dt_iov_t){ base + i * step,
+					 i + 1 == o.pieces ? o.size - i * step
+							   : step };
+	return o.pieces;
+}
 
 static uint64_t
 now_ns(void)
@@ -217,7 +239,7 @@ struct sop {
 	struct sconn *c;
 	struct msg m;
 	bool flushing;
-	ucp_dt_iov_t iov; /* am put: the receive buffer as a UCX iovec */
+	ucp_dt_iov_t iov[MAX_PIECES]; /* am: the server buffer as a UCX iovec */
 };
 
 static struct {
@@ -343,8 +365,8 @@ srv_am_put(struct sconn *c, const struct msg *m, void *desc)
 		die("bad slot", UCS_ERR_INVALID_PARAM);
 	op->c = c;
 	op->m = *m;
-	op->iov = (ucp_dt_iov_t){ srv_slot(c, m), o.size };
-	sp = ucp_am_recv_data_nbx(S.w, desc, &op->iov, 1, &p);
+	sp = ucp_am_recv_data_nbx(S.w, desc, op->iov,
+				  slot_iov(srv_slot(c, m), op->iov), &p);
 	if (UCS_PTR_IS_ERR(sp))
 		die("ucp_am_recv_data_nbx", UCS_PTR_STATUS(sp));
 	if (sp == NULL)
@@ -363,7 +385,8 @@ srv_am_get(struct sconn *c, const struct msg *m)
 				UCP_OP_ATTR_FIELD_DATATYPE,
 		.cb.send = srv_am_send_cb, .user_data = op,
 		.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV,
-		.datatype = ucp_dt_make_contig(1),
+		.datatype = o.pieces > 1 || o.send_iov ? ucp_dt_make_iov()
+						       : ucp_dt_make_contig(1),
 	};
 	ucs_status_ptr_t sp;
 
@@ -371,8 +394,13 @@ srv_am_get(struct sconn *c, const struct msg *m)
 		die("bad slot", UCS_ERR_INVALID_PARAM);
 	op->c = c;
 	op->m = *m; /* the header stays alive until the send completes */
-	sp = ucp_am_send_nbx(c->ep, AM_TO_CLI, &op->m, sizeof(op->m),
-			     srv_slot(c, m), o.size, &p);
+	if (o.pieces > 1 || o.send_iov)
+		sp = ucp_am_send_nbx(c->ep, AM_TO_CLI, &op->m, sizeof(op->m),
+				     op->iov, slot_iov(srv_slot(c, m), op->iov),
+				     &p);
+	else
+		sp = ucp_am_send_nbx(c->ep, AM_TO_CLI, &op->m, sizeof(op->m),
+				     srv_slot(c, m), o.size, &p);
 	if (UCS_PTR_IS_ERR(sp))
 		die("ucp_am_send_nbx (get)", UCS_PTR_STATUS(sp));
 	if (sp == NULL)
@@ -521,6 +549,7 @@ struct cli {
 	bool reg_done;
 	uint64_t t0[MAX_DEPTH];
 	struct msg hdr[MAX_DEPTH]; /* am puts: kept until the send completes */
+	ucp_dt_iov_t iov[MAX_DEPTH][MAX_PIECES]; /* and their --pieces */
 	unsigned done_slot[MAX_DEPTH], ndone;
 	uint64_t *lat;
 	size_t nlat, cap;
@@ -533,6 +562,7 @@ static atomic_int phase; /* 0 warm-up, 1 timed, 2 stop */
 struct cli_rx {
 	struct cli *c;
 	unsigned slot;
+	ucp_dt_iov_t iov[MAX_PIECES];
 };
 
 /* --mode am get: the block has landed in the slot: the get is done. */
@@ -561,8 +591,11 @@ cli_am(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
 		struct cli_rx *x = malloc(sizeof(*x));
 		ucp_request_param_t p = {
 			.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
-					UCP_OP_ATTR_FIELD_USER_DATA,
+					UCP_OP_ATTR_FIELD_USER_DATA |
+					UCP_OP_ATTR_FIELD_DATATYPE,
 			.cb.recv_am = cli_rx_cb, .user_data = x,
+			.datatype = o.pieces > 1 ? ucp_dt_make_iov()
+						 : ucp_dt_make_contig(1),
 		};
 		ucs_status_ptr_t sp;
 
@@ -572,9 +605,16 @@ cli_am(void *arg, const void *hdr, size_t hlen, void *data, size_t len,
 			die("client: unexpected data", UCS_ERR_INVALID_PARAM);
 		x->c = c;
 		x->slot = m.slot;
-		sp = ucp_am_recv_data_nbx(c->w, data,
-					  c->mem + (size_t)m.slot * o.size,
-					  o.size, &p);
+		if (o.pieces > 1)
+			sp = ucp_am_recv_data_nbx(
+				c->w, data, x->iov,
+				slot_iov(c->mem + (size_t)m.slot * o.size,
+					 x->iov),
+				&p);
+		else
+			sp = ucp_am_recv_data_nbx(
+				c->w, data, c->mem + (size_t)m.slot * o.size,
+				o.size, &p);
 		if (UCS_PTR_IS_ERR(sp))
 			die("client ucp_am_recv_data_nbx", UCS_PTR_STATUS(sp));
 		if (sp == NULL)
@@ -678,13 +718,21 @@ cli_am_put(struct cli *c, unsigned slot)
 				UCP_OP_ATTR_FIELD_DATATYPE,
 		.cb.send = cli_put_sent,
 		.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV,
-		.datatype = ucp_dt_make_contig(1),
+		.datatype = o.pieces > 1 ? ucp_dt_make_iov()
+					 : ucp_dt_make_contig(1),
 	};
 	ucs_status_ptr_t sp;
 
-	sp = ucp_am_send_nbx(c->ep, AM_TO_SRV, &c->hdr[slot],
-			     sizeof(c->hdr[slot]),
-			     c->mem + (size_t)slot * o.size, o.size, &p);
+	if (o.pieces > 1)
+		sp = ucp_am_send_nbx(c->ep, AM_TO_SRV, &c->hdr[slot],
+				     sizeof(c->hdr[slot]), c->iov[slot],
+				     slot_iov(c->mem + (size_t)slot * o.size,
+					      c->iov[slot]),
+				     &p);
+	else
+		sp = ucp_am_send_nbx(c->ep, AM_TO_SRV, &c->hdr[slot],
+				     sizeof(c->hdr[slot]),
+				     c->mem + (size_t)slot * o.size, o.size, &p);
 	if (UCS_PTR_IS_ERR(sp))
 		die("ucp_am_send_nbx (put)", UCS_PTR_STATUS(sp));
 }
@@ -819,7 +867,8 @@ usage(void)
 "usage: bench_ucx_rma [--port N] [--size S] [--threads N] [--depth N]\n"
 "                     [--seconds T] [--ops put,get] [--client-mem ucx|malloc]\n"
 "                     [--server-reg] [--mode rma|am] [--no-yield]\n"
-"                     [--server-span BYTES]\n"
+"                     [--server-span BYTES] [--pieces P]\n"
+"                     [--send contig|iovec]\n"
 "  Server-driven RMA against client-registered memory, or (--mode am)\n"
 "  block data by active-message rendezvous as gpucached moves it (see the\n"
 "  top of tools/bench_ucx_rma.c). UCX_TLS and other UCX_* variables apply\n"
@@ -836,7 +885,8 @@ parse(int argc, char **argv)
 		{ "seconds", 1, NULL, 'T' }, { "ops", 1, NULL, 'o' },
 		{ "client-mem", 1, NULL, 'm' }, { "server-reg", 0, NULL, 'r' },
 		{ "mode", 1, NULL, 'M' }, { "no-yield", 0, NULL, 'Y' },
-		{ "server-span", 1, NULL, 'S' },
+		{ "server-span", 1, NULL, 'S' }, { "pieces", 1, NULL, 'P' },
+		{ "send", 1, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -853,6 +903,13 @@ parse(int argc, char **argv)
 		case 'r': o.srv_reg = true; break;
 		case 'Y': o.yield = false; break;
 		case 'S': o.span = bench_parse_size(optarg); break;
+		case 'P': o.pieces = (unsigned)atoi(optarg); break;
+		case 'D':
+			if (strcmp(optarg, "iovec") != 0 &&
+			    strcmp(optarg, "contig") != 0)
+				usage();
+			o.send_iov = strcmp(optarg, "iovec") == 0;
+			break;
 		case 'M':
 			if (strcmp(optarg, "am") != 0 && strcmp(optarg, "rma") != 0)
 				usage();
@@ -862,7 +919,8 @@ parse(int argc, char **argv)
 		}
 	}
 	if (o.size == 0 || o.threads == 0 || o.threads > MAX_CONNS ||
-	    o.depth == 0 || o.depth > MAX_DEPTH)
+	    o.depth == 0 || o.depth > MAX_DEPTH || o.pieces == 0 ||
+	    o.pieces > MAX_PIECES || o.size < o.pieces)
 		usage();
 }
 

@@ -56,6 +56,26 @@ typedef void (*net_error_cb)(void *arg, struct net_ep *ep, int err);
 /* NET_CTX_PRIVATE: data parts are always received as UCX iovecs, for
  * which UCX puts no key to our memory on the wire (the daemon sets it). */
 #define NET_CTX_PRIVATE 0x2u
+/*
+ * How a private context sends data parts. Contiguous, UCX 1.13 writes
+ * them into the receiver's buffer with the put scheme, over the lane
+ * UCX chose for RMA; as a one-element UCX iovec, it sends them in
+ * fragments over its active-message lane instead. With peer error
+ * handling the RMA lane between two processes of one host is a socket
+ * while the message lane is shared memory, and the fragments were
+ * 1.4-2x faster; over sockets alone they were faster only for small
+ * blocks; on an RDMA NIC the zero-copy write is the one to keep.
+ * NET_CTX_SEND_IOV: always an iovec. NET_CTX_SEND_AUTO: per endpoint,
+ * from its lanes (net_iov_max_for). Neither: contiguous.
+ */
+#define NET_CTX_SEND_IOV 0x4u
+#define NET_CTX_SEND_AUTO 0x8u
+/* Largest data part to send as an iovec on an endpoint whose
+ * ucp_ep_print_info text is info: unlimited where its active-message
+ * lane is shared memory, NET_IOV_MAX_SOCKET where its RMA lane is tcp,
+ * else (an RDMA lane, or text not understood) 0. */
+#define NET_IOV_MAX_SOCKET (128u << 10)
+size_t net_iov_max_for(const char *info);
 int net_ctx_create(bool multi_thread, unsigned flags, struct net_ctx **out);
 void net_ctx_destroy(struct net_ctx *ctx);
 

@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,6 +37,8 @@
 struct net_ctx {
 	ucp_context_h ucp;
 	bool private_mem; /* data moves as UCX iovecs: no key to our memory */
+	bool send_iov;    /* data parts go out as UCX iovecs too */
+	bool send_auto;   /* or per endpoint (net_iov_max_for) */
 };
 
 struct net_worker {
@@ -65,6 +69,8 @@ struct net_ep {
 	ucp_ep_h ep;
 	void *user;
 	bool closed;
+	bool iov_known;  /* iov_max is set (NET_CTX_SEND_AUTO) */
+	size_t iov_max;  /* largest data part sent as a UCX iovec */
 };
 
 struct net_rkey {
@@ -98,6 +104,7 @@ struct op {
 	net_done_cb cb;
 	void *arg;
 	void *buf; /* send copy or iovec table: inl, or the heap's */
+	ucp_dt_iov_t dt; /* a private context's data part, as a UCX iovec */
 	int rc;
 	_Alignas(16) uint8_t inl[OP_INLINE];
 };
@@ -208,6 +215,8 @@ net_ctx_create(bool multi_thread, unsigned flags, struct net_ctx **out)
 	 * learns a key to its memory.
 	 */
 	c->private_mem = (flags & NET_CTX_PRIVATE) != 0;
+	c->send_iov = c->private_mem && (flags & NET_CTX_SEND_IOV) != 0;
+	c->send_auto = c->private_mem && (flags & NET_CTX_SEND_AUTO) != 0;
 	st = ucp_config_read(NULL, NULL, &cfg);
 	/*
 	 * A restarted daemon must get its port back at once, even while
@@ -718,6 +727,68 @@ net_worker_set_max_msg(struct net_worker *w, size_t max)
 	w->max_msg = max;
 }
 
+/* The transport of the lane whose line in info names role ("am_bw#"),
+ * as "posix", "tcp", "rc_mlx5"...; false if there is none. */
+static bool
+lane_tl(const char *info, const char *role, char *tl, size_t cap)
+{
+	const char *p = strstr(info, role), *line, *c, *e;
+
+	if (p == NULL)
+		return false;
+	for (line = p; line > info && line[-1] != '\n'; line--)
+		;
+	c = strstr(line, "lane[");
+	c = c != NULL && c < p ? strchr(c, ':') : NULL; /* "lane[1]:" */
+	c = c != NULL && c < p ? strchr(c + 1, ':') : NULL; /* " 1:posix/" */
+	e = c != NULL ? strchr(c, '/') : NULL;
+	if (e == NULL || e > p || (size_t)(e - c - 1) >= cap || e == c + 1)
+		return false;
+	memcpy(tl, c + 1, (size_t)(e - c - 1));
+	tl[e - c - 1] = '\0';
+	return true;
+}
+
+size_t
+net_iov_max_for(const char *info)
+{
+	char am[32], rma[32];
+
+	if (info == NULL || !lane_tl(info, "am_bw#", am, sizeof(am)))
+		return 0;
+	if (strcmp(am, "posix") == 0 || strcmp(am, "sysv") == 0 ||
+	    strcmp(am, "xpmem") == 0)
+		return SIZE_MAX;
+	if (!lane_tl(info, "rma_bw#", rma, sizeof(rma)))
+		strcpy(rma, am); /* rendezvous goes over the message lane */
+	return strcmp(rma, "tcp") == 0 ? NET_IOV_MAX_SOCKET : 0;
+}
+
+/* The largest data part ep sends as an iovec, from its lanes (once: by
+ * the first data part, after HELLO and AUTH, its lanes are set). */
+static size_t
+ep_iov_max(struct net_ep *ep)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (ep->w->ctx->send_iov)
+		return SIZE_MAX;
+	if (!ep->w->ctx->send_auto)
+		return 0;
+	if (!ep->iov_known && (f = open_memstream(&buf, &len)) != NULL) {
+		ucp_ep_print_info(ep->ep, f);
+		if (fclose(f) == 0)
+			ep->iov_max = net_iov_max_for(buf);
+		free(buf);
+		ep->iov_known = true;
+		log_debug("net", "endpoint %p: data parts up to %zu bytes as "
+			  "iovecs", (void *)ep, ep->iov_max);
+	}
+	return ep->iov_max;
+}
+
 void
 net_ep_set_user(struct net_ep *ep, void *user)
 {
@@ -876,11 +947,24 @@ net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 	}
 	memcpy(o->buf, msg, mlen);
 	p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
-	p.datatype = ucp_dt_make_contig(1);
 	/* always rendezvous: the receiver places the bytes, nobody copies */
 	p.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV;
 	in_issue = true;
-	sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, data, dlen, &p);
+	if (dlen <= ep_iov_max(ep)) {
+		/* without NO_IMM_CMPL: with it, UCX 1.13 tells the receiver
+		 * the iovec's element count as the data part's length (every
+		 * GET failed in test_server); an immediate completion is
+		 * deferred to net_progress by op_issued all the same */
+		o->dt = (ucp_dt_iov_t){ (void *)data, dlen };
+		p.op_attr_mask &= ~(uint32_t)UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
+		p.datatype = ucp_dt_make_iov();
+		sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, &o->dt, 1,
+				     &p);
+	} else {
+		p.datatype = ucp_dt_make_contig(1);
+		sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, data, dlen,
+				     &p);
+	}
 	in_issue = false;
 	return op_issued(o, sp);
 }

@@ -109,6 +109,7 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const char *const admission_names[] = { "auto", "all", "seen",
 					       "notail" };
 static const char *const onoff_names[] = { "off", "on" };
+static const char *const data_send_names[] = { "auto", "iovec", "contig" };
 
 static const struct cfg_key cfg_keys[] = {
 	{ SECT_SERVER, "listen", T_ADDR, SRV(listen_addr), .def = "0.0.0.0",
@@ -143,6 +144,14 @@ static const struct cfg_key cfg_keys[] = {
 	  "sleeps until the I/O completes (io_uring's event fd); where the "
 	  "I/O backend has no event fd, it naps this many microseconds "
 	  "between polls. 0: it polls, never sleeps" },
+	{ SECT_SERVER, "data_send", T_NAME, SRV(data_send), 0, 2,
+	  .names = data_send_names, .def = "auto",
+	  .help = "how a GET's bytes go out: iovec (UCX moves them in "
+	  "fragments over its message lane), contig (UCX's zero-copy "
+	  "rendezvous write, for RDMA NICs), or auto: per connection, "
+	  "iovec where its message lane is shared memory, for blocks up "
+	  "to 128K where UCX writes over tcp, else contig "
+	  "(docs/benchmarks.md)" },
 	{ SECT_SERVER, "data_dir", T_DIR, SRV(data_dir),
 	  .def = "/var/lib/gpucache",
 	  .help = "data directory; default devices live here" },

@@ -413,6 +413,16 @@ run(struct srv *s, const char *path)
 	return rc;
 }
 
+/* server.data_send: how GET data parts go out (net.h, NET_CTX_SEND_*). */
+static unsigned
+data_send_flag(const struct srv_config *cfg)
+{
+	static const unsigned flag[] = { NET_CTX_SEND_AUTO, NET_CTX_SEND_IOV,
+					 0 };
+
+	return flag[cfg->data_send];
+}
+
 int
 main(int argc, char **argv)
 {
@@ -442,7 +452,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "gpucached: devices: %s\n", gpc_strerror(rc));
 		return 1;
 	}
-	rc = net_ctx_create(true, NET_CTX_PRIVATE, &s.net);
+	rc = net_ctx_create(true, NET_CTX_PRIVATE | data_send_flag(&s.cfg),
+			    &s.net);
 	if (rc == 0)
 		rc = run(&s, path);
 	net_ctx_destroy(s.net);

@@ -195,6 +195,7 @@ nt_write_conf(uint16_t port)
 		"metrics_port = 0\n"
 		"log_level = %s\n"
 		"data_dir = %s\n"
+		"data_send = %s\n"
 		"%s"
 		"[store]\n"
 		"device = %s/dev0.img\n"
@@ -213,6 +214,10 @@ nt_write_conf(uint16_t port)
 		"[tenant bob]\n"
 		"secret = " NT_BOB_SECRET "\n",
 		port, getenv("GPC_NET_LOG") ? getenv("GPC_NET_LOG") : "warn", nt_dir,
+		/* GET data as a UCX iovec (the default here, with no RDMA
+		 * device) or contiguous (RDMA's): the tests run both */
+		getenv("GPC_NET_DATA_SEND") ? getenv("GPC_NET_DATA_SEND")
+					    : "auto",
 		nt_server_extra, nt_dir, nt_dir, nt_dir, nt_dev_mb, nt_chunk_mb);
 	REQUIRE(fclose(f) == 0);
 	nt_port = port;

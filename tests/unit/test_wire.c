@@ -5,11 +5,13 @@
  * vectors of docs/protocol.md.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/bytes.h"
 #include "gpucache/gpucache.h"
 #include "net/auth.h"
+#include "net/net.h"
 #include "net/wire.h"
 #include "test.h"
 
@@ -174,11 +176,52 @@ test_auth_and_keys(void)
 	CHECK(auth_mac_equal(m1, m2));
 }
 
+/* server.data_send = auto: which data parts go out as UCX iovecs, from
+ * an endpoint's lanes as UCX 1.13's ucp_ep_print_info prints them (the
+ * first three as printed here for tcp, posix with error handling, and
+ * shared memory without it) */
+static void
+test_iov_max(void)
+{
+	static const char tcp[] =
+		"#\n# UCP endpoint \n#\n#               peer: <no debug data>\n"
+		"#                 lane[0]: cm rdmacm\n"
+		"#                 lane[1]:  0:tcp/lo.0 md[0]                -> "
+		"md[0]/tcp/sysdev[255] rma_bw#0 am am_bw#0 wireup\n#\n"
+		"#                 am_send: 0..<egr/short>..8185..<egr/zcopy>.."
+		"20553..<rndv>..(inf)\n";
+	static const char shm[] =
+		"#                 lane[0]: cm rdmacm\n"
+		"#                 lane[1]:  1:posix/memory.0 md[1]          -> "
+		"md[1]/posix/sysdev[255] am am_bw#0 keepalive\n"
+		"#                 lane[2]:  0:tcp/lo.0 md[0]                -> "
+		"md[0]/tcp/sysdev[255] rma_bw#0 wireup\n";
+	static const char rdma[] =
+		"#                 lane[0]: cm rdmacm\n"
+		"#                 lane[1]:  2:rc_mlx5/mlx5_0:1 md[2]        -> "
+		"md[2]/ib/sysdev[0] rma_bw#0 am am_bw#0 wireup\n";
+	static const char am_only[] =
+		"#                 lane[1]:  0:tcp/lo.0 md[0] -> md[0]/tcp am "
+		"am_bw#0\n";
+
+	CHECK(net_iov_max_for(tcp) == NET_IOV_MAX_SOCKET);
+	CHECK(net_iov_max_for(shm) == SIZE_MAX);
+	CHECK(net_iov_max_for(rdma) == 0);
+	CHECK(net_iov_max_for(am_only) == NET_IOV_MAX_SOCKET);
+	/* what it does not understand gets the zero-copy write */
+	CHECK(net_iov_max_for(NULL) == 0);
+	CHECK(net_iov_max_for("") == 0);
+	CHECK(net_iov_max_for("am_bw#0") == 0);
+	CHECK(net_iov_max_for("lane[1]: am_bw#0 0:posix/") == 0);
+	CHECK(net_iov_max_for("lane[1]:  0:/x am_bw#0") == 0);
+}
+
 int
 main(void)
 {
 	test_header();
 	test_blk();
 	test_auth_and_keys();
+	test_iov_max();
 	return test_summary("test_wire");
 }
