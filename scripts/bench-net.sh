@@ -62,8 +62,8 @@
 # FLASH_SET (1G), REDIS_SET (1G), PORT (7470), REDIS_PORT (7490),
 # LOAD_PCT (70), BENCH_NET_BIN (BUILD_DIR/tools), UCX_MODES ("rma am am-mem"),
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
-# DATA_SEND (iovec; contig: how gpucached's GETs and the am baselines'
-# gets send their data, server.data_send),
+# DATA_SEND (auto; iovec, contig: how gpucached's GETs and the am
+# baselines' gets send their data, server.data_send),
 # EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), BENCH_NET_ARGS
 # (more bench_net flags, e.g. --wait spin), REDIS (1; 0 skips it),
 # ENGINE (1; 0 skips the engine-alone run on the flash tier's devices),
@@ -104,7 +104,7 @@ MPORT=$((PORT + 10))
 RPORT=${REDIS_PORT:-7490}
 LOAD_PCT=${LOAD_PCT:-70}
 UCX_MODES=${UCX_MODES:-rma am am-mem}
-DATA_SEND=${DATA_SEND:-iovec} # server.data_send, and the am baselines' --send
+DATA_SEND=${DATA_SEND:-auto} # server.data_send, and the am baselines' --send
 SCALE=${SCALE:-1}
 SCALE_SIZES=${SCALE_SIZES:-256K 2M}
 SCALE_THREADS=${SCALE_THREADS:-4}

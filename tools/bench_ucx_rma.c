@@ -64,6 +64,8 @@
 #include <unistd.h>
 
 #include <ucp/api/ucp.h>
+
+#include "net/net.h"
 #include "bench_common.h"
 
 #define AM_TO_SRV 0u
@@ -84,8 +86,9 @@ struct opts {
 	bool yield; /* sched_yield() when a progress call found nothing */
 	size_t span; /* --server-span: server buffer bytes per connection */
 	unsigned pieces; /* --pieces: a slot moves as a UCX iovec of this many */
-	bool send_iov; /* --send iovec: the server sends a get's slot as an
-			* iovec (gpucached's server.data_send), not contig */
+	int send; /* --send: how the server sends a get's slot, as
+		   * gpucached's server.data_send: SEND_CONTIG, SEND_IOV, or
+		   * SEND_AUTO (per connection, from its lanes) */
 	const char *ops;
 };
 
@@ -94,6 +97,7 @@ static struct opts o = { .port = 17300, .size = 256 << 10, .threads = 1,
 			 .yield = true, .pieces = 1 };
 
 #define MAX_PIECES 64
+enum { SEND_CONTIG, SEND_IOV, SEND_AUTO };
 
 /*
  * --pieces P: a slot's bytes as P equal pieces of a UCX iovec, each
@@ -233,7 +237,30 @@ struct sconn {
 	size_t rot;             /* the next slot of a span, in turn */
 	ucp_mem_h memh;
 	bool used;
+	bool iov_known; /* --send auto: iov_max is set */
+	size_t iov_max;
 };
+
+/* Whether c's server sends a get's slot as an iovec (--send), as
+ * gpucached decides it (net_iov_max_for). */
+static bool
+srv_send_iov(struct sconn *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (o.send != SEND_AUTO)
+		return o.send == SEND_IOV;
+	if (!c->iov_known && (f = open_memstream(&buf, &len)) != NULL) {
+		ucp_ep_print_info(c->ep, f);
+		if (fclose(f) == 0)
+			c->iov_max = net_iov_max_for(buf);
+		free(buf);
+		c->iov_known = true;
+	}
+	return o.size <= c->iov_max;
+}
 
 struct sop {
 	struct sconn *c;
@@ -385,16 +412,16 @@ srv_am_get(struct sconn *c, const struct msg *m)
 				UCP_OP_ATTR_FIELD_DATATYPE,
 		.cb.send = srv_am_send_cb, .user_data = op,
 		.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV,
-		.datatype = o.pieces > 1 || o.send_iov ? ucp_dt_make_iov()
-						       : ucp_dt_make_contig(1),
 	};
 	ucs_status_ptr_t sp;
+	bool iov = o.pieces > 1 || srv_send_iov(c);
 
 	if (m->slot >= o.depth)
 		die("bad slot", UCS_ERR_INVALID_PARAM);
+	p.datatype = iov ? ucp_dt_make_iov() : ucp_dt_make_contig(1);
 	op->c = c;
 	op->m = *m; /* the header stays alive until the send completes */
-	if (o.pieces > 1 || o.send_iov)
+	if (iov)
 		sp = ucp_am_send_nbx(c->ep, AM_TO_CLI, &op->m, sizeof(op->m),
 				     op->iov, slot_iov(srv_slot(c, m), op->iov),
 				     &p);
@@ -868,7 +895,7 @@ usage(void)
 "                     [--seconds T] [--ops put,get] [--client-mem ucx|malloc]\n"
 "                     [--server-reg] [--mode rma|am] [--no-yield]\n"
 "                     [--server-span BYTES] [--pieces P]\n"
-"                     [--send contig|iovec]\n"
+"                     [--send contig|iovec|auto]\n"
 "  Server-driven RMA against client-registered memory, or (--mode am)\n"
 "  block data by active-message rendezvous as gpucached moves it (see the\n"
 "  top of tools/bench_ucx_rma.c). UCX_TLS and other UCX_* variables apply\n"
@@ -905,10 +932,12 @@ parse(int argc, char **argv)
 		case 'S': o.span = bench_parse_size(optarg); break;
 		case 'P': o.pieces = (unsigned)atoi(optarg); break;
 		case 'D':
-			if (strcmp(optarg, "iovec") != 0 &&
+			o.send = strcmp(optarg, "iovec") == 0  ? SEND_IOV
+				 : strcmp(optarg, "auto") == 0 ? SEND_AUTO
+							       : SEND_CONTIG;
+			if (o.send == SEND_CONTIG &&
 			    strcmp(optarg, "contig") != 0)
 				usage();
-			o.send_iov = strcmp(optarg, "iovec") == 0;
 			break;
 		case 'M':
 			if (strcmp(optarg, "am") != 0 && strcmp(optarg, "rma") != 0)
