@@ -70,6 +70,26 @@ part_end(struct gpc_req *r, struct cli_part *p)
 		r->done = true;
 }
 
+/* A GET of several blocks is over: each block's status. */
+static void
+getv_end(struct gpc_req *r, struct cli_part *p)
+{
+	for (unsigned k = 0; k < p->cnt; k++) {
+		int st = p->rerr;
+
+		if (st == 0 && p->rstatus < 0)
+			st = p->rstatus; /* the whole message failed */
+		else if (st == 0 && p->bst == NULL)
+			st = -GPC_ECORRUPT;
+		else if (st == 0 && (uint64_t)p->rstatus != p->got)
+			st = -GPC_ECORRUPT; /* the pieces did not add up */
+		else if (st == 0)
+			st = p->bst[k];
+		r->blocks[p->idx[k]].status = st;
+	}
+	part_end(r, p);
+}
+
 /* A GET is over once its answer is in and no piece is still landing. */
 static void
 get_check(struct gpc_req *r, struct cli_part *p)
@@ -78,6 +98,10 @@ get_check(struct gpc_req *r, struct cli_part *p)
 
 	if (!p->resp || p->rx > 0)
 		return;
+	if (p->cnt > 1) {
+		getv_end(r, p);
+		return;
+	}
 	if (p->rerr < 0)
 		b->status = p->rerr;
 	else if (p->rstatus > 0 && (uint64_t)p->rstatus != p->got)
@@ -142,6 +166,92 @@ get_rx(struct gpc_client *c, struct cli_part *p, const struct wire_hdr *h,
 	p->got += n;
 	p->rx++;
 	if (net_data_recv_nb(d, sl, (unsigned)k, get_rx_done, x) < 0) {
+		free(x);
+		p->rx--;
+		if (p->rerr == 0)
+			p->rerr = -EIO;
+		get_check(p->req, p);
+	}
+}
+
+/*
+ * A GET of several blocks: the statuses a piece or the answer carries
+ * (count x i32), the first time; with them, where the found blocks'
+ * bytes land, one after another. 0, or -GPC_ECORRUPT for statuses that
+ * do not fit the blocks asked for.
+ */
+static int
+getv_statuses(struct gpc_req *r, struct cli_part *p, const struct wire_hdr *h,
+	      const uint8_t *body)
+{
+	unsigned n = 0;
+
+	if (p->bst != NULL)
+		return 0;
+	if (h->body_len != 4 * p->cnt)
+		return -GPC_ECORRUPT;
+	p->bst = malloc(p->cnt * sizeof(*p->bst));
+	for (unsigned k = 0; p->bst != NULL && k < p->cnt; k++)
+		n += r->blocks[p->idx[k]].iovcnt;
+	p->dst = p->bst != NULL ? malloc((n ? n : 1) * sizeof(*p->dst)) : NULL;
+	if (p->dst == NULL)
+		return -ENOMEM;
+	for (unsigned k = 0; k < p->cnt; k++) {
+		const struct gpc_block *b = &r->blocks[p->idx[k]];
+		int32_t st = (int32_t)get_le32(body + 4 * k);
+		uint64_t left = st > 0 ? (uint64_t)st : 0;
+
+		p->bst[k] = st;
+		for (unsigned i = 0; i < b->iovcnt && left > 0; i++) {
+			size_t m = b->iov[i].len < left ? b->iov[i].len : left;
+
+			p->dst[p->ndst++] = (struct iovec){ b->iov[i].addr, m };
+			left -= m;
+		}
+		if (left > 0) /* longer than the block's memory */
+			return -GPC_ECORRUPT;
+	}
+	return 0;
+}
+
+/* DATA for a GET of several blocks: the piece at aux of the found
+ * blocks' bytes, straight into their memory. */
+static void
+getv_rx(struct gpc_client *c, struct cli_part *p, const struct wire_hdr *h,
+	const uint8_t *body, struct net_data *d)
+{
+	size_t n = net_data_len(d);
+	struct get_rx *x = NULL;
+	struct iovec *sl = NULL;
+	int rc = getv_statuses(p->req, p, h, body), k = 0;
+
+	if (h->count != 0) { /* the last piece: the answer too */
+		p->resp = true;
+		p->rstatus = h->status;
+	}
+	if (rc == 0 && h->aux != p->got)
+		rc = -GPC_ECORRUPT; /* pieces come in order */
+	if (rc == 0 &&
+	    (sl = malloc((p->ndst ? p->ndst : 1) * sizeof(*sl))) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0 &&
+	    (k = net_iov_slice(p->dst, p->ndst, h->aux, n, sl, p->ndst)) < 0)
+		rc = -GPC_ECORRUPT; /* more than the blocks announced */
+	if (rc == 0 && (x = malloc(sizeof(*x))) == NULL)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		free(sl);
+		if (p->rerr == 0)
+			p->rerr = rc;
+		get_check(p->req, p);
+		return;
+	}
+	*x = (struct get_rx){ .c = c, .req_id = h->req_id };
+	p->got += n;
+	p->rx++;
+	rc = net_data_recv_nb(d, sl, (unsigned)k, get_rx_done, x);
+	free(sl); /* UCX took its own copy of the table */
+	if (rc < 0) {
 		free(x);
 		p->rx--;
 		if (p->rerr == 0)
@@ -218,8 +328,12 @@ on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
 		return;
 	if (d != NULL) {
 		if (r->op == WIRE_OP_GET &&
-		    h.opcode == (WIRE_OP_DATA | WIRE_OP_RESP) && !p->resp)
-			get_rx(c, p, &h, d);
+		    h.opcode == (WIRE_OP_DATA | WIRE_OP_RESP) && !p->resp) {
+			if (p->cnt > 1)
+				getv_rx(c, p, &h, buf + WIRE_HDR_SIZE, d);
+			else
+				get_rx(c, p, &h, d);
+		}
 		return; /* nothing else comes with data: dropped */
 	}
 	if (h.opcode == (WIRE_OP_DATA | WIRE_OP_RESP))
@@ -235,6 +349,12 @@ on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
 			h.status > 0 ? -GPC_ECORRUPT : h.status;
 		break;
 	case WIRE_OP_GET: /* the block's length, once its pieces are in */
+		if (p->cnt > 1 && h.status >= 0) { /* nothing found: statuses */
+			int rc = getv_statuses(r, p, &h, buf + WIRE_HDR_SIZE);
+
+			if (rc < 0 && p->rerr == 0)
+				p->rerr = rc;
+		}
 		p->resp = true;
 		p->rstatus = h.status;
 		get_check(r, p);
@@ -407,8 +527,11 @@ gpc_req_free(struct gpc_req *r)
 	pthread_mutex_lock(&r->c->mu);
 	req_untrack(r->c, r);
 	pthread_mutex_unlock(&r->c->mu);
-	for (unsigned i = 0; i < r->nparts; i++)
+	for (unsigned i = 0; i < r->nparts; i++) {
 		free(r->parts[i].idx);
+		free(r->parts[i].bst);
+		free(r->parts[i].dst);
+	}
 	free(r->parts);
 	free(r);
 }
@@ -678,8 +801,13 @@ shard_up(struct gpc_client *c, unsigned s)
 		gpc_req_free(r);
 		return -GPC_ECORRUPT;
 	}
-	if (s == 0)
+	if (s == 0) {
 		c->nshards = get_le32(r->reply + WIRE_NONCE_LEN);
+		/* a daemon before GET batches sends no features */
+		c->feat = r->reply_len >= WIRE_NONCE_LEN + 12
+				  ? get_le32(r->reply + WIRE_NONCE_LEN + 8)
+				  : 0;
+	}
 	rc = auth_mac(c->secret, c->secret_len, r->reply, c->tenant, s, mac);
 	gpc_req_free(r);
 	if (rc < 0)

@@ -15,6 +15,9 @@
 #include "net/wire.h"
 
 #define CLI_MAX_SHARDS 64
+/* Blocks of one GET message to one shard (a daemon with GET batches):
+ * gpucached counts each against server.max_inflight_conn (64). */
+#define CLI_GET_BATCH 16u
 
 struct gpc_mr {
 	struct gpc_mr *next;
@@ -43,6 +46,12 @@ struct cli_part {
 	int rstatus;       /* GET: the answer's status */
 	bool resp;         /* GET: answered */
 	bool done;
+	/* GET of several blocks (cnt > 1): each one's length or -errno, as
+	 * the first piece or the answer told; the found ones' memory, in
+	 * order, where the pieces land */
+	int32_t *bst;
+	struct iovec *dst;
+	unsigned ndst;
 };
 
 struct gpc_req {
@@ -68,6 +77,7 @@ struct gpc_client {
 	struct net_worker *w;
 	struct cli_shard sh[CLI_MAX_SHARDS];
 	unsigned nshards;
+	uint32_t feat;          /* WIRE_FEAT_* of the daemon (HELLO) */
 	char host[256];
 	uint16_t port;
 	char tenant[WIRE_MAX_TENANT + 1];

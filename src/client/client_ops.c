@@ -152,6 +152,81 @@ blk_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
 	return rc;
 }
 
+/*
+ * Send blocks idx[0..cnt) of a GET, all of shard s, as one message (a
+ * daemon with WIRE_FEAT_GET_BATCH): ns, then each block's key and how
+ * many bytes its memory takes. Caller holds c->mu.
+ */
+static int
+getv_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
+	  unsigned s, const unsigned *idx, unsigned cnt)
+{
+	struct cli_part *p = &r->parts[r->nparts];
+	struct iovec iov[WIRE_MAX_IOV];
+	struct wire_wr w;
+	int rc;
+
+	if (cnt == 1)
+		return blk_send(c, r, ns, flags, idx[0]);
+	p->idx = malloc(cnt * sizeof(*idx));
+	if (p->idx == NULL)
+		return -ENOMEM;
+	memcpy(p->idx, idx, cnt * sizeof(*idx));
+	p->cnt = cnt;
+	wire_wr_init(&w);
+	wire_wr_u64(&w, ns);
+	for (unsigned k = 0; k < cnt; k++) {
+		struct gpc_block *b = &r->blocks[idx[k]];
+
+		wire_wr_bytes(&w, b->key, WIRE_KEY_LEN);
+		wire_wr_u64(&w, (uint64_t)blk_iov(b, iov)); /* checked */
+	}
+	rc = cli_send(c, r, s, flags, cnt, &w, NULL, 0, p);
+	wire_wr_fini(&w);
+	if (rc < 0) {
+		free(p->idx);
+		p->idx = NULL;
+	}
+	return rc;
+}
+
+/* A GET's blocks still to send, up to CLI_GET_BATCH per message to
+ * each shard. Caller holds c->mu. */
+static int
+getv_batches(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
+	     uint8_t flags, unsigned *idx)
+{
+	struct iovec iov[WIRE_MAX_IOV];
+	int rc = 0;
+
+	for (unsigned s = 0; rc == 0 && s < c->nshards; s++) {
+		unsigned cnt = 0;
+
+		for (unsigned i = 0; rc == 0 && i < r->n; i++) {
+			struct gpc_block *b = &r->blocks[i];
+			long total;
+
+			if (b->status != -GPC_EBUSY)
+				continue;
+			total = blk_iov(b, iov);
+			if (total < 0) { /* this block fails; the others go on */
+				b->status = (int)total;
+				continue;
+			}
+			if (shard_of(c, b->key) != s)
+				continue;
+			idx[cnt++] = i;
+			if (cnt == CLI_GET_BATCH) {
+				rc = getv_send(c, r, ns, flags, s, idx, cnt);
+				cnt = 0;
+			}
+		}
+		if (rc == 0 && cnt > 0)
+			rc = getv_send(c, r, ns, flags, s, idx, cnt);
+	}
+	return rc;
+}
+
 /* Room a part keeps for one more key. */
 #define PART_SLACK WIRE_KEY_LEN
 
@@ -194,6 +269,9 @@ batch_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 {
 	int rc = 0;
 
+	if (r->blocks && r->op == WIRE_OP_GET &&
+	    (c->feat & WIRE_FEAT_GET_BATCH))
+		return getv_batches(c, r, ns, flags, idx);
 	if (r->blocks) {
 		for (unsigned i = 0; rc == 0 && i < r->n; i++)
 			if (r->blocks[i].status == -GPC_EBUSY)

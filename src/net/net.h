@@ -134,6 +134,14 @@ int net_send_nb(struct net_ep *ep, unsigned am_id, const void *hdr,
 int net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 		     size_t mlen, const void *data, size_t dlen,
 		     net_done_cb cb, void *arg);
+/* Whether ep sends a data part of len bytes as a UCX iovec
+ * (NET_CTX_SEND_*): then net_send_datav_nb sends several pieces as one. */
+bool net_ep_sends_iov(struct net_ep *ep, size_t len);
+/* net_send_data_nb with iov[0..niov) as the data part, one after
+ * another, sent as a UCX iovec (whatever net_ep_sends_iov says). */
+int net_send_datav_nb(struct net_ep *ep, unsigned am_id, const void *msg,
+		      size_t mlen, const struct iovec *iov, unsigned niov,
+		      net_done_cb cb, void *arg);
 /* Bytes in a message's data part; whether it came by rendezvous (not
  * inline in the message, which the daemon refuses for block data). */
 size_t net_data_len(const struct net_data *d);

@@ -969,6 +969,51 @@ net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 	return op_issued(o, sp);
 }
 
+bool
+net_ep_sends_iov(struct net_ep *ep, size_t len)
+{
+	return !ep->closed && len <= ep_iov_max(ep);
+}
+
+int
+net_send_datav_nb(struct net_ep *ep, unsigned am_id, const void *msg,
+		  size_t mlen, const struct iovec *iov, unsigned niov,
+		  net_done_cb cb, void *arg)
+{
+	size_t moff = (mlen + 15) & ~(size_t)15; /* the table after msg */
+	ucp_request_param_t p;
+	ucs_status_ptr_t sp;
+	ucp_dt_iov_t *dt;
+	size_t total = 0;
+	struct op *o;
+
+	if (ep->closed)
+		return -ENOTCONN;
+	for (unsigned i = 0; i < niov; i++)
+		total += iov[i].iov_len;
+	if (niov == 0 || mlen == 0 || total == 0)
+		return -EINVAL;
+	o = op_new(ep->w, cb, arg, &p);
+	if (o == NULL || op_buf(o, moff + niov * sizeof(*dt)) == NULL) {
+		if (o != NULL)
+			op_free(o);
+		return -ENOMEM;
+	}
+	memcpy(o->buf, msg, mlen);
+	dt = (ucp_dt_iov_t *)((uint8_t *)o->buf + moff);
+	for (unsigned i = 0; i < niov; i++)
+		dt[i] = (ucp_dt_iov_t){ iov[i].iov_base, iov[i].iov_len };
+	/* without NO_IMM_CMPL, as in net_send_data_nb */
+	p.op_attr_mask &= ~(uint32_t)UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
+	p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
+	p.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV;
+	p.datatype = ucp_dt_make_iov();
+	in_issue = true;
+	sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, dt, niov, &p);
+	in_issue = false;
+	return op_issued(o, sp);
+}
+
 size_t
 net_data_len(const struct net_data *d)
 {

@@ -314,6 +314,30 @@ wire_keys_decode(const uint8_t *body, size_t len, uint32_t count,
 }
 
 int
+wire_getv_decode(const uint8_t *body, size_t len, uint32_t count,
+		 struct wire_blk *out)
+{
+	struct wire_rd r;
+	uint64_t ns;
+
+	if (count == 0 || count > WIRE_MAX_GET_BATCH)
+		return -GPC_ECORRUPT;
+	wire_rd_init(&r, body, len);
+	ns = wire_rd_u64(&r);
+	for (uint32_t i = 0; i < count && !r.err; i++) {
+		const uint8_t *key = wire_rd_bytes(&r, WIRE_KEY_LEN);
+		uint64_t cap = wire_rd_u64(&r);
+
+		if (r.err || cap == 0 || cap > WIRE_MAX_BLOCK)
+			return -GPC_ECORRUPT;
+		out[i].ns = ns;
+		memcpy(out[i].key, key, WIRE_KEY_LEN);
+		out[i].len = cap;
+	}
+	return (r.err || r.left != 0) ? -GPC_ECORRUPT : 0;
+}
+
+int
 wire_hello_decode(const uint8_t *body, size_t len, char *name)
 {
 	struct wire_rd r;

@@ -55,7 +55,7 @@ static void
 op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	 struct net_data *d)
 {
-	uint8_t resp[WIRE_NONCE_LEN + 8];
+	uint8_t resp[WIRE_NONCE_LEN + 12];
 	const struct srv_config *cfg = tenants(c);
 
 	(void)d; /* none: srv_dispatch refuses data parts here */
@@ -72,6 +72,7 @@ op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	memcpy(resp, c->nonce, WIRE_NONCE_LEN);
 	put_le32(resp + WIRE_NONCE_LEN, c->sh->srv->nsh);
 	put_le32(resp + WIRE_NONCE_LEN + 4, c->sh->idx);
+	put_le32(resp + WIRE_NONCE_LEN + 8, WIRE_FEAT_GET_BATCH);
 	c->state = CONN_CHALLENGED; /* unknown tenants too: no probing */
 	srv_reply(c, h, 0, 0, 0, resp, sizeof(resp));
 }
@@ -317,6 +318,24 @@ pend_drop(struct srv_req *r)
 }
 
 /*
+ * A GET of several blocks (docs/protocol.md, GET batches): one request
+ * per block, each found as a plain GET is; once every one is found (or
+ * failed), their bytes go out together, and the blocks' requests end
+ * when they have landed.
+ */
+struct srv_getv {
+	struct srv_conn *c;
+	struct wire_hdr h;
+	uint32_t n, left;       /* blocks; those not yet found */
+	unsigned tx;            /* pieces going out (+1 while sending) */
+	int err;                /* a piece failed */
+	uint8_t *st;            /* n x i32: each block's length or -errno */
+	struct srv_req *r[];
+};
+
+static void getv_found(struct srv_req *r, int status);
+
+/*
  * The request is over with status (PUT: 0 or -errno; GET: the block's
  * length or -errno): give back what it holds, answer, count, let go.
  */
@@ -328,6 +347,10 @@ req_end(struct srv_req *r, int status)
 	bool put = r->h.opcode == WIRE_OP_PUT;
 	uint64_t bytes = status > 0 ? (uint64_t)status : 0;
 
+	if (r->gv != NULL && !r->gv_over) { /* its batch goes on */
+		getv_found(r, status);
+		return;
+	}
 	if (put) {
 		put_unlist(r);
 		pend_drop(r);
@@ -338,8 +361,9 @@ req_end(struct srv_req *r, int status)
 	rbuf_put(r->rbuf, r->rcap);
 	if (put && status == 0)
 		bytes = r->blk.len;
-	if (!(r->answered && status >= 0)) /* a failure after all is told */
-		srv_reply(c, &r->h, status, 1, 0, NULL, 0);
+	if (r->gv == NULL && !(r->answered && status >= 0))
+		srv_reply(c, &r->h, status, 1, 0, NULL, 0); /* a failure after
+							      * all is told */
 	srv_metrics_op(sh->m, r->h.opcode, status < 0 ? status : 0,
 		       clock_now_ns() - r->t0, put ? bytes : 0, put ? 0 : bytes);
 	if (put && status == 0)
@@ -610,6 +634,20 @@ get_send(struct srv_req *r, const struct iovec *iov, unsigned n)
 		req_end(r, -ENOBUFS);
 		return;
 	}
+	if (r->gv != NULL) { /* its batch sends it, with the others */
+		r->at.n = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (iov[i].iov_len == 0)
+				continue;
+			if (r->at.n == STORE_RESV_MAXIOV) {
+				req_end(r, -EIO);
+				return;
+			}
+			r->at.iov[r->at.n++] = iov[i];
+		}
+		getv_found(r, (int)r->len);
+		return;
+	}
 	while (last > 0 && iov[last - 1].iov_len == 0)
 		last--;
 	h.body_crc = wire_body_crc(NULL, 0);
@@ -637,6 +675,129 @@ get_send(struct srv_req *r, const struct iovec *iov, unsigned n)
 		off += iov[i].iov_len;
 	}
 	get_tx_cb(r, 0);
+}
+
+/* The batch is over (its pieces landed, or failed with err): answer a
+ * failure, then end every block's request, each with its own status. */
+static void
+getv_end(struct srv_getv *b, int err)
+{
+	if (err < 0)
+		srv_reply(b->c, &b->h, err, b->n, 0, NULL, 0);
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct srv_req *r = b->r[i];
+
+		r->gv_over = true;
+		req_end(r, err < 0 ? err : (int32_t)get_le32(b->st + 4 * i));
+	}
+	free(b);
+}
+
+static void
+getv_tx_cb(void *arg, int rc)
+{
+	struct srv_getv *b = arg;
+
+	if (rc < 0 && b->err == 0)
+		b->err = rc;
+	if (--b->tx == 0)
+		getv_end(b, b->err);
+}
+
+/* One DATA piece of the batch's answer: hb's header at offset off of the
+ * found blocks' bytes, with the statuses as its body. */
+static int
+getv_piece(struct srv_getv *b, uint64_t off, bool last, uint64_t total,
+	   const struct iovec *iov, unsigned n)
+{
+	uint8_t msg[WIRE_HDR_SIZE + 4 * WIRE_MAX_GET_BATCH];
+	struct wire_hdr h = { .opcode = WIRE_OP_DATA | WIRE_OP_RESP,
+			      .req_id = b->h.req_id, .shard = b->c->sh->idx,
+			      .aux = off, .body_len = 4 * b->n,
+			      .count = last ? b->n : 0,
+			      .status = last ? (int32_t)total : 0 };
+	int rc;
+
+	if (b->c->dead)
+		return -ECONNRESET;
+	h.body_crc = wire_body_crc(b->st, 4 * b->n);
+	wire_hdr_encode(&h, msg);
+	memcpy(msg + WIRE_HDR_SIZE, b->st, 4 * b->n);
+	rc = n == 1 ? net_send_data_nb(b->c->ep, NET_AM_TO_CLIENT, msg,
+				       WIRE_HDR_SIZE + 4 * b->n,
+				       iov[0].iov_base, iov[0].iov_len,
+				       getv_tx_cb, b)
+		    : net_send_datav_nb(b->c->ep, NET_AM_TO_CLIENT, msg,
+					WIRE_HDR_SIZE + 4 * b->n, iov, n,
+					getv_tx_cb, b);
+	if (rc == 0)
+		b->tx++;
+	return rc;
+}
+
+/*
+ * Every block of the batch is found: their bytes go out, one after
+ * another, as one message where the connection sends iovecs (net.h),
+ * else a piece per place they lie; with none found, the statuses alone.
+ */
+static void
+getv_send(struct srv_getv *b)
+{
+	uint64_t total = 0, off = 0, now = clock_now_ns();
+	struct iovec *iov;
+	unsigned n = 0, sent = 0;
+
+	for (uint32_t i = 0; i < b->n; i++)
+		if ((int32_t)get_le32(b->st + 4 * i) > 0)
+			n += b->r[i]->at.n;
+	if (n == 0 || b->c->dead) {
+		if (!b->c->dead)
+			srv_reply(b->c, &b->h, 0, b->n, 0, b->st, 4 * b->n);
+		getv_end(b, b->c->dead ? -ECONNRESET : 0);
+		return;
+	}
+	iov = malloc(n * sizeof(*iov));
+	if (iov == NULL) {
+		getv_end(b, -ENOMEM);
+		return;
+	}
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct srv_req *r = b->r[i];
+
+		if ((int32_t)get_le32(b->st + 4 * i) <= 0)
+			continue;
+		r->t_wait = now; /* the pieces wait for the client */
+		for (unsigned j = 0; j < r->at.n; j++) {
+			iov[sent++] = r->at.iov[j];
+			total += r->at.iov[j].iov_len;
+		}
+	}
+	b->tx = 1; /* held while the pieces go out */
+	if (net_ep_sends_iov(b->c->ep, total)) {
+		if (getv_piece(b, 0, true, total, iov, n) < 0)
+			b->err = -ECONNRESET;
+	} else {
+		for (unsigned j = 0; j < n && b->err == 0; j++) {
+			if (getv_piece(b, off, j + 1 == n, total, &iov[j], 1) < 0)
+				b->err = -ECONNRESET;
+			off += iov[j].iov_len;
+		}
+	}
+	free(iov);
+	getv_tx_cb(b, 0);
+}
+
+/* Block r of its batch is found (status: its length) or failed. */
+static void
+getv_found(struct srv_req *r, int status)
+{
+	struct srv_getv *b = r->gv;
+
+	put_le32(b->st + 4 * r->gi, (uint32_t)status);
+	if (status <= 0)
+		r->at.n = 0;
+	if (--b->left == 0)
+		getv_send(b);
 }
 
 static void
@@ -752,7 +913,69 @@ _Static_assert(WIRE_PRIO_LOW == STORE_PRIO_LOW &&
 		       WIRE_MAX_TTL == STORE_MAX_TTL,
 	       "a PUT's hints go to the store as they are");
 
-/* PUT and GET: one block each; a PUT's bytes follow as DATA. */
+/*
+ * A GET of several blocks: a request per block, started as a plain GET;
+ * each counts against the in-flight limits. The batch holds one count of
+ * its own on left until all are started, so that blocks found at once
+ * do not send it early.
+ */
+static void
+op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
+{
+	struct srv_shard *sh = c->sh;
+	const struct srv_config *cfg = &sh->srv->cfg;
+	struct wire_blk blk[WIRE_MAX_GET_BATCH];
+	uint32_t n = h->count;
+	struct srv_getv *b;
+	uint64_t now = clock_now_ns();
+
+	if (wire_getv_decode(body, h->body_len, n, blk) < 0) {
+		srv_conn_drop(c);
+		return;
+	}
+	if (c->inflight + n > cfg->max_inflight_conn ||
+	    sh->inflight + n > cfg->max_inflight_shard || sh->draining) {
+		srv_reply(c, h, -GPC_EBUSY, n, 0, NULL, 0);
+		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
+		return;
+	}
+	b = calloc(1, sizeof(*b) + n * sizeof(b->r[0]) + 4 * (size_t)n);
+	if (b == NULL) {
+		srv_reply(c, h, -ENOMEM, n, 0, NULL, 0);
+		return;
+	}
+	b->c = c;
+	b->h = *h;
+	b->n = n;
+	b->st = (uint8_t *)&b->r[n];
+	for (uint32_t i = 0; i < n; i++) {
+		struct srv_req *r = calloc(1, sizeof(*r));
+
+		if (r == NULL) { /* those made so far end, the batch fails */
+			for (uint32_t j = 0; j < i; j++)
+				put_le32(b->st + 4 * j, (uint32_t)-ENOMEM);
+			b->n = i;
+			getv_end(b, -ENOMEM);
+			return;
+		}
+		*r = (struct srv_req){ .c = c, .h = *h, .blk = blk[i],
+				       .cns = blk[i].ns, .t0 = now, .gv = b,
+				       .gi = i };
+		r->blk.ns = ns_of(c, blk[i].ns);
+		b->r[i] = r;
+		c->inflight++;
+		sh->inflight++;
+		req_link(sh, r);
+	}
+	b->left = n + 1;
+	for (uint32_t i = 0; i < n; i++)
+		get_start(b->r[i]);
+	if (--b->left == 0)
+		getv_send(b);
+}
+
+/* PUT and GET: one block each (a GET may have several, op_getv); a
+ * PUT's bytes follow as DATA. */
 static void
 op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	struct net_data *d)
@@ -764,6 +987,10 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	struct srv_req *r;
 
 	(void)d; /* none: srv_dispatch refuses data parts here */
+	if (h->opcode == WIRE_OP_GET && h->count > 1) {
+		op_getv(c, h, body);
+		return;
+	}
 	if (h->count != 1 || wire_blk_decode(body, h->body_len, &blk) < 0) {
 		srv_conn_drop(c);
 		return;

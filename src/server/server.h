@@ -51,6 +51,8 @@ struct srv_conn {
 enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2,
 		 PUT_SKIP = 3 };
 
+struct srv_getv;
+
 /* A PUT or GET in flight (one block). */
 struct srv_req {
 	struct srv_req *link;   /* shard's retry list */
@@ -65,7 +67,16 @@ struct srv_req {
 	uint8_t state;          /* enum put_state */
 	bool checked;           /* PUT: store_put_check has had its say */
 	struct store_hint hint; /* PUT: the client's TTL and priority */
-	struct store_resv resv; /* the block's place */
+	union {
+		struct store_resv resv; /* PUT: the block's place */
+		struct {                /* GET in a batch: where its bytes are */
+			struct iovec iov[STORE_RESV_MAXIOV];
+			unsigned n;
+		} at;
+	};
+	struct srv_getv *gv;    /* GET: the batch it is part of, or NULL */
+	unsigned gi;            /* its place in the batch */
+	bool gv_over;           /* the batch is over: req_end ends it */
 	uint64_t announced;     /* bytes of DATA arrived so far */
 	unsigned rx;            /* DATA pieces landing */
 	unsigned npend;         /* DATA kept until there is room */

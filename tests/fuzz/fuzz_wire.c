@@ -146,6 +146,30 @@ check_keys(const uint8_t *body, size_t len, uint32_t count)
 	FUZZ_CHECK(ns == get_le64(body) && keys == body + 8);
 }
 
+/* A GET body of count blocks: what it accepts is exactly ns, then count
+ * (key, cap) in range, and count 1 reads as the plain GET's body. */
+static void
+check_getv(const uint8_t *body, size_t len, uint32_t count)
+{
+	struct wire_blk b[WIRE_MAX_GET_BATCH], one;
+
+	if (wire_getv_decode(body, len, count, b))
+		return;
+	FUZZ_CHECK(count >= 1 && count <= WIRE_MAX_GET_BATCH);
+	FUZZ_CHECK(len == 8 + (size_t)count * (WIRE_KEY_LEN + 8));
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *it = body + 8 + (size_t)i * (WIRE_KEY_LEN + 8);
+
+		FUZZ_CHECK(b[i].ns == get_le64(body));
+		FUZZ_CHECK(memcmp(b[i].key, it, WIRE_KEY_LEN) == 0);
+		FUZZ_CHECK(b[i].len == get_le64(it + WIRE_KEY_LEN));
+		FUZZ_CHECK(b[i].len >= 1 && b[i].len <= WIRE_MAX_BLOCK);
+	}
+	if (count == 1)
+		FUZZ_CHECK(wire_blk_decode(body, len, &one) == 0 &&
+			   memcmp(&one, &b[0], sizeof(one)) == 0);
+}
+
 static void
 check_hello(const uint8_t *body, size_t len)
 {
@@ -187,6 +211,7 @@ check_body(const uint8_t *body, size_t len, uint32_t count)
 {
 	check_blk(body, len);
 	check_keys(body, len, count);
+	check_getv(body, len, count);
 	check_hello(body, len);
 	check_events(body, len);
 	check_used(body, len);

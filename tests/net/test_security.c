@@ -419,11 +419,12 @@ raw_auth_as(struct raw *r, const char *tenant, const char *secret,
 		return 1;
 	CHECK_RC(m->h.status, 0);
 	CHECK_RC(m->h.opcode, WIRE_OP_HELLO | WIRE_OP_RESP);
-	CHECK_RC(m->h.body_len, WIRE_NONCE_LEN + 8);
-	if (m->h.body_len < WIRE_NONCE_LEN + 8)
+	CHECK_RC(m->h.body_len, WIRE_NONCE_LEN + 12);
+	if (m->h.body_len < WIRE_NONCE_LEN + 12)
 		return 1;
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN), 2); /* nshards */
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 4), r->shard);
+	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 8), WIRE_FEAT_GET_BATCH);
 	memcpy(r->nonce, m->body, WIRE_NONCE_LEN);
 	REQUIRE(auth_mac((const uint8_t *)secret, strlen(secret), r->nonce,
 			 tenant, mac_shard, mac) == 0);
@@ -996,6 +997,115 @@ test_get_cap(void)
 	printf("get cap: done\n");
 }
 
+/* ---- GET batches, as the wire carries them (docs/protocol.md) ---- */
+
+/* The pieces and the answer to batch id of n blocks: the last message
+ * that ends it (the last piece, or a plain answer), or NULL. */
+static struct raw_msg *
+raw_wait_getv(struct raw *r, uint64_t id, uint32_t n, unsigned ms)
+{
+	uint64_t t0 = nt_now_ms();
+
+	for (;;) {
+		for (unsigned i = 0; i < r->nmsg; i++) {
+			struct raw_msg *m = &r->msg[i];
+
+			if (m->h.req_id == id && (!m->data || m->h.count == n))
+				return m;
+		}
+		if (r->closed || nt_now_ms() - t0 > ms)
+			return NULL;
+		if (net_progress(rw) == 0)
+			sched_yield();
+	}
+}
+
+static void
+test_get_batch_wire(void)
+{
+	enum { L0 = 10000, L2 = 3000, N = 4, CAP = 64 << 10 };
+	static const size_t cap[N] = { L0, 4096, L2 + 7, L2 - 1 };
+	uint8_t k[N][32], *buf = malloc(CAP), *want = malloc(L0 + L2);
+	struct raw r = { 0 };
+	struct wire_wr w;
+	struct raw_msg *m;
+	uint64_t id, got = 0;
+	unsigned pieces = 0, bad = 0;
+
+	REQUIRE(buf != NULL && want != NULL);
+	for (unsigned i = 0; i < N; i++)
+		shard_key(74000 + i, 0, k[i]);
+	/* 0 and 2 stored, 1 missing, 3 is 2 again with a cap one short */
+	memcpy(k[3], k[2], 32);
+	test_fill(74000, want, L0);
+	test_fill(74002, want + L0, L2);
+	CHECK_RC(lib_put(&alice, k[0], 74000, L0), 0);
+	CHECK_RC(lib_put(&alice, k[2], 74002, L2), 0);
+	raw_authed(&r, 0, "alice");
+	memset(buf, PAT, CAP);
+	r.rbuf = buf;
+	r.rcap = CAP;
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	for (unsigned i = 0; i < N; i++) {
+		wire_wr_bytes(&w, k[i], 32);
+		wire_wr_u64(&w, cap[i]);
+	}
+	REQUIRE(w.err == 0);
+	id = raw_send(&r, WIRE_OP_GET, 0, N, w.buf, w.len);
+	wire_wr_fini(&w);
+	m = raw_wait_getv(&r, id, N, 5000);
+	CHECK(m != NULL && m->data);
+	for (uint64_t t0 = nt_now_ms(); r.rx > 0 && nt_now_ms() - t0 < 5000;)
+		raw_pump(1);
+	for (unsigned i = 0; m != NULL && i < r.nmsg; i++) {
+		struct raw_msg *p = &r.msg[i];
+
+		if (p->h.req_id != id)
+			continue;
+		pieces++;
+		/* every piece: DATA|RESP, in order, the 4 statuses */
+		bad += p->h.opcode != (WIRE_OP_DATA | WIRE_OP_RESP) ||
+		       !p->data || p->h.aux != got || p->h.body_len != 4 * N;
+		got += p->dlen;
+		if (p->h.body_len == 4 * N)
+			bad += (int32_t)get_le32(p->body) != L0 ||
+			       (int32_t)get_le32(p->body + 4) != -GPC_ENOTFOUND ||
+			       (int32_t)get_le32(p->body + 8) != L2 ||
+			       (int32_t)get_le32(p->body + 12) != -ENOBUFS;
+		bad += p->h.count != (p == m ? N : 0u);
+	}
+	CHECK_RC(bad, 0);
+	CHECK(pieces >= 1);
+	CHECK_RC(got, L0 + L2);
+	CHECK(m != NULL && m->h.status == L0 + L2);
+	CHECK_RC(r.rx_err, 0);
+	CHECK(memcmp(buf, want, L0 + L2) == 0);
+	CHECK_RC(count_not(buf + L0 + L2, CAP - L0 - L2, PAT), 0);
+
+	/* nothing found: a plain answer with the statuses, no data */
+	r.nmsg = 0;
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	for (unsigned i = 0; i < 2; i++) {
+		wire_wr_bytes(&w, k[1], 32);
+		wire_wr_u64(&w, 4096);
+	}
+	id = raw_send(&r, WIRE_OP_GET, 0, 2, w.buf, w.len);
+	wire_wr_fini(&w);
+	m = raw_wait_getv(&r, id, 2, 5000);
+	CHECK(m != NULL && !m->data && m->h.status == 0 && m->h.count == 2 &&
+	      m->h.body_len == 8);
+	if (m != NULL && m->h.body_len == 8)
+		CHECK(get_le32(m->body) == (uint32_t)-GPC_ENOTFOUND &&
+		      get_le32(m->body + 4) == (uint32_t)-GPC_ENOTFOUND);
+	CHECK(!r.closed);
+	raw_close(&r);
+	free(buf);
+	free(want);
+	printf("get batch on the wire: %u piece(s)\n", pieces);
+}
+
 /* ---- 3. a PUT takes DATA from its own connection only ---- */
 
 static void
@@ -1396,7 +1506,9 @@ enum mal {
 	MAL_PUT_LEN_BIG, MAL_GET_CAP0, MAL_GET_CAP_BIG, MAL_PUT_V1,
 	MAL_KEYS_COUNT, MAL_KEYS_TRAIL, MAL_SHARD, MAL_OP0, MAL_OP_MAX,
 	MAL_OP_REG, MAL_OP_DEREG, MAL_OP_RESP, MAL_DATA_RESP, MAL_DATA_BARE,
-	MAL_HELLO_AGAIN, MAL_AUTH_AGAIN, MAL_BODY_OVER, MAL_D_LOOKUP,
+	MAL_HELLO_AGAIN, MAL_AUTH_AGAIN, MAL_BODY_OVER, MAL_GETV_COUNT65,
+	MAL_GETV_SHORT, MAL_GETV_TRAIL, MAL_GETV_CAP0, MAL_GETV_CAP_BIG,
+	MAL_D_LOOKUP,
 	MAL_D_PUT, MAL_D_GET, MAL_D_STAT, MAL_D_DELETE, MAL_D_DATA_BODY,
 	MAL_N
 };
@@ -1411,7 +1523,9 @@ static const char *const mal_name[MAL_N] = {
 	"opcode 0", "opcode 13", "opcode 3 (REG)", "opcode 4 (DEREG)",
 	"response opcode", "DATA|RESP with a data part",
 	"DATA without a data part", "HELLO again", "AUTH again",
-	"body over 1 MiB", "LOOKUP with a data part",
+	"body over 1 MiB", "GET batch of 65", "GET count 3, 2 blocks",
+	"GET count 2, a trailing byte", "GET batch, a cap 0",
+	"GET batch, a cap of 64 MiB + 1", "LOOKUP with a data part",
 	"PUT with its bytes as its own data part", "GET with a data part",
 	"STAT with a data part", "DELETE with a data part",
 	"DATA with a body and a data part",
@@ -1504,6 +1618,24 @@ mal_body(enum mal k, const uint8_t *key, struct wire_wr *w,
 	case MAL_BODY_OVER:
 		wire_wr_u64(w, NS);
 		break;
+	case MAL_GETV_COUNT65: case MAL_GETV_SHORT: case MAL_GETV_TRAIL:
+	case MAL_GETV_CAP0: case MAL_GETV_CAP_BIG: {
+		unsigned n = k == MAL_GETV_COUNT65 ? 65 : 2;
+
+		h->opcode = WIRE_OP_GET;
+		h->count = k == MAL_GETV_SHORT ? 3 : n;
+		wire_wr_u64(w, NS);
+		for (unsigned i = 0; i < n; i++) {
+			wire_wr_bytes(w, key, 32);
+			wire_wr_u64(w, i == 0 ? 4096
+				    : k == MAL_GETV_CAP0 ? 0
+				    : k == MAL_GETV_CAP_BIG ? WIRE_MAX_BLOCK + 1ull
+							    : 4096);
+		}
+		if (k == MAL_GETV_TRAIL)
+			wire_wr_u8(w, 0);
+		break;
+	}
 	default:
 		blk_body(key, len, b);
 		wire_wr_bytes(w, b, k == MAL_PUT_BODY_SHORT ? sizeof(b) - 1
@@ -2216,6 +2348,7 @@ main(int argc, char **argv)
 	test_used();
 	test_weight();
 	test_get_cap();
+	test_get_batch_wire();
 	test_cross_conn();
 	test_same_id();
 	test_busy();

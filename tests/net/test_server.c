@@ -38,6 +38,17 @@ iov_equal(uint64_t id, size_t len, const struct gpc_iov *iov, unsigned n)
 	return off == len;
 }
 
+/* The shard of a key, of the test daemon's 2 (docs/protocol.md). */
+static uint64_t
+key_shard(const uint8_t *k)
+{
+	uint64_t s = 0;
+
+	for (int j = 7; j >= 0; j--)
+		s = s << 8 | k[j];
+	return s % 2;
+}
+
 static void
 iov_fill(uint64_t id, size_t len, const struct gpc_iov *iov, unsigned n)
 {
@@ -244,6 +255,70 @@ test_batch(struct gpc_client *c)
 		v.len = len[5];
 		CHECK_RC(gpc_get(c, NS + 1, &gb[5], 1), 0);
 		CHECK_RC(gb[5].status, -GPC_ENOTFOUND);
+	}
+	/*
+	 * One GET message of blocks that end every way (the daemon takes a
+	 * shard's blocks as one message): found, into more room than it
+	 * needs, a miss, too little room, found in two pieces. Each gets its
+	 * own status, only found ones are written, their neighbours not.
+	 */
+	{
+		enum { MX = 5 };
+		unsigned pick[MX], np = 0;
+		uint8_t mk[32], *dst[MX];
+		struct gpc_iov v[MX + 1];
+		struct gpc_block b[MX];
+		size_t room[MX], off = 0;
+		int want[MX];
+		uint64_t s0;
+
+		s0 = key_shard(keys[0]);
+		for (unsigned i = 0; i < NB && np < MX; i++)
+			if (key_shard(keys[i]) == s0 && len[i] >= 2 &&
+			    len[i] < 1 << 20)
+				pick[np++] = i;
+		REQUIRE(np == MX);
+		for (uint64_t id = 990000;; id++) { /* a missing key there */
+			test_key(id, mk);
+			if (key_shard(mk) == s0)
+				break;
+		}
+		for (unsigned i = 0; i < MX; i++) {
+			size_t l = len[pick[i]];
+
+			room[i] = i == 1 ? l + 100 : i == 3 ? l - 1 : l;
+			want[i] = i == 2 ? -GPC_ENOTFOUND : i == 3 ? -ENOBUFS
+								 : (int)l;
+			dst[i] = A.base + off;
+			off += room[i] + 64; /* a gap after each */
+		}
+		REQUIRE(off <= REG_SZ);
+		memset(A.base, 0xEE, off);
+		for (unsigned i = 0; i < MX; i++) {
+			b[i] = (struct gpc_block){ i == 2 ? mk : keys[pick[i]],
+						   &v[i], 1, 1 };
+			v[i] = (struct gpc_iov){ dst[i], room[i], A.mr };
+		}
+		/* the last block in two pieces, the second 1 byte long */
+		v[MX - 1].len = room[MX - 1] - 1;
+		v[MX] = (struct gpc_iov){ dst[MX - 1] + room[MX - 1] - 1, 1,
+					  A.mr };
+		b[MX - 1] = (struct gpc_block){ keys[pick[MX - 1]], &v[MX - 1],
+						2, 1 };
+		CHECK_RC(gpc_get(c, NS, b, MX), 0);
+		bad = 0;
+		for (unsigned i = 0; i < MX; i++) {
+			struct gpc_iov w = { dst[i], len[pick[i]], A.mr };
+			size_t got = b[i].status > 0 ? (size_t)b[i].status : 0;
+
+			CHECK_RC(b[i].status, want[i]);
+			if (want[i] > 0 && !iov_equal(1000 + pick[i],
+						      len[pick[i]], &w, 1))
+				bad++;
+			for (size_t j = got; j < room[i] + 64; j++)
+				bad += dst[i][j] != 0xEE;
+		}
+		CHECK_RC(bad, 0);
 	}
 	/* an iovec outside its registration is refused by the library */
 	{
