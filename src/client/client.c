@@ -344,9 +344,12 @@ on_msg(void *arg, struct net_ep *ep, const uint8_t *buf, size_t len,
 	    r->op != WIRE_OP_PUT && r->op != WIRE_OP_GET)
 		r->rc = h.status;
 	switch (r->op) {
-	case WIRE_OP_PUT: /* one block: status in header */
-		r->blocks[p->idx[0]].status =
-			h.status > 0 ? -GPC_ECORRUPT : h.status;
+	case WIRE_OP_PUT: /* one block: status in header; a batch: body */
+		if (p->cnt > 1)
+			part_statuses(r, p, &h, buf + WIRE_HDR_SIZE);
+		else
+			r->blocks[p->idx[0]].status =
+				h.status > 0 ? -GPC_ECORRUPT : h.status;
 		break;
 	case WIRE_OP_GET: /* the block's length, once its pieces are in */
 		if (p->cnt > 1 && h.status >= 0) { /* nothing found: statuses */

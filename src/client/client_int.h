@@ -15,9 +15,9 @@
 #include "net/wire.h"
 
 #define CLI_MAX_SHARDS 64
-/* Blocks of one GET message to one shard (a daemon with GET batches):
+/* Blocks of one PUT or GET message to one shard (a daemon with batches):
  * gpucached counts each against server.max_inflight_conn (64). */
-#define CLI_GET_BATCH 16u
+#define CLI_XFER_BATCH 16u
 
 struct gpc_mr {
 	struct gpc_mr *next;

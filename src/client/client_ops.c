@@ -153,36 +153,47 @@ blk_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
 }
 
 /*
- * Send blocks idx[0..cnt) of a GET, all of shard s, as one message (a
- * daemon with WIRE_FEAT_GET_BATCH): ns, then each block's key and how
- * many bytes its memory takes. Caller holds c->mu.
+ * Send blocks idx[0..cnt) of a PUT or GET, all of shard s, as one
+ * message (a daemon with WIRE_FEAT_*_BATCH): ns, then each block's key
+ * and length (a GET: how many bytes its memory takes); a PUT's bytes
+ * follow, block after block. Caller holds c->mu.
  */
 static int
-getv_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
-	  unsigned s, const unsigned *idx, unsigned cnt)
+xferv_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
+	   uint8_t flags, unsigned s, const unsigned *idx, unsigned cnt)
 {
 	struct cli_part *p = &r->parts[r->nparts];
-	struct iovec iov[WIRE_MAX_IOV];
+	struct iovec *iov = NULL;
+	unsigned niov = 0;
 	struct wire_wr w;
 	int rc;
 
 	if (cnt == 1)
 		return blk_send(c, r, ns, flags, idx[0]);
 	p->idx = malloc(cnt * sizeof(*idx));
-	if (p->idx == NULL)
+	iov = malloc(cnt * WIRE_MAX_IOV * sizeof(*iov));
+	if (p->idx == NULL || iov == NULL) {
+		free(p->idx);
+		p->idx = NULL;
+		free(iov);
 		return -ENOMEM;
+	}
 	memcpy(p->idx, idx, cnt * sizeof(*idx));
 	p->cnt = cnt;
 	wire_wr_init(&w);
 	wire_wr_u64(&w, ns);
 	for (unsigned k = 0; k < cnt; k++) {
 		struct gpc_block *b = &r->blocks[idx[k]];
+		long len = blk_iov(b, iov + niov); /* checked by the caller */
 
 		wire_wr_bytes(&w, b->key, WIRE_KEY_LEN);
-		wire_wr_u64(&w, (uint64_t)blk_iov(b, iov)); /* checked */
+		wire_wr_u64(&w, (uint64_t)len);
+		if (r->op == WIRE_OP_PUT)
+			niov += b->iovcnt;
 	}
-	rc = cli_send(c, r, s, flags, cnt, &w, NULL, 0, p);
+	rc = cli_send(c, r, s, flags, cnt, &w, niov ? iov : NULL, niov, p);
 	wire_wr_fini(&w);
+	free(iov);
 	if (rc < 0) {
 		free(p->idx);
 		p->idx = NULL;
@@ -190,11 +201,11 @@ getv_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
 	return rc;
 }
 
-/* A GET's blocks still to send, up to CLI_GET_BATCH per message to
- * each shard. Caller holds c->mu. */
+/* A PUT's or GET's blocks still to send, up to CLI_XFER_BATCH per
+ * message to each shard. Caller holds c->mu. */
 static int
-getv_batches(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
-	     uint8_t flags, unsigned *idx)
+xferv_batches(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
+	      uint8_t flags, unsigned *idx)
 {
 	struct iovec iov[WIRE_MAX_IOV];
 	int rc = 0;
@@ -216,13 +227,13 @@ getv_batches(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 			if (shard_of(c, b->key) != s)
 				continue;
 			idx[cnt++] = i;
-			if (cnt == CLI_GET_BATCH) {
-				rc = getv_send(c, r, ns, flags, s, idx, cnt);
+			if (cnt == CLI_XFER_BATCH) {
+				rc = xferv_send(c, r, ns, flags, s, idx, cnt);
 				cnt = 0;
 			}
 		}
 		if (rc == 0 && cnt > 0)
-			rc = getv_send(c, r, ns, flags, s, idx, cnt);
+			rc = xferv_send(c, r, ns, flags, s, idx, cnt);
 	}
 	return rc;
 }
@@ -269,9 +280,10 @@ batch_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 {
 	int rc = 0;
 
-	if (r->blocks && r->op == WIRE_OP_GET &&
-	    (c->feat & WIRE_FEAT_GET_BATCH))
-		return getv_batches(c, r, ns, flags, idx);
+	if (r->blocks && (c->feat & (r->op == WIRE_OP_GET
+					     ? WIRE_FEAT_GET_BATCH
+					     : WIRE_FEAT_PUT_BATCH)))
+		return xferv_batches(c, r, ns, flags, idx);
 	if (r->blocks) {
 		for (unsigned i = 0; rc == 0 && i < r->n; i++)
 			if (r->blocks[i].status == -GPC_EBUSY)

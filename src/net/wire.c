@@ -314,13 +314,13 @@ wire_keys_decode(const uint8_t *body, size_t len, uint32_t count,
 }
 
 int
-wire_getv_decode(const uint8_t *body, size_t len, uint32_t count,
+wire_blkv_decode(const uint8_t *body, size_t len, uint32_t count,
 		 struct wire_blk *out)
 {
 	struct wire_rd r;
 	uint64_t ns;
 
-	if (count == 0 || count > WIRE_MAX_GET_BATCH)
+	if (count == 0 || count > WIRE_MAX_XFER)
 		return -GPC_ECORRUPT;
 	wire_rd_init(&r, body, len);
 	ns = wire_rd_u64(&r);

@@ -210,21 +210,25 @@ int wire_put_hint_decode(const struct wire_hdr *h, struct wire_put_hint *out);
 int wire_blk_decode(const uint8_t *body, size_t len, struct wire_blk *out);
 void wire_blk_encode(struct wire_wr *w, const struct wire_blk *b);
 /*
- * GET batches: a GET of count 1..WIRE_MAX_GET_BATCH blocks has the body
- * u64 ns, then count x (key[32], u64 cap), cap 1..WIRE_MAX_BLOCK (count
- * 1 is the plain GET's body). A daemon that takes count > 1 says so with
- * WIRE_FEAT_GET_BATCH in the u32 of features after its HELLO answer's
- * shard index. The answer: DATA pieces of the found blocks, one after
- * another, each piece with the batch's count x i32 statuses as its body
- * (a block's length, or -errno) and its offset in them as aux; the last
+ * Batches: a PUT or GET of count 1..WIRE_MAX_XFER blocks of one shard
+ * has the body u64 ns, then count x (key[32], u64 len), len 1..
+ * WIRE_MAX_BLOCK (a GET's cap; count 1 is the plain body). A daemon that
+ * takes count > 1 says so with WIRE_FEAT_GET_BATCH / WIRE_FEAT_PUT_BATCH
+ * in the u32 of features after its HELLO answer's shard index.
+ * A GET's answer: DATA pieces of the found blocks, one after another,
+ * each piece with the batch's count x i32 statuses as its body (a
+ * block's length, or -errno) and its offset in them as aux; the last
  * has count set and status = the bytes of all; with no block found, a
- * plain answer with the statuses (docs/protocol.md).
+ * plain answer with the statuses. A PUT's DATA: each block's bytes at
+ * aux = its offset in the blocks one after another (no piece spans two
+ * blocks); its answer: count x i32 statuses (docs/protocol.md).
  */
-#define WIRE_MAX_GET_BATCH 64u
+#define WIRE_MAX_XFER 64u
 #define WIRE_FEAT_GET_BATCH 0x1u
-/* Decode a GET body of count blocks into out[0..count) (each with the
+#define WIRE_FEAT_PUT_BATCH 0x2u
+/* Decode a batch body of count blocks into out[0..count) (each with the
  * batch's ns). 0 or -GPC_ECORRUPT. */
-int wire_getv_decode(const uint8_t *body, size_t len, uint32_t count,
+int wire_blkv_decode(const uint8_t *body, size_t len, uint32_t count,
 		     struct wire_blk *out);
 /*
  * Key-list body (LOOKUP, DELETE, PIN, UNPIN): u64 ns, then count keys.

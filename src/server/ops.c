@@ -72,7 +72,8 @@ op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	memcpy(resp, c->nonce, WIRE_NONCE_LEN);
 	put_le32(resp + WIRE_NONCE_LEN, c->sh->srv->nsh);
 	put_le32(resp + WIRE_NONCE_LEN + 4, c->sh->idx);
-	put_le32(resp + WIRE_NONCE_LEN + 8, WIRE_FEAT_GET_BATCH);
+	put_le32(resp + WIRE_NONCE_LEN + 8,
+		 WIRE_FEAT_GET_BATCH | WIRE_FEAT_PUT_BATCH);
 	c->state = CONN_CHALLENGED; /* unknown tenants too: no probing */
 	srv_reply(c, h, 0, 0, 0, resp, sizeof(resp));
 }
@@ -335,6 +336,28 @@ struct srv_getv {
 
 static void getv_found(struct srv_req *r, int status);
 
+/* A PUT of several blocks: one request per block, each one a plain PUT
+ * (its DATA at its base in the batch's); the answer, every block's
+ * status, goes once the last has ended. */
+struct srv_putv {
+	struct wire_hdr h;
+	uint32_t n, left;
+	uint8_t st[];           /* n x i32 */
+};
+
+/* Block r of its PUT batch is over with status; the last one answers. */
+static void
+putv_done(struct srv_req *r, int status)
+{
+	struct srv_putv *b = r->pv;
+
+	put_le32(b->st + 4 * r->gi, (uint32_t)status);
+	if (--b->left > 0)
+		return;
+	srv_reply(r->c, &b->h, 0, b->n, 0, b->st, 4 * b->n);
+	free(b);
+}
+
 /*
  * The request is over with status (PUT: 0 or -errno; GET: the block's
  * length or -errno): give back what it holds, answer, count, let go.
@@ -361,7 +384,9 @@ req_end(struct srv_req *r, int status)
 	rbuf_put(r->rbuf, r->rcap);
 	if (put && status == 0)
 		bytes = r->blk.len;
-	if (r->gv == NULL && !(r->answered && status >= 0))
+	if (r->pv != NULL)
+		putv_done(r, status);
+	else if (r->gv == NULL && !(r->answered && status >= 0))
 		srv_reply(c, &r->h, status, 1, 0, NULL, 0); /* a failure after
 							      * all is told */
 	srv_metrics_op(sh->m, r->h.opcode, status < 0 ? status : 0,
@@ -564,11 +589,23 @@ op_data(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	struct net_data *d)
 {
 	struct srv_req *r = c->puts;
+	struct wire_hdr hl = *h;
 	size_t n;
 
 	(void)body;
-	while (r != NULL && r->h.req_id != h->req_id)
-		r = r->cnext;
+	/* the PUT, or in a batch the block whose bytes start at or before
+	 * aux and run past it (one that has ended already is not found:
+	 * its DATA is dropped, as a plain PUT's is; one inside no block
+	 * leaves the batch waiting until server.client_timeout) */
+	for (; r != NULL; r = r->cnext)
+		if (r->h.req_id == h->req_id &&
+		    (r->pv == NULL ||
+		     (h->aux >= r->base && h->aux - r->base < r->blk.len)))
+			break;
+	if (r != NULL) {
+		hl.aux -= r->base; /* from here on, as a plain PUT's */
+		h = &hl;
+	}
 	if (d == NULL || h->body_len != 0) {
 		srv_conn_drop(c);
 		return;
@@ -710,7 +747,7 @@ static int
 getv_piece(struct srv_getv *b, uint64_t off, bool last, uint64_t total,
 	   const struct iovec *iov, unsigned n)
 {
-	uint8_t msg[WIRE_HDR_SIZE + 4 * WIRE_MAX_GET_BATCH];
+	uint8_t msg[WIRE_HDR_SIZE + 4 * WIRE_MAX_XFER];
 	struct wire_hdr h = { .opcode = WIRE_OP_DATA | WIRE_OP_RESP,
 			      .req_id = b->h.req_id, .shard = b->c->sh->idx,
 			      .aux = off, .body_len = 4 * b->n,
@@ -924,12 +961,12 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 {
 	struct srv_shard *sh = c->sh;
 	const struct srv_config *cfg = &sh->srv->cfg;
-	struct wire_blk blk[WIRE_MAX_GET_BATCH];
+	struct wire_blk blk[WIRE_MAX_XFER];
 	uint32_t n = h->count;
 	struct srv_getv *b;
 	uint64_t now = clock_now_ns();
 
-	if (wire_getv_decode(body, h->body_len, n, blk) < 0) {
+	if (wire_blkv_decode(body, h->body_len, n, blk) < 0) {
 		srv_conn_drop(c);
 		return;
 	}
@@ -974,8 +1011,75 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		getv_send(b);
 }
 
-/* PUT and GET: one block each (a GET may have several, op_getv); a
- * PUT's bytes follow as DATA. */
+/*
+ * A PUT of several blocks: a request per block, each a plain PUT whose
+ * DATA starts at its base in the batch's, started in order (so that they
+ * keep their order in the log, as a chain's blocks must); each counts
+ * against the in-flight limits, and the last to end answers for all.
+ */
+static void
+op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
+{
+	struct srv_shard *sh = c->sh;
+	const struct srv_config *cfg = &sh->srv->cfg;
+	struct wire_blk blk[WIRE_MAX_XFER];
+	struct srv_req *r[WIRE_MAX_XFER];
+	struct wire_put_hint hint = { 0 };
+	uint32_t n = h->count;
+	struct srv_putv *b;
+	uint64_t now = clock_now_ns(), base = 0;
+
+	if (wire_blkv_decode(body, h->body_len, n, blk) < 0) {
+		srv_conn_drop(c);
+		return;
+	}
+	if (wire_put_hint_decode(h, &hint) < 0) {
+		srv_reply(c, h, -EINVAL, n, 0, NULL, 0);
+		srv_metrics_op(sh->m, h->opcode, -EINVAL, 0, 0, 0);
+		return; /* a TTL or priority out of range; DATA is dropped */
+	}
+	if (c->inflight + n > cfg->max_inflight_conn ||
+	    sh->inflight + n > cfg->max_inflight_shard || sh->draining) {
+		srv_reply(c, h, -GPC_EBUSY, n, 0, NULL, 0);
+		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
+		return; /* its DATA finds no PUT and is dropped */
+	}
+	b = calloc(1, sizeof(*b) + 4 * (size_t)n);
+	for (uint32_t i = 0; i < n; i++)
+		r[i] = b != NULL ? calloc(1, sizeof(*r[i])) : NULL;
+	for (uint32_t i = 0; i < n; i++)
+		if (r[i] == NULL) {
+			for (uint32_t j = 0; j < n; j++)
+				free(r[j]);
+			free(b);
+			srv_reply(c, h, -ENOMEM, n, 0, NULL, 0);
+			return;
+		}
+	b->h = *h;
+	b->n = b->left = n;
+	for (uint32_t i = 0; i < n; i++) {
+		*r[i] = (struct srv_req){
+			.c = c, .h = *h, .blk = blk[i], .cns = blk[i].ns,
+			.t0 = now, .pv = b, .gi = i, .base = base,
+			.hint = { .ttl_s = hint.ttl_s, .prio = hint.prio } };
+		r[i]->blk.ns = ns_of(c, blk[i].ns);
+		base += blk[i].len;
+		c->inflight++;
+		sh->inflight++;
+		req_link(sh, r[i]);
+		r[i]->cnext = c->puts; /* takes DATA from now on */
+		c->puts = r[i];
+	}
+	/* behind PUTs already waiting for room, never ahead of them; a
+	 * block may end at once (and the batch with its last): r[i] is
+	 * not touched after its start */
+	for (uint32_t i = 0; i < n; i++)
+		if (sh->retry != NULL || put_start(r[i]) == -EAGAIN)
+			retry_push(sh, r[i]);
+}
+
+/* PUT and GET: one block each, or several (op_getv, op_putv); a PUT's
+ * bytes follow as DATA. */
 static void
 op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	struct net_data *d)
@@ -989,6 +1093,10 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	(void)d; /* none: srv_dispatch refuses data parts here */
 	if (h->opcode == WIRE_OP_GET && h->count > 1) {
 		op_getv(c, h, body);
+		return;
+	}
+	if (h->opcode == WIRE_OP_PUT && h->count > 1) {
+		op_putv(c, h, body);
 		return;
 	}
 	if (h->count != 1 || wire_blk_decode(body, h->body_len, &blk) < 0) {

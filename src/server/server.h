@@ -52,6 +52,7 @@ enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2,
 		 PUT_SKIP = 3 };
 
 struct srv_getv;
+struct srv_putv;
 
 /* A PUT or GET in flight (one block). */
 struct srv_req {
@@ -75,8 +76,10 @@ struct srv_req {
 		} at;
 	};
 	struct srv_getv *gv;    /* GET: the batch it is part of, or NULL */
-	unsigned gi;            /* its place in the batch */
+	unsigned gi;            /* its place in the batch (GET and PUT) */
 	bool gv_over;           /* the batch is over: req_end ends it */
+	struct srv_putv *pv;    /* PUT: the batch it is part of, or NULL */
+	uint64_t base;          /* PUT in a batch: its DATA's first offset */
 	uint64_t announced;     /* bytes of DATA arrived so far */
 	unsigned rx;            /* DATA pieces landing */
 	unsigned npend;         /* DATA kept until there is room */

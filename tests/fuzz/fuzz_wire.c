@@ -151,11 +151,11 @@ check_keys(const uint8_t *body, size_t len, uint32_t count)
 static void
 check_getv(const uint8_t *body, size_t len, uint32_t count)
 {
-	struct wire_blk b[WIRE_MAX_GET_BATCH], one;
+	struct wire_blk b[WIRE_MAX_XFER], one;
 
-	if (wire_getv_decode(body, len, count, b))
+	if (wire_blkv_decode(body, len, count, b))
 		return;
-	FUZZ_CHECK(count >= 1 && count <= WIRE_MAX_GET_BATCH);
+	FUZZ_CHECK(count >= 1 && count <= WIRE_MAX_XFER);
 	FUZZ_CHECK(len == 8 + (size_t)count * (WIRE_KEY_LEN + 8));
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *it = body + 8 + (size_t)i * (WIRE_KEY_LEN + 8);

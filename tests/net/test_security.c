@@ -424,7 +424,8 @@ raw_auth_as(struct raw *r, const char *tenant, const char *secret,
 		return 1;
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN), 2); /* nshards */
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 4), r->shard);
-	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 8), WIRE_FEAT_GET_BATCH);
+	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 8),
+		 WIRE_FEAT_GET_BATCH | WIRE_FEAT_PUT_BATCH);
 	memcpy(r->nonce, m->body, WIRE_NONCE_LEN);
 	REQUIRE(auth_mac((const uint8_t *)secret, strlen(secret), r->nonce,
 			 tenant, mac_shard, mac) == 0);
@@ -1084,7 +1085,7 @@ test_get_batch_wire(void)
 	CHECK_RC(count_not(buf + L0 + L2, CAP - L0 - L2, PAT), 0);
 
 	/* nothing found: a plain answer with the statuses, no data */
-	r.nmsg = 0;
+	raw_clear(&r);
 	wire_wr_init(&w);
 	wire_wr_u64(&w, NS);
 	for (unsigned i = 0; i < 2; i++) {
@@ -1104,6 +1105,72 @@ test_get_batch_wire(void)
 	free(buf);
 	free(want);
 	printf("get batch on the wire: %u piece(s)\n", pieces);
+}
+
+/* A PUT batch as the wire carries it: three blocks' DATA at their
+ * offsets one after another (the middle one a single byte, the last in
+ * two pieces), answered once with the three statuses; a put-if-absent
+ * batch of a stored key and a new one stores only the new one. */
+static void
+test_put_batch_wire(void)
+{
+	enum { N = 3, L0 = 5000, L2 = 7000 };
+	static const size_t len[N] = { L0, 1, L2 };
+	uint8_t k[N][32], kn[32], *d[N];
+	struct raw r = { 0 };
+	struct wire_wr w;
+	struct raw_msg *m;
+	uint64_t id, off = 0;
+
+	for (unsigned i = 0; i < N; i++) {
+		shard_key(75000 + i, 0, k[i]);
+		d[i] = malloc(len[i]);
+		REQUIRE(d[i] != NULL);
+		test_fill(75000 + i, d[i], len[i]);
+	}
+	shard_key(75010, 0, kn);
+	raw_authed(&r, 0, "alice");
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	for (unsigned i = 0; i < N; i++) {
+		wire_wr_bytes(&w, k[i], 32);
+		wire_wr_u64(&w, len[i]);
+	}
+	REQUIRE(w.err == 0);
+	id = raw_send(&r, WIRE_OP_PUT, 0, N, w.buf, w.len);
+	wire_wr_fini(&w);
+	raw_data(&r, id, off, d[0], L0);
+	raw_data(&r, id, off += L0, d[1], 1);
+	raw_data(&r, id, off += 1, d[2], 4096);
+	raw_data(&r, id, off + 4096, d[2] + 4096, L2 - 4096);
+	m = raw_wait(&r, id, 5000);
+	CHECK(m != NULL && m->h.status == 0 && m->h.count == N &&
+	      m->h.body_len == 4 * N);
+	for (unsigned i = 0; m != NULL && m->h.body_len == 4 * N && i < N; i++)
+		CHECK_RC((int32_t)get_le32(m->body + 4 * i), 0);
+	for (unsigned i = 0; i < N; i++)
+		CHECK(lib_is(&alice, k[i], 75000 + i, len[i]));
+	/* put-if-absent: k[0] stays as it is, kn is stored */
+	raw_clear(&r);
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	wire_wr_bytes(&w, k[0], 32);
+	wire_wr_u64(&w, L2);
+	wire_wr_bytes(&w, kn, 32);
+	wire_wr_u64(&w, L0);
+	id = raw_send(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 2, w.buf, w.len);
+	wire_wr_fini(&w);
+	raw_data(&r, id, 0, d[2], L2);
+	raw_data(&r, id, L2, d[0], L0);
+	m = raw_wait(&r, id, 5000);
+	CHECK(m != NULL && m->h.status == 0 && m->h.body_len == 8);
+	CHECK(lib_is(&alice, k[0], 75000, L0));
+	CHECK(lib_is(&alice, kn, 75000, L0));
+	CHECK(!r.closed);
+	raw_close(&r);
+	for (unsigned i = 0; i < N; i++)
+		free(d[i]);
+	printf("put batch on the wire: done\n");
 }
 
 /* ---- 3. a PUT takes DATA from its own connection only ---- */
@@ -2349,6 +2416,7 @@ main(int argc, char **argv)
 	test_weight();
 	test_get_cap();
 	test_get_batch_wire();
+	test_put_batch_wire();
 	test_cross_conn();
 	test_same_id();
 	test_busy();
