@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,14 +491,35 @@ net_progress(struct net_worker *w)
 	return n + ucp_worker_progress(w->w);
 }
 
+/*
+ * Arm w's event fd before a sleep: true if armed. When UCX says it is
+ * busy after a progress call that found nothing, what it has is work it
+ * cannot finish yet, typically a send waiting for the peer to drain the
+ * shared-memory FIFO: the peer needs a CPU more than we need to look
+ * again at once. Two shards and their clients on 2 vCPUs otherwise spun
+ * here (read, epoll_wait, ucp_worker_arm: GETs as iovecs at a third of
+ * one shard's rate, docs/benchmarks.md).
+ */
+static bool
+arm_or_yield(struct net_worker *w)
+{
+	ucs_status_t st;
+
+	if (w->dhead != NULL || w->efd < 0)
+		return false; /* events pending (or no fd): go round again */
+	st = ucp_worker_arm(w->w);
+	if (st == UCS_ERR_BUSY)
+		sched_yield();
+	return st == UCS_OK;
+}
+
 void
 net_wait(struct net_worker *w, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
 
-	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
-		return; /* events pending (or no fd): go round again */
-	poll(&pfd, 1, timeout_ms);
+	if (arm_or_yield(w))
+		poll(&pfd, 1, timeout_ms);
 }
 
 void
@@ -506,9 +528,8 @@ net_wait_fd(struct net_worker *w, int fd, int timeout_ms)
 	struct pollfd pfd[2] = { { .fd = w->efd, .events = POLLIN },
 				 { .fd = fd, .events = POLLIN } };
 
-	if (w->dhead != NULL || w->efd < 0 || ucp_worker_arm(w->w) != UCS_OK)
-		return; /* events pending (or no fd): go round again */
-	poll(pfd, 2, timeout_ms);
+	if (arm_or_yield(w))
+		poll(pfd, 2, timeout_ms);
 }
 
 void

@@ -964,10 +964,17 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	struct wire_blk blk[WIRE_MAX_XFER];
 	uint32_t n = h->count;
 	struct srv_getv *b;
-	uint64_t now = clock_now_ns();
+	uint64_t now = clock_now_ns(), caps = 0;
 
 	if (wire_blkv_decode(body, h->body_len, n, blk) < 0) {
 		srv_conn_drop(c);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		caps += blk[i].len;
+	if (caps > INT32_MAX) { /* the answer's status could not count it */
+		srv_reply(c, h, -GPC_ETOOBIG, n, 0, NULL, 0);
+		srv_metrics_op(sh->m, h->opcode, -GPC_ETOOBIG, 0, 0, 0);
 		return;
 	}
 	if (c->inflight + n > cfg->max_inflight_conn ||

@@ -1100,6 +1100,19 @@ test_get_batch_wire(void)
 	if (m != NULL && m->h.body_len == 8)
 		CHECK(get_le32(m->body) == (uint32_t)-GPC_ENOTFOUND &&
 		      get_le32(m->body + 4) == (uint32_t)-GPC_ENOTFOUND);
+	/* caps adding up past what the answer's status can count: refused
+	 * whole, the connection kept */
+	raw_clear(&r);
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	for (unsigned i = 0; i < WIRE_MAX_XFER; i++) {
+		wire_wr_bytes(&w, k[0], 32);
+		wire_wr_u64(&w, WIRE_MAX_BLOCK);
+	}
+	id = raw_send(&r, WIRE_OP_GET, 0, WIRE_MAX_XFER, w.buf, w.len);
+	wire_wr_fini(&w);
+	m = raw_wait_getv(&r, id, WIRE_MAX_XFER, 5000);
+	CHECK(m != NULL && !m->data && m->h.status == -GPC_ETOOBIG);
 	CHECK(!r.closed);
 	raw_close(&r);
 	free(buf);
