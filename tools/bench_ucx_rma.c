@@ -246,17 +246,10 @@ struct sconn {
 static bool
 srv_send_iov(struct sconn *c)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-
 	if (o.send != SEND_AUTO)
 		return o.send == SEND_IOV;
-	if (!c->iov_known && (f = open_memstream(&buf, &len)) != NULL) {
-		ucp_ep_print_info(c->ep, f);
-		if (fclose(f) == 0)
-			c->iov_max = net_iov_max_for(buf);
-		free(buf);
+	if (!c->iov_known) {
+		c->iov_max = net_iov_max_ucp(c->ep);
 		c->iov_known = true;
 	}
 	return o.size <= c->iov_max;

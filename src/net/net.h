@@ -76,6 +76,9 @@ typedef void (*net_error_cb)(void *arg, struct net_ep *ep, int err);
  * else (an RDMA lane, or text not understood) 0. */
 #define NET_IOV_MAX_SOCKET (128u << 10)
 size_t net_iov_max_for(const char *info);
+/* net_iov_max_for of a UCX endpoint (a ucp_ep_h), from its lanes as
+ * ucp_ep_print_info prints them; 0 if they cannot be read. */
+size_t net_iov_max_ucp(void *ucp_ep);
 int net_ctx_create(bool multi_thread, unsigned flags, struct net_ctx **out);
 void net_ctx_destroy(struct net_ctx *ctx);
 

@@ -785,24 +785,33 @@ net_iov_max_for(const char *info)
 	return strcmp(rma, "tcp") == 0 ? NET_IOV_MAX_SOCKET : 0;
 }
 
+size_t
+net_iov_max_ucp(void *ucp_ep)
+{
+	char *buf = NULL;
+	size_t len = 0, max = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return 0;
+	ucp_ep_print_info(ucp_ep, f);
+	if (fclose(f) == 0)
+		max = net_iov_max_for(buf);
+	free(buf);
+	return max;
+}
+
 /* The largest data part ep sends as an iovec, from its lanes (once: by
  * the first data part, after HELLO and AUTH, its lanes are set). */
 static size_t
 ep_iov_max(struct net_ep *ep)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-
 	if (ep->w->ctx->send_iov)
 		return SIZE_MAX;
 	if (!ep->w->ctx->send_auto)
 		return 0;
-	if (!ep->iov_known && (f = open_memstream(&buf, &len)) != NULL) {
-		ucp_ep_print_info(ep->ep, f);
-		if (fclose(f) == 0)
-			ep->iov_max = net_iov_max_for(buf);
-		free(buf);
+	if (!ep->iov_known) {
+		ep->iov_max = net_iov_max_ucp(ep->ep);
 		ep->iov_known = true;
 		log_debug("net", "endpoint %p: data parts up to %zu bytes as "
 			  "iovecs", (void *)ep, ep->iov_max);
