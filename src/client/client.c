@@ -81,7 +81,8 @@ getv_end(struct gpc_req *r, struct cli_part *p)
 			st = p->rstatus; /* the whole message failed */
 		else if (st == 0 && p->bst == NULL)
 			st = -GPC_ECORRUPT;
-		else if (st == 0 && (uint64_t)p->rstatus != p->got)
+		else if (st == 0 && ((uint64_t)p->rstatus != p->got ||
+				     p->got != p->want))
 			st = -GPC_ECORRUPT; /* the pieces did not add up */
 		else if (st == 0)
 			st = p->bst[k];
@@ -202,6 +203,7 @@ getv_statuses(struct gpc_req *r, struct cli_part *p, const struct wire_hdr *h,
 		uint64_t left = st > 0 ? (uint64_t)st : 0;
 
 		p->bst[k] = st;
+		p->want += left;
 		for (unsigned i = 0; i < b->iovcnt && left > 0; i++) {
 			size_t m = b->iov[i].len < left ? b->iov[i].len : left;
 
@@ -272,6 +274,8 @@ part_statuses(struct gpc_req *r, struct cli_part *p, const struct wire_hdr *h,
 			st = (h->count == p->cnt && h->body_len == 4 * p->cnt)
 				     ? (int)get_le32(body + 4 * k)
 				     : -GPC_ECORRUPT;
+		if (st > 0) /* items answer 0 or -errno */
+			st = -GPC_ECORRUPT;
 		if (r->blocks)
 			r->blocks[p->idx[k]].status = st;
 		else if (r->status)

@@ -52,6 +52,7 @@ struct cli_part {
 	int32_t *bst;
 	struct iovec *dst;
 	unsigned ndst;
+	uint64_t want;     /* the found blocks' bytes, by their statuses */
 };
 
 struct gpc_req {

@@ -109,6 +109,8 @@ blk_iov(const struct gpc_block *b, struct iovec *iov)
 		total += v->len;
 		iov[i] = (struct iovec){ v->addr, v->len };
 	}
+	if (total == 0) /* the daemon would take it for a broken client */
+		return -EINVAL;
 	return total > WIRE_MAX_BLOCK ? -GPC_ETOOBIG : (long)total;
 }
 

@@ -724,6 +724,8 @@ getv_end(struct srv_getv *b, int err)
 	for (uint32_t i = 0; i < b->n; i++) {
 		struct srv_req *r = b->r[i];
 
+		if (r == NULL) /* not started: no room, or no memory */
+			continue;
 		r->gv_over = true;
 		req_end(r, err < 0 ? err : (int32_t)get_le32(b->st + 4 * i));
 	}
@@ -951,6 +953,30 @@ _Static_assert(WIRE_PRIO_LOW == STORE_PRIO_LOW &&
 	       "a PUT's hints go to the store as they are");
 
 /*
+ * How many of a batch's n blocks may start now: as many as the
+ * connection's and the shard's in-flight limits have room for (the
+ * rest are answered BUSY in the batch's statuses and sent again by the
+ * client), so that a batch larger than the room left, or than a small
+ * max_inflight_conn, still goes on; none while the shard drains.
+ */
+static uint32_t
+batch_room(const struct srv_conn *c, uint32_t n)
+{
+	const struct srv_shard *sh = c->sh;
+	const struct srv_config *cfg = &sh->srv->cfg;
+	uint32_t room = n;
+
+	if (sh->draining || c->inflight >= cfg->max_inflight_conn ||
+	    sh->inflight >= cfg->max_inflight_shard)
+		return 0;
+	if (cfg->max_inflight_conn - c->inflight < room)
+		room = cfg->max_inflight_conn - c->inflight;
+	if (cfg->max_inflight_shard - sh->inflight < room)
+		room = cfg->max_inflight_shard - sh->inflight;
+	return room;
+}
+
+/*
  * A GET of several blocks: a request per block, started as a plain GET;
  * each counts against the in-flight limits. The batch holds one count of
  * its own on left until all are started, so that blocks found at once
@@ -960,9 +986,8 @@ static void
 op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 {
 	struct srv_shard *sh = c->sh;
-	const struct srv_config *cfg = &sh->srv->cfg;
 	struct wire_blk blk[WIRE_MAX_XFER];
-	uint32_t n = h->count;
+	uint32_t n = h->count, adm;
 	struct srv_getv *b;
 	uint64_t now = clock_now_ns(), caps = 0;
 
@@ -977,8 +1002,8 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		srv_metrics_op(sh->m, h->opcode, -GPC_ETOOBIG, 0, 0, 0);
 		return;
 	}
-	if (c->inflight + n > cfg->max_inflight_conn ||
-	    sh->inflight + n > cfg->max_inflight_shard || sh->draining) {
+	adm = batch_room(c, n);
+	if (adm == 0) {
 		srv_reply(c, h, -GPC_EBUSY, n, 0, NULL, 0);
 		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
 		return;
@@ -992,13 +1017,12 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	b->h = *h;
 	b->n = n;
 	b->st = (uint8_t *)&b->r[n];
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = adm; i < n; i++) /* no room for them now */
+		put_le32(b->st + 4 * i, (uint32_t)-GPC_EBUSY);
+	for (uint32_t i = 0; i < adm; i++) {
 		struct srv_req *r = calloc(1, sizeof(*r));
 
 		if (r == NULL) { /* those made so far end, the batch fails */
-			for (uint32_t j = 0; j < i; j++)
-				put_le32(b->st + 4 * j, (uint32_t)-ENOMEM);
-			b->n = i;
 			getv_end(b, -ENOMEM);
 			return;
 		}
@@ -1011,8 +1035,8 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		sh->inflight++;
 		req_link(sh, r);
 	}
-	b->left = n + 1;
-	for (uint32_t i = 0; i < n; i++)
+	b->left = adm + 1;
+	for (uint32_t i = 0; i < adm; i++)
 		get_start(b->r[i]);
 	if (--b->left == 0)
 		getv_send(b);
@@ -1028,11 +1052,10 @@ static void
 op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 {
 	struct srv_shard *sh = c->sh;
-	const struct srv_config *cfg = &sh->srv->cfg;
 	struct wire_blk blk[WIRE_MAX_XFER];
 	struct srv_req *r[WIRE_MAX_XFER];
 	struct wire_put_hint hint = { 0 };
-	uint32_t n = h->count;
+	uint32_t n = h->count, adm;
 	struct srv_putv *b;
 	uint64_t now = clock_now_ns(), base = 0;
 
@@ -1045,26 +1068,34 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		srv_metrics_op(sh->m, h->opcode, -EINVAL, 0, 0, 0);
 		return; /* a TTL or priority out of range; DATA is dropped */
 	}
-	if (c->inflight + n > cfg->max_inflight_conn ||
-	    sh->inflight + n > cfg->max_inflight_shard || sh->draining) {
+	adm = batch_room(c, n);
+	if (adm == 0) {
 		srv_reply(c, h, -GPC_EBUSY, n, 0, NULL, 0);
 		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
 		return; /* its DATA finds no PUT and is dropped */
 	}
 	b = calloc(1, sizeof(*b) + 4 * (size_t)n);
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < adm; i++)
 		r[i] = b != NULL ? calloc(1, sizeof(*r[i])) : NULL;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < adm; i++)
 		if (r[i] == NULL) {
-			for (uint32_t j = 0; j < n; j++)
+			for (uint32_t j = 0; j < adm; j++)
 				free(r[j]);
 			free(b);
 			srv_reply(c, h, -ENOMEM, n, 0, NULL, 0);
 			return;
 		}
 	b->h = *h;
-	b->n = b->left = n;
+	b->n = n;
+	b->left = adm;
+	/* no room for the rest now: BUSY, their DATA finds no PUT */
+	for (uint32_t i = adm; i < n; i++)
+		put_le32(b->st + 4 * i, (uint32_t)-GPC_EBUSY);
 	for (uint32_t i = 0; i < n; i++) {
+		if (i >= adm) {
+			base += blk[i].len;
+			continue;
+		}
 		*r[i] = (struct srv_req){
 			.c = c, .h = *h, .blk = blk[i], .cns = blk[i].ns,
 			.t0 = now, .pv = b, .gi = i, .base = base,
@@ -1080,7 +1111,7 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	/* behind PUTs already waiting for room, never ahead of them; a
 	 * block may end at once (and the batch with its last): r[i] is
 	 * not touched after its start */
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < adm; i++)
 		if (sh->retry != NULL || put_start(r[i]) == -EAGAIN)
 			retry_push(sh, r[i]);
 }

@@ -1136,12 +1136,12 @@ test_put_batch_wire(void)
 	uint64_t id, off = 0;
 
 	for (unsigned i = 0; i < N; i++) {
-		shard_key(75000 + i, 0, k[i]);
+		shard_key(88000 + i, 0, k[i]);
 		d[i] = malloc(len[i]);
 		REQUIRE(d[i] != NULL);
-		test_fill(75000 + i, d[i], len[i]);
+		test_fill(88000 + i, d[i], len[i]);
 	}
-	shard_key(75010, 0, kn);
+	shard_key(88010, 0, kn);
 	raw_authed(&r, 0, "alice");
 	wire_wr_init(&w);
 	wire_wr_u64(&w, NS);
@@ -1162,7 +1162,7 @@ test_put_batch_wire(void)
 	for (unsigned i = 0; m != NULL && m->h.body_len == 4 * N && i < N; i++)
 		CHECK_RC((int32_t)get_le32(m->body + 4 * i), 0);
 	for (unsigned i = 0; i < N; i++)
-		CHECK(lib_is(&alice, k[i], 75000 + i, len[i]));
+		CHECK(lib_is(&alice, k[i], 88000 + i, len[i]));
 	/* put-if-absent: k[0] stays as it is, kn is stored */
 	raw_clear(&r);
 	wire_wr_init(&w);
@@ -1177,8 +1177,8 @@ test_put_batch_wire(void)
 	raw_data(&r, id, L2, d[0], L0);
 	m = raw_wait(&r, id, 5000);
 	CHECK(m != NULL && m->h.status == 0 && m->h.body_len == 8);
-	CHECK(lib_is(&alice, k[0], 75000, L0));
-	CHECK(lib_is(&alice, kn, 75000, L0));
+	CHECK(lib_is(&alice, k[0], 88000, L0));
+	CHECK(lib_is(&alice, kn, 88000, L0));
 	CHECK(!r.closed);
 	raw_close(&r);
 	for (unsigned i = 0; i < N; i++)
@@ -1322,6 +1322,92 @@ test_busy(void)
 	raw_close(&r);
 	free(d);
 	printf("busy: done\n");
+}
+
+/* A batch with room for only some of its blocks (63 of a connection's
+ * 64 slots held by PUTs waiting for DATA): the first starts, the others
+ * are answered BUSY in its statuses and their DATA is dropped; the
+ * same for a GET batch. */
+static void
+test_busy_batch(void)
+{
+	enum { NH = 63, L = 4096, N = 3 };
+	struct raw r = { 0 };
+	uint8_t hk[NH][32], k[N][32], *d = malloc(L), *buf = malloc(N * L);
+	uint64_t hid[NH], id;
+	struct wire_wr w;
+	struct raw_msg *m;
+	unsigned ok = 0;
+
+	REQUIRE(d != NULL && buf != NULL);
+	test_fill(89000, d, L);
+	raw_authed(&r, 0, "alice");
+	for (unsigned i = 0; i < NH; i++) {
+		shard_key(89100 + i, 0, hk[i]);
+		hid[i] = raw_put_hdr(&r, 0, hk[i], L);
+	}
+	for (unsigned i = 0; i < N; i++)
+		shard_key(89000 + i, 0, k[i]);
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	for (unsigned i = 0; i < N; i++) {
+		wire_wr_bytes(&w, k[i], 32);
+		wire_wr_u64(&w, L);
+	}
+	id = raw_send(&r, WIRE_OP_PUT, 0, N, w.buf, w.len);
+	wire_wr_fini(&w);
+	for (unsigned i = 0; i < N; i++)
+		raw_data(&r, id, (uint64_t)i * L, d, L);
+	m = raw_wait(&r, id, 5000);
+	CHECK(m != NULL && m->h.status == 0 && m->h.count == N &&
+	      m->h.body_len == 4 * N);
+	if (m != NULL && m->h.body_len == 4 * N) {
+		CHECK_RC((int32_t)get_le32(m->body), 0);
+		CHECK_RC((int32_t)get_le32(m->body + 4), -GPC_EBUSY);
+		CHECK_RC((int32_t)get_le32(m->body + 8), -GPC_EBUSY);
+	}
+	CHECK(lib_is(&alice, k[0], 89000, L));
+	CHECK(lib_miss(&alice, k[1]) && lib_miss(&alice, k[2]));
+	/* the batch's slot is free again: a GET batch of three gets one */
+	raw_clear(&r);
+	memset(buf, PAT, N * L);
+	r.rbuf = buf;
+	r.rcap = N * L;
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	for (unsigned i = 0; i < N; i++) {
+		wire_wr_bytes(&w, k[0], 32);
+		wire_wr_u64(&w, L);
+	}
+	id = raw_send(&r, WIRE_OP_GET, 0, N, w.buf, w.len);
+	wire_wr_fini(&w);
+	m = raw_wait_getv(&r, id, N, 5000);
+	for (uint64_t t0 = nt_now_ms(); r.rx > 0 && nt_now_ms() - t0 < 5000;)
+		raw_pump(1);
+	CHECK(m != NULL && m->data && m->h.status == L &&
+	      m->h.body_len == 4 * N);
+	if (m != NULL && m->h.body_len == 4 * N) {
+		CHECK_RC((int32_t)get_le32(m->body), L);
+		CHECK_RC((int32_t)get_le32(m->body + 4), -GPC_EBUSY);
+		CHECK_RC((int32_t)get_le32(m->body + 8), -GPC_EBUSY);
+	}
+	CHECK(memcmp(buf, d, L) == 0);
+	CHECK_RC(count_not(buf + L, (N - 1) * L, PAT), 0);
+	/* the PUTs that held the slots complete */
+	r.rbuf = NULL;
+	raw_clear(&r);
+	for (unsigned i = 0; i < NH; i++)
+		raw_data(&r, hid[i], 0, d, L);
+	for (unsigned i = 0; i < NH; i++) {
+		m = raw_wait(&r, hid[i], 5000);
+		ok += m != NULL && m->h.status == 0;
+	}
+	CHECK_RC(ok, NH);
+	CHECK(!r.closed);
+	raw_close(&r);
+	free(d);
+	free(buf);
+	printf("busy batches: done\n");
 }
 
 static void
@@ -2433,6 +2519,7 @@ main(int argc, char **argv)
 	test_cross_conn();
 	test_same_id();
 	test_busy();
+	test_busy_batch();
 	test_pending();
 	test_inline();
 	test_malformed();
