@@ -64,6 +64,8 @@
 # SCALE_SIZES ("256K 2M"), SCALE_THREADS (4), SCALE (1; 0 skips it),
 # DATA_SEND (auto; iovec, contig: how gpucached's GETs and the am
 # baselines' gets send their data, server.data_send),
+# SMALL (16K; "" skips it: 64 blocks in flight over shm to the DRAM tier,
+# as 64 messages and as 4 PUT and GET batches of 16),
 # EXTRA_GPC_ARGS (more gpucached flags, for A/B runs), BENCH_NET_ARGS
 # (more bench_net flags, e.g. --wait spin), REDIS (1; 0 skips it),
 # ENGINE (1; 0 skips the engine-alone run on the flash tier's devices),
@@ -106,6 +108,7 @@ LOAD_PCT=${LOAD_PCT:-70}
 UCX_MODES=${UCX_MODES:-rma am am-mem}
 DATA_SEND=${DATA_SEND:-auto} # server.data_send, and the am baselines' --send
 SCALE=${SCALE:-1}
+SMALL=${SMALL:-16K} # small-block sizes, shm dram: batches against single blocks
 SCALE_SIZES=${SCALE_SIZES:-256K 2M}
 SCALE_THREADS=${SCALE_THREADS:-4}
 SHARDS=1
@@ -370,6 +373,13 @@ for tp in $TRANSPORTS; do
 			echo "== latency: 256K GET at ${LOAD_PCT}% of the peak measured right before ($th threads)"
 			OPS=seal,fill,get TAG="latency=1 " run_gpc shm dram 256K \
 				"$th" --rate-pct "$LOAD_PCT"
+			# small blocks (a layer's KV block is 8-64 KiB): 64 in
+			# flight as 64 messages, then as 4 batches of 16
+			for size in $SMALL; do
+				echo "== small blocks: $size, 64 in flight, one per message, then 16 per message"
+				TAG="small=1 " run_gpc shm dram "$size" 1 --depth=64 --batch=1
+				TAG="small=1 " run_gpc shm dram "$size" 1 --depth=4 --batch=16
+			done
 		fi
 		gpc_stop "$tp" "$tier"
 	done
@@ -426,7 +436,8 @@ f = float
 ucx = {(r.get("mode", "rma"), r["transport"], r["tier"], r["op"], r["size"], r["threads"]): f(r["gbps"])
        for r in rows if r["kind"] == "ucx"}
 gpc = [r for r in rows if r["kind"] == "gpc" and "latency" not in r
-       and "compare" not in r and "scale" not in r]
+       and "compare" not in r and "scale" not in r and "small" not in r]
+small = [r for r in rows if r["kind"] == "gpc" and "small" in r]
 scale = [r for r in rows if r["kind"] == "gpc" and "scale" in r]
 red = {(r["via"], r["op"], r["size"], r["conns"]): r
        for r in rows if r["kind"] == "redis"}
@@ -500,6 +511,17 @@ scopy = sum(int(r["store_copy_bytes"]) for r in rows if r["kind"] == "copy")
 print("\nserver CPU s/GB: gpucached %.3f (dram tier %.3f), Redis %.3f; payload bytes copied by gpucached %d (engine copies %d)"
       % (ours, ours_dram, theirs, copy, scopy))
 mn = lambda k: min(ratios[k]) if ratios[k] else (0.0, "-")
+if small:
+    print("\nsmall blocks (shm, dram tier, x1, 64 blocks in flight): one per message -> batches")
+    one = {(r["size"], r["op"]): r for r in small if r["batch"] == "1"}
+    for r in small:
+        o = one.get((r["size"], r["op"]))
+        if r["batch"] == "1" or o is None:
+            continue
+        print("  %-4s %s  %6.2f GB/s (%.3f s/GB) -> %6.2f GB/s (%.3f s/GB) in batches of %s: %.2fx"
+              % (mib(r["size"]), r["op"], f(o["gbps"]), f(o["srv_cpu_s_per_gb"]),
+                 f(r["gbps"]), f(r["srv_cpu_s_per_gb"]), r["batch"],
+                 f(r["gbps"]) / f(o["gbps"])))
 sc = {}
 if scale:
     print("\nshard scaling (shm, dram tier):")
