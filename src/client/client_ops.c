@@ -115,69 +115,30 @@ blk_iov(const struct gpc_block *b, struct iovec *iov)
 }
 
 /*
- * Send block i of r (a PUT with its bytes as the data part, or a GET
- * saying how many bytes it can take) as one part. Caller holds c->mu.
- */
-static int
-blk_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
-	 unsigned i)
-{
-	struct gpc_block *b = &r->blocks[i];
-	struct cli_part *p = &r->parts[r->nparts];
-	struct iovec iov[WIRE_MAX_IOV];
-	struct wire_blk wb = { .ns = ns };
-	long total = blk_iov(b, iov);
-	struct wire_wr w;
-	int rc;
-
-	if (total < 0) { /* this block fails; the others go on */
-		b->status = (int)total;
-		return 0;
-	}
-	p->idx = malloc(sizeof(*p->idx));
-	if (p->idx == NULL)
-		return -ENOMEM;
-	p->idx[0] = i;
-	p->cnt = 1;
-	memcpy(wb.key, b->key, WIRE_KEY_LEN);
-	wb.len = (uint64_t)total;
-	wire_wr_init(&w);
-	wire_blk_encode(&w, &wb);
-	rc = cli_send(c, r, shard_of(c, b->key), flags, 1, &w,
-		      r->op == WIRE_OP_PUT ? iov : NULL,
-		      r->op == WIRE_OP_PUT ? b->iovcnt : 0, p);
-	wire_wr_fini(&w);
-	if (rc < 0) {
-		free(p->idx);
-		p->idx = NULL;
-	}
-	return rc;
-}
-
-/*
- * Send blocks idx[0..cnt) of a PUT or GET, all of shard s, as one
- * message (a daemon with WIRE_FEAT_*_BATCH): ns, then each block's key
- * and length (a GET: how many bytes its memory takes); a PUT's bytes
- * follow, block after block. Caller holds c->mu.
+ * Send blocks idx[0..cnt) of a PUT or GET, all of shard s and checked
+ * by blk_iov, as one message (cnt > 1 only to a daemon with
+ * WIRE_FEAT_*_BATCH): ns, then each block's key and length (a GET: how
+ * many bytes its memory takes); a PUT's bytes follow, block after
+ * block. Caller holds c->mu.
  */
 static int
 xferv_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 	   uint8_t flags, unsigned s, const unsigned *idx, unsigned cnt)
 {
 	struct cli_part *p = &r->parts[r->nparts];
-	struct iovec *iov = NULL;
+	struct iovec one[WIRE_MAX_IOV], *iov = one;
 	unsigned niov = 0;
 	struct wire_wr w;
 	int rc;
 
-	if (cnt == 1)
-		return blk_send(c, r, ns, flags, idx[0]);
 	p->idx = malloc(cnt * sizeof(*idx));
-	iov = malloc(cnt * WIRE_MAX_IOV * sizeof(*iov));
+	if (cnt > 1)
+		iov = malloc(cnt * WIRE_MAX_IOV * sizeof(*iov));
 	if (p->idx == NULL || iov == NULL) {
 		free(p->idx);
 		p->idx = NULL;
-		free(iov);
+		if (iov != one)
+			free(iov);
 		return -ENOMEM;
 	}
 	memcpy(p->idx, idx, cnt * sizeof(*idx));
@@ -195,12 +156,32 @@ xferv_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 	}
 	rc = cli_send(c, r, s, flags, cnt, &w, niov ? iov : NULL, niov, p);
 	wire_wr_fini(&w);
-	free(iov);
+	if (iov != one)
+		free(iov);
 	if (rc < 0) {
 		free(p->idx);
 		p->idx = NULL;
 	}
 	return rc;
+}
+
+/*
+ * Send block i of r (a PUT with its bytes as the data part, or a GET
+ * saying how many bytes it can take) as one part. Caller holds c->mu.
+ */
+static int
+blk_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns, uint8_t flags,
+	 unsigned i)
+{
+	struct iovec iov[WIRE_MAX_IOV];
+	long total = blk_iov(&r->blocks[i], iov);
+
+	if (total < 0) { /* this block fails; the others go on */
+		r->blocks[i].status = (int)total;
+		return 0;
+	}
+	return xferv_send(c, r, ns, flags, shard_of(c, r->blocks[i].key), &i,
+			  1);
 }
 
 /* A PUT's or GET's blocks still to send, up to CLI_XFER_BATCH per
