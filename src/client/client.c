@@ -210,8 +210,11 @@ getv_statuses(struct gpc_req *r, struct cli_part *p, const struct wire_hdr *h,
 			p->dst[p->ndst++] = (struct iovec){ b->iov[i].addr, m };
 			left -= m;
 		}
-		if (left > 0) /* longer than the block's memory */
+		if (left > 0) { /* longer than the block's memory: no piece
+				 * of this answer lands anywhere */
+			p->ndst = 0;
 			return -GPC_ECORRUPT;
+		}
 	}
 	return 0;
 }
