@@ -89,6 +89,9 @@ struct slot {
 	uint64_t kidx[MAX_BATCH];
 	uint64_t t0;
 	bool busy;
+	/* a retry: the blocks answered BUSY (rblk[j] is blk[ridx[j]]) */
+	struct gpc_block rblk[MAX_BATCH];
+	unsigned ridx[MAX_BATCH], nr;
 };
 
 struct thr {
@@ -227,12 +230,15 @@ thr_setup(struct thr *t)
 	return 0;
 }
 
+/* Send the slot's blocks, or (sl->nr > 0) only those answered BUSY. */
 static int
 slot_submit(struct thr *t, struct slot *sl, enum op op)
 {
+	struct gpc_block *b = sl->nr > 0 ? sl->rblk : sl->blk;
+	unsigned n = sl->nr > 0 ? sl->nr : o.batch;
 	int rc = op == OP_GET
-			 ? gpc_get_submit(conn(t), ns_id, sl->blk, o.batch, &sl->req)
-			 : gpc_put_submit(conn(t), ns_id, sl->blk, o.batch,
+			 ? gpc_get_submit(conn(t), ns_id, b, n, &sl->req)
+			 : gpc_put_submit(conn(t), ns_id, b, n,
 					  op == OP_SEAL ? GPC_PUT_DURABLE : 0,
 					  &sl->req);
 
@@ -287,6 +293,9 @@ slot_done(struct thr *t, struct slot *sl, enum op op, bool timed)
 	gpc_req_free(sl->req);
 	sl->req = NULL;
 	sl->busy = false;
+	for (unsigned j = 0; j < sl->nr; j++) /* a retry's statuses */
+		sl->blk[sl->ridx[j]].status = sl->rblk[j].status;
+	sl->nr = 0;
 	for (unsigned b = 0; b < o.batch; b++) {
 		int st = sl->blk[b].status;
 
@@ -304,7 +313,13 @@ slot_done(struct thr *t, struct slot *sl, enum op op, bool timed)
 			t->wrong++;
 		}
 	}
-	if (busy) { /* only the busy blocks go again (the library's rule) */
+	if (busy) { /* only the busy blocks go again (the library's rule:
+		     * gpc_*_submit sends every block it is given) */
+		for (unsigned b = 0; b < o.batch; b++)
+			if (sl->blk[b].status == -GPC_EBUSY) {
+				sl->ridx[sl->nr] = b;
+				sl->rblk[sl->nr++] = sl->blk[b];
+			}
 		t->busy++;
 		return slot_submit(t, sl, op) == 0;
 	}

@@ -125,7 +125,11 @@ void gpc_mem_deregister(struct gpc_client *c, struct gpc_mr *mr);
  * request is freed by gpc_req_free after completion. Blocks and their
  * iovecs must stay valid until then. Return values: 0 if the request
  * completed (individual blocks may still have failed), or a negative code
- * for the request as a whole.
+ * for the request as a whole. A block answered -GPC_EBUSY (the daemon had
+ * no room for it: its limits count blocks, and a batch may get room for
+ * only its first ones) was not stored or read: submit those blocks again,
+ * and only those, since a submit sends every block it is given (the
+ * blocking gpc_put and gpc_get do this themselves, with backoff).
  */
 int gpc_put_submit(struct gpc_client *c, uint64_t ns, struct gpc_block *b,
 		   unsigned n, unsigned flags, struct gpc_req **req);
