@@ -698,13 +698,24 @@ store_now_s(const struct store *st)
 	return now < UINT32_MAX ? (uint32_t)now : UINT32_MAX;
 }
 
+/*
+ * The expiry of a block put now with ttl_s: whole seconds, as the store's
+ * clock counts them. On the real clock the put's time is rounded up, so
+ * that a block lives at least ttl_s seconds (at most ttl_s + 1): rounded
+ * down, a TTL of 1 s put in a second's last milliseconds expired as that
+ * second turned (test_ttl_whole_seconds).
+ */
 uint32_t
 store_expire_at(const struct store *st, uint32_t ttl_s)
 {
-	uint64_t e = (uint64_t)store_now_s(st) + ttl_s;
+	uint64_t now = store_now_s(st), e;
+	struct timespec ts;
 
 	if (ttl_s == 0)
 		return 0;
+	if (st->o.clock == NULL && clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		now = (uint64_t)ts.tv_sec + (ts.tv_nsec > 0);
+	e = now + ttl_s;
 	return e < UINT32_MAX ? (uint32_t)e : UINT32_MAX;
 }
 

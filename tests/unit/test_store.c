@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "gpucache/gpucache.h"
 #include "store/io_fault.h"
@@ -142,6 +144,42 @@ test_basic(void)
 		test_key(0, key);
 		CHECK_RC(store_get(st, NS, key, small, sizeof(small)), -ENOBUFS);
 	}
+	store_close(st);
+}
+
+/*
+ * A TTL of 1 s on the real clock, which counts whole seconds: a block put
+ * in the last milliseconds of a second is still there just after the
+ * second turns (it expired then: 1 s rounded down to a few ms, which
+ * net_server's hints test met once in a fresh clone's make test).
+ */
+static void
+test_ttl_whole_seconds(void)
+{
+	struct store *st;
+	struct store_hint h = { .ttl_s = 1 };
+	struct timespec ts;
+	uint8_t key[32], buf[4096];
+	time_t s;
+
+	mkstore(6, 4, 2);
+	st = reopen();
+	test_key(4242, key);
+	test_fill(4242, buf, sizeof(buf));
+	do /* the last 5 ms of a second */
+		clock_gettime(CLOCK_REALTIME, &ts);
+	while (ts.tv_nsec < 995000000);
+	CHECK_RC(store_put_hint(st, NS, key, buf, sizeof(buf), 0, &h), 0);
+	do /* 5..10 ms into the next */
+		clock_gettime(CLOCK_REALTIME, &ts);
+	while (ts.tv_nsec < 5000000 || ts.tv_nsec > 10000000);
+	CHECK_RC(store_get(st, NS, key, buf, sizeof(buf)), (int)sizeof(buf));
+	s = ts.tv_sec;
+	do { /* gone once the next second turns: within ttl_s + 1 */
+		usleep(10000);
+		clock_gettime(CLOCK_REALTIME, &ts);
+	} while (ts.tv_sec < s + 1 || ts.tv_nsec < 20000000);
+	CHECK_RC(store_get(st, NS, key, buf, sizeof(buf)), -GPC_ENOTFOUND);
 	store_close(st);
 }
 
@@ -893,6 +931,8 @@ main(void)
 		test_reclaim_model();
 		test_clock_across_reclaim();
 		test_basic();
+		if (pass == 0) /* the same for every pass; a second long */
+			test_ttl_whole_seconds();
 		test_evict();
 		test_degraded();
 		test_zero_copy();
