@@ -157,8 +157,8 @@ int gpc_wait_any(struct gpc_client *c, struct gpc_req *const *reqs,
  * PUT with options (since 0.2): the flags above plus the client's hints
  * for the blocks (docs/cache-policy.md). ttl_s: the blocks expire that
  * many seconds after the put, counted in whole seconds of the daemon's
- * clock: at least ttl_s, under ttl_s + 1 (misses from then on; 0 = never; at most
- * GPC_MAX_TTL). priority: GPC_PRIO_LOW blocks are the first to go (never
+ * clock: at least ttl_s, under ttl_s + 1 (misses from then on; 0 =
+ * never; at most GPC_MAX_TTL). priority: GPC_PRIO_LOW blocks are the first to go (never
  * rewritten when their flash is reclaimed, unless pinned), GPC_PRIO_HIGH
  * ones are kept by reclaim whether read or not, within its budget. A put
  * of a key the tier holds already with GPC_PUT_IF_ABSENT leaves the held
