@@ -105,7 +105,6 @@ struct op {
 	net_done_cb cb;
 	void *arg;
 	void *buf; /* send copy or iovec table: inl, or the heap's */
-	ucp_dt_iov_t dt; /* a private context's data part, as a UCX iovec */
 	int rc;
 	_Alignas(16) uint8_t inl[OP_INLINE];
 };
@@ -969,6 +968,10 @@ net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 		return -ENOTCONN;
 	if (dlen == 0 || mlen == 0)
 		return -EINVAL;
+	if (dlen <= ep_iov_max(ep)) /* as a one-element iovec (NET_CTX_SEND_*) */
+		return net_send_datav_nb(ep, am_id, msg, mlen,
+					 &(struct iovec){ (void *)data, dlen },
+					 1, cb, arg);
 	o = op_new(ep->w, cb, arg, &p);
 	if (o == NULL || op_buf(o, mlen) == NULL) {
 		if (o != NULL)
@@ -979,22 +982,9 @@ net_send_data_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 	p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
 	/* always rendezvous: the receiver places the bytes, nobody copies */
 	p.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV;
+	p.datatype = ucp_dt_make_contig(1);
 	in_issue = true;
-	if (dlen <= ep_iov_max(ep)) {
-		/* without NO_IMM_CMPL: with it, UCX 1.13 tells the receiver
-		 * the iovec's element count as the data part's length (every
-		 * GET failed in test_server); an immediate completion is
-		 * deferred to net_progress by op_issued all the same */
-		o->dt = (ucp_dt_iov_t){ (void *)data, dlen };
-		p.op_attr_mask &= ~(uint32_t)UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
-		p.datatype = ucp_dt_make_iov();
-		sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, &o->dt, 1,
-				     &p);
-	} else {
-		p.datatype = ucp_dt_make_contig(1);
-		sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, data, dlen,
-				     &p);
-	}
+	sp = ucp_am_send_nbx(ep->ep, am_id, o->buf, mlen, data, dlen, &p);
 	in_issue = false;
 	return op_issued(o, sp);
 }
@@ -1033,7 +1023,10 @@ net_send_datav_nb(struct net_ep *ep, unsigned am_id, const void *msg,
 	dt = (ucp_dt_iov_t *)((uint8_t *)o->buf + moff);
 	for (unsigned i = 0; i < niov; i++)
 		dt[i] = (ucp_dt_iov_t){ iov[i].iov_base, iov[i].iov_len };
-	/* without NO_IMM_CMPL, as in net_send_data_nb */
+	/* without NO_IMM_CMPL: with it, UCX 1.13 tells the receiver the
+	 * iovec's element count as the data part's length (every GET failed
+	 * in test_server); an immediate completion is deferred to
+	 * net_progress by op_issued all the same */
 	p.op_attr_mask &= ~(uint32_t)UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
 	p.op_attr_mask |= UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_DATATYPE;
 	p.flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_RNDV;
