@@ -743,8 +743,8 @@ getv_tx_cb(void *arg, int rc)
 		getv_end(b, b->err);
 }
 
-/* One DATA piece of the batch's answer: hb's header at offset off of the
- * found blocks' bytes, with the statuses as its body. */
+/* One DATA piece of the batch's answer: the found blocks' bytes from
+ * offset off, with the statuses as its body. */
 static int
 getv_piece(struct srv_getv *b, uint64_t off, bool last, uint64_t total,
 	   const struct iovec *iov, unsigned n)
@@ -1123,7 +1123,6 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	struct net_data *d)
 {
 	struct srv_shard *sh = c->sh;
-	const struct srv_config *cfg = &sh->srv->cfg;
 	struct wire_put_hint hint = { 0 };
 	struct wire_blk blk;
 	struct srv_req *r;
@@ -1146,8 +1145,7 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 		srv_metrics_op(sh->m, h->opcode, -EINVAL, 0, 0, 0);
 		return; /* a TTL or priority out of range; DATA is dropped */
 	}
-	if (c->inflight >= cfg->max_inflight_conn ||
-	    sh->inflight >= cfg->max_inflight_shard || sh->draining) {
+	if (batch_room(c, 1) == 0) {
 		srv_reply(c, h, -GPC_EBUSY, 1, 0, NULL, 0);
 		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
 		return; /* its DATA, if any, finds no PUT and is dropped */
