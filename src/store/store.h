@@ -199,12 +199,23 @@ struct store_resv {
 	int wb;
 	struct iovec iov[STORE_RESV_MAXIOV];
 	unsigned iovcnt;
+	uint32_t landed, landed_crc; /* store_put_landed's; the store's */
 };
 int store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
 		      uint32_t len, struct store_resv *r);
 int store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 		     store_cb cb, void *arg);
 void store_put_abort(struct store *st, struct store_resv *r);
+/*
+ * Bytes [off, off+len) of r's block are in place and final (a piece the
+ * network has just landed): checksum them now, while they are in the
+ * CPU's caches. Pieces so reported must not overlap. When they cover the
+ * whole block, commit checksums nothing again; when they do not, commit
+ * forgets them and checksums the whole block, as without them.
+ * -EINVAL: the range is not inside the block (nothing is done).
+ */
+int store_put_landed(struct store *st, struct store_resv *r, uint32_t off,
+		     uint32_t len);
 
 /*
  * Zero-copy get: buf (4096-aligned, cap bytes, >= the block rounded up to

@@ -1937,6 +1937,45 @@ store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
 	return 0;
 }
 
+/* Forget the fragments recorded inside [lo, hi) of w (bytes that are
+ * about to be checksummed again, or zeroed). */
+static void
+frags_forget(struct wbuf *w, uint32_t lo, uint32_t hi)
+{
+	for (uint32_t i = w->nfrags; i-- > 0;)
+		if (w->frags[i].loff >= lo && w->frags[i].loff < hi)
+			w->frags[i] = w->frags[--w->nfrags];
+}
+
+int
+store_put_landed(struct store *st, struct store_resv *r, uint32_t off,
+		 uint32_t len)
+{
+	struct wbuf *w = &st->wb[r->wb];
+	uint32_t loff = r->off + STORE_SECTOR, raw = 0, pos = 0, end;
+	int rc = 0;
+
+	if (len == 0 || off > r->len || len > r->len - off ||
+	    len > r->len - r->landed)
+		return -EINVAL;
+	end = off + len;
+	for (unsigned i = 0; i < r->iovcnt && pos < end && rc == 0; i++) {
+		uint32_t n = (uint32_t)r->iov[i].iov_len, a, b;
+
+		a = off > pos ? off - pos : 0;
+		b = end < pos + n ? end - pos : n;
+		if (a < b)
+			rc = frag_crc(st, w, loff + pos + a,
+				      (const uint8_t *)r->iov[i].iov_base + a,
+				      b - a, &raw);
+		pos += n;
+	}
+	/* its place in the block's register: the bytes after it shift it */
+	r->landed_crc ^= crc32c_shift(raw, r->len - end);
+	r->landed += len;
+	return rc;
+}
+
 /* A reservation is over: seal the segment if that was waiting on it. */
 static void
 resv_done(struct store *st, struct wbuf *w)
@@ -1970,10 +2009,16 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 	uint32_t loff = r->off + STORE_SECTOR;
 	int rc = 0;
 
-	for (unsigned i = 0; i < r->iovcnt && rc == 0; i++) {
-		rc = frag_crc(st, w, loff, r->iov[i].iov_base,
-			      (uint32_t)r->iov[i].iov_len, &raw);
-		loff += (uint32_t)r->iov[i].iov_len;
+	if (r->landed == r->len) { /* checksummed as its pieces landed */
+		raw = r->landed_crc;
+	} else {
+		if (r->landed > 0) /* some, not all: the long way, once */
+			frags_forget(w, loff, loff + r->len);
+		for (unsigned i = 0; i < r->iovcnt && rc == 0; i++) {
+			rc = frag_crc(st, w, loff, r->iov[i].iov_base,
+				      (uint32_t)r->iov[i].iov_len, &raw);
+			loff += (uint32_t)r->iov[i].iov_len;
+		}
 	}
 	memcpy(rec.key, r->key, STORE_KEY_LEN);
 	memcpy(e.key, r->key, STORE_KEY_LEN);
@@ -2009,6 +2054,8 @@ store_put_abort(struct store *st, struct store_resv *r)
 	struct wbuf *w = &st->wb[r->wb];
 
 	/* no record here, and zeros: the chunk checksum assumes them */
+	if (r->landed > 0)
+		frags_forget(w, r->off, r->off + store_rec_size(r->len));
 	wbuf_zero(st, w, r->off, store_rec_size(r->len));
 	resv_done(st, w);
 }
