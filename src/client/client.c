@@ -817,6 +817,9 @@ shard_up(struct gpc_client *c, unsigned s)
 		c->feat = r->reply_len >= WIRE_NONCE_LEN + 12
 				  ? get_le32(r->reply + WIRE_NONCE_LEN + 8)
 				  : 0;
+		c->put_piece = r->reply_len >= WIRE_NONCE_LEN + 16
+				       ? get_le32(r->reply + WIRE_NONCE_LEN + 12)
+				       : 0;
 	}
 	rc = auth_mac(c->secret, c->secret_len, r->reply, c->tenant, s, mac);
 	gpc_req_free(r);

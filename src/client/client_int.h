@@ -79,6 +79,7 @@ struct gpc_client {
 	struct cli_shard sh[CLI_MAX_SHARDS];
 	unsigned nshards;
 	uint32_t feat;          /* WIRE_FEAT_* of the daemon (HELLO) */
+	uint32_t put_piece;     /* its largest PUT DATA piece; 0: any */
 	char host[256];
 	uint16_t port;
 	char tenant[WIRE_MAX_TENANT + 1];

@@ -115,6 +115,38 @@ blk_iov(const struct gpc_block *b, struct iovec *iov)
 }
 
 /*
+ * A PUT block's pieces iov[0..n), total bytes, cut into pieces of at
+ * most piece bytes (the daemon's put_piece; 0: as they are), in place:
+ * iov has room for WIRE_MAX_IOV, and a block takes at most that many
+ * (pieces grow to fit). Returns the new count.
+ */
+static unsigned
+blk_split(struct iovec *iov, unsigned n, uint64_t total, uint64_t piece)
+{
+	struct iovec in[WIRE_MAX_IOV];
+	unsigned cnt = 0;
+
+	if (piece == 0 || n >= WIRE_MAX_IOV)
+		return n;
+	for (unsigned i = 0; i < n; i++)
+		cnt += (unsigned)((iov[i].iov_len + piece - 1) / piece);
+	if (cnt == n)
+		return n;
+	if (cnt > WIRE_MAX_IOV) /* sum of floor(len/piece) < 64 - n */
+		piece = total / (WIRE_MAX_IOV - n) + 1;
+	memcpy(in, iov, n * sizeof(*iov));
+	cnt = 0;
+	for (unsigned i = 0; i < n; i++)
+		for (size_t off = 0; off < in[i].iov_len; off += piece)
+			iov[cnt++] = (struct iovec){
+				(uint8_t *)in[i].iov_base + off,
+				in[i].iov_len - off < piece
+					? in[i].iov_len - off
+					: piece };
+	return cnt;
+}
+
+/*
  * Send blocks idx[0..cnt) of a PUT or GET, all of shard s and checked
  * by blk_iov, as one message (cnt > 1 only to a daemon with
  * WIRE_FEAT_*_BATCH): ns, then each block's key and length (a GET: how
@@ -152,7 +184,8 @@ xferv_send(struct gpc_client *c, struct gpc_req *r, uint64_t ns,
 		wire_wr_bytes(&w, b->key, WIRE_KEY_LEN);
 		wire_wr_u64(&w, (uint64_t)len);
 		if (r->op == WIRE_OP_PUT)
-			niov += b->iovcnt;
+			niov += blk_split(iov + niov, b->iovcnt, (uint64_t)len,
+					  c->put_piece);
 	}
 	rc = cli_send(c, r, s, flags, cnt, &w, niov ? iov : NULL, niov, p);
 	wire_wr_fini(&w);

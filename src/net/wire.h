@@ -226,6 +226,9 @@ void wire_blk_encode(struct wire_wr *w, const struct wire_blk *b);
 #define WIRE_MAX_XFER 64u
 #define WIRE_FEAT_GET_BATCH 0x1u
 #define WIRE_FEAT_PUT_BATCH 0x2u
+/* After the features word, a u32: the largest DATA piece of a PUT the
+ * daemon would have (it checksums each as it lands); 0 or absent: any.
+ * A client splits larger blocks, into at most WIRE_MAX_IOV pieces. */
 /* Decode a batch body of count blocks into out[0..count) (each with the
  * batch's ns). 0 or -GPC_ECORRUPT. */
 int wire_blkv_decode(const uint8_t *body, size_t len, uint32_t count,

@@ -152,6 +152,12 @@ static const struct cfg_key cfg_keys[] = {
 	  "iovec where its message lane is shared memory, for blocks up "
 	  "to 128K where UCX writes over tcp, else contig "
 	  "(docs/benchmarks.md)" },
+	{ SECT_SERVER, "put_piece", T_SIZE, SRV(put_piece), 4 * KIB,
+	  64 * MIB, STORE_SECTOR, KF_ZERO_OK, .def = "256K",
+	  .help = "clients send a PUT's bytes in pieces of at most this "
+	  "size, which the daemon checksums as each lands, still in its "
+	  "CPU's caches (a multiple of 4K; 0: whole blocks; "
+	  "docs/benchmarks.md)" },
 	{ SECT_SERVER, "data_dir", T_DIR, SRV(data_dir),
 	  .def = "/var/lib/gpucache",
 	  .help = "data directory; default devices live here" },

@@ -7,6 +7,7 @@
  * Layout:
  *   [server]       listen, port, shards, metrics_addr, metrics_port,
  *                  max_inflight_conn, max_inflight_shard, data_send,
+ *                  put_piece,
  *                  data_dir, log_level
  *   [store]        device = PATH (repeatable), device_size, k, m,
  *                  chunk_size, admission, drop_orphans, seal_thread,
@@ -62,6 +63,7 @@ struct srv_config {
 	unsigned poll_spin_us;          /* default 0: busy-poll before sleeping */
 	unsigned io_nap_us;             /* default 50: nap while only I/O is pending */
 	int data_send;                  /* 0 auto (default), 1 iovec, 2 contig */
+	uint32_t put_piece;             /* default 256 KiB; 0 = whole blocks */
 	int log_level;                  /* 0 err .. 3 debug, default 2 */
 	int admission;                  /* enum policy_mode, default auto */
 	int drop_orphans;               /* 1 (default): reclaim drops blocks

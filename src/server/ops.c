@@ -55,7 +55,7 @@ static void
 op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	 struct net_data *d)
 {
-	uint8_t resp[WIRE_NONCE_LEN + 12];
+	uint8_t resp[WIRE_NONCE_LEN + 16];
 	const struct srv_config *cfg = tenants(c);
 
 	(void)d; /* none: srv_dispatch refuses data parts here */
@@ -74,6 +74,7 @@ op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	put_le32(resp + WIRE_NONCE_LEN + 4, c->sh->idx);
 	put_le32(resp + WIRE_NONCE_LEN + 8,
 		 WIRE_FEAT_GET_BATCH | WIRE_FEAT_PUT_BATCH);
+	put_le32(resp + WIRE_NONCE_LEN + 12, cfg->put_piece);
 	c->state = CONN_CHALLENGED; /* unknown tenants too: no probing */
 	srv_reply(c, h, 0, 0, 0, resp, sizeof(resp));
 }
@@ -438,14 +439,27 @@ put_check(struct srv_req *r)
 		req_end(r, rc);
 }
 
+/*
+ * A DATA piece has landed (or failed). Its bytes are checksummed now,
+ * while they are still in this CPU's caches, not at commit from memory
+ * (docs/benchmarks.md, "Checksums as pieces land").
+ */
 static void
 put_rx_cb(void *arg, int rc)
 {
-	struct srv_req *r = arg;
+	struct srv_land *l = arg;
+	struct srv_req *r = l->r;
 
+	if (l - r->land < WIRE_MAX_IOV)
+		r->land_busy &= ~(1ull << (l - r->land));
 	r->rx--;
 	if (rc < 0 && r->err == 0)
 		r->err = rc;
+	if (rc == 0 && r->err == 0 && !r->land_lost) {
+		rc = store_put_landed(r->c->sh->st, &r->resv, l->off, l->len);
+		if (rc < 0) /* a piece outside the block: op_data let none by */
+			r->err = rc;
+	}
 	put_check(r);
 }
 
@@ -454,8 +468,10 @@ static void
 put_rx(struct srv_req *r, struct net_data *d, uint64_t off)
 {
 	struct iovec sl[STORE_RESV_MAXIOV];
-	int n = net_iov_slice(r->resv.iov, r->resv.iovcnt, off,
-			      net_data_len(d), sl, STORE_RESV_MAXIOV);
+	size_t len = net_data_len(d);
+	int n = net_iov_slice(r->resv.iov, r->resv.iovcnt, off, len, sl,
+			      STORE_RESV_MAXIOV);
+	struct srv_land *l;
 	int rc;
 
 	if (n < 0 || r->err < 0) {
@@ -464,10 +480,25 @@ put_rx(struct srv_req *r, struct net_data *d, uint64_t off)
 			r->err = -EIO;
 		return;
 	}
+	/* a slot saying where the piece goes; past WIRE_MAX_IOV landing at
+	 * once, the shared last one, and the commit checksums the whole
+	 * block instead */
+	_Static_assert(WIRE_MAX_IOV == 64, "land_busy has a bit per slot");
+	if (r->land_busy == UINT64_MAX) {
+		r->land_lost = true;
+		l = &r->land[WIRE_MAX_IOV];
+		l->r = r;
+	} else {
+		l = &r->land[__builtin_ctzll(~r->land_busy)];
+		*l = (struct srv_land){ r, (uint32_t)off, (uint32_t)len };
+		r->land_busy |= 1ull << (l - r->land);
+	}
 	r->rx++;
-	rc = net_data_recv_nb(d, sl, (unsigned)n, put_rx_cb, r);
+	rc = net_data_recv_nb(d, sl, (unsigned)n, put_rx_cb, l);
 	if (rc < 0) {
 		r->rx--;
+		if (l - r->land < WIRE_MAX_IOV)
+			r->land_busy &= ~(1ull << (l - r->land));
 		if (r->err == 0)
 			r->err = rc;
 	}

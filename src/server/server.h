@@ -82,6 +82,13 @@ struct srv_req {
 	uint64_t base;          /* PUT in a batch: its DATA's first offset */
 	uint64_t announced;     /* bytes of DATA arrived so far */
 	unsigned rx;            /* DATA pieces landing */
+	uint64_t land_busy;     /* land[i] in use: bit i (i < WIRE_MAX_IOV) */
+	bool land_lost;         /* a piece landed without a slot of its own */
+	struct srv_land {       /* a DATA piece landing: where it goes; the
+				 * last is shared by pieces past the rest */
+		struct srv_req *r;
+		uint32_t off, len;
+	} land[WIRE_MAX_IOV + 1];
 	unsigned npend;         /* DATA kept until there is room */
 	struct net_data *pend[WIRE_MAX_IOV];
 	uint64_t pend_off[WIRE_MAX_IOV];

@@ -196,6 +196,7 @@ nt_write_conf(uint16_t port)
 		"log_level = %s\n"
 		"data_dir = %s\n"
 		"data_send = %s\n"
+		"put_piece = %s\n"
 		"%s"
 		"[store]\n"
 		"device = %s/dev0.img\n"
@@ -218,6 +219,10 @@ nt_write_conf(uint16_t port)
 		 * device) or contiguous (RDMA's): the tests run both */
 		getenv("GPC_NET_DATA_SEND") ? getenv("GPC_NET_DATA_SEND")
 					    : "auto",
+		/* PUTs in pieces of 256K (the default), or as the test's
+		 * variant says */
+		getenv("GPC_NET_PUT_PIECE") ? getenv("GPC_NET_PUT_PIECE")
+					    : "256K",
 		nt_server_extra, nt_dir, nt_dir, nt_dir, nt_dev_mb, nt_chunk_mb);
 	REQUIRE(fclose(f) == 0);
 	nt_port = port;

@@ -419,13 +419,15 @@ raw_auth_as(struct raw *r, const char *tenant, const char *secret,
 		return 1;
 	CHECK_RC(m->h.status, 0);
 	CHECK_RC(m->h.opcode, WIRE_OP_HELLO | WIRE_OP_RESP);
-	CHECK_RC(m->h.body_len, WIRE_NONCE_LEN + 12);
-	if (m->h.body_len < WIRE_NONCE_LEN + 12)
+	CHECK_RC(m->h.body_len, WIRE_NONCE_LEN + 16);
+	if (m->h.body_len < WIRE_NONCE_LEN + 16)
 		return 1;
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN), 2); /* nshards */
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 4), r->shard);
 	CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 8),
 		 WIRE_FEAT_GET_BATCH | WIRE_FEAT_PUT_BATCH);
+	if (getenv("GPC_NET_PUT_PIECE") == NULL) /* put_piece: 256K */
+		CHECK_RC(get_le32(m->body + WIRE_NONCE_LEN + 12), 256 * 1024);
 	memcpy(r->nonce, m->body, WIRE_NONCE_LEN);
 	REQUIRE(auth_mac((const uint8_t *)secret, strlen(secret), r->nonce,
 			 tenant, mac_shard, mac) == 0);

@@ -60,6 +60,7 @@ test_defaults(void)
 	CHECK(cfg->device_size == 1ull << 30);
 	CHECK(cfg->k == 2 && cfg->m == 1 && cfg->chunk_size == 0);
 	CHECK(cfg->dram_buffer == 256ull << 20);
+	CHECK(cfg->put_piece == 256u << 10);
 	CHECK(strcmp(cfg->listen_addr, "0.0.0.0") == 0 && cfg->port == 7070);
 	CHECK(strcmp(cfg->metrics_addr, "127.0.0.1") == 0);
 	CHECK(cfg->metrics_port == 7080 && cfg->shards == 1);
@@ -234,6 +235,8 @@ test_errors(void)
 	EXPECT_ERR("[store]\ndevice_size = 99999999999T\n", 2, "too large");
 	EXPECT_ERR("[store]\nchunk_size = 12000\n", 2, "12000 is not a multiple of 4K");
 	EXPECT_ERR("[store]\nchunk_size = 4K\n", 2, "4K is out of range 8K..1G (or 0)");
+	EXPECT_ERR("[server]\nput_piece = 12000\n", 2, "12000 is not a multiple of 4K");
+	EXPECT_ERR("[server]\nput_piece = 128M\n", 2, "128M is out of range 4K..64M (or 0)");
 	EXPECT_ERR("[tenant a]\nsecret = 0123456789abcdef\nquota = 10X\n", 3,
 		   "not a size");
 	/* secrets: never echoed */
