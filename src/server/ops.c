@@ -343,6 +343,7 @@ static void getv_found(struct srv_req *r, int status);
 struct srv_putv {
 	struct wire_hdr h;
 	uint32_t n, left;
+	uint64_t total;         /* bytes of all its blocks' DATA */
 	uint8_t st[];           /* n x i32 */
 };
 
@@ -619,25 +620,30 @@ static void
 op_data(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	struct net_data *d)
 {
-	struct srv_req *r = c->puts;
+	struct srv_req *r = c->puts, *batch = NULL;
 	struct wire_hdr hl = *h;
 	size_t n;
 
 	(void)body;
 	/* the PUT, or in a batch the block whose bytes start at or before
 	 * aux and run past it (one that has ended already is not found:
-	 * its DATA is dropped, as a plain PUT's is; one inside no block
-	 * leaves the batch waiting until server.client_timeout) */
-	for (; r != NULL; r = r->cnext)
-		if (r->h.req_id == h->req_id &&
-		    (r->pv == NULL ||
-		     (h->aux >= r->base && h->aux - r->base < r->blk.len)))
+	 * its DATA is dropped, as a plain PUT's is) */
+	for (; r != NULL; r = r->cnext) {
+		if (r->h.req_id != h->req_id)
+			continue;
+		if (r->pv == NULL ||
+		    (h->aux >= r->base && h->aux - r->base < r->blk.len))
 			break;
+		batch = r;
+	}
 	if (r != NULL) {
 		hl.aux -= r->base; /* from here on, as a plain PUT's */
 		h = &hl;
 	}
-	if (d == NULL || h->body_len != 0) {
+	if (d == NULL || h->body_len != 0 ||
+	    (r == NULL && batch != NULL && h->aux >= batch->pv->total)) {
+		/* past a batch's last byte is inside no block: its blocks
+		 * would wait for server.client_timeout */
 		srv_conn_drop(c);
 		return;
 	}
@@ -1119,6 +1125,8 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	b->h = *h;
 	b->n = n;
 	b->left = adm;
+	for (uint32_t i = 0; i < n; i++)
+		b->total += blk[i].len;
 	/* no room for the rest now: BUSY, their DATA finds no PUT */
 	for (uint32_t i = adm; i < n; i++)
 		put_le32(b->st + 4 * i, (uint32_t)-GPC_EBUSY);

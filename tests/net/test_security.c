@@ -1183,6 +1183,23 @@ test_put_batch_wire(void)
 	CHECK(lib_is(&alice, kn, 88000, L0));
 	CHECK(!r.closed);
 	raw_close(&r);
+	/* DATA past the batch's last byte belongs to no block: a broken
+	 * client, closed at once (not left to server.client_timeout with
+	 * its other block waiting) */
+	raw_authed(&r, 0, "alice");
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	wire_wr_bytes(&w, k[0], 32);
+	wire_wr_u64(&w, L0);
+	wire_wr_bytes(&w, kn, 32);
+	wire_wr_u64(&w, L0);
+	id = raw_send(&r, WIRE_OP_PUT, 0, 2, w.buf, w.len);
+	wire_wr_fini(&w);
+	raw_data(&r, id, 0, d[0], L0);
+	raw_data(&r, id, 2 * L0, d[0], L0);
+	m = raw_wait(&r, id, 1500); /* client_timeout is 3 s here */
+	CHECK(m == NULL && r.closed);
+	raw_close(&r);
 	for (unsigned i = 0; i < N; i++)
 		free(d[i]);
 	printf("put batch on the wire: done\n");
