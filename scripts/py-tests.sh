@@ -50,7 +50,8 @@ for s in "${suites[@]}"; do
 	fi
 	case $s in
 	base)
-		paths=("$ROOT/tests/python/test_client.py" "$ROOT/tests/python/test_sim.py")
+		paths=("$ROOT/tests/python/test_client.py" "$ROOT/tests/python/test_sim.py"
+		       "$ROOT/tests/python/test_busy.py")
 		if (cd "$ROOT" && "$venv/bin/ruff" check python tests/python); then
 			pass=$((pass + 1))
 		else

@@ -996,6 +996,17 @@ _Static_assert(WIRE_PRIO_LOW == STORE_PRIO_LOW &&
  * client), so that a batch larger than the room left, or than a small
  * max_inflight_conn, still goes on; none while the shard drains.
  */
+/* A PUT's or GET's n blocks answered status without starting: each
+ * counts as a request, as each started block does at its end. */
+static void
+xfer_refuse(struct srv_conn *c, const struct wire_hdr *h, int status,
+	    uint32_t n)
+{
+	srv_reply(c, h, status, n, 0, NULL, 0);
+	for (uint32_t i = 0; i < n; i++)
+		srv_metrics_op(c->sh->m, h->opcode, status, 0, 0, 0);
+}
+
 static uint32_t
 batch_room(const struct srv_conn *c, uint32_t n)
 {
@@ -1035,27 +1046,27 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	for (uint32_t i = 0; i < n; i++)
 		caps += blk[i].len;
 	if (caps > INT32_MAX) { /* the answer's status could not count it */
-		srv_reply(c, h, -GPC_ETOOBIG, n, 0, NULL, 0);
-		srv_metrics_op(sh->m, h->opcode, -GPC_ETOOBIG, 0, 0, 0);
+		xfer_refuse(c, h, -GPC_ETOOBIG, n);
 		return;
 	}
 	adm = batch_room(c, n);
 	if (adm == 0) {
-		srv_reply(c, h, -GPC_EBUSY, n, 0, NULL, 0);
-		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
+		xfer_refuse(c, h, -GPC_EBUSY, n);
 		return;
 	}
 	b = calloc(1, sizeof(*b) + n * sizeof(b->r[0]) + 4 * (size_t)n);
 	if (b == NULL) {
-		srv_reply(c, h, -ENOMEM, n, 0, NULL, 0);
+		xfer_refuse(c, h, -ENOMEM, n);
 		return;
 	}
 	b->c = c;
 	b->h = *h;
 	b->n = n;
 	b->st = (uint8_t *)&b->r[n];
-	for (uint32_t i = adm; i < n; i++) /* no room for them now */
+	for (uint32_t i = adm; i < n; i++) { /* no room for them now */
 		put_le32(b->st + 4 * i, (uint32_t)-GPC_EBUSY);
+		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
+	}
 	for (uint32_t i = 0; i < adm; i++) {
 		struct srv_req *r = calloc(1, sizeof(*r));
 
@@ -1101,14 +1112,12 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		return;
 	}
 	if (wire_put_hint_decode(h, &hint) < 0) {
-		srv_reply(c, h, -EINVAL, n, 0, NULL, 0);
-		srv_metrics_op(sh->m, h->opcode, -EINVAL, 0, 0, 0);
+		xfer_refuse(c, h, -EINVAL, n);
 		return; /* a TTL or priority out of range; DATA is dropped */
 	}
 	adm = batch_room(c, n);
 	if (adm == 0) {
-		srv_reply(c, h, -GPC_EBUSY, n, 0, NULL, 0);
-		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
+		xfer_refuse(c, h, -GPC_EBUSY, n);
 		return; /* its DATA finds no PUT and is dropped */
 	}
 	b = calloc(1, sizeof(*b) + 4 * (size_t)n);
@@ -1119,7 +1128,7 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 			for (uint32_t j = 0; j < adm; j++)
 				free(r[j]);
 			free(b);
-			srv_reply(c, h, -ENOMEM, n, 0, NULL, 0);
+			xfer_refuse(c, h, -ENOMEM, n);
 			return;
 		}
 	b->h = *h;
@@ -1128,8 +1137,10 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	for (uint32_t i = 0; i < n; i++)
 		b->total += blk[i].len;
 	/* no room for the rest now: BUSY, their DATA finds no PUT */
-	for (uint32_t i = adm; i < n; i++)
+	for (uint32_t i = adm; i < n; i++) {
 		put_le32(b->st + 4 * i, (uint32_t)-GPC_EBUSY);
+		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (i >= adm) {
 			base += blk[i].len;
@@ -1180,18 +1191,16 @@ op_xfer(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 		return;
 	}
 	if (h->opcode == WIRE_OP_PUT && wire_put_hint_decode(h, &hint) < 0) {
-		srv_reply(c, h, -EINVAL, 1, 0, NULL, 0);
-		srv_metrics_op(sh->m, h->opcode, -EINVAL, 0, 0, 0);
+		xfer_refuse(c, h, -EINVAL, 1);
 		return; /* a TTL or priority out of range; DATA is dropped */
 	}
 	if (batch_room(c, 1) == 0) {
-		srv_reply(c, h, -GPC_EBUSY, 1, 0, NULL, 0);
-		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
+		xfer_refuse(c, h, -GPC_EBUSY, 1);
 		return; /* its DATA, if any, finds no PUT and is dropped */
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
-		srv_reply(c, h, -ENOMEM, 1, 0, NULL, 0);
+		xfer_refuse(c, h, -ENOMEM, 1);
 		return;
 	}
 	r->c = c;
