@@ -451,8 +451,8 @@ put_rx_cb(void *arg, int rc)
 	struct srv_land *l = arg;
 	struct srv_req *r = l->r;
 
-	if (l - r->land < WIRE_MAX_IOV)
-		r->land_busy &= ~(1ull << (l - r->land));
+	if (l - r->land < SRV_LAND)
+		r->land_busy &= (uint16_t)~(1u << (l - r->land));
 	r->rx--;
 	if (rc < 0 && r->err == 0)
 		r->err = rc;
@@ -481,25 +481,25 @@ put_rx(struct srv_req *r, struct net_data *d, uint64_t off)
 			r->err = -EIO;
 		return;
 	}
-	/* a slot saying where the piece goes; past WIRE_MAX_IOV landing at
+	/* a slot saying where the piece goes; past SRV_LAND landing at
 	 * once, the shared last one, and the commit checksums the whole
 	 * block instead */
-	_Static_assert(WIRE_MAX_IOV == 64, "land_busy has a bit per slot");
-	if (r->land_busy == UINT64_MAX) {
+	_Static_assert(SRV_LAND == 16, "land_busy has a bit per slot");
+	if (r->land_busy == UINT16_MAX) {
 		r->land_lost = true;
-		l = &r->land[WIRE_MAX_IOV];
+		l = &r->land[SRV_LAND];
 		l->r = r;
 	} else {
-		l = &r->land[__builtin_ctzll(~r->land_busy)];
+		l = &r->land[__builtin_ctz(~(unsigned)r->land_busy)];
 		*l = (struct srv_land){ r, (uint32_t)off, (uint32_t)len };
-		r->land_busy |= 1ull << (l - r->land);
+		r->land_busy |= (uint16_t)(1u << (l - r->land));
 	}
 	r->rx++;
 	rc = net_data_recv_nb(d, sl, (unsigned)n, put_rx_cb, l);
 	if (rc < 0) {
 		r->rx--;
-		if (l - r->land < WIRE_MAX_IOV)
-			r->land_busy &= ~(1ull << (l - r->land));
+		if (l - r->land < SRV_LAND)
+			r->land_busy &= (uint16_t)~(1u << (l - r->land));
 		if (r->err == 0)
 			r->err = rc;
 	}

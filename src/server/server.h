@@ -54,6 +54,11 @@ enum put_state { PUT_WAIT_ROOM = 0, PUT_RESERVED = 1, PUT_DONE = 2,
 struct srv_getv;
 struct srv_putv;
 
+/* DATA pieces of one PUT that land at once, each checksummed as it lands
+ * (more at once: the commit checksums the whole block). 2 MiB in pieces
+ * of 256K (server.put_piece) is 8. */
+#define SRV_LAND 16u
+
 /* A PUT or GET in flight (one block). */
 struct srv_req {
 	struct srv_req *link;   /* shard's retry list */
@@ -82,13 +87,13 @@ struct srv_req {
 	uint64_t base;          /* PUT in a batch: its DATA's first offset */
 	uint64_t announced;     /* bytes of DATA arrived so far */
 	unsigned rx;            /* DATA pieces landing */
-	uint64_t land_busy;     /* land[i] in use: bit i (i < WIRE_MAX_IOV) */
+	uint16_t land_busy;     /* land[i] in use: bit i (i < SRV_LAND) */
 	bool land_lost;         /* a piece landed without a slot of its own */
 	struct srv_land {       /* a DATA piece landing: where it goes; the
 				 * last is shared by pieces past the rest */
 		struct srv_req *r;
 		uint32_t off, len;
-	} land[WIRE_MAX_IOV + 1];
+	} land[SRV_LAND + 1];
 	unsigned npend;         /* DATA kept until there is room */
 	struct net_data *pend[WIRE_MAX_IOV];
 	uint64_t pend_off[WIRE_MAX_IOV];
