@@ -176,7 +176,8 @@ static const struct cfg_key cfg_keys[] = {
 	  .help = "parity chunks per stripe (devices that may fail)" },
 	{ SECT_STORE, "chunk_size", T_SIZE, SRV(chunk_size), 8 * KIB, GIB,
 	  STORE_SECTOR, KF_ZERO_OK, .def = "0",
-	  .help = "bytes per chunk, a multiple of 4K; 0 = engine default (8M)" },
+	  .help = "bytes per chunk, a multiple of 4K; 0 = the engine's "
+	  "default, 32M / k + 4K (16M + 4K for k = 2)" },
 	{ SECT_STORE, "admission", T_NAME, SRV(admission), 0, 3,
 	  .names = admission_names, .def = "auto",
 	  .help = "which new blocks go to flash: auto (chosen online by "
