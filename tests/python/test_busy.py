@@ -19,16 +19,9 @@ BUSY = -BUSY_CODE  # the status of a block answered BUSY
 
 
 @pytest.fixture(scope="module")
-def small_daemon(tmp_path_factory):
-    d = Daemon(tmp_path_factory.mktemp("gpucached-busy"),
-               extra=("--set", f"server.max_inflight_conn={ROOM}"))
-    try:
-        d.start()
-    except Exception as e:  # not skip: a test without its daemon fails
-        pytest.fail(f"gpucached could not start: {e}", pytrace=False)
-    yield d
-    rc = d.stop()
-    assert rc == 0, f"gpucached exited with {rc}:\n{d.log_tail()}"
+def small_daemon(start_daemon):
+    return start_daemon("gpucached-busy",
+                        ("--set", f"server.max_inflight_conn={ROOM}"))
 
 
 def counts(d: Daemon, op: str) -> tuple[float, float]:
