@@ -74,7 +74,9 @@ op_hello(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body,
 	put_le32(resp + WIRE_NONCE_LEN + 4, c->sh->idx);
 	put_le32(resp + WIRE_NONCE_LEN + 8,
 		 WIRE_FEAT_GET_BATCH | WIRE_FEAT_PUT_BATCH);
-	put_le32(resp + WIRE_NONCE_LEN + 12, cfg->put_piece);
+	/* the daemon's own setting: a reload (SIGHUP) renews only the
+	 * tenants of cfg */
+	put_le32(resp + WIRE_NONCE_LEN + 12, c->sh->srv->cfg.put_piece);
 	c->state = CONN_CHALLENGED; /* unknown tenants too: no probing */
 	srv_reply(c, h, 0, 0, 0, resp, sizeof(resp));
 }
@@ -989,13 +991,6 @@ _Static_assert(WIRE_PRIO_LOW == STORE_PRIO_LOW &&
 		       WIRE_MAX_TTL == STORE_MAX_TTL,
 	       "a PUT's hints go to the store as they are");
 
-/*
- * How many of a batch's n blocks may start now: as many as the
- * connection's and the shard's in-flight limits have room for (the
- * rest are answered BUSY in the batch's statuses and sent again by the
- * client), so that a batch larger than the room left, or than a small
- * max_inflight_conn, still goes on; none while the shard drains.
- */
 /* A PUT's or GET's n blocks answered status without starting: each
  * counts as a request, as each started block does at its end. */
 static void
@@ -1007,6 +1002,13 @@ xfer_refuse(struct srv_conn *c, const struct wire_hdr *h, int status,
 		srv_metrics_op(c->sh->m, h->opcode, status, 0, 0, 0);
 }
 
+/*
+ * How many of a batch's n blocks may start now: as many as the
+ * connection's and the shard's in-flight limits have room for (the
+ * rest are answered BUSY in the batch's statuses and sent again by the
+ * client), so that a batch larger than the room left, or than a small
+ * max_inflight_conn, still goes on; none while the shard drains.
+ */
 static uint32_t
 batch_room(const struct srv_conn *c, uint32_t n)
 {
@@ -1071,6 +1073,9 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 		struct srv_req *r = calloc(1, sizeof(*r));
 
 		if (r == NULL) { /* those made so far end, the batch fails */
+			for (uint32_t j = i; j < adm; j++) /* counted here */
+				srv_metrics_op(sh->m, h->opcode, -ENOMEM, 0, 0,
+					       0);
 			getv_end(b, -ENOMEM);
 			return;
 		}

@@ -189,6 +189,7 @@ int store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
  * on it are open. -EAGAIN: the write buffer is full, poll and retry.
  */
 #define STORE_RESV_MAXIOV 34 /* a record spans at most k + 1 chunks */
+#define STORE_RESV_MAXLAND 32 /* store_put_landed runs kept */
 struct store_resv {
 	uint64_t ns;
 	uint8_t key[STORE_KEY_LEN];
@@ -199,7 +200,11 @@ struct store_resv {
 	int wb;
 	struct iovec iov[STORE_RESV_MAXIOV];
 	unsigned iovcnt;
-	uint32_t landed, landed_crc; /* store_put_landed's; the store's */
+	/* the store's: runs checksummed by store_put_landed */
+	unsigned nland;         /* STORE_RESV_MAXLAND + 1: too many */
+	struct store_land {
+		uint32_t off, len, q; /* in the block; CRC register from 0 */
+	} land[STORE_RESV_MAXLAND];
 };
 int store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
 		      uint32_t len, struct store_resv *r);
@@ -209,10 +214,12 @@ void store_put_abort(struct store *st, struct store_resv *r);
 /*
  * Bytes [off, off+len) of r's block are in place and final (a piece the
  * network has just landed): checksum them now, while they are in the
- * CPU's caches. Pieces so reported must not overlap. When they cover the
- * whole block, commit checksums nothing again; when they do not, commit
- * forgets them and checksums the whole block, as without them.
- * -EINVAL: the range is not inside the block (nothing is done).
+ * CPU's caches. When the pieces so reported tile the whole block, commit
+ * checksums nothing again; otherwise (a gap, an overlap, more than
+ * STORE_RESV_MAXLAND runs: a piece spanning chunks is one run per
+ * chunk) commit checksums the whole block, as without them. Nothing of
+ * them reaches the write buffer before commit. -EINVAL: the range is not
+ * inside the block (nothing is done).
  */
 int store_put_landed(struct store *st, struct store_resv *r, uint32_t off,
 		     uint32_t len);

@@ -1937,43 +1937,80 @@ store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
 	return 0;
 }
 
-/* Forget the fragments recorded inside [lo, hi) of w (bytes that are
- * about to be checksummed again, or zeroed). */
-static void
-frags_forget(struct wbuf *w, uint32_t lo, uint32_t hi)
-{
-	for (uint32_t i = w->nfrags; i-- > 0;)
-		if (w->frags[i].loff >= lo && w->frags[i].loff < hi)
-			w->frags[i] = w->frags[--w->nfrags];
-}
-
 int
 store_put_landed(struct store *st, struct store_resv *r, uint32_t off,
 		 uint32_t len)
 {
-	struct wbuf *w = &st->wb[r->wb];
-	uint32_t loff = r->off + STORE_SECTOR, raw = 0, pos = 0, end;
-	int rc = 0;
+	uint32_t pos = 0, end;
 
-	if (len == 0 || off > r->len || len > r->len - off ||
-	    len > r->len - r->landed)
+	if (len == 0 || off > r->len || len > r->len - off)
 		return -EINVAL;
 	end = off + len;
-	for (unsigned i = 0; i < r->iovcnt && pos < end && rc == 0; i++) {
+	for (unsigned i = 0; i < r->iovcnt && pos < end; i++) {
 		uint32_t n = (uint32_t)r->iov[i].iov_len, a, b;
+		uint64_t t0;
 
 		a = off > pos ? off - pos : 0;
 		b = end < pos + n ? end - pos : n;
-		if (a < b)
-			rc = frag_crc(st, w, loff + pos + a,
-				      (const uint8_t *)r->iov[i].iov_base + a,
-				      b - a, &raw);
+		if (a < b && r->nland < STORE_RESV_MAXLAND) {
+			t0 = clock_cost_ns();
+			r->land[r->nland++] = (struct store_land){
+				pos + a, b - a,
+				crc32c_raw((const uint8_t *)r->iov[i].iov_base +
+						   a,
+					   b - a) };
+			st->s.crc_cpu_ns += clock_cost_ns() - t0;
+		} else if (a < b) {
+			r->nland = STORE_RESV_MAXLAND + 1; /* commit: the long
+							    * way */
+		}
 		pos += n;
 	}
-	/* its place in the block's register: the bytes after it shift it */
-	r->landed_crc ^= crc32c_shift(raw, r->len - end);
-	r->landed += len;
-	return rc;
+	return 0;
+}
+
+/*
+ * The runs store_put_landed kept for r, if they tile its block: sorted,
+ * each run added to w's fragments (merged with the one before it where
+ * they meet inside a chunk, so a block adds at most one per chunk, as a
+ * whole-block checksum does), and *raw is the block's register. false:
+ * they do not tile it, nothing is added.
+ */
+static bool
+land_commit(struct store *st, struct wbuf *w, struct store_resv *r,
+	    uint32_t *raw)
+{
+	struct store_land *l = r->land, run;
+	uint32_t n = r->nland, loff0 = r->off + STORE_SECTOR, P = st->g.payload;
+
+	if (n == 0 || n > STORE_RESV_MAXLAND)
+		return false;
+	for (uint32_t i = 1; i < n; i++) /* insertion sort: n <= 32 */
+		for (uint32_t k = i; k > 0 && l[k - 1].off > l[k].off; k--) {
+			struct store_land t = l[k];
+
+			l[k] = l[k - 1];
+			l[k - 1] = t;
+		}
+	for (uint32_t i = 0, pos = 0; i < n; pos += l[i].len, i++)
+		if (l[i].off != pos || (i == n - 1 && pos + l[i].len != r->len))
+			return false; /* a gap or an overlap */
+	*raw = 0;
+	run = l[0];
+	for (uint32_t i = 0; i < n; i++) {
+		*raw = crc32c_shift(*raw, l[i].len) ^ l[i].q;
+		if (i == 0)
+			continue;
+		if ((loff0 + l[i].off) % P != 0) { /* same chunk: one run */
+			run.q = crc32c_shift(run.q, l[i].len) ^ l[i].q;
+			run.len += l[i].len;
+			continue;
+		}
+		frag_add(w, loff0 + run.off, run.len, run.q);
+		run = l[i];
+	}
+	frag_add(w, loff0 + run.off, run.len, run.q);
+	return true;
 }
 
 /* A reservation is over: seal the segment if that was waiting on it. */
@@ -2009,17 +2046,12 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 	uint32_t loff = r->off + STORE_SECTOR;
 	int rc = 0;
 
-	if (r->landed == r->len) { /* checksummed as its pieces landed */
-		raw = r->landed_crc;
-	} else {
-		if (r->landed > 0) /* some, not all: the long way, once */
-			frags_forget(w, loff, loff + r->len);
+	if (!land_commit(st, w, r, &raw)) /* not checksummed as it landed */
 		for (unsigned i = 0; i < r->iovcnt && rc == 0; i++) {
 			rc = frag_crc(st, w, loff, r->iov[i].iov_base,
 				      (uint32_t)r->iov[i].iov_len, &raw);
 			loff += (uint32_t)r->iov[i].iov_len;
 		}
-	}
 	memcpy(rec.key, r->key, STORE_KEY_LEN);
 	memcpy(e.key, r->key, STORE_KEY_LEN);
 	rec.data_crc = e.data_crc = crc_finish(raw, r->len);
@@ -2054,8 +2086,6 @@ store_put_abort(struct store *st, struct store_resv *r)
 	struct wbuf *w = &st->wb[r->wb];
 
 	/* no record here, and zeros: the chunk checksum assumes them */
-	if (r->landed > 0)
-		frags_forget(w, r->off, r->off + store_rec_size(r->len));
 	wbuf_zero(st, w, r->off, store_rec_size(r->len));
 	resv_done(st, w);
 }

@@ -328,6 +328,21 @@ test_batch(struct gpc_client *c)
 		CHECK_RC(gpc_get(c, NS, &b, 1), 0);
 		CHECK_RC(b.status, -EINVAL);
 	}
+	/* so is a piece of length 0 in a PUT, even in a block that has
+	 * bytes (an empty DATA would end the shard's connection): nothing
+	 * is sent, and the connection serves the next block */
+	{
+		struct gpc_iov v[2] = { { A.base, 100, A.mr },
+					{ A.base + 100, 0, A.mr } };
+		struct gpc_block b = { keys[0], v, 2, 1 };
+
+		CHECK_RC(gpc_put(c, NS, &b, 1, 0), 0);
+		CHECK_RC(b.status, -EINVAL);
+		v[0].len = len[0] < REG_SZ ? len[0] : REG_SZ;
+		b = (struct gpc_block){ keys[0], &v[0], 1, 1 };
+		CHECK_RC(gpc_get(c, NS, &b, 1), 0);
+		CHECK_RC(b.status, (int)len[0]);
+	}
 	gpc_mem_deregister(c, A.mr);
 	gpc_mem_deregister(c, B.mr);
 	free(bmem);

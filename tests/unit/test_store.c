@@ -399,24 +399,26 @@ land(struct store_resv *r, const uint8_t *data, uint32_t off, uint32_t n)
 
 /*
  * Pieces checksummed as they land (store_put_landed), out of order and
- * across chunk boundaries: blocks whose pieces cover them all, blocks
- * with some pieces unreported (commit checksums the long way), blocks
- * aborted after pieces landed. Every block and chunk checksum holds, in
- * the write buffer, on flash and after a reopen.
+ * across chunk boundaries: blocks whose pieces tile them, blocks with a
+ * piece unreported, one reported twice (an overlap) or in more runs than
+ * a reservation keeps (commit checksums the long way), blocks aborted
+ * after pieces landed. Every block and chunk checksum holds, in the
+ * write buffer, on flash and after a reopen.
  */
 static void
 test_landed_pieces(void)
 {
 	enum { N = 12, MAXLEN = 30000 };
+	enum { TILE, GAP, OVERLAP, MANY } mode;
 	struct store *st;
 	struct store_resv r[N];
 	uint8_t key[32];
+	unsigned spanning_tiled = 0;
 
 	mkstore(3, 2, 1);
 	st = reopen();
 	for (uint64_t i = 0; i < N; i++) {
-		uint32_t len = (uint32_t)test_len(i, MAXLEN), np = 1 + i % 5;
-		uint32_t piece = (len + np - 1) / np;
+		uint32_t len = (uint32_t)test_len(i, MAXLEN), np, piece;
 		uint8_t *data = malloc(len);
 
 		test_key(i, key);
@@ -424,6 +426,12 @@ test_landed_pieces(void)
 		CHECK_RC(store_put_reserve(st, NS, key, len, &r[i]), 0);
 		CHECK_RC(store_put_landed(st, &r[i], len, 1), -EINVAL);
 		CHECK_RC(store_put_landed(st, &r[i], 0, 0), -EINVAL);
+		/* a block across a chunk boundary is tiled (its runs merge
+		 * per chunk), the others go every way */
+		mode = r[i].iovcnt > 1 ? TILE : (i % 4);
+		spanning_tiled += r[i].iovcnt > 1 && i % 5 != 3;
+		np = mode == MANY ? STORE_RESV_MAXLAND + 8 : 2 + i % 4;
+		piece = (len + np - 1) / np;
 		/* last piece first, then the rest backwards */
 		for (uint32_t p = np; p-- > 0;) {
 			uint32_t off = p * piece;
@@ -432,24 +440,25 @@ test_landed_pieces(void)
 			if (off >= len)
 				continue;
 			land(&r[i], data, off, n);
-			if (i % 4 == 1 && p == 0)
+			if (mode == GAP && p == 0)
 				continue; /* not reported: commit's long way */
 			CHECK_RC(store_put_landed(st, &r[i], off, n), 0);
 		}
-		if (i % 4 != 1) /* covered: any more would overlap */
-			CHECK_RC(store_put_landed(st, &r[i], 0, 1), -EINVAL);
+		if (mode == OVERLAP)
+			CHECK_RC(store_put_landed(st, &r[i], 0, 1), 0);
 		free(data);
 	}
+	REQUIRE(spanning_tiled > 0); /* else change the lengths */
 	for (uint64_t i = 0; i < N; i++) {
-		if (i % 5 == 2)
+		if (i % 5 == 3)
 			store_put_abort(st, &r[i]);
 		else
 			CHECK_RC(store_put_commit(st, &r[i], 0, NULL, NULL), 0);
 	}
 	for (uint64_t i = 0; i < N; i++)
-		CHECK_RC(verify(st, i, MAXLEN, 1), i % 5 == 2 ? 0 : 1);
+		CHECK_RC(verify(st, i, MAXLEN, 1), i % 5 == 3 ? 0 : 1);
 	CHECK_RC(store_flush(st), 0);
-	check_clean_reopen(st, N, MAXLEN, 1u << 2 | 1u << 7);
+	check_clean_reopen(st, N, MAXLEN, 1u << 3 | 1u << 8);
 }
 
 /* One class's flood never evicts another class below its quota. */
