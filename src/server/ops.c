@@ -991,15 +991,22 @@ _Static_assert(WIRE_PRIO_LOW == STORE_PRIO_LOW &&
 		       WIRE_MAX_TTL == STORE_MAX_TTL,
 	       "a PUT's hints go to the store as they are");
 
-/* A PUT's or GET's n blocks answered status without starting: each
+/* n blocks of a PUT or GET that end with status without starting: each
  * counts as a request, as each started block does at its end. */
+static void
+refused_count(struct srv_shard *sh, unsigned op, int status, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		srv_metrics_op(sh->m, op, status, 0, 0, 0);
+}
+
+/* A PUT's or GET's n blocks answered status, none started. */
 static void
 xfer_refuse(struct srv_conn *c, const struct wire_hdr *h, int status,
 	    uint32_t n)
 {
 	srv_reply(c, h, status, n, 0, NULL, 0);
-	for (uint32_t i = 0; i < n; i++)
-		srv_metrics_op(c->sh->m, h->opcode, status, 0, 0, 0);
+	refused_count(c->sh, h->opcode, status, n);
 }
 
 /*
@@ -1065,17 +1072,14 @@ op_getv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	b->h = *h;
 	b->n = n;
 	b->st = (uint8_t *)&b->r[n];
-	for (uint32_t i = adm; i < n; i++) { /* no room for them now */
+	for (uint32_t i = adm; i < n; i++) /* no room for them now */
 		put_le32(b->st + 4 * i, (uint32_t)-GPC_EBUSY);
-		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
-	}
+	refused_count(sh, h->opcode, -GPC_EBUSY, n - adm);
 	for (uint32_t i = 0; i < adm; i++) {
 		struct srv_req *r = calloc(1, sizeof(*r));
 
 		if (r == NULL) { /* those made so far end, the batch fails */
-			for (uint32_t j = i; j < adm; j++) /* counted here */
-				srv_metrics_op(sh->m, h->opcode, -ENOMEM, 0, 0,
-					       0);
+			refused_count(sh, h->opcode, -ENOMEM, adm - i);
 			getv_end(b, -ENOMEM);
 			return;
 		}
@@ -1142,10 +1146,9 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 	for (uint32_t i = 0; i < n; i++)
 		b->total += blk[i].len;
 	/* no room for the rest now: BUSY, their DATA finds no PUT */
-	for (uint32_t i = adm; i < n; i++) {
+	for (uint32_t i = adm; i < n; i++)
 		put_le32(b->st + 4 * i, (uint32_t)-GPC_EBUSY);
-		srv_metrics_op(sh->m, h->opcode, -GPC_EBUSY, 0, 0, 0);
-	}
+	refused_count(sh, h->opcode, -GPC_EBUSY, n - adm);
 	for (uint32_t i = 0; i < n; i++) {
 		if (i >= adm) {
 			base += blk[i].len;

@@ -1941,30 +1941,31 @@ int
 store_put_landed(struct store *st, struct store_resv *r, uint32_t off,
 		 uint32_t len)
 {
-	uint32_t pos = 0, end;
+	uint32_t pos = 0, end, n;
 
 	if (len == 0 || off > r->len || len > r->len - off)
 		return -EINVAL;
 	end = off + len;
-	for (unsigned i = 0; i < r->iovcnt && pos < end; i++) {
-		uint32_t n = (uint32_t)r->iov[i].iov_len, a, b;
+	for (unsigned i = 0; i < r->iovcnt && pos < end; pos += n, i++) {
+		uint32_t a, b;
 		uint64_t t0;
 
+		n = (uint32_t)r->iov[i].iov_len;
 		a = off > pos ? off - pos : 0;
 		b = end < pos + n ? end - pos : n;
-		if (a < b && r->nland < STORE_RESV_MAXLAND) {
-			t0 = clock_cost_ns();
-			r->land[r->nland++] = (struct store_land){
-				pos + a, b - a,
-				crc32c_raw((const uint8_t *)r->iov[i].iov_base +
-						   a,
-					   b - a) };
-			st->s.crc_cpu_ns += clock_cost_ns() - t0;
-		} else if (a < b) {
+		if (a >= b)
+			continue; /* the piece is not in this chunk */
+		if (r->nland >= STORE_RESV_MAXLAND) {
 			r->nland = STORE_RESV_MAXLAND + 1; /* commit: the long
 							    * way */
+			break;
 		}
-		pos += n;
+		t0 = clock_cost_ns();
+		r->land[r->nland++] = (struct store_land){
+			pos + a, b - a,
+			crc32c_raw((const uint8_t *)r->iov[i].iov_base + a,
+				   b - a) };
+		st->s.crc_cpu_ns += clock_cost_ns() - t0;
 	}
 	return 0;
 }
