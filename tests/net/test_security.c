@@ -1131,7 +1131,7 @@ test_put_batch_wire(void)
 {
 	enum { N = 3, L0 = 5000, L2 = 7000 };
 	static const size_t len[N] = { L0, 1, L2 };
-	uint8_t k[N][32], kn[32], *d[N];
+	uint8_t k[N][32], kn[32], kd[32], *d[N];
 	struct raw r = { 0 };
 	struct wire_wr w;
 	struct raw_msg *m;
@@ -1181,6 +1181,25 @@ test_put_batch_wire(void)
 	CHECK(m != NULL && m->h.status == 0 && m->h.body_len == 8);
 	CHECK(lib_is(&alice, k[0], 88000, L0));
 	CHECK(lib_is(&alice, kn, 88000, L0));
+	/* put-if-absent naming a new key twice: the first stores it, the
+	 * second finds it there (it did not overwrite it) */
+	raw_clear(&r);
+	shard_key(88011, 0, kd);
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	wire_wr_bytes(&w, kd, 32);
+	wire_wr_u64(&w, L0);
+	wire_wr_bytes(&w, kd, 32);
+	wire_wr_u64(&w, L0);
+	id = raw_send(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 2, w.buf, w.len);
+	wire_wr_fini(&w);
+	raw_data(&r, id, 0, d[0], L0);
+	raw_data(&r, id, L0, d[2], L0);
+	m = raw_wait(&r, id, 5000);
+	CHECK(m != NULL && m->h.status == 0 && m->h.body_len == 8);
+	for (unsigned i = 0; m != NULL && m->h.body_len == 8 && i < 2; i++)
+		CHECK_RC((int32_t)get_le32(m->body + 4 * i), 0);
+	CHECK(lib_is(&alice, kd, 88000, L0));
 	CHECK(!r.closed);
 	raw_close(&r);
 	/* DATA past the batch's last byte belongs to no block: a broken
