@@ -1122,6 +1122,27 @@ test_get_batch_wire(void)
 	printf("get batch on the wire: %u piece(s)\n", pieces);
 }
 
+/* Send a PUT batch of two blocks (a of la bytes, then b of lb) with
+ * flags; their DATA is the caller's. Returns the request id. */
+static uint64_t
+raw_putv2(struct raw *r, uint8_t flags, const uint8_t *a, uint64_t la,
+	  const uint8_t *b, uint64_t lb)
+{
+	struct wire_wr w;
+	uint64_t id;
+
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	wire_wr_bytes(&w, a, 32);
+	wire_wr_u64(&w, la);
+	wire_wr_bytes(&w, b, 32);
+	wire_wr_u64(&w, lb);
+	REQUIRE(w.err == 0);
+	id = raw_send(r, WIRE_OP_PUT, flags, 2, w.buf, w.len);
+	wire_wr_fini(&w);
+	return id;
+}
+
 /* A PUT batch as the wire carries it: three blocks' DATA at their
  * offsets one after another (the middle one a single byte, the last in
  * two pieces), answered once with the three statuses; a put-if-absent
@@ -1167,14 +1188,7 @@ test_put_batch_wire(void)
 		CHECK(lib_is(&alice, k[i], 88000 + i, len[i]));
 	/* put-if-absent: k[0] stays as it is, kn is stored */
 	raw_clear(&r);
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	wire_wr_bytes(&w, k[0], 32);
-	wire_wr_u64(&w, L2);
-	wire_wr_bytes(&w, kn, 32);
-	wire_wr_u64(&w, L0);
-	id = raw_send(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 2, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_putv2(&r, WIRE_F_IF_ABSENT, k[0], L2, kn, L0);
 	raw_data(&r, id, 0, d[2], L2);
 	raw_data(&r, id, L2, d[0], L0);
 	m = raw_wait(&r, id, 5000);
@@ -1185,14 +1199,7 @@ test_put_batch_wire(void)
 	 * second finds it there (it did not overwrite it) */
 	raw_clear(&r);
 	shard_key(88011, 0, kd);
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	wire_wr_bytes(&w, kd, 32);
-	wire_wr_u64(&w, L0);
-	wire_wr_bytes(&w, kd, 32);
-	wire_wr_u64(&w, L0);
-	id = raw_send(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 2, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_putv2(&r, WIRE_F_IF_ABSENT, kd, L0, kd, L0);
 	raw_data(&r, id, 0, d[0], L0);
 	raw_data(&r, id, L0, d[2], L0);
 	m = raw_wait(&r, id, 5000);
@@ -1206,14 +1213,7 @@ test_put_batch_wire(void)
 	 * client, closed at once (not left to server.client_timeout with
 	 * its other block waiting) */
 	raw_authed(&r, 0, "alice");
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	wire_wr_bytes(&w, k[0], 32);
-	wire_wr_u64(&w, L0);
-	wire_wr_bytes(&w, kn, 32);
-	wire_wr_u64(&w, L0);
-	id = raw_send(&r, WIRE_OP_PUT, 0, 2, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_putv2(&r, 0, k[0], L0, kn, L0);
 	raw_data(&r, id, 0, d[0], L0);
 	raw_data(&r, id, 2 * L0, d[0], L0);
 	m = raw_wait(&r, id, 1500); /* client_timeout is 3 s here */
