@@ -1002,6 +1002,29 @@ test_get_cap(void)
 
 /* ---- GET batches, as the wire carries them (docs/protocol.md) ---- */
 
+/* Send a PUT or GET batch of n blocks of ns NS: keys[i] with lens[i]
+ * (a PUT's length, a GET's cap), flags on the header; a PUT's DATA is
+ * the caller's. Returns the request id. */
+static uint64_t
+raw_batch(struct raw *r, uint8_t op, uint8_t flags, unsigned n,
+	  const uint8_t *const keys[], const uint64_t lens[])
+{
+	struct wire_wr w;
+	uint64_t id;
+
+	wire_wr_init(&w);
+	wire_wr_u64(&w, NS);
+	for (unsigned i = 0; i < n; i++) {
+		wire_wr_bytes(&w, keys[i], 32);
+		wire_wr_u64(&w, lens[i]);
+	}
+	REQUIRE(w.err == 0);
+	id = raw_send(r, op, flags, n, w.buf, w.len);
+	wire_wr_fini(&w);
+	return id;
+}
+
+
 /* The pieces and the answer to batch id of n blocks: the last message
  * that ends it (the last piece, or a plain answer), or NULL. */
 static struct raw_msg *
@@ -1029,8 +1052,9 @@ test_get_batch_wire(void)
 	enum { L0 = 10000, L2 = 3000, N = 4, CAP = 64 << 10 };
 	static const size_t cap[N] = { L0, 4096, L2 + 7, L2 - 1 };
 	uint8_t k[N][32], *buf = malloc(CAP), *want = malloc(L0 + L2);
+	const uint8_t *ks[N], *kx[WIRE_MAX_XFER];
+	uint64_t ls[N], lx[WIRE_MAX_XFER];
 	struct raw r = { 0 };
-	struct wire_wr w;
 	struct raw_msg *m;
 	uint64_t id, got = 0;
 	unsigned pieces = 0, bad = 0;
@@ -1048,15 +1072,11 @@ test_get_batch_wire(void)
 	memset(buf, PAT, CAP);
 	r.rbuf = buf;
 	r.rcap = CAP;
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
 	for (unsigned i = 0; i < N; i++) {
-		wire_wr_bytes(&w, k[i], 32);
-		wire_wr_u64(&w, cap[i]);
+		ks[i] = k[i];
+		ls[i] = cap[i];
 	}
-	REQUIRE(w.err == 0);
-	id = raw_send(&r, WIRE_OP_GET, 0, N, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_batch(&r, WIRE_OP_GET, 0, N, ks, ls);
 	m = raw_wait_getv(&r, id, N, 5000);
 	CHECK(m != NULL && m->data);
 	for (uint64_t t0 = nt_now_ms(); r.rx > 0 && nt_now_ms() - t0 < 5000;)
@@ -1088,14 +1108,9 @@ test_get_batch_wire(void)
 
 	/* nothing found: a plain answer with the statuses, no data */
 	raw_clear(&r);
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	for (unsigned i = 0; i < 2; i++) {
-		wire_wr_bytes(&w, k[1], 32);
-		wire_wr_u64(&w, 4096);
-	}
-	id = raw_send(&r, WIRE_OP_GET, 0, 2, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_batch(&r, WIRE_OP_GET, 0, 2,
+		       (const uint8_t *[]){ k[1], k[1] },
+		       (const uint64_t[]){ 4096, 4096 });
 	m = raw_wait_getv(&r, id, 2, 5000);
 	CHECK(m != NULL && !m->data && m->h.status == 0 && m->h.count == 2 &&
 	      m->h.body_len == 8);
@@ -1105,14 +1120,11 @@ test_get_batch_wire(void)
 	/* caps adding up past what the answer's status can count: refused
 	 * whole, the connection kept */
 	raw_clear(&r);
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
 	for (unsigned i = 0; i < WIRE_MAX_XFER; i++) {
-		wire_wr_bytes(&w, k[0], 32);
-		wire_wr_u64(&w, WIRE_MAX_BLOCK);
+		kx[i] = k[0];
+		lx[i] = WIRE_MAX_BLOCK;
 	}
-	id = raw_send(&r, WIRE_OP_GET, 0, WIRE_MAX_XFER, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_batch(&r, WIRE_OP_GET, 0, WIRE_MAX_XFER, kx, lx);
 	m = raw_wait_getv(&r, id, WIRE_MAX_XFER, 5000);
 	CHECK(m != NULL && !m->data && m->h.status == -GPC_ETOOBIG);
 	CHECK(!r.closed);
@@ -1120,27 +1132,6 @@ test_get_batch_wire(void)
 	free(buf);
 	free(want);
 	printf("get batch on the wire: %u piece(s)\n", pieces);
-}
-
-/* Send a PUT batch of two blocks (a of la bytes, then b of lb) with
- * flags; their DATA is the caller's. Returns the request id. */
-static uint64_t
-raw_putv2(struct raw *r, uint8_t flags, const uint8_t *a, uint64_t la,
-	  const uint8_t *b, uint64_t lb)
-{
-	struct wire_wr w;
-	uint64_t id;
-
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	wire_wr_bytes(&w, a, 32);
-	wire_wr_u64(&w, la);
-	wire_wr_bytes(&w, b, 32);
-	wire_wr_u64(&w, lb);
-	REQUIRE(w.err == 0);
-	id = raw_send(r, WIRE_OP_PUT, flags, 2, w.buf, w.len);
-	wire_wr_fini(&w);
-	return id;
 }
 
 /* A PUT batch as the wire carries it: three blocks' DATA at their
@@ -1151,10 +1142,9 @@ static void
 test_put_batch_wire(void)
 {
 	enum { N = 3, L0 = 5000, L2 = 7000 };
-	static const size_t len[N] = { L0, 1, L2 };
+	static const uint64_t len[N] = { L0, 1, L2 };
 	uint8_t k[N][32], kn[32], kd[32], *d[N];
 	struct raw r = { 0 };
-	struct wire_wr w;
 	struct raw_msg *m;
 	uint64_t id, off = 0;
 
@@ -1166,15 +1156,8 @@ test_put_batch_wire(void)
 	}
 	shard_key(88010, 0, kn);
 	raw_authed(&r, 0, "alice");
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	for (unsigned i = 0; i < N; i++) {
-		wire_wr_bytes(&w, k[i], 32);
-		wire_wr_u64(&w, len[i]);
-	}
-	REQUIRE(w.err == 0);
-	id = raw_send(&r, WIRE_OP_PUT, 0, N, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_batch(&r, WIRE_OP_PUT, 0, N,
+		       (const uint8_t *[]){ k[0], k[1], k[2] }, len);
 	raw_data(&r, id, off, d[0], L0);
 	raw_data(&r, id, off += L0, d[1], 1);
 	raw_data(&r, id, off += 1, d[2], 4096);
@@ -1188,7 +1171,9 @@ test_put_batch_wire(void)
 		CHECK(lib_is(&alice, k[i], 88000 + i, len[i]));
 	/* put-if-absent: k[0] stays as it is, kn is stored */
 	raw_clear(&r);
-	id = raw_putv2(&r, WIRE_F_IF_ABSENT, k[0], L2, kn, L0);
+	id = raw_batch(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 2,
+		       (const uint8_t *[]){ k[0], kn },
+		       (const uint64_t[]){ L2, L0 });
 	raw_data(&r, id, 0, d[2], L2);
 	raw_data(&r, id, L2, d[0], L0);
 	m = raw_wait(&r, id, 5000);
@@ -1199,7 +1184,9 @@ test_put_batch_wire(void)
 	 * second finds it there (it did not overwrite it) */
 	raw_clear(&r);
 	shard_key(88011, 0, kd);
-	id = raw_putv2(&r, WIRE_F_IF_ABSENT, kd, L0, kd, L0);
+	id = raw_batch(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 2,
+		       (const uint8_t *[]){ kd, kd },
+		       (const uint64_t[]){ L0, L0 });
 	raw_data(&r, id, 0, d[0], L0);
 	raw_data(&r, id, L0, d[2], L0);
 	m = raw_wait(&r, id, 5000);
@@ -1213,7 +1200,9 @@ test_put_batch_wire(void)
 	 * client, closed at once (not left to server.client_timeout with
 	 * its other block waiting) */
 	raw_authed(&r, 0, "alice");
-	id = raw_putv2(&r, 0, k[0], L0, kn, L0);
+	id = raw_batch(&r, WIRE_OP_PUT, 0, 2,
+		       (const uint8_t *[]){ k[0], kn },
+		       (const uint64_t[]){ L0, L0 });
 	raw_data(&r, id, 0, d[0], L0);
 	raw_data(&r, id, 2 * L0, d[0], L0);
 	m = raw_wait(&r, id, 1500); /* client_timeout is 3 s here */
@@ -1373,7 +1362,6 @@ test_busy_batch(void)
 	struct raw r = { 0 };
 	uint8_t hk[NH][32], k[N][32], *d = malloc(L), *buf = malloc(N * L);
 	uint64_t hid[NH], id;
-	struct wire_wr w;
 	struct raw_msg *m;
 	unsigned ok = 0;
 
@@ -1386,14 +1374,9 @@ test_busy_batch(void)
 	}
 	for (unsigned i = 0; i < N; i++)
 		shard_key(89000 + i, 0, k[i]);
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	for (unsigned i = 0; i < N; i++) {
-		wire_wr_bytes(&w, k[i], 32);
-		wire_wr_u64(&w, L);
-	}
-	id = raw_send(&r, WIRE_OP_PUT, 0, N, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_batch(&r, WIRE_OP_PUT, 0, N,
+		       (const uint8_t *[]){ k[0], k[1], k[2] },
+		       (const uint64_t[]){ L, L, L });
 	for (unsigned i = 0; i < N; i++)
 		raw_data(&r, id, (uint64_t)i * L, d, L);
 	m = raw_wait(&r, id, 5000);
@@ -1411,14 +1394,9 @@ test_busy_batch(void)
 	memset(buf, PAT, N * L);
 	r.rbuf = buf;
 	r.rcap = N * L;
-	wire_wr_init(&w);
-	wire_wr_u64(&w, NS);
-	for (unsigned i = 0; i < N; i++) {
-		wire_wr_bytes(&w, k[0], 32);
-		wire_wr_u64(&w, L);
-	}
-	id = raw_send(&r, WIRE_OP_GET, 0, N, w.buf, w.len);
-	wire_wr_fini(&w);
+	id = raw_batch(&r, WIRE_OP_GET, 0, N,
+		       (const uint8_t *[]){ k[0], k[0], k[0] },
+		       (const uint64_t[]){ L, L, L });
 	m = raw_wait_getv(&r, id, N, 5000);
 	for (uint64_t t0 = nt_now_ms(); r.rx > 0 && nt_now_ms() - t0 < 5000;)
 		raw_pump(1);
