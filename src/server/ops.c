@@ -530,13 +530,12 @@ put_start(struct srv_req *r)
 		return 0;
 	}
 	if (!r->checked && (r->checked = true) &&
-	    (r->dup ||
-	     store_put_check(st, r->blk.ns, r->blk.key, r->blk.len,
-			     ((r->h.flags & WIRE_F_DURABLE) ? STORE_PUT_DURABLE
-							    : 0) |
-			     ((r->h.flags & WIRE_F_IF_ABSENT)
-				      ? STORE_PUT_IF_ABSENT
-				      : 0)) > 0)) {
+	    store_put_check(st, r->blk.ns, r->blk.key, r->blk.len,
+			    ((r->h.flags & WIRE_F_DURABLE) ? STORE_PUT_DURABLE
+							   : 0) |
+			    ((r->h.flags & WIRE_F_IF_ABSENT)
+				     ? STORE_PUT_IF_ABSENT
+				     : 0)) > 0) {
 		r->state = PUT_SKIP;
 		r->t_wait = clock_now_ns(); /* it waits for its client now */
 		pend_drop(r);
@@ -1160,10 +1159,6 @@ op_putv(struct srv_conn *c, const struct wire_hdr *h, const uint8_t *body)
 			.c = c, .h = *h, .blk = blk[i], .cns = blk[i].ns,
 			.t0 = now, .pv = b, .gi = i, .base = base,
 			.hint = { .ttl_s = hint.ttl_s, .prio = hint.prio } };
-		/* put-if-absent of a key an earlier block stores: found */
-		for (uint32_t j = 0; j < i && (h->flags & WIRE_F_IF_ABSENT); j++)
-			if (memcmp(blk[j].key, blk[i].key, WIRE_KEY_LEN) == 0)
-				r[i]->dup = true;
 		r[i]->blk.ns = ns_of(c, blk[i].ns);
 		base += blk[i].len;
 		c->inflight++;

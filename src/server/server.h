@@ -72,8 +72,6 @@ struct srv_req {
 	/* PUT */
 	uint8_t state;          /* enum put_state */
 	bool checked;           /* PUT: store_put_check has had its say */
-	bool dup;               /* PUT: an earlier block of its put-if-absent
-				 * batch has its key (it is skipped) */
 	struct store_hint hint; /* PUT: the client's TTL and priority */
 	union {
 		struct store_resv resv; /* PUT: the block's place */

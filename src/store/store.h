@@ -82,7 +82,8 @@ struct store_stats {
 	uint32_t chunk_size, seg_cap;
 	uint64_t recovery_ns;
 	uint64_t put_bytes_offered; /* bytes clients put, written or not */
-	uint64_t puts_deduped;  /* puts of a key held already: a touch */
+	uint64_t puts_deduped;  /* puts of a key held already (a touch), or
+				 * being put (put-if-absent) */
 	uint64_t puts_refused;  /* new blocks the policy kept off flash */
 	uint64_t capacity_bytes; /* flash the log can hold (live data) */
 	uint64_t blocks_expired; /* blocks whose TTL ran out, found so */
@@ -169,7 +170,9 @@ int store_get_submit(struct store *st, uint64_t ns, const uint8_t *key,
  * Should a put of len bytes under (ns, key) be written at all? 0: yes.
  * STORE_PUT_DEDUP: with STORE_PUT_IF_ABSENT, the store holds the key at
  * that length already (the client says keys name content: engines' block
- * hashes hash the tokens), so the put only marks the block used. STORE_PUT_REFUSED: a new block the policy
+ * hashes hash the tokens), so the put only marks the block used; or a
+ * reservation of it at that length is open (its bytes are on their way),
+ * so the put writes nothing. STORE_PUT_REFUSED: a new block the policy
  * does not admit (policy.h); the put has succeeded as far as the client
  * is concerned, and a later get misses. Durable puts are always written.
  * store_put_submit applies it itself; a zero-copy server calls it before
@@ -186,7 +189,9 @@ int store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
  * bytes in DRAM, in order) by any means, then commit (checksum, header,
  * index; the block becomes readable; cb as for put_submit) or abort
  * (nothing is published). The segment is not sealed while reservations
- * on it are open. -EAGAIN: the write buffer is full, poll and retry.
+ * on it are open. -EAGAIN: the write buffer is full, poll and retry. r
+ * stays where it is until its commit or abort (the store links open
+ * reservations by key, for store_put_check).
  */
 #define STORE_RESV_MAXIOV 34 /* a record spans at most k + 1 chunks */
 #define STORE_RESV_MAXLAND 32 /* store_put_landed runs kept */
@@ -198,6 +203,7 @@ struct store_resv {
 				 * commit */
 	uint32_t len, off;
 	int wb;
+	struct store_resv *hnext; /* the store's: open ones by key */
 	struct iovec iov[STORE_RESV_MAXIOV];
 	unsigned iovcnt;
 	/* the store's: runs checksummed by store_put_landed */

@@ -69,6 +69,8 @@ struct crc_frag {
 	uint32_t loff, len, q;
 };
 
+#define STORE_RESV_BUCKETS 256u
+
 struct wbuf {
 	struct store *st;
 	uint8_t *mem;      /* w * chunk_size, 4096-aligned; chunk i at i*cs */
@@ -121,6 +123,8 @@ struct store {
 	unsigned nwb;
 	bool bufs_registered;  /* the write buffers are fixed buffers */
 	int cur;               /* open write buffer, or -1 */
+	struct store_resv *resv_ht[STORE_RESV_BUCKETS]; /* reservations
+				* not yet committed or aborted, by key */
 	uint64_t next_seq;
 	struct store_done *done_head, *done_tail; /* callbacks to run */
 	struct store_done *flushq;                /* flush waiters */

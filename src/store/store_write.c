@@ -1221,6 +1221,40 @@ store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
 	return found;
 }
 
+/* The chain of open reservations (ns, key) would be on. */
+static struct store_resv **
+resv_chain(struct store *st, uint64_t ns, const uint8_t *key)
+{
+	return &st->resv_ht[index_hash_kh(ns, index_key_hash(key)).tag %
+			    STORE_RESV_BUCKETS];
+}
+
+/* Is a reservation of (ns, key) at len's sectors open? */
+static bool
+resv_open(struct store *st, uint64_t ns, const uint8_t *key, uint64_t len)
+{
+	const struct store_resv *r = *resv_chain(st, ns, key);
+
+	for (; r != NULL; r = r->hnext)
+		if (r->ns == ns && memcmp(r->key, key, STORE_KEY_LEN) == 0 &&
+		    (r->len + STORE_SECTOR - 1) / STORE_SECTOR ==
+			    (len + STORE_SECTOR - 1) / STORE_SECTOR)
+			return true;
+	return false;
+}
+
+static void
+resv_unlink(struct store *st, struct store_resv *r)
+{
+	struct store_resv **pp = resv_chain(st, r->ns, r->key);
+
+	while (*pp != NULL && *pp != r)
+		pp = &(*pp)->hnext;
+	if (*pp == r)
+		*pp = r->hnext;
+	r->hnext = NULL;
+}
+
 int
 store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 		uint64_t len, unsigned flags)
@@ -1239,6 +1273,12 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 		    loc.len4k != (len + STORE_SECTOR - 1) / STORE_SECTOR)
 			return 0;
 		index_set_flags(st->ix, hk, INDEX_F_REF, 0);
+		st->s.puts_deduped++;
+		return STORE_PUT_DEDUP;
+	}
+	/* another put of it is landing (two engines offloading the same
+	 * prefix at once): one copy is enough */
+	if ((flags & STORE_PUT_IF_ABSENT) && resv_open(st, ns, key, len)) {
 		st->s.puts_deduped++;
 		return STORE_PUT_DEDUP;
 	}
@@ -1930,6 +1970,8 @@ store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
 	*r = (struct store_resv){ .ns = ns, .len = len, .wb = st->cur,
 				  .off = w->data_len };
 	memcpy(r->key, key, STORE_KEY_LEN);
+	r->hnext = *resv_chain(st, ns, key);
+	*resv_chain(st, ns, key) = r;
 	r->iovcnt = store_wbuf_pieces(st, w, w->data_len + STORE_SECTOR, len, r->iov,
 				STORE_RESV_MAXIOV);
 	w->data_len += rs;
@@ -2047,6 +2089,7 @@ store_put_commit(struct store *st, struct store_resv *r, unsigned flags,
 	uint32_t loff = r->off + STORE_SECTOR;
 	int rc = 0;
 
+	resv_unlink(st, r);
 	if (!land_commit(st, w, r, &raw)) /* not checksummed as it landed */
 		for (unsigned i = 0; i < r->iovcnt && rc == 0; i++) {
 			rc = frag_crc(st, w, loff, r->iov[i].iov_base,
@@ -2086,6 +2129,7 @@ store_put_abort(struct store *st, struct store_resv *r)
 {
 	struct wbuf *w = &st->wb[r->wb];
 
+	resv_unlink(st, r);
 	/* no record here, and zeros: the chunk checksum assumes them */
 	wbuf_zero(st, w, r->off, store_rec_size(r->len));
 	resv_done(st, w);

@@ -1137,16 +1137,17 @@ test_get_batch_wire(void)
 /* A PUT batch as the wire carries it: three blocks' DATA at their
  * offsets one after another (the middle one a single byte, the last in
  * two pieces), answered once with the three statuses; a put-if-absent
- * batch of a stored key and a new one stores only the new one. */
+ * batch of a stored key and a new one stores only the new one, and one
+ * of a key being put stores nothing. */
 static void
 test_put_batch_wire(void)
 {
 	enum { N = 3, L0 = 5000, L2 = 7000 };
 	static const uint64_t len[N] = { L0, 1, L2 };
-	uint8_t k[N][32], kn[32], kd[32], *d[N];
-	struct raw r = { 0 };
+	uint8_t k[N][32], kn[32], kd[32], kx[32], *d[N];
+	struct raw r = { 0 }, r2 = { 0 };
 	struct raw_msg *m;
-	uint64_t id, off = 0;
+	uint64_t id, id2, off = 0;
 
 	for (unsigned i = 0; i < N; i++) {
 		shard_key(88000 + i, 0, k[i]);
@@ -1194,6 +1195,27 @@ test_put_batch_wire(void)
 	for (unsigned i = 0; m != NULL && m->h.body_len == 8 && i < 2; i++)
 		CHECK_RC((int32_t)get_le32(m->body + 4 * i), 0);
 	CHECK(lib_is(&alice, kd, 88000, L0));
+	/* put-if-absent of a key whose bytes another message is landing
+	 * (two engines offloading one prefix at once): found, nothing
+	 * written; the first stores it once its bytes are in */
+	raw_clear(&r);
+	shard_key(88012, 0, kx);
+	id = raw_batch(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
+		       (const uint8_t *[]){ kx }, (const uint64_t[]){ L0 });
+	raw_data(&r, id, 0, d[0], 4096);
+	raw_authed(&r2, 0, "alice");
+	id2 = raw_batch(&r2, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
+			(const uint8_t *[]){ kx }, (const uint64_t[]){ L0 });
+	raw_data(&r2, id2, 0, d[2], L0);
+	m = raw_wait(&r2, id2, 5000);
+	CHECK(m != NULL && m->h.status == 0);
+	CHECK(lib_miss(&alice, kx)); /* the second did not store it */
+	raw_data(&r, id, 4096, d[0] + 4096, L0 - 4096);
+	m = raw_wait(&r, id, 5000);
+	CHECK(m != NULL && m->h.status == 0);
+	CHECK(lib_is(&alice, kx, 88000, L0));
+	CHECK(!r2.closed);
+	raw_close(&r2);
 	CHECK(!r.closed);
 	raw_close(&r);
 	/* DATA past the batch's last byte belongs to no block: a broken

@@ -461,6 +461,67 @@ test_landed_pieces(void)
 	check_clean_reopen(st, N, MAXLEN, 1u << 3 | 1u << 8);
 }
 
+/* A put-if-absent of a key whose bytes are landing (an open reservation
+ * of it at that length) writes nothing: two engines offloading the same
+ * prefix at once store it once. Aborted, the key is absent again;
+ * committed, the index has it. */
+static void
+test_resv_dedup(void)
+{
+	enum { N = 40, LEN = 100 };
+	const unsigned ia = STORE_PUT_IF_ABSENT;
+	struct store_resv r[N];
+	bool done[N] = { false };
+	uint8_t key[32], data[LEN];
+	struct store_stats s0, s1;
+	struct store *st;
+	int bad = 0;
+
+	mkstore(3, 2, 1);
+	st = reopen();
+	for (uint64_t i = 0; i < N; i++) {
+		test_key(i, key);
+		CHECK_RC(store_put_check(st, NS, key, test_len(i, LEN), ia), 0);
+		CHECK_RC(store_put_reserve(st, NS, key,
+					   (uint32_t)test_len(i, LEN), &r[i]),
+			 0);
+	}
+	store_get_stats(st, &s0);
+	/* finished from the last to the first, odd ones aborted; after
+	 * each, every key asks again */
+	for (uint64_t f = N + 1; f-- > 0;) {
+		if (f < N) {
+			if (f % 2) {
+				store_put_abort(st, &r[f]);
+			} else {
+				test_fill(f, data, test_len(f, LEN));
+				land(&r[f], data, 0,
+				     (uint32_t)test_len(f, LEN));
+				CHECK_RC(store_put_commit(st, &r[f], 0, NULL,
+							  NULL), 0);
+			}
+			done[f] = true;
+		}
+		for (uint64_t i = 0; i < N; i++) {
+			int want = done[i] && i % 2 ? 0 : STORE_PUT_DEDUP;
+			size_t len = test_len(i, LEN);
+
+			test_key(i, key);
+			bad += store_put_check(st, NS, key, len, ia) != want;
+			/* not put-if-absent, another length, another ns */
+			bad += store_put_check(st, NS, key, len, 0) != 0;
+			bad += store_put_check(st, NS, key, 5000, ia) != 0;
+			bad += store_put_check(st, NS + 1, key, len, ia) != 0;
+		}
+	}
+	CHECK_RC(bad, 0);
+	store_get_stats(st, &s1);
+	CHECK(s1.puts_deduped - s0.puts_deduped >= N);
+	for (uint64_t i = 0; i < N; i++)
+		CHECK_RC(verify(st, i, LEN, 1), i % 2 ? 0 : 1);
+	store_close(st);
+}
+
 /* One class's flood never evicts another class below its quota. */
 static void
 test_quota(void)
@@ -1029,6 +1090,7 @@ main(void)
 		test_degraded();
 		test_zero_copy();
 		test_landed_pieces();
+		test_resv_dedup();
 		test_quota();
 		test_wide();
 	}
