@@ -48,21 +48,22 @@ for line in open(sys.argv[1]):
     v, kind = w[0], w[1]
     d = dict(kv.split("=", 1) for kv in w[2:] if "=" in kv)
     who = v if kind == "gpc" else "am" if d.get("mode") == "am" else "rma"
-    key = (d["transport"], d["tier"], int(d["size"]), int(d["threads"]), d["op"])
+    key = (d["transport"], d["tier"], int(d["size"]), int(d["threads"]),
+           d["op"] + ("/" + d["batch"] if d.get("batch", "1") != "1" else ""))
     g[key, who].append(float(d["gbps"]))
     if kind == "gpc":
         g[key, v + "cpu"].append(float(d["srv_cpu_s_per_gb"]))
         g[key, v + "p99"].append(float(d["p99_us"]))
 med = lambda k: statistics.median(g[k]) if g.get(k) else 0.0
 print("\nmedians over rounds; GB/s; s/GB = server CPU per GB; B/A per shape")
-print("%-4s %-5s %-5s %-3s %-3s | %6s %6s %6s | %7s %7s | %6s %6s | %9s %9s"
+print("%-4s %-5s %-5s %-3s %-6s | %6s %6s %6s | %7s %7s | %6s %6s | %9s %9s"
       % ("tp", "tier", "size", "thr", "op", "A", "B", "B/A", "UCX am", "B/am", "A s/GB", "B s/GB", "A p99_us", "B p99_us"))
 ratios = []
 for key in sorted({k for k, _ in g}):
     a, b, am = med((key, "A")), med((key, "B")), med((key, "am"))
     if a:
         ratios.append(b / a)
-    print("%-4s %-5s %-5s %-3d %-3s | %6.2f %6.2f %6.2f | %7.2f %7.2f | %6.3f %6.3f | %9.0f %9.0f"
+    print("%-4s %-5s %-5s %-3d %-6s | %6.2f %6.2f %6.2f | %7.2f %7.2f | %6.3f %6.3f | %9.0f %9.0f"
           % (key[0], key[1], "%dK" % (key[2] >> 10), key[3], key[4], a, b, b / a if a else 0,
              am, b / am if am else 0, med((key, "Acpu")), med((key, "Bcpu")),
              med((key, "Ap99")), med((key, "Bp99"))))

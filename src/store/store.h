@@ -204,6 +204,7 @@ struct store_resv {
 	uint32_t len, off;
 	int wb;
 	struct store_resv *hnext; /* the store's: open ones by key */
+	uint64_t tag;             /* the store's: (ns, key)'s fingerprint */
 	struct iovec iov[STORE_RESV_MAXIOV];
 	unsigned iovcnt;
 	/* the store's: runs checksummed by store_put_landed */

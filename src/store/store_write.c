@@ -1221,22 +1221,23 @@ store_lookup_part(struct store *st, uint64_t ns, const uint8_t *keys,
 	return found;
 }
 
-/* The chain of open reservations (ns, key) would be on. */
+/* The chain of open reservations whose (ns, key) has fingerprint tag. */
 static struct store_resv **
-resv_chain(struct store *st, uint64_t ns, const uint8_t *key)
+resv_chain(struct store *st, uint64_t tag)
 {
-	return &st->resv_ht[index_hash_kh(ns, index_key_hash(key)).tag %
-			    STORE_RESV_BUCKETS];
+	return &st->resv_ht[tag % STORE_RESV_BUCKETS];
 }
 
-/* Is a reservation of (ns, key) at len's sectors open? */
+/* Is a reservation of (ns, key) (fingerprint hk) at len's sectors open? */
 static bool
-resv_open(struct store *st, uint64_t ns, const uint8_t *key, uint64_t len)
+resv_open(struct store *st, struct index_hkey hk, uint64_t ns,
+	  const uint8_t *key, uint64_t len)
 {
-	const struct store_resv *r = *resv_chain(st, ns, key);
+	const struct store_resv *r = *resv_chain(st, hk.tag);
 
 	for (; r != NULL; r = r->hnext)
-		if (r->ns == ns && memcmp(r->key, key, STORE_KEY_LEN) == 0 &&
+		if (r->tag == hk.tag && r->ns == ns &&
+		    memcmp(r->key, key, STORE_KEY_LEN) == 0 &&
 		    (r->len + STORE_SECTOR - 1) / STORE_SECTOR ==
 			    (len + STORE_SECTOR - 1) / STORE_SECTOR)
 			return true;
@@ -1246,7 +1247,7 @@ resv_open(struct store *st, uint64_t ns, const uint8_t *key, uint64_t len)
 static void
 resv_unlink(struct store *st, struct store_resv *r)
 {
-	struct store_resv **pp = resv_chain(st, r->ns, r->key);
+	struct store_resv **pp = resv_chain(st, r->tag);
 
 	while (*pp != NULL && *pp != r)
 		pp = &(*pp)->hnext;
@@ -1262,26 +1263,27 @@ store_put_check(struct store *st, uint64_t ns, const uint8_t *key,
 	uint64_t kh = index_key_hash(key);
 	struct index_hkey hk = index_hash_kh(ns, kh);
 	unsigned cls = store_ns_class(ns);
+	bool ia = (flags & STORE_PUT_IF_ABSENT) != 0, held;
 	struct index_loc loc;
 
 	st->s.put_bytes_offered += len;
 	if (flags & STORE_PUT_DURABLE)
 		return 0;
-	if (store_ix_find(st, ns, key, hk, &loc) == 0) {
-		/* a held key is never refused: its old bytes must not stay */
-		if (!(flags & STORE_PUT_IF_ABSENT) ||
-		    loc.len4k != (len + STORE_SECTOR - 1) / STORE_SECTOR)
-			return 0;
+	held = store_ix_find(st, ns, key, hk, &loc) == 0;
+	if (held && ia &&
+	    loc.len4k == (len + STORE_SECTOR - 1) / STORE_SECTOR) {
 		index_set_flags(st->ix, hk, INDEX_F_REF, 0);
 		st->s.puts_deduped++;
 		return STORE_PUT_DEDUP;
 	}
 	/* another put of it is landing (two engines offloading the same
 	 * prefix at once): one copy is enough */
-	if ((flags & STORE_PUT_IF_ABSENT) && resv_open(st, ns, key, len)) {
+	if (ia && resv_open(st, hk, ns, key, len)) {
 		st->s.puts_deduped++;
 		return STORE_PUT_DEDUP;
 	}
+	if (held)
+		return 0; /* never refused: its old bytes must not stay */
 	if (policy_admit(st->pol, policy_key(cls, kh),
 			 policy_tail(st->pol, cls, kh)))
 		return 0;
@@ -1970,8 +1972,9 @@ store_put_reserve(struct store *st, uint64_t ns, const uint8_t *key,
 	*r = (struct store_resv){ .ns = ns, .len = len, .wb = st->cur,
 				  .off = w->data_len };
 	memcpy(r->key, key, STORE_KEY_LEN);
-	r->hnext = *resv_chain(st, ns, key);
-	*resv_chain(st, ns, key) = r;
+	r->tag = index_hash(ns, key).tag;
+	r->hnext = *resv_chain(st, r->tag);
+	*resv_chain(st, r->tag) = r;
 	r->iovcnt = store_wbuf_pieces(st, w, w->data_len + STORE_SECTOR, len, r->iov,
 				STORE_RESV_MAXIOV);
 	w->data_len += rs;

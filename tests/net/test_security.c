@@ -1203,6 +1203,12 @@ test_put_batch_wire(void)
 	id = raw_batch(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
 		       (const uint8_t *[]){ kx }, (const uint64_t[]){ L0 });
 	raw_data(&r, id, 0, d[0], 4096);
+	/* a GET on the same connection answered: the PUT before it has
+	 * been taken in (reserved) */
+	id2 = raw_batch(&r, WIRE_OP_GET, 0, 1, (const uint8_t *[]){ kx },
+			(const uint64_t[]){ 4096 });
+	m = raw_wait_getv(&r, id2, 1, 5000);
+	CHECK(m != NULL && !m->data);
 	raw_authed(&r2, 0, "alice");
 	id2 = raw_batch(&r2, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
 			(const uint8_t *[]){ kx }, (const uint64_t[]){ L0 });

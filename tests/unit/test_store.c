@@ -519,6 +519,18 @@ test_resv_dedup(void)
 	CHECK(s1.puts_deduped - s0.puts_deduped >= N);
 	for (uint64_t i = 0; i < N; i++)
 		CHECK_RC(verify(st, i, LEN, 1), i % 2 ? 0 : 1);
+	/* a key held at one length and landing at another: the landing
+	 * one dedupes a third put at its length (the held one's length
+	 * dedupes as a touch) */
+	test_key(0, key);
+	CHECK_RC(store_put_check(st, NS, key, 5000, ia), 0);
+	CHECK_RC(store_put_reserve(st, NS, key, 5000, &r[0]), 0);
+	CHECK_RC(store_put_check(st, NS, key, 5000, ia), STORE_PUT_DEDUP);
+	CHECK_RC(store_put_check(st, NS, key, test_len(0, LEN), ia),
+		 STORE_PUT_DEDUP);
+	store_put_abort(st, &r[0]);
+	CHECK_RC(store_put_check(st, NS, key, 5000, ia), 0);
+	CHECK_RC(verify(st, 0, LEN, 1), 1);
 	store_close(st);
 }
 
