@@ -51,7 +51,7 @@ for s in "${suites[@]}"; do
 	case $s in
 	base)
 		paths=("$ROOT/tests/python/test_client.py" "$ROOT/tests/python/test_sim.py"
-		       "$ROOT/tests/python/test_busy.py")
+		       "$ROOT/tests/python/test_busy.py" "$ROOT/tests/python/test_dedupe.py")
 		if (cd "$ROOT" && "$venv/bin/ruff" check python tests/python); then
 			pass=$((pass + 1))
 		else
