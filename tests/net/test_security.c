@@ -1144,10 +1144,11 @@ test_put_batch_wire(void)
 {
 	enum { N = 3, L0 = 5000, L2 = 7000 };
 	static const uint64_t len[N] = { L0, 1, L2 };
-	uint8_t k[N][32], kn[32], kd[32], kx[32], *d[N];
+	uint8_t k[N][32], kn[32], kd[32], kx[32], ky[32], *d[N];
 	struct raw r = { 0 }, r2 = { 0 };
 	struct raw_msg *m;
 	uint64_t id, id2, off = 0;
+	bool stored;
 
 	for (unsigned i = 0; i < N; i++) {
 		shard_key(88000 + i, 0, k[i]);
@@ -1220,10 +1221,34 @@ test_put_batch_wire(void)
 	m = raw_wait(&r, id, 5000);
 	CHECK(m != NULL && m->h.status == 0);
 	CHECK(lib_is(&alice, kx, 88000, L0));
+	/* the landing PUT's client goes away mid-transfer: the key stays
+	 * absent, and a put-if-absent after the daemon has seen it go
+	 * stores it (nothing of the dead PUT is left to dedupe against) */
+	raw_clear(&r);
+	raw_clear(&r2);
+	shard_key(88013, 0, ky);
+	id = raw_batch(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
+		       (const uint8_t *[]){ ky }, (const uint64_t[]){ L0 });
+	raw_data(&r, id, 0, d[0], 4096);
+	id2 = raw_batch(&r, WIRE_OP_GET, 0, 1, (const uint8_t *[]){ ky },
+			(const uint64_t[]){ 4096 });
+	m = raw_wait_getv(&r, id2, 1, 5000);
+	CHECK(m != NULL && !m->data);
+	raw_close(&r);
+	stored = false;
+	for (uint64_t t0 = nt_now_ms(); !stored && nt_now_ms() - t0 < 5000;) {
+		raw_clear(&r2);
+		id2 = raw_batch(&r2, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
+				(const uint8_t *[]){ ky },
+				(const uint64_t[]){ L0 });
+		raw_data(&r2, id2, 0, d[2], L0);
+		m = raw_wait(&r2, id2, 5000);
+		CHECK(m != NULL && m->h.status == 0);
+		stored = m != NULL && lib_is(&alice, ky, 88002, L0);
+	}
+	CHECK(stored);
 	CHECK(!r2.closed);
 	raw_close(&r2);
-	CHECK(!r.closed);
-	raw_close(&r);
 	/* DATA past the batch's last byte belongs to no block: a broken
 	 * client, closed at once (not left to server.client_timeout with
 	 * its other block waiting) */
