@@ -1134,6 +1134,28 @@ test_get_batch_wire(void)
 	printf("get batch on the wire: %u piece(s)\n", pieces);
 }
 
+/* A put-if-absent PUT of len bytes of data under key with its first
+ * 4096 sent, and taken in by the daemon (room reserved, the rest still to
+ * land): a GET after it on the same connection has been answered.
+ * Returns the PUT's id. */
+static uint64_t
+put_landing(struct raw *r, const uint8_t *key, const uint8_t *data,
+	    uint64_t len)
+{
+	uint64_t id = raw_batch(r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
+				(const uint8_t *[]){ key },
+				(const uint64_t[]){ len });
+	uint64_t gid;
+	struct raw_msg *m;
+
+	raw_data(r, id, 0, data, 4096);
+	gid = raw_batch(r, WIRE_OP_GET, 0, 1, (const uint8_t *[]){ key },
+			(const uint64_t[]){ 4096 });
+	m = raw_wait_getv(r, gid, 1, 5000);
+	CHECK(m != NULL && !m->data);
+	return id;
+}
+
 /* A PUT batch as the wire carries it: three blocks' DATA at their
  * offsets one after another (the middle one a single byte, the last in
  * two pieces), answered once with the three statuses; a put-if-absent
@@ -1201,15 +1223,7 @@ test_put_batch_wire(void)
 	 * written; the first stores it once its bytes are in */
 	raw_clear(&r);
 	shard_key(88012, 0, kx);
-	id = raw_batch(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
-		       (const uint8_t *[]){ kx }, (const uint64_t[]){ L0 });
-	raw_data(&r, id, 0, d[0], 4096);
-	/* a GET on the same connection answered: the PUT before it has
-	 * been taken in (reserved) */
-	id2 = raw_batch(&r, WIRE_OP_GET, 0, 1, (const uint8_t *[]){ kx },
-			(const uint64_t[]){ 4096 });
-	m = raw_wait_getv(&r, id2, 1, 5000);
-	CHECK(m != NULL && !m->data);
+	id = put_landing(&r, kx, d[0], L0);
 	raw_authed(&r2, 0, "alice");
 	id2 = raw_batch(&r2, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
 			(const uint8_t *[]){ kx }, (const uint64_t[]){ L0 });
@@ -1227,13 +1241,7 @@ test_put_batch_wire(void)
 	raw_clear(&r);
 	raw_clear(&r2);
 	shard_key(88013, 0, ky);
-	id = raw_batch(&r, WIRE_OP_PUT, WIRE_F_IF_ABSENT, 1,
-		       (const uint8_t *[]){ ky }, (const uint64_t[]){ L0 });
-	raw_data(&r, id, 0, d[0], 4096);
-	id2 = raw_batch(&r, WIRE_OP_GET, 0, 1, (const uint8_t *[]){ ky },
-			(const uint64_t[]){ 4096 });
-	m = raw_wait_getv(&r, id2, 1, 5000);
-	CHECK(m != NULL && !m->data);
+	put_landing(&r, ky, d[0], L0);
 	raw_close(&r);
 	stored = false;
 	for (uint64_t t0 = nt_now_ms(); !stored && nt_now_ms() - t0 < 5000;) {
