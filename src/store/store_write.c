@@ -33,6 +33,7 @@
  * A put that needs a slot or a buffer not yet free gets -EAGAIN; the open
  * segment stays open until the next can open, so deletes still land.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1251,6 +1252,7 @@ resv_unlink(struct store *st, struct store_resv *r)
 
 	while (*pp != NULL && *pp != r)
 		pp = &(*pp)->hnext;
+	assert(*pp == r); /* else r's ns or key changed since its reserve */
 	if (*pp == r)
 		*pp = r->hnext;
 	r->hnext = NULL;
