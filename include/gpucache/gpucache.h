@@ -55,7 +55,8 @@ const char *gpc_strerror(int err);
 #define GPC_KEY_LEN 32
 #define GPC_PUT_DURABLE 0x1u     /* acknowledge once on flash */
 /* Keys name their content (an engine's block hash): a key the tier holds
- * already is not rewritten; the put only marks the block used. */
+ * already is not rewritten (the put only marks the block used), nor one
+ * another client's put is landing (readable once that put ends). */
 #define GPC_PUT_IF_ABSENT 0x4u
 #define GPC_LOOKUP_PREFETCH 0x2u /* start reading the found prefix */
 /* (flag values are unique across calls, so one passed to the wrong call

@@ -360,7 +360,8 @@ class Client:
         """Store values[i] under keys[i]; raise BatchError if any block failed.
         ``durable``: acknowledged once on flash; ``if_absent``: the keys name
         their content (an engine's block hash), so a key the tier holds
-        already is not rewritten, only marked used. Hints for the blocks
+        already is not rewritten, only marked used, nor one another client
+        is putting (readable once that put ends). Hints for the blocks
         (docs/cache-policy.md): ``ttl``, seconds after which they expire
         (0: never); ``priority``: "low" (the first to go), "normal" or
         "high" (kept by reclaim whether read or not). ValueError for a
