@@ -533,9 +533,8 @@ put_start(struct srv_req *r)
 	    store_put_check(st, r->blk.ns, r->blk.key, r->blk.len,
 			    ((r->h.flags & WIRE_F_DURABLE) ? STORE_PUT_DURABLE
 							   : 0) |
-			    ((r->h.flags & WIRE_F_IF_ABSENT)
-				     ? STORE_PUT_IF_ABSENT
-				     : 0)) > 0) {
+			    ((r->h.flags & WIRE_F_IF_ABSENT) ? STORE_PUT_IF_ABSENT
+							     : 0)) > 0) {
 		r->state = PUT_SKIP;
 		r->t_wait = clock_now_ns(); /* it waits for its client now */
 		pend_drop(r);
